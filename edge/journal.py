@@ -1,0 +1,413 @@
+"""The edge journal and outbox: the only writer of money data on the device.
+
+One SQLite file (WAL, ``synchronous=FULL``). A weighing is signed, hash-chained and
+committed in one transaction *before* anything publishes it; it leaves the outbox
+only when the server's application ack arrives (a PUBACK proves nothing about the
+ledger). Acked weighings stay in the journal for ``retention_days`` as the device's
+own evidence ("alibi memory").
+
+Fill readings share the outbox but not the guarantees: they expire by age.
+
+Tables:
+    weighing   seq (chain order), event_id, ts, payload (exact bytes sent), hash,
+               sent_mono / send_count (pacing), acked_at / ack_status / ack_reason
+    fill       seq, ts, payload, expires_at, sent_mono, acked_at
+    meta       key/value: device id, pruned-through hash
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Final, Protocol
+
+from edge.clock import Clock
+from edge.protocol import (
+    GENESIS_HASH,
+    AckItem,
+    Channel,
+    FillEvent,
+    FillReading,
+    RecordKind,
+    Weighing,
+    encode,
+    format_ts,
+)
+
+SCHEMA_VERSION: Final = 1
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS weighing (
+    seq        INTEGER PRIMARY KEY,
+    event_id   TEXT NOT NULL UNIQUE,
+    ts         TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    hash       TEXT NOT NULL,
+    recorded_mono REAL NOT NULL,
+    sent_mono  REAL,
+    send_count INTEGER NOT NULL DEFAULT 0,
+    acked_at   TEXT,
+    ack_status TEXT,
+    ack_reason TEXT
+);
+CREATE INDEX IF NOT EXISTS weighing_unacked ON weighing(seq) WHERE acked_at IS NULL;
+CREATE TABLE IF NOT EXISTS fill (
+    seq        INTEGER PRIMARY KEY,
+    ts         TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    expires_at TEXT NOT NULL,
+    sent_mono  REAL,
+    acked_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS fill_unacked ON fill(seq) WHERE acked_at IS NULL;
+"""
+
+
+class Signer(Protocol):
+    def sign(self, data: bytes) -> str: ...
+
+
+class JournalFull(RuntimeError):
+    """The journal refuses a new weighing: the outbox bound or the disk is full.
+
+    The agent must show this (LED, alarm) and keep the scale from being used as a
+    trade instrument until it clears; it never drops an existing record.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class WeighingDraft:
+    """What the workflow measured; the journal adds identity, time and evidence."""
+
+    site_id: str
+    scale_id: str
+    category: str
+    badge: str | None
+    gross_kg: str
+    tare_kg: str
+    net_kg: str
+    unit: str
+    raw: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    kind: RecordKind
+    seq: int
+    channel: Channel
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChainReport:
+    checked: int
+    first_broken_seq: int | None
+    reason: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_seq is None
+
+
+class Journal:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        device_id: str,
+        boot_id: str,
+        signer: Signer,
+        clock: Clock,
+        max_unacked: int = 200_000,
+        fill_ttl: timedelta = timedelta(days=3),
+    ) -> None:
+        self.path = path
+        self.device_id = device_id
+        self.boot_id = boot_id
+        self._signer = signer
+        self._clock = clock
+        self._max_unacked = max_unacked
+        self._fill_ttl = fill_ttl
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so that the read
+        # of the chain head and the insert are one atomic step.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+        self._check_identity()
+
+    def _check_identity(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
+        if row is None:
+            self._db.execute(
+                "INSERT INTO meta VALUES ('device_id', ?), ('schema', ?)",
+                (self.device_id, str(SCHEMA_VERSION)),
+            )
+        elif row[0] != self.device_id:
+            raise ValueError(
+                f"{self.path}: journal belongs to device {row[0]!r}, not {self.device_id!r}"
+            )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------------ recording
+
+    def record_weighing(self, draft: WeighingDraft) -> Weighing:
+        """Sign, chain and commit one weighing. Returns it once it is durable."""
+        now = self._clock.now()
+        mono = self._clock.monotonic()
+        try:
+            with self._tx() as db:
+                (unacked,) = db.execute(
+                    "SELECT count(*) FROM weighing WHERE acked_at IS NULL"
+                ).fetchone()
+                if unacked >= self._max_unacked:
+                    raise JournalFull(
+                        f"{unacked} weighings await the server's ack (limit {self._max_unacked})"
+                    )
+                head = db.execute("SELECT seq, hash FROM weighing ORDER BY seq DESC LIMIT 1")
+                last = head.fetchone()
+                seq, prev_hash = (last[0] + 1, last[1]) if last else (1, self._pruned_head(db))
+                unsigned = Weighing(
+                    device_id=self.device_id,
+                    boot_id=self.boot_id,
+                    seq=seq,
+                    event_id=uuid.uuid4().hex,
+                    ts=format_ts(now),
+                    time_synced=self._clock.synced(),
+                    mono_ms=int(mono * 1000),
+                    site_id=draft.site_id,
+                    scale_id=draft.scale_id,
+                    category=draft.category,
+                    badge=draft.badge,
+                    gross_kg=draft.gross_kg,
+                    tare_kg=draft.tare_kg,
+                    net_kg=draft.net_kg,
+                    stable=True,
+                    unit=draft.unit,
+                    raw=draft.raw,
+                    prev_hash=prev_hash,
+                )
+                body = unsigned.signing_bytes()
+                weighing = replace(
+                    unsigned, hash=unsigned.computed_hash(), sig=self._signer.sign(body)
+                )
+                db.execute(
+                    "INSERT INTO weighing (seq, event_id, ts, payload, hash, recorded_mono)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, weighing.event_id, weighing.ts, encode(weighing), weighing.hash, mono),
+                )
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise JournalFull(f"{self.path}: {exc}") from exc
+            raise
+        return weighing
+
+    def _pruned_head(self, db: sqlite3.Connection) -> str:
+        row = db.execute("SELECT value FROM meta WHERE key='pruned_head'").fetchone()
+        return str(row[0]) if row else GENESIS_HASH
+
+    def record_fill(
+        self,
+        *,
+        container_id: str,
+        distance_mm: int,
+        fill_pct: str,
+        event: FillEvent | None = None,
+        temperature_c: str | None = None,
+    ) -> FillReading:
+        now = self._clock.now()
+        with self._tx() as db:
+            (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
+            reading = FillReading(
+                device_id=self.device_id,
+                boot_id=self.boot_id,
+                seq=last + 1,
+                ts=format_ts(now),
+                time_synced=self._clock.synced(),
+                mono_ms=int(self._clock.monotonic() * 1000),
+                container_id=container_id,
+                distance_mm=distance_mm,
+                fill_pct=fill_pct,
+                event=event,
+                temperature_c=temperature_c,
+            )
+            db.execute(
+                "INSERT INTO fill (seq, ts, payload, expires_at) VALUES (?, ?, ?, ?)",
+                (reading.seq, reading.ts, encode(reading), format_ts(now + self._fill_ttl)),
+            )
+        return reading
+
+    # ------------------------------------------------------------------ outbox
+
+    def due(self, *, now_mono: float, ack_timeout: float, limit: int) -> list[OutboxItem]:
+        """Unacked records never sent, or sent longer than ``ack_timeout`` ago; oldest first.
+
+        Weighings come before fill readings: money first when the link is scarce.
+        """
+        if limit <= 0:
+            return []
+        cutoff = now_mono - ack_timeout
+        items = [
+            OutboxItem(RecordKind.WEIGHING, seq, Channel.WEIGHING, bytes(payload))
+            for seq, payload in self._db.execute(
+                "SELECT seq, payload FROM weighing WHERE acked_at IS NULL"
+                " AND (sent_mono IS NULL OR sent_mono < ?) ORDER BY seq LIMIT ?",
+                (cutoff, limit),
+            )
+        ]
+        if len(items) < limit:
+            items += [
+                OutboxItem(RecordKind.FILL, seq, Channel.FILL, bytes(payload))
+                for seq, payload in self._db.execute(
+                    "SELECT seq, payload FROM fill WHERE acked_at IS NULL"
+                    " AND (sent_mono IS NULL OR sent_mono < ?) ORDER BY seq LIMIT ?",
+                    (cutoff, limit - len(items)),
+                )
+            ]
+        return items
+
+    def in_flight(self, *, now_mono: float, ack_timeout: float) -> int:
+        """Records sent within ``ack_timeout`` and not yet acked: the in-flight window."""
+        cutoff = now_mono - ack_timeout
+        (n,) = self._db.execute(
+            "SELECT (SELECT count(*) FROM weighing WHERE acked_at IS NULL AND sent_mono >= ?)"
+            " + (SELECT count(*) FROM fill WHERE acked_at IS NULL AND sent_mono >= ?)",
+            (cutoff, cutoff),
+        ).fetchone()
+        return int(n)
+
+    def mark_sent(self, items: Sequence[OutboxItem], now_mono: float) -> None:
+        with self._tx() as db:
+            for item in items:
+                table = "weighing" if item.kind is RecordKind.WEIGHING else "fill"
+                extra = ", send_count = send_count + 1" if table == "weighing" else ""
+                db.execute(
+                    f"UPDATE {table} SET sent_mono = ?{extra} WHERE seq = ?",  # noqa: S608
+                    (now_mono, item.seq),
+                )
+
+    def reset_pacing(self) -> None:
+        """After a (re)connect: everything unacked is due again, oldest first."""
+        with self._tx() as db:
+            db.execute("UPDATE weighing SET sent_mono = NULL WHERE acked_at IS NULL")
+            db.execute("UPDATE fill SET sent_mono = NULL WHERE acked_at IS NULL")
+
+    def apply_acks(self, acks: Sequence[AckItem]) -> list[AckItem]:
+        """Mark records acked; returns the items that changed something (for logging/alarms)."""
+        at = format_ts(self._clock.now())
+        changed: list[AckItem] = []
+        with self._tx() as db:
+            for ack in acks:
+                if ack.kind is RecordKind.WEIGHING:
+                    cur = db.execute(
+                        "UPDATE weighing SET acked_at = ?, ack_status = ?, ack_reason = ?"
+                        " WHERE seq = ? AND acked_at IS NULL",
+                        (at, ack.status.value, ack.reason, ack.seq),
+                    )
+                else:
+                    cur = db.execute(
+                        "UPDATE fill SET acked_at = ? WHERE seq = ? AND acked_at IS NULL",
+                        (at, ack.seq),
+                    )
+                if cur.rowcount:
+                    changed.append(ack)
+        return changed
+
+    def expire_fill(self) -> int:
+        """Drop fill readings past their time to live; weighings never expire."""
+        now = format_ts(self._clock.now())
+        with self._tx() as db:
+            cur = db.execute("DELETE FROM fill WHERE acked_at IS NULL AND expires_at < ?", (now,))
+            db.execute("DELETE FROM fill WHERE acked_at IS NOT NULL")
+        return cur.rowcount
+
+    def prune(self, retention: timedelta = timedelta(days=90)) -> int:
+        """Delete acked weighings older than ``retention`` (at least 90 days).
+
+        The hash of the newest pruned record is kept, so the chain stays checkable
+        from the oldest remaining record.
+        """
+        if retention < timedelta(days=90):
+            raise ValueError("the journal keeps weighings for at least 90 days")
+        cutoff = format_ts(self._clock.now() - retention)
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT max(seq) FROM weighing WHERE ts < ? AND acked_at IS NOT NULL"
+                " AND seq < (SELECT coalesce(min(seq), 1 << 62) FROM weighing"
+                "            WHERE acked_at IS NULL)",
+                (cutoff,),
+            ).fetchone()
+            upto = row[0]
+            if upto is None:
+                return 0
+            (head,) = db.execute("SELECT hash FROM weighing WHERE seq = ?", (upto,)).fetchone()
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_head', ?)", (head,))
+            cur = db.execute("DELETE FROM weighing WHERE seq <= ?", (upto,))
+        return cur.rowcount
+
+    # ------------------------------------------------------------------ inspection
+
+    def unacked_count(self) -> int:
+        (n,) = self._db.execute("SELECT count(*) FROM weighing WHERE acked_at IS NULL").fetchone()
+        return int(n)
+
+    def oldest_unacked_mono(self) -> float | None:
+        row = self._db.execute(
+            "SELECT min(recorded_mono) FROM weighing WHERE acked_at IS NULL"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def weighings(self) -> Iterator[tuple[Weighing, str | None]]:
+        """Every weighing in the journal with its ack status, in chain order."""
+        from edge.protocol import decode_weighing
+
+        for payload, status in self._db.execute(
+            "SELECT payload, ack_status FROM weighing ORDER BY seq"
+        ):
+            yield decode_weighing(bytes(payload)), status
+
+    def verify(self, public_key_b64: str) -> ChainReport:
+        """Check every stored weighing: payload decodes, hash, link to previous, signature."""
+        from edge.evidence import verify_signature
+        from edge.protocol import ProtocolError, decode_weighing
+
+        prev = self._pruned_head(self._db)
+        checked = 0
+        for seq, payload, stored_hash in self._db.execute(
+            "SELECT seq, payload, hash FROM weighing ORDER BY seq"
+        ):
+            try:
+                w = decode_weighing(bytes(payload))
+            except ProtocolError as exc:
+                return ChainReport(checked, seq, f"payload does not decode: {exc}")
+            if w.seq != seq:
+                return ChainReport(checked, seq, f"payload says seq {w.seq}")
+            if w.hash != stored_hash:
+                return ChainReport(checked, seq, "stored hash differs from the payload's")
+            if w.prev_hash != prev:
+                return ChainReport(checked, seq, "prev_hash does not match the previous record")
+            if not verify_signature(public_key_b64, w.signing_bytes(), w.sig):
+                return ChainReport(checked, seq, "signature does not verify")
+            prev = w.hash
+            checked += 1
+        return ChainReport(checked, None, None)

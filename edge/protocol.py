@@ -1,0 +1,772 @@
+"""Wire protocol v1: the one contract between edge agents and the server.
+
+Standard library only, because both sides import it and the Pi must not pay for
+anything else. ``docs/protocol.md`` is the prose version of this module; keep them
+in step.
+
+Every payload is a UTF-8 JSON object with a version field ``v``. Decoding never
+trusts the sender: each ``decode_*`` function checks types, ranges and formats and
+raises :class:`ProtocolError` naming the offending field.
+
+Weights travel as decimal strings in kilograms with at most three decimal places
+(gram resolution, finer than any trade platform scale's division) so that the money
+path never sees a float.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Final
+
+PROTOCOL_VERSION: Final = 1
+TOPIC_ROOT: Final = "epr/v1"
+MAX_PAYLOAD_BYTES: Final = 64 * 1024
+GENESIS_HASH: Final = "0" * 64
+
+DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
+_IDENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_KG_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,3})?$")
+_PCT_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
+_HEX64_RE: Final = re.compile(r"^[0-9a-f]{64}$")
+_B64_RE: Final = re.compile(r"^[A-Za-z0-9+/]{86}==$")
+_TS_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+_MAX_RAW_FRAMES: Final = 8
+_MAX_RAW_CHARS: Final = 256
+_MAX_INT: Final = 2**53  # JSON integers stay exact in every consumer below this
+
+
+class ProtocolError(ValueError):
+    """A payload or topic that does not follow protocol v1.
+
+    ``field`` names the offending field (dotted for nested values) so that the
+    reason can go straight into a dead-letter record or an error message.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class Channel(StrEnum):
+    """The last topic segment(s) under ``epr/v1/{device_id}/``."""
+
+    WEIGHING = "weighing"
+    FILL = "fill"
+    HEALTH = "health"
+    ALARM = "alarm"
+    STATUS = "status"
+    ACK = "ack"
+    CONFIG = "config"
+    CONFIG_REPORTED = "config/reported"
+
+
+#: Channels a device publishes on; the rest are written by the server.
+DEVICE_CHANNELS: Final = frozenset(
+    {
+        Channel.WEIGHING,
+        Channel.FILL,
+        Channel.HEALTH,
+        Channel.ALARM,
+        Channel.STATUS,
+        Channel.CONFIG_REPORTED,
+    }
+)
+
+
+class AckStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+class RecordKind(StrEnum):
+    """Which per-device sequence an ack refers to."""
+
+    WEIGHING = "weighing"
+    FILL = "fill"
+
+
+class FillEvent(StrEnum):
+    FULL = "full"
+    EMPTIED = "emptied"
+    OVERFLOW = "overflow"
+    SENSOR_FAULT = "sensor_fault"
+
+
+class AlarmState(StrEnum):
+    RAISED = "raised"
+    CLEARED = "cleared"
+
+
+# --------------------------------------------------------------------------- topics
+
+
+def topic(device_id: str, channel: Channel) -> str:
+    """The topic for ``channel`` of ``device_id``; refuses ids that would break a topic."""
+    if not DEVICE_ID_RE.match(device_id):
+        raise ProtocolError("device_id", f"{device_id!r} is not a valid device id")
+    return f"{TOPIC_ROOT}/{device_id}/{channel.value}"
+
+
+def parse_topic(name: str) -> tuple[str, Channel]:
+    """Split ``epr/v1/{device_id}/{channel}`` into its parts."""
+    prefix = TOPIC_ROOT + "/"
+    if not name.startswith(prefix):
+        raise ProtocolError("topic", f"{name!r} is not under {TOPIC_ROOT}/")
+    device_id, _, rest = name[len(prefix) :].partition("/")
+    if not DEVICE_ID_RE.match(device_id):
+        raise ProtocolError("topic", f"{device_id!r} is not a valid device id")
+    try:
+        return device_id, Channel(rest)
+    except ValueError:
+        raise ProtocolError("topic", f"unknown channel {rest!r}") from None
+
+
+def subscription(channel: Channel, share_group: str | None = None) -> str:
+    """Wildcard filter for one channel of every device, optionally as a shared subscription."""
+    base = f"{TOPIC_ROOT}/+/{channel.value}"
+    return f"$share/{share_group}/{base}" if share_group else base
+
+
+# --------------------------------------------------------------------------- time
+
+
+def format_ts(moment: datetime) -> str:
+    """UTC timestamp with millisecond precision, the only time format on the wire."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime: the wire carries UTC only")
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def parse_ts(value: str) -> datetime:
+    if not _TS_RE.match(value):
+        raise ValueError("expected UTC time like 2026-01-31T12:00:00.000Z")
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+@dataclass(frozen=True, slots=True)
+class Weighing:
+    """One weighing as recorded by the device: the money path's unit of evidence.
+
+    ``raw`` keeps the scale frame(s) that produced the weighing, decoded as latin-1
+    so that any byte survives JSON unchanged (``frame.encode("latin-1")`` gives the
+    bytes back). ``unit`` is the scale's own unit before conversion to kg.
+    """
+
+    device_id: str
+    boot_id: str
+    seq: int
+    event_id: str
+    ts: str
+    time_synced: bool
+    mono_ms: int
+    site_id: str
+    scale_id: str
+    category: str
+    badge: str | None
+    gross_kg: str
+    tare_kg: str
+    net_kg: str
+    stable: bool
+    unit: str
+    raw: tuple[str, ...]
+    prev_hash: str
+    hash: str = ""
+    sig: str = ""
+    v: int = PROTOCOL_VERSION
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields: everything except ``hash`` and ``sig``."""
+        data = asdict(self)
+        data["raw"] = list(self.raw)
+        del data["hash"], data["sig"]
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
+
+    def computed_hash(self) -> str:
+        return hashlib.sha256(self.signing_bytes()).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.body()
+        data["hash"] = self.hash
+        data["sig"] = self.sig
+        return data
+
+    @property
+    def weighed_at(self) -> datetime:
+        return parse_ts(self.ts)
+
+
+@dataclass(frozen=True, slots=True)
+class FillReading:
+    """A container fill level; telemetry, so it may expire but is still acked."""
+
+    device_id: str
+    boot_id: str
+    seq: int
+    ts: str
+    time_synced: bool
+    mono_ms: int
+    container_id: str
+    distance_mm: int
+    fill_pct: str
+    event: FillEvent | None = None
+    temperature_c: str | None = None
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["event"] = self.event.value if self.event else None
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    device_id: str
+    boot_id: str
+    ts: str
+    time_synced: bool
+    mono_ms: int
+    uptime_s: int
+    outbox_depth: int
+    oldest_unacked_s: int
+    reconnects: int
+    serial_errors: int
+    last_frame_age_s: int | None = None
+    disk_free_mb: int | None = None
+    cpu_temp_c: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    device_id: str
+    boot_id: str
+    ts: str
+    code: str
+    state: AlarmState
+    message: str
+    severity: str = "warning"
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["state"] = self.state.value
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """Retained availability: birth on connect, last will on loss."""
+
+    device_id: str
+    online: bool
+    boot_id: str | None = None
+    ts: str | None = None
+    agent_version: str | None = None
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AckItem:
+    seq: int
+    status: AckStatus
+    kind: RecordKind = RecordKind.WEIGHING
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "seq": self.seq,
+            "status": self.status.value,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    acks: tuple[AckItem, ...]
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"v": self.v, "acks": [a.to_dict() for a in self.acks]}
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigDesired:
+    """Desired agent settings, retained on ``config``; the agent validates them itself."""
+
+    revision: int
+    settings: dict[str, Any]
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigReported:
+    device_id: str
+    revision: int
+    applied: bool
+    reason: str | None = None
+    v: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Payload = Weighing | FillReading | Health | Alarm | Status | Ack | ConfigDesired | ConfigReported
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def canonical_bytes(data: Mapping[str, Any]) -> bytes:
+    """Deterministic JSON for hashing and signing: sorted keys, no spaces, ASCII."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def encode(payload: Payload) -> bytes:
+    return canonical_bytes(payload.to_dict())
+
+
+def _load(raw: bytes) -> dict[str, Any]:
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError("payload", f"{len(raw)} bytes exceeds the {MAX_PAYLOAD_BYTES} limit")
+    try:
+        data = json.loads(raw.decode("utf-8"), parse_float=Decimal)
+    except UnicodeDecodeError as exc:
+        raise ProtocolError("payload", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise ProtocolError("payload", f"not JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise ProtocolError("payload", "nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("payload", f"expected a JSON object, got {type(data).__name__}")
+    version = data.get("v")
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
+        raise ProtocolError("v", f"unsupported protocol version {version!r} (expected 1)")
+    return data
+
+
+class _Fields:
+    """Typed field access that names the field on every failure."""
+
+    def __init__(self, data: dict[str, Any], allowed: frozenset[str]) -> None:
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ProtocolError(unknown[0], "unknown field")
+        self._data = data
+
+    def _get(self, name: str, optional: bool) -> Any:
+        if name not in self._data:
+            if optional:
+                return None
+            raise ProtocolError(name, "missing")
+        return self._data[name]
+
+    def int_(self, name: str, *, minimum: int = 0, optional: bool = False) -> Any:
+        value = self._get(name, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ProtocolError(name, f"expected an integer, got {_kind(value)}")
+        if not minimum <= value < _MAX_INT:
+            raise ProtocolError(name, f"{value} out of range [{minimum}, 2^53)")
+        return value
+
+    def bool_(self, name: str) -> bool:
+        value = self._get(name, False)
+        if not isinstance(value, bool):
+            raise ProtocolError(name, f"expected true or false, got {_kind(value)}")
+        return value
+
+    def str_(
+        self,
+        name: str,
+        *,
+        pattern: re.Pattern[str] | None = None,
+        max_len: int = 128,
+        optional: bool = False,
+        hint: str = "",
+    ) -> Any:
+        value = self._get(name, optional)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise ProtocolError(name, f"expected a string, got {_kind(value)}")
+        if len(value) > max_len:
+            raise ProtocolError(name, f"longer than {max_len} characters")
+        if pattern is not None and not pattern.match(value):
+            raise ProtocolError(name, f"{value[:40]!r} is not {hint or 'well formed'}")
+        return value
+
+    def ts(self, name: str, *, optional: bool = False) -> Any:
+        value = self.str_(name, optional=optional, max_len=24)
+        if value is None:
+            return None
+        try:
+            parse_ts(value)
+        except ValueError as exc:
+            raise ProtocolError(name, str(exc)) from None
+        return value
+
+    def kg(self, name: str) -> str:
+        value: str = self.str_(name, pattern=_KG_RE, max_len=16, hint="a decimal string in kg")
+        return value
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+_WEIGHING_FIELDS: Final = frozenset(
+    [
+        "v",
+        "device_id",
+        "boot_id",
+        "seq",
+        "event_id",
+        "ts",
+        "time_synced",
+        "mono_ms",
+        "site_id",
+        "scale_id",
+        "category",
+        "badge",
+        "gross_kg",
+        "tare_kg",
+        "net_kg",
+        "stable",
+        "unit",
+        "raw",
+        "prev_hash",
+        "hash",
+        "sig",
+    ]
+)
+
+
+def decode_weighing(raw: bytes) -> Weighing:
+    """Decode and check a weighing; the hash is checked here, the signature by the server."""
+    f = _Fields(_load(raw), _WEIGHING_FIELDS)
+    frames = f._get("raw", False)
+    if not isinstance(frames, list) or not frames or len(frames) > _MAX_RAW_FRAMES:
+        raise ProtocolError("raw", f"expected a list of 1 to {_MAX_RAW_FRAMES} scale frames")
+    for i, frame in enumerate(frames):
+        if not isinstance(frame, str) or len(frame) > _MAX_RAW_CHARS:
+            raise ProtocolError(f"raw[{i}]", f"expected a frame of at most {_MAX_RAW_CHARS} chars")
+        try:
+            frame.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ProtocolError(f"raw[{i}]", "frame holds characters outside latin-1") from None
+    weighing = Weighing(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        boot_id=f.str_("boot_id", pattern=_IDENT_RE, hint="an identifier"),
+        seq=f.int_("seq", minimum=1),
+        event_id=f.str_("event_id", pattern=_IDENT_RE, hint="an identifier"),
+        ts=f.ts("ts"),
+        time_synced=f.bool_("time_synced"),
+        mono_ms=f.int_("mono_ms"),
+        site_id=f.str_("site_id", pattern=_IDENT_RE, hint="an identifier"),
+        scale_id=f.str_("scale_id", pattern=_IDENT_RE, hint="an identifier"),
+        category=f.str_("category", pattern=_IDENT_RE, hint="a category code"),
+        badge=f.str_("badge", pattern=_IDENT_RE, optional=True, hint="a badge id"),
+        gross_kg=f.kg("gross_kg"),
+        tare_kg=f.kg("tare_kg"),
+        net_kg=f.kg("net_kg"),
+        stable=f.bool_("stable"),
+        unit=f.str_("unit", max_len=8),
+        raw=tuple(frames),
+        prev_hash=f.str_("prev_hash", pattern=_HEX64_RE, hint="a SHA-256 hex digest"),
+        hash=f.str_("hash", pattern=_HEX64_RE, hint="a SHA-256 hex digest"),
+        sig=f.str_("sig", pattern=_B64_RE, hint="a base64 Ed25519 signature"),
+    )
+    if not weighing.stable:
+        raise ProtocolError("stable", "only stable readings make a weighing")
+    gross, tare, net = (Decimal(x) for x in (weighing.gross_kg, weighing.tare_kg, weighing.net_kg))
+    if net <= 0:
+        raise ProtocolError("net_kg", "net weight must be positive")
+    if gross - tare != net:
+        raise ProtocolError("net_kg", f"{net} is not gross {gross} minus tare {tare}")
+    if weighing.computed_hash() != weighing.hash:
+        raise ProtocolError("hash", "does not match the SHA-256 of the canonical body")
+    return weighing
+
+
+_FILL_FIELDS: Final = frozenset(
+    [
+        "v",
+        "device_id",
+        "boot_id",
+        "seq",
+        "ts",
+        "time_synced",
+        "mono_ms",
+        "container_id",
+        "distance_mm",
+        "fill_pct",
+        "event",
+        "temperature_c",
+    ]
+)
+_TEMP_RE: Final = re.compile(r"^-?(0|[1-9][0-9]{0,2})(\.[0-9])?$")
+
+
+def decode_fill(raw: bytes) -> FillReading:
+    f = _Fields(_load(raw), _FILL_FIELDS)
+    event = f.str_("event", optional=True, max_len=16)
+    try:
+        fill_event = FillEvent(event) if event is not None else None
+    except ValueError:
+        raise ProtocolError("event", f"unknown fill event {event!r}") from None
+    pct: str = f.str_("fill_pct", pattern=_PCT_RE, max_len=6, hint="a percentage string")
+    if Decimal(pct) > 100:
+        raise ProtocolError("fill_pct", "above 100")
+    return FillReading(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        boot_id=f.str_("boot_id", pattern=_IDENT_RE, hint="an identifier"),
+        seq=f.int_("seq", minimum=1),
+        ts=f.ts("ts"),
+        time_synced=f.bool_("time_synced"),
+        mono_ms=f.int_("mono_ms"),
+        container_id=f.str_("container_id", pattern=_IDENT_RE, hint="an identifier"),
+        distance_mm=f.int_("distance_mm"),
+        fill_pct=pct,
+        event=fill_event,
+        temperature_c=f.str_(
+            "temperature_c", pattern=_TEMP_RE, optional=True, max_len=6, hint="degrees C"
+        ),
+    )
+
+
+_HEALTH_FIELDS: Final = frozenset(
+    [
+        "v",
+        "device_id",
+        "boot_id",
+        "ts",
+        "time_synced",
+        "mono_ms",
+        "uptime_s",
+        "outbox_depth",
+        "oldest_unacked_s",
+        "reconnects",
+        "serial_errors",
+        "last_frame_age_s",
+        "disk_free_mb",
+        "cpu_temp_c",
+        "counters",
+    ]
+)
+
+
+def decode_health(raw: bytes) -> Health:
+    f = _Fields(_load(raw), _HEALTH_FIELDS)
+    counters = f._get("counters", True) or {}
+    if not isinstance(counters, dict) or len(counters) > 64:
+        raise ProtocolError("counters", "expected an object of at most 64 counters")
+    for key, value in counters.items():
+        if not _IDENT_RE.match(key) or not isinstance(value, int) or isinstance(value, bool):
+            raise ProtocolError(f"counters.{key[:40]}", "expected an identifier -> integer")
+        if not 0 <= value < _MAX_INT:
+            raise ProtocolError(f"counters.{key[:40]}", "out of range")
+    return Health(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        boot_id=f.str_("boot_id", pattern=_IDENT_RE, hint="an identifier"),
+        ts=f.ts("ts"),
+        time_synced=f.bool_("time_synced"),
+        mono_ms=f.int_("mono_ms"),
+        uptime_s=f.int_("uptime_s"),
+        outbox_depth=f.int_("outbox_depth"),
+        oldest_unacked_s=f.int_("oldest_unacked_s"),
+        reconnects=f.int_("reconnects"),
+        serial_errors=f.int_("serial_errors"),
+        last_frame_age_s=f.int_("last_frame_age_s", optional=True),
+        disk_free_mb=f.int_("disk_free_mb", optional=True),
+        cpu_temp_c=f.str_(
+            "cpu_temp_c", pattern=_TEMP_RE, optional=True, max_len=6, hint="degrees C"
+        ),
+        counters=dict(counters),
+    )
+
+
+_ALARM_FIELDS: Final = frozenset(
+    ["v", "device_id", "boot_id", "ts", "code", "state", "message", "severity"]
+)
+_SEVERITIES: Final = frozenset({"info", "warning", "critical"})
+
+
+def decode_alarm(raw: bytes) -> Alarm:
+    f = _Fields(_load(raw), _ALARM_FIELDS)
+    state = f.str_("state", max_len=16)
+    try:
+        alarm_state = AlarmState(state)
+    except ValueError:
+        raise ProtocolError("state", f"expected raised or cleared, got {state!r}") from None
+    severity = f.str_("severity", max_len=16, optional=True) or "warning"
+    if severity not in _SEVERITIES:
+        raise ProtocolError("severity", f"expected one of {sorted(_SEVERITIES)}")
+    return Alarm(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        boot_id=f.str_("boot_id", pattern=_IDENT_RE, hint="an identifier"),
+        ts=f.ts("ts"),
+        code=f.str_("code", pattern=_IDENT_RE, hint="an alarm code"),
+        state=alarm_state,
+        message=f.str_("message", max_len=512),
+        severity=severity,
+    )
+
+
+_STATUS_FIELDS: Final = frozenset(["v", "device_id", "online", "boot_id", "ts", "agent_version"])
+
+
+def decode_status(raw: bytes) -> Status:
+    f = _Fields(_load(raw), _STATUS_FIELDS)
+    return Status(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        online=f.bool_("online"),
+        boot_id=f.str_("boot_id", pattern=_IDENT_RE, optional=True, hint="an identifier"),
+        ts=f.ts("ts", optional=True),
+        agent_version=f.str_("agent_version", optional=True, max_len=32),
+    )
+
+
+def decode_ack(raw: bytes) -> Ack:
+    f = _Fields(_load(raw), frozenset({"v", "acks"}))
+    items = f._get("acks", False)
+    if not isinstance(items, list) or len(items) > 10_000:
+        raise ProtocolError("acks", "expected a list of at most 10000 items")
+    acks: list[AckItem] = []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ProtocolError(f"acks[{i}]", "expected an object")
+        try:
+            g = _Fields(item, frozenset({"kind", "seq", "status", "reason"}))
+            kind = g.str_("kind", optional=True, max_len=16) or RecordKind.WEIGHING.value
+            acks.append(
+                AckItem(
+                    seq=g.int_("seq", minimum=1),
+                    status=AckStatus(g.str_("status", max_len=16)),
+                    kind=RecordKind(kind),
+                    reason=g.str_("reason", optional=True, max_len=512),
+                )
+            )
+        except ProtocolError as exc:
+            raise ProtocolError(f"acks[{i}].{exc.field}", exc.reason) from None
+        except ValueError as exc:
+            raise ProtocolError(f"acks[{i}]", str(exc)) from None
+    return Ack(acks=tuple(acks))
+
+
+def decode_config(raw: bytes) -> ConfigDesired:
+    f = _Fields(_load(raw), frozenset({"v", "revision", "settings"}))
+    settings = f._get("settings", False)
+    if not isinstance(settings, dict):
+        raise ProtocolError("settings", "expected an object")
+    return ConfigDesired(revision=f.int_("revision", minimum=1), settings=settings)
+
+
+def decode_config_reported(raw: bytes) -> ConfigReported:
+    f = _Fields(_load(raw), frozenset({"v", "device_id", "revision", "applied", "reason"}))
+    return ConfigReported(
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
+        revision=f.int_("revision"),
+        applied=f.bool_("applied"),
+        reason=f.str_("reason", optional=True, max_len=512),
+    )
+
+
+DECODERS: Final[dict[Channel, Callable[[bytes], Payload]]] = {
+    Channel.WEIGHING: decode_weighing,
+    Channel.FILL: decode_fill,
+    Channel.HEALTH: decode_health,
+    Channel.ALARM: decode_alarm,
+    Channel.STATUS: decode_status,
+    Channel.ACK: decode_ack,
+    Channel.CONFIG: decode_config,
+    Channel.CONFIG_REPORTED: decode_config_reported,
+}
+
+
+def decode(channel: Channel, raw: bytes) -> Payload:
+    """Decode a payload received on ``channel``."""
+    decoder: Callable[[bytes], Payload] = DECODERS[channel]
+    return decoder(raw)
+
+
+def kg_to_decimal(value: str) -> Decimal:
+    """A checked kg string as a Decimal (never via float)."""
+    if not _KG_RE.match(value):
+        raise ProtocolError("kg", f"{value!r} is not a decimal string in kg")
+    try:
+        return Decimal(value)
+    except InvalidOperation:  # pragma: no cover - the pattern already guarantees it
+        raise ProtocolError("kg", f"{value!r} is not a number") from None
+
+
+def kg_to_grams(value: str) -> int:
+    """Exact integer grams: the ledger's storage unit for weights."""
+    return int(kg_to_decimal(value) * 1000)
+
+
+# --------------------------------------------------------------------------- broker address
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """``mqtt://[user[:password]@]host[:port]`` or ``mqtts://…`` (TLS, default port 8883)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerUrl:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in {"mqtt", "mqtts"}:
+            raise ValueError(f"{url!r}: broker URL must start with mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"{url!r}: broker URL has no host")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError:
+            raise ValueError(f"{url!r}: port is not a number in 1-65535") from None
+        return cls(
+            host=parts.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def __str__(self) -> str:
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"

@@ -1,0 +1,69 @@
+"""A&D / CAS style continuous output: ``ST,GS,+0012.34kg`` CR LF, several times a second.
+
+Header one: ``ST`` stable, ``US`` unstable, ``OL`` overload (``QT`` counting mode is
+refused); header two: ``GS`` gross, ``NT`` net, ``TR`` tare. The data field is a
+sign and up to eight digits with the decimal point, padded with spaces or zeros;
+the unit follows, right-aligned in up to three characters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Final
+
+from edge.ports import Port
+from edge.scales.reading import FrameError, Reading, Stability, WeightKind, to_kg
+
+_FRAME: Final = re.compile(
+    rb"^(?P<st>[A-Z]{2}),(?P<kind>[A-Z]{2}),(?P<data>[^,\r\n]{1,12}?)(?P<unit>[A-Za-z]{1,3})\r?\n?$"
+)
+_STABILITY: Final = {b"ST": Stability.STABLE, b"US": Stability.UNSTABLE, b"OL": Stability.OVERLOAD}
+_KIND: Final = {b"GS": WeightKind.GROSS, b"NT": WeightKind.NET, b"TR": WeightKind.TARE}
+_NUMBER: Final = re.compile(r"^[+-] *([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
+
+
+def parse_frame(raw: bytes) -> Reading:
+    """Parse one line; raises :class:`FrameError` for anything that is not a valid frame."""
+    match = _FRAME.match(raw)
+    if match is None:
+        raise FrameError("malformed frame", raw)
+    stability = _STABILITY.get(match["st"])
+    if stability is None:
+        raise FrameError(f"unsupported header {match['st'].decode()}", raw)
+    kind = _KIND.get(match["kind"])
+    if kind is None:
+        raise FrameError(f"unsupported weight type {match['kind'].decode()}", raw)
+    unit = match["unit"].decode("ascii").strip()
+    if stability is Stability.OVERLOAD:
+        return Reading(stability, kind, None, unit, raw)
+    data = match["data"].decode("ascii", errors="replace").strip()
+    if not _NUMBER.match(data):
+        raise FrameError("weight is not a number", raw)
+    return Reading(stability, kind, to_kg(data.replace(" ", ""), unit, raw), unit, raw)
+
+
+class ADReader:
+    """Reads continuous A&D frames from a port; malformed lines are counted, not raised."""
+
+    def __init__(self, port: Port) -> None:
+        self.port = port
+        self.counters: Counter[str] = Counter()
+
+    def read(self) -> Reading | None:
+        line = self.port.readline()
+        if not line:
+            return None
+        self.counters["frames"] += 1
+        try:
+            reading = parse_frame(line)
+        except FrameError as exc:
+            self.counters["bad_frames"] += 1
+            self.counters[f"bad:{exc.reason}"[:64]] += 1
+            return None
+        if reading.stability is not Stability.STABLE:
+            self.counters[reading.stability.value] += 1
+        return reading
+
+    def close(self) -> None:
+        self.port.close()

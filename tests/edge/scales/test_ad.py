@@ -1,0 +1,122 @@
+"""A&D / CAS continuous frames: the parser and the reader."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from edge.scales.ad import ADReader, parse_frame
+from edge.scales.reading import FrameError, Stability, WeightKind
+from firmware_sim.scales.ad import format_frame
+from firmware_sim.scales.frame import SimFrame
+
+
+@pytest.mark.parametrize(
+    ("raw", "stability", "kind", "kg", "unit"),
+    [
+        (b"ST,GS,+0012.34kg\r\n", Stability.STABLE, WeightKind.GROSS, "12.34", "kg"),
+        (b"US,GS,+0012.30kg\r\n", Stability.UNSTABLE, WeightKind.GROSS, "12.30", "kg"),
+        (b"ST,NT,-0000.50kg\r\n", Stability.STABLE, WeightKind.NET, "-0.50", "kg"),
+        (b"ST,TR,+0025.00kg\r\n", Stability.STABLE, WeightKind.TARE, "25.00", "kg"),
+        (b"ST,GS,+  12.345 t\r\n", Stability.STABLE, WeightKind.GROSS, "12345", "t"),
+        (b"ST,GS,+01250.0  g\r\n", Stability.STABLE, WeightKind.GROSS, "1.25", "g"),
+        (b"ST,GS,+0012.34kg", Stability.STABLE, WeightKind.GROSS, "12.34", "kg"),
+    ],
+)
+def test_parses_valid_frames(
+    raw: bytes, stability: Stability, kind: WeightKind, kg: str, unit: str
+) -> None:
+    reading = parse_frame(raw)
+    assert reading.stability is stability
+    assert reading.kind is kind
+    assert reading.weight_kg == Decimal(kg)
+    assert reading.unit == unit
+    assert reading.raw == raw
+
+
+def test_overload_has_no_weight() -> None:
+    reading = parse_frame(b"OL,GS,+9999999E+19kg\r\n")
+    assert reading.stability is Stability.OVERLOAD
+    assert reading.weight_kg is None
+    assert not reading.usable
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "malformed"),
+        (b"\x00\xff garbage\r\n", "malformed"),
+        (b"ST,GS,+0012.34lb\r\n", "not a metric trade unit"),
+        (b"QT,GS,+0000012PC\r\n", "unsupported header"),
+        (b"ST,XX,+0012.34kg\r\n", "unsupported weight type"),
+        (b"ST,GS,+00.12.34kg\r\n", "not a number"),
+        (b"ST,GS,0012.34kg\r\n", "not a number"),
+        (b"ST,GS,+0012.34kg\r\nST,GS,+0001.00kg\r\n", "malformed"),
+    ],
+)
+def test_refuses_bad_frames_with_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(FrameError, match=reason):
+        parse_frame(raw)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40))
+def test_fuzzed_bytes_never_crash_or_make_a_stable_weight_from_garbage(raw: bytes) -> None:
+    try:
+        reading = parse_frame(raw)
+    except FrameError:
+        return
+    # Whatever parsed must really be a frame: header, type, sign, number, unit.
+    assert raw[:3] in (b"ST,", b"US,", b"OL,")
+    if reading.usable:
+        assert reading.weight_kg is not None
+        assert raw.startswith(b"ST,")
+
+
+@given(
+    st.sampled_from(["stable", "unstable"]),
+    st.decimals(min_value=-9999, max_value=99999, places=2, allow_nan=False),
+)
+def test_simulator_frames_parse_back_exactly(state: str, kg: Decimal) -> None:
+    frame = SimFrame(state, kg)  # type: ignore[arg-type]
+    reading = parse_frame(format_frame(frame))
+    assert reading.weight_kg == kg
+    assert reading.usable == (state == "stable")
+
+
+class _Lines:
+    def __init__(self, lines: list[bytes]) -> None:
+        self.lines = lines
+        self.timeout: float | None = 0.1
+        self.closed = False
+
+    def readline(self) -> bytes:
+        return self.lines.pop(0) if self.lines else b""
+
+    def read(self, size: int = 1) -> bytes:
+        return self.readline()[:size]
+
+    def write(self, data: bytes) -> int:
+        return len(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_reader_counts_bad_frames_and_keeps_going() -> None:
+    port = _Lines([b"ST,GS,+0001.00kg\r\n", b"\x13\x37junk\r\n", b"OL,GS,+9999999E+19kg\r\n"])
+    reader = ADReader(port)
+    assert reader.read() is not None
+    assert reader.read() is None
+    overload = reader.read()
+    assert overload is not None
+    assert overload.stability is Stability.OVERLOAD
+    assert reader.read() is None  # timeout
+    assert reader.counters["frames"] == 3
+    assert reader.counters["bad_frames"] == 1
+    assert reader.counters["overload"] == 1
+    reader.close()
+    assert port.closed

@@ -1,0 +1,151 @@
+"""The journal/outbox: durable, chained, signed; leaves the outbox only on the server's ack."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from edge.journal import Journal, JournalFull
+from edge.protocol import AckItem, AckStatus, RecordKind, decode_weighing
+from tests.support.builders import draft, fake_device
+
+
+def test_records_are_chained_and_signed(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    w1, w2, w3 = (dev.weigh(kg) for kg in ("10", "20.5", "30.25"))
+    assert [w.seq for w in (w1, w2, w3)] == [1, 2, 3]
+    assert w2.prev_hash == w1.hash
+    assert w3.prev_hash == w2.hash
+    report = dev.journal.verify(dev.key.public_key_b64())
+    assert report.ok
+    assert report.checked == 3
+
+
+def test_sqlite_is_wal_and_synchronous_full(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    db = dev.journal._db
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_outbox_keeps_records_until_acked(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    for kg in ("1", "2", "3"):
+        dev.weigh(kg)
+    due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
+    assert [i.seq for i in due] == [1, 2, 3]
+    dev.journal.mark_sent(due, dev.clock.monotonic())
+    # Sent, not acked: not due again until the ack timeout passes.
+    assert dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10) == []
+    assert dev.journal.in_flight(now_mono=dev.clock.monotonic(), ack_timeout=30) == 3
+    dev.journal.apply_acks([AckItem(2, AckStatus.ACCEPTED)])
+    dev.clock.advance(31)
+    again = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
+    assert [i.seq for i in again] == [1, 3]
+    assert dev.journal.unacked_count() == 2
+
+
+def test_reconnect_makes_everything_due_oldest_first(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    for kg in ("1", "2", "3"):
+        dev.weigh(kg)
+    items = dev.journal.due(now_mono=0, ack_timeout=30, limit=10)
+    dev.journal.mark_sent(items, dev.clock.monotonic())
+    dev.journal.reset_pacing()
+    assert [i.seq for i in dev.journal.due(now_mono=0, ack_timeout=30, limit=2)] == [1, 2]
+
+
+def test_survives_reopen_and_continues_the_chain(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    first = dev.weigh("10")
+    dev.journal.close()
+    reopened = Journal(
+        dev.journal.path,
+        device_id=dev.device_id,
+        boot_id="boot-2",
+        signer=dev.key,
+        clock=dev.clock,
+    )
+    second = reopened.record_weighing(draft("11"))
+    assert second.seq == 2
+    assert second.prev_hash == first.hash
+    assert reopened.unacked_count() == 2
+
+
+def test_refuses_a_journal_of_another_device(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    with pytest.raises(ValueError, match="belongs to device"):
+        Journal(
+            dev.journal.path, device_id="rp-other", boot_id="b", signer=dev.key, clock=dev.clock
+        )
+
+
+def test_full_outbox_refuses_new_weighings_and_keeps_old_ones(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    dev.journal._max_unacked = 2
+    dev.weigh("1")
+    dev.weigh("2")
+    with pytest.raises(JournalFull, match="await the server's ack"):
+        dev.weigh("3")
+    assert dev.journal.unacked_count() == 2
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    assert dev.weigh("3").seq == 3
+
+
+def test_verify_finds_the_first_tampered_record(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    for kg in ("10", "20", "30"):
+        dev.weigh(kg)
+    with sqlite3.connect(dev.journal.path) as db:
+        (payload,) = db.execute("SELECT payload FROM weighing WHERE seq = 2").fetchone()
+        db.execute(
+            "UPDATE weighing SET payload = ? WHERE seq = 2",
+            (bytes(payload).replace(b'"net_kg":"20"', b'"net_kg":"21"'),),
+        )
+    report = dev.journal.verify(dev.key.public_key_b64())
+    assert not report.ok
+    assert report.first_broken_seq == 2
+    assert report.checked == 1
+
+
+def test_verify_detects_a_foreign_signature(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    dev.weigh("10")
+    other = fake_device(tmp_path / "other")
+    report = dev.journal.verify(other.key.public_key_b64())
+    assert report.reason == "signature does not verify"
+
+
+def test_prune_keeps_90_days_and_the_chain_checkable(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    old = [dev.weigh(str(i)) for i in range(1, 4)]
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in old])
+    dev.clock.advance(timedelta(days=100).total_seconds())
+    dev.weigh("99")
+    with pytest.raises(ValueError, match="at least 90 days"):
+        dev.journal.prune(timedelta(days=30))
+    assert dev.journal.prune() == 3
+    report = dev.journal.verify(dev.key.public_key_b64())
+    assert report.ok
+    assert report.checked == 1
+    assert dev.weigh("100").seq == 5
+
+
+def test_fill_readings_expire_but_weighings_never_do(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    dev.weigh("10")
+    dev.journal.record_fill(container_id="c1", distance_mm=900, fill_pct="10")
+    dev.clock.advance(timedelta(days=4).total_seconds())
+    assert dev.journal.expire_fill() == 1
+    due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
+    assert [(i.kind, i.seq) for i in due] == [(RecordKind.WEIGHING, 1)]
+
+
+def test_stored_payload_is_exactly_what_is_published(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    w = dev.weigh("10")
+    (item,) = dev.journal.due(now_mono=0, ack_timeout=30, limit=1)
+    assert decode_weighing(item.payload) == w

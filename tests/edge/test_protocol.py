@@ -1,0 +1,184 @@
+"""The wire contract: round trips, and every refusal names its field."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from edge.protocol import (
+    GENESIS_HASH,
+    Ack,
+    AckItem,
+    AckStatus,
+    BrokerUrl,
+    Channel,
+    FillEvent,
+    FillReading,
+    ProtocolError,
+    RecordKind,
+    decode,
+    decode_ack,
+    decode_fill,
+    decode_weighing,
+    encode,
+    kg_to_grams,
+    parse_topic,
+    subscription,
+    topic,
+)
+from tests.support.builders import fake_device
+
+
+def _mutated(payload: bytes, **changes: object) -> bytes:
+    data = json.loads(payload)
+    data.update(changes)
+    return json.dumps(data).encode()
+
+
+def test_weighing_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    w = fake_device(tmp_path).weigh("1234.5")
+    decoded = decode_weighing(encode(w))
+    assert decoded == w
+    assert decoded.prev_hash == GENESIS_HASH
+    assert decoded.raw[0].startswith("ST,GS,+")
+
+
+def test_hash_covers_the_body(tmp_path: Path) -> None:
+    payload = encode(fake_device(tmp_path).weigh("10"))
+    forged = _mutated(payload, net_kg="11", gross_kg="11")
+    with pytest.raises(ProtocolError) as err:
+        decode_weighing(forged)
+    assert err.value.field == "hash"
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"seq": 0}, "seq"),
+        ({"seq": "1"}, "seq"),
+        ({"seq": 1.0}, "seq"),
+        ({"net_kg": 12.5}, "net_kg"),
+        ({"net_kg": "1e3"}, "net_kg"),
+        ({"net_kg": "-5"}, "net_kg"),
+        ({"gross_kg": "12.0001"}, "gross_kg"),
+        ({"ts": "2026-03-01 10:00:00"}, "ts"),
+        ({"device_id": "Dev/1"}, "device_id"),
+        ({"stable": "yes"}, "stable"),
+        ({"raw": []}, "raw"),
+        ({"raw": ["x" * 300]}, "raw[0]"),
+        ({"sig": "not-base64"}, "sig"),
+        ({"v": 2}, "v"),
+        ({"extra": 1}, "extra"),
+    ],
+)
+def test_bad_weighing_fields_are_named(
+    tmp_path: Path, change: dict[str, object], field: str
+) -> None:
+    payload = _mutated(encode(fake_device(tmp_path).weigh()), **change)
+    with pytest.raises(ProtocolError) as err:
+        decode_weighing(payload)
+    assert err.value.field == field
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    data = json.loads(encode(fake_device(tmp_path).weigh()))
+    del data["category"]
+    with pytest.raises(ProtocolError, match="category: missing"):
+        decode_weighing(json.dumps(data).encode())
+
+
+def test_unstable_weighing_and_inconsistent_net_are_refused(tmp_path: Path) -> None:
+    w = fake_device(tmp_path).weigh("50")
+    unstable = replace(w, stable=False)
+    unstable = replace(unstable, hash=unstable.computed_hash())
+    with pytest.raises(ProtocolError) as err:
+        decode_weighing(encode(unstable))
+    assert err.value.field == "stable"
+    wrong = replace(w, net_kg="49")
+    wrong = replace(wrong, hash=wrong.computed_hash())
+    with pytest.raises(ProtocolError) as err:
+        decode_weighing(encode(wrong))
+    assert err.value.field == "net_kg"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\xff\xfe", b"[1,2]", b"{", b"null", b"[" * 100_000, b"{}" + b" " * 70_000],
+)
+def test_garbage_payloads_raise_protocol_error(payload: bytes) -> None:
+    for channel in Channel:
+        with pytest.raises(ProtocolError):
+            decode(channel, payload)
+
+
+def test_fill_and_ack_round_trip() -> None:
+    reading = FillReading(
+        device_id="ct-astana-07",
+        boot_id="b1",
+        seq=3,
+        ts="2026-03-01T10:00:00.000Z",
+        time_synced=False,
+        mono_ms=1234,
+        container_id="ct-07",
+        distance_mm=812,
+        fill_pct="63.5",
+        event=FillEvent.FULL,
+        temperature_c="-12.5",
+    )
+    assert decode_fill(encode(reading)) == reading
+    ack = Ack((AckItem(3, AckStatus.ACCEPTED, RecordKind.FILL), AckItem(4, AckStatus.REJECTED)))
+    assert decode_ack(encode(ack)) == ack
+
+
+def test_fill_percentage_above_100_is_refused() -> None:
+    payload = json.dumps(
+        {
+            "v": 1,
+            "device_id": "ct-1x",
+            "boot_id": "b",
+            "seq": 1,
+            "ts": "2026-03-01T10:00:00.000Z",
+            "time_synced": True,
+            "mono_ms": 1,
+            "container_id": "c",
+            "distance_mm": 5,
+            "fill_pct": "100.5",
+        }
+    ).encode()
+    with pytest.raises(ProtocolError, match="fill_pct"):
+        decode_fill(payload)
+
+
+def test_topics() -> None:
+    assert topic("rp-almaty-01", Channel.WEIGHING) == "epr/v1/rp-almaty-01/weighing"
+    assert parse_topic("epr/v1/rp-almaty-01/config/reported") == (
+        "rp-almaty-01",
+        Channel.CONFIG_REPORTED,
+    )
+    assert subscription(Channel.FILL, "ingest") == "$share/ingest/epr/v1/+/fill"
+    for bad in ("epr/v2/x1/weighing", "epr/v1/UPPER/weighing", "epr/v1/rp-1/nope", "x"):
+        with pytest.raises(ProtocolError) as err:
+            parse_topic(bad)
+        assert err.value.field == "topic"
+
+
+def test_broker_url() -> None:
+    url = BrokerUrl.parse("mqtts://dev%2B1:p%40ss@broker.example:8884")
+    assert (url.host, url.port, url.tls, url.username, url.password) == (
+        "broker.example",
+        8884,
+        True,
+        "dev+1",
+        "p@ss",
+    )
+    assert BrokerUrl.parse("mqtt://localhost").port == 1883
+    with pytest.raises(ValueError, match=r"mqtt://"):
+        BrokerUrl.parse("http://localhost")
+
+
+def test_grams_are_exact() -> None:
+    assert kg_to_grams("0.001") == 1
+    assert kg_to_grams("123456789.999") == 123_456_789_999
