@@ -1,0 +1,1 @@
+"""The ledger: SQLAlchemy models, the engine and the repositories over them."""

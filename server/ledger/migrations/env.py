@@ -1,0 +1,19 @@
+"""Alembic environment: runs on the connection handed in by ``server.ledger.db.migrate``."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from server.ledger.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - always called through migrate()
+    raise RuntimeError("run migrations with `epr-server migrate`, not the alembic CLI")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,1 @@
+"""Test support: real services started on free ports, and small builders."""
