@@ -1,0 +1,357 @@
+"""``make demo``: a simulated month of a small fleet, end to end, on embedded defaults.
+
+Embedded MQTT broker (amqtt) unless ``--broker-url`` is given, a SQLite ledger, six
+reception-point agents (the real :class:`edge.agent.Agent`, unchanged) each reading
+an emulated A&D scale through a ``sim://`` port, and the real ingest. Deliveries are
+scripted across one month; each agent's wall clock jumps to the delivery time, so
+the month passes in seconds while the network side runs in real time.
+
+At the end it prints every contractor's statement and one summary line. ``lost`` and
+``duplicates`` are checked independently of the ledger's own constraints: every load
+the scales showed is matched against the devices' journals and the ledger.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.agent import Agent, build_agent
+from edge.clock import SimulatedWallClock
+from edge.config import AgentConfig, MqttConfig, ScaleConfig
+from edge.evidence import DeviceKey
+from firmware_sim import registry
+from firmware_sim.scales.ad import ADScale
+from firmware_sim.scales.script import Load
+from server.contracts import read_csv, store
+from server.ledger.db import make_engine, migrate, session_factory
+from server.ledger.models import Ticket
+from server.payments import LOCAL_TZ
+from server.registry import register_device, set_device_status, upsert_site
+from server.report import money, print_statements
+from server.statements import parse_period, statements_for
+
+DATA = files("firmware_sim") / "data"
+log = logging.getLogger("demo")
+
+
+@dataclass
+class SimDevice:
+    device_id: str
+    site_id: str
+    scale_id: str
+    category: str
+    loads: list[Load]
+    scale: ADScale
+    clock: SimulatedWallClock
+    config: AgentConfig
+    agent: Agent | None = None
+
+
+def _rows(name: str) -> list[dict[str, str]]:
+    with (DATA / name).open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def script_month(
+    rng: random.Random, period: str, deliveries: int, min_kg: int, max_kg: int
+) -> list[Load]:
+    """Deliveries at random working-hour times in the month, weights on a 0.5 kg division."""
+    first, last = parse_period(period)
+    days = (last - first).days + 1
+    loads = []
+    for _ in range(deliveries):
+        day = first + timedelta(days=rng.randrange(days))
+        local = datetime(
+            day.year,
+            day.month,
+            day.day,
+            rng.randint(8, 18),
+            rng.randint(0, 59),
+            rng.randint(0, 59),
+            tzinfo=LOCAL_TZ,
+        )
+        kg = Decimal(rng.randint(min_kg * 2, max_kg * 2)) / 2
+        loads.append(Load(kg=kg, at=local.astimezone(UTC)))
+    return sorted(loads, key=lambda ld: ld.at or datetime.min.replace(tzinfo=UTC))
+
+
+def build_fleet(
+    workdir: Path, broker_url: str, period: str, seed: int, sessions: sessionmaker[Session]
+) -> list[SimDevice]:
+    rng = random.Random(seed)
+    fleet = []
+    with sessions.begin() as session:
+        for site in _rows("demo_sites.csv"):
+            upsert_site(
+                session,
+                site["site_id"],
+                name=site["name"],
+                region=site["region"],
+                kind=site["kind"],
+            )
+        for row in _rows("demo_fleet.csv"):
+            loads = script_month(
+                rng, period, int(row["deliveries"]), int(row["min_kg"]), int(row["max_kg"])
+            )
+            first_at = loads[0].at or datetime.now(UTC)
+            clock = SimulatedWallClock(first_at - timedelta(hours=1))
+
+            def move_clock(load: Load, clock: SimulatedWallClock = clock) -> None:
+                if load.at is not None:
+                    clock.current = load.at
+
+            scale = ADScale(
+                loads,
+                realtime=False,
+                idle="silent",
+                timeout=0.05,
+                seed=rng.randrange(2**32),
+                on_load=move_clock,
+            )
+            port_url = registry.register(f"{row['device_id']}/{row['scale_id']}", scale)
+            config = AgentConfig(
+                device_id=row["device_id"],
+                site_id=row["site_id"],
+                data_dir=workdir / "devices" / row["device_id"],
+                mqtt=MqttConfig(url=broker_url, ack_timeout_s=5),
+                health_interval_s=5,
+                devices=[
+                    ScaleConfig(
+                        type="scale",
+                        id=row["scale_id"],
+                        port=port_url,
+                        category=row["category"],
+                        min_load_kg=Decimal(10),
+                    )
+                ],
+            )
+            key, _ = DeviceKey.load_or_create(config.key_path)
+            register_device(
+                session, config.device_id, site_id=config.site_id, public_key=key.public_key_b64()
+            )
+            set_device_status(session, config.device_id, "approved")
+            fleet.append(
+                SimDevice(
+                    row["device_id"],
+                    row["site_id"],
+                    row["scale_id"],
+                    row["category"],
+                    loads,
+                    scale,
+                    clock,
+                    config,
+                )
+            )
+    return fleet
+
+
+def journal_rows(config: AgentConfig) -> list[tuple[str, int, str | None]]:
+    """(event_id, net grams, ack status) of every weighing in a device's journal,
+    read through a connection of our own: independent evidence, not the agent's view."""
+    from edge.protocol import decode_weighing, kg_to_grams
+
+    with sqlite3.connect(config.journal_path) as db:
+        rows = db.execute("SELECT payload, ack_status FROM weighing ORDER BY seq").fetchall()
+    result = []
+    for payload, status in rows:
+        w = decode_weighing(bytes(payload))
+        result.append((w.event_id, kg_to_grams(w.net_kg), status))
+    return result
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    scripted: int
+    journaled: int
+    ledger: int
+    lost: int
+    duplicates: int
+
+
+def reconcile(fleet: list[SimDevice], sessions: sessionmaker[Session]) -> Reconciliation:
+    with sessions() as session:
+        ledger = session.execute(select(Ticket.device_id, Ticket.event_id, Ticket.net_g)).all()
+    ledger_events = Counter(row.event_id for row in ledger)
+    lost = duplicates = scripted = journaled = 0
+    journal_events: set[str] = set()
+    for dev in fleet:
+        expected = Counter(int(ld.kg * 1000) for ld in dev.loads)
+        rows = journal_rows(dev.config)
+        recorded = Counter(net for _, net, _ in rows)
+        scripted += sum(expected.values())
+        journaled += len(rows)
+        lost += sum((expected - recorded).values())  # shown stable, never recorded
+        duplicates += sum((recorded - expected).values())  # recorded more than shown
+        for event_id, _, _ in rows:
+            journal_events.add(event_id)
+            if event_id not in ledger_events:
+                lost += 1  # recorded on the device, missing in the ledger
+    duplicates += sum(n - 1 for n in ledger_events.values() if n > 1)
+    duplicates += sum(1 for e in ledger_events if e not in journal_events)
+    return Reconciliation(scripted, journaled, len(ledger), lost, duplicates)
+
+
+def ledger_count(sessions: sessionmaker[Session]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+
+def unacked(fleet: list[SimDevice]) -> int:
+    total = 0
+    for dev in fleet:
+        with sqlite3.connect(dev.config.journal_path) as db:
+            (n,) = db.execute("SELECT count(*) FROM weighing WHERE acked_at IS NULL").fetchone()
+        total += n
+    return int(total)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Wide enough for statement tables even when output is piped (CI logs).
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="epr-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    broker = None
+    broker_url = args.broker_url
+    if broker_url is None:
+        from server.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker()
+        broker.start()
+        broker_url = broker.url
+    database_url = args.database_url or f"sqlite:///{workdir / 'ledger.sqlite3'}"
+    console.print(f"[bold]EPR collection tracker demo[/] — month {args.month}")
+    console.print(f"  broker   {broker_url}{' (embedded amqtt)' if broker else ''}")
+    console.print(f"  ledger   {database_url}")
+    console.print(f"  workdir  {workdir}")
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        contracts_file = Path(str(DATA / "demo_contracts.csv"))
+        result = store(session, read_csv(contracts_file))
+    console.print(f"  contracts {result.created} new, {result.unchanged} unchanged")
+    fleet = build_fleet(workdir, broker_url, args.month, args.seed, sessions)
+
+    from server.ingest.handler import IngestHandler
+    from server.ingest.subscriber import Subscriber
+
+    handler = IngestHandler(sessions)
+    subscriber = Subscriber(handler, broker_url=broker_url, client_id="epr-demo-ingest")
+    subscriber.start()
+    if not subscriber.connected.wait(15):
+        console.print(f"[red]ingest could not connect to {broker_url}[/]")
+        return 1
+
+    stop = threading.Event()
+    threads = []
+    for dev in fleet:
+        dev.agent = build_agent(dev.config, clock=dev.clock)
+        t = threading.Thread(target=dev.agent.run, args=(stop,), name=dev.device_id, daemon=True)
+        t.start()
+        threads.append(t)
+
+    total = sum(len(d.loads) for d in fleet)
+    deadline = time.monotonic() + args.timeout
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("weighings in the ledger", total=total)
+        while time.monotonic() < deadline:
+            in_ledger = ledger_count(sessions)
+            progress.update(task, completed=min(in_ledger, total))
+            if all(d.scale.script_done for d in fleet) and unacked(fleet) == 0:
+                break
+            time.sleep(0.2)
+        progress.update(task, completed=min(ledger_count(sessions), total))
+
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    subscriber.stop()
+
+    with sessions() as session:
+        statements = statements_for(session, args.month)
+    console.print()
+    print_statements(statements, console)
+    rec = reconcile(fleet, sessions)
+    tonnes = sum((s.total_tonnes for s in statements), Decimal(0))
+    amount = sum((s.total_kzt for s in statements), Decimal("0.00"))
+    elapsed = time.monotonic() - started
+    console.print(
+        f"scripted loads {rec.scripted}, journaled {rec.journaled}, ledger {rec.ledger};"
+        f" paid {money(amount)} KZT for {tonnes} t in {elapsed:.1f} s"
+    )
+    if broker is not None and not args.serve:
+        broker.stop()
+    print(
+        f"summary: weighings={rec.ledger} tonnes={format(tonnes.normalize(), 'f')}"
+        f" statements={len(statements)}"
+        f" amount_kzt={amount} lost={rec.lost} duplicates={rec.duplicates}",
+        flush=True,
+    )
+    if args.serve:
+        import uvicorn
+
+        from server.api.app import create_app
+        from server.config import Settings
+
+        console.print(
+            f"API on http://{args.host}:{args.port}/api/v1/statements/{args.month} — Ctrl+C to stop"
+        )
+        app = create_app(Settings(database_url=database_url), engine=engine)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    ok = rec.lost == 0 and rec.duplicates == 0 and rec.ledger == rec.scripted
+    return 0 if ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="epr-sim demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--broker-url", help="use this broker instead of the embedded one")
+    parser.add_argument("--database-url", help="ledger URL (default: SQLite in the workdir)")
+    parser.add_argument("--workdir", help="where journals, keys and the ledger go (default: temp)")
+    parser.add_argument("--month", default="2026-10", help="simulated month, YYYY-MM")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--timeout", type=float, default=100.0, help="seconds to wait for acks")
+    parser.add_argument("--serve", action="store_true", help="keep serving the API afterwards")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    parse_period(args.month)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Scale emulators, one module per protocol family, plus the load script they share."""

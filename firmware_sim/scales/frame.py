@@ -1,0 +1,15 @@
+"""A protocol-neutral tick of scale output, formatted by each protocol family."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+FrameState = Literal["stable", "unstable", "overload"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimFrame:
+    state: FrameState
+    kg: Decimal

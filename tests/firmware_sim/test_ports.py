@@ -1,0 +1,44 @@
+"""Emulators reached the way the agent reaches hardware: by port URL."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from edge.ports import open_port
+from edge.scales.ad import ADReader
+from firmware_sim import registry
+from firmware_sim.scales.ad import ADScale
+from firmware_sim.scales.script import Load
+from firmware_sim.server import PortServer
+
+
+def test_sim_url_is_found_through_the_entry_point() -> None:
+    port = open_port("sim://scale/ad?loads=12.5&realtime=0")
+    reader = ADReader(port)
+    readings = [reader.read() for _ in range(20)]
+    stable = {r.weight_kg for r in readings if r is not None and r.usable}
+    assert Decimal("12.5") in stable
+
+
+def test_attach_returns_the_registered_device() -> None:
+    scale = ADScale([], realtime=False)
+    url = registry.register("test-attach", scale)
+    try:
+        assert open_port(url) is scale
+    finally:
+        registry.unregister("test-attach")
+
+
+def test_tcp_server_speaks_to_pyserial_socket_urls() -> None:
+    scale = ADScale([Load(Decimal("99.5"))], rate_hz=200)
+    server = PortServer(scale).start()
+    try:
+        port = open_port(server.url, timeout=1.0)
+        port.write(b"Q\r\n")
+        lines = [port.readline() for _ in range(12)]
+        port.close()
+    finally:
+        server.stop()
+    assert all(line.endswith(b"\r\n") for line in lines)
+    assert b"ST,GS,+0099.50kg\r\n" in lines
+    assert scale.commands[:1] == [b"Q\r\n"]
