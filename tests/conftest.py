@@ -1,4 +1,8 @@
-"""Shared fixtures: real services (session-scoped) and a fresh ledger per test."""
+"""Shared fixtures: real services (session-scoped) and a fresh ledger per test.
+
+Every test that takes ``sessions`` (or ``ledger_url``) runs twice: on SQLite and on
+a real PostgreSQL started for the session. The ledger must behave the same on both.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.db import make_engine, migrate, session_factory
-from tests.support.services import Mosquitto
+from tests.support.services import Mosquitto, Postgres
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +23,19 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
     broker.stop()
 
 
-@pytest.fixture
-def ledger_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    pg: Postgres = request.getfixturevalue("postgres")
+    return pg.fresh_database()
 
 
 @pytest.fixture

@@ -46,8 +46,12 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent).
+
+    "heads": independent lines of migrations (one per area of the schema) may branch
+    from a common base; all of them are applied.
+    """
     from alembic import command
     from alembic.config import Config
 

@@ -123,3 +123,148 @@ class Mosquitto:
             stderr=subprocess.STDOUT,
         )
         wait_for_port(self.port, self.proc, self.log)
+
+
+@dataclass
+class Postgres:
+    """A throwaway PostgreSQL cluster (Debian's ``postgresql`` binaries) in a temp dir.
+
+    ``initdb`` refuses to run as root, so as root the cluster belongs to the
+    ``postgres`` user (created by the Debian package) and lives in a directory that
+    user can reach. ``durable=False`` turns fsync off: fine for tests, which crash
+    processes, never the machine; benchmarks pass ``durable=True``.
+    """
+
+    port: int = field(default_factory=free_port)
+    durable: bool = False
+    workdir: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    _template_ready: bool = False
+    _pg_ctl: str = "pg_ctl"
+    _counter: int = 0
+
+    def _cmd(self, *args: str) -> list[str]:
+        if os.geteuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return list(args)
+
+    @property
+    def log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "postgres.log"
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> Postgres:
+        import glob
+        import tempfile
+
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+        initdb = find_binary("initdb", bindirs)
+        self._pg_ctl = find_binary("pg_ctl", bindirs)
+        postgres = find_binary("postgres", bindirs)
+        self.workdir = Path(tempfile.mkdtemp(prefix="epr-pg-"))
+        data = self.workdir / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, user="postgres")
+        result = subprocess.run(
+            self._cmd(
+                initdb,
+                "-D",
+                str(data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C.UTF-8",
+            ),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise ServiceError(f"initdb failed: {result.stderr[-2000:]}")
+        settings = [
+            "-c",
+            f"port={self.port}",
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.workdir}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+        ]
+        if not self.durable:
+            settings += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                self._cmd(postgres, "-D", str(data), *settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, self.proc, self.log, timeout=30)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 20) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url().replace("+psycopg", ""), connect_timeout=2):
+                    return
+            except psycopg.OperationalError as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"PostgreSQL not ready: {exc}: {_tail(self.log)}") from exc
+                time.sleep(0.1)
+
+    def execute(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(self.url().replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def fresh_database(self) -> str:
+        """A new database with the ledger schema, cloned from a migrated template."""
+        if not self._template_ready:
+            from server.ledger.db import make_engine, migrate
+
+            self.execute("CREATE DATABASE ledger_template")
+            engine = make_engine(self.url("ledger_template"))
+            migrate(engine)
+            engine.dispose()
+            self._template_ready = True
+        self._counter += 1
+        name = f"ledger_{self._counter}"
+        self.execute(f"CREATE DATABASE {name} TEMPLATE ledger_template")
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            assert self.workdir is not None
+            # runuser does not forward signals; ask the server itself (fast shutdown).
+            subprocess.run(
+                self._cmd(self._pg_ctl, "stop", "-D", str(self.workdir / "data"), "-m", "fast"),
+                capture_output=True,
+                timeout=30,
+            )
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
