@@ -234,7 +234,7 @@ class Postgres:
         import psycopg
 
         with psycopg.connect(self.url().replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(sql)  # type: ignore[arg-type]
+            conn.execute(sql.encode())
 
     def fresh_database(self) -> str:
         """A new database with the ledger schema, cloned from a migrated template."""
