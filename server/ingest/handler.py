@@ -42,6 +42,7 @@ from edge.protocol import (
     topic,
 )
 from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
+from server.ledger.models import FillEvent as FillEventRow
 from server.telemetry import TelemetrySink
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,18 @@ class IngestHandler:
         if batch.device(device_id) is None:
             raise Rejected(f"device {device_id!r} is not registered", reading.seq, RecordKind.FILL)
         measured = parse_ts(reading.ts)
+        if reading.event is not None and not batch.fill_event_seen(device_id, reading.seq):
+            batch.session.add(
+                FillEventRow(
+                    device_id=device_id,
+                    seq=reading.seq,
+                    container_id=reading.container_id,
+                    event=reading.event.value,
+                    measured_at=measured,
+                    fill_pct=Decimal(reading.fill_pct),
+                    received_at=msg.received_at,
+                )
+            )
         state = batch.session.get(ContainerState, reading.container_id)
         if state is None:
             state = ContainerState(
@@ -303,6 +316,7 @@ class _Batch:
         self._devices: dict[str, Device | None] = {}
         self._hashes: dict[tuple[str, int], str | None] = {}
         self._events: set[str] = set()
+        self._fill_events: set[tuple[str, int]] = set()
 
     def device(self, device_id: str) -> Device | None:
         if device_id not in self._devices:
@@ -321,6 +335,18 @@ class _Batch:
         if event_id in self._events:
             return True
         return self.session.scalar(select(Ticket.id).where(Ticket.event_id == event_id)) is not None
+
+    def fill_event_seen(self, device_id: str, seq: int) -> bool:
+        key = (device_id, seq)
+        if key in self._fill_events:
+            return True
+        self._fill_events.add(key)
+        found = self.session.scalar(
+            select(FillEventRow.id).where(
+                FillEventRow.device_id == device_id, FillEventRow.seq == seq
+            )
+        )
+        return found is not None
 
     def add_ticket(self, ticket: Ticket) -> None:
         self.session.add(ticket)

@@ -173,3 +173,39 @@ class Contract(Base):
     budget_cap_kzt: Mapped[Decimal | None] = mapped_column(DecimalText(), default=None)
     source: Mapped[str] = mapped_column(String(300), default="")
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+
+class Scale(Base):
+    """A scale and its legal verification (поверка): weighings after expiry are held."""
+
+    __tablename__ = "scales"
+
+    scale_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.device_id"), index=True)
+    model: Mapped[str] = mapped_column(String(100), default="")
+    serial_no: Mapped[str] = mapped_column(String(100), default="")
+    certificate_no: Mapped[str] = mapped_column(String(100), default="")
+    verified_until: Mapped[date | None] = mapped_column(Date, default=None)
+    """Last day the verification certificate is valid; None: no certificate on file."""
+
+
+class FillEvent(Base):
+    """Every fill event a container reported (full, emptied, overflow, sensor fault).
+
+    Pickups ("emptied") are matched against container weighings by the payment rules.
+    """
+
+    __tablename__ = "fill_events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_fill_events_device_seq"),
+        Index("ix_fill_events_container_at", "container_id", "measured_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    container_id: Mapped[str] = mapped_column(String(64))
+    event: Mapped[str] = mapped_column(String(16))
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    fill_pct: Mapped[Decimal] = mapped_column(DecimalText())
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())

@@ -159,8 +159,49 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("device_id", name=op.f("pk_devices")),
     )
 
+    op.create_table(
+        "scales",
+        sa.Column("scale_id", sa.String(length=64), nullable=False),
+        sa.Column("device_id", sa.String(length=64), nullable=False),
+        sa.Column("model", sa.String(length=100), nullable=False),
+        sa.Column("serial_no", sa.String(length=100), nullable=False),
+        sa.Column("certificate_no", sa.String(length=100), nullable=False),
+        sa.Column("verified_until", sa.Date(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.device_id"], name=op.f("fk_scales_device_id_devices")
+        ),
+        sa.PrimaryKeyConstraint("scale_id", name=op.f("pk_scales")),
+    )
+    with op.batch_alter_table("scales", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_scales_device_id"), ["device_id"], unique=False)
+
+    op.create_table(
+        "fill_events",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("device_id", sa.String(length=64), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
+        sa.Column("container_id", sa.String(length=64), nullable=False),
+        sa.Column("event", sa.String(length=16), nullable=False),
+        sa.Column("measured_at", sa.DateTime(), nullable=False),
+        sa.Column("fill_pct", sa.String(length=48), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_fill_events")),
+        sa.UniqueConstraint("device_id", "seq", name="uq_fill_events_device_seq"),
+    )
+    with op.batch_alter_table("fill_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_fill_events_container_at", ["container_id", "measured_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    op.drop_table("fill_events")
+    op.drop_table("scales")
     op.drop_table("devices")
     with op.batch_alter_table("tickets", schema=None) as batch_op:
         batch_op.drop_index("ix_tickets_weighed_at")
