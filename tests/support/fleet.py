@@ -128,8 +128,13 @@ class AgentProcess:
         """(weighings recorded, of which unacked), read with a connection of our own."""
         if not self.journal.exists():
             return (0, 0)
-        with sqlite3.connect(self.journal, timeout=5) as db:
-            total, unacked = db.execute(
-                "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
-            ).fetchone()
+        try:
+            with sqlite3.connect(self.journal, timeout=5) as db:
+                total, unacked = db.execute(
+                    "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
+                ).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):  # the agent is still creating its journal
+                return (0, 0)
+            raise
         return int(total), int(unacked)
