@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Final
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from server.identifiers import bin_problem
 from server.ledger.accounts import ApiToken, LoginFailure, LoginSession, User
@@ -243,7 +243,7 @@ def list_users(session: Session) -> list[User]:
 
 
 def authenticate(
-    session: Session,
+    sessions: sessionmaker[Session],
     username: str,
     password: str,
     *,
@@ -251,22 +251,61 @@ def authenticate(
     policy: LoginPolicy = LoginPolicy(),
     now: datetime | None = None,
 ) -> Account:
-    """Check a sign-in, throttled per user name and per address; the caller commits.
+    """Check a sign-in, throttled per user name and per address.
 
     Raises :class:`LoginThrottled` (without checking the password) when either has
     too many recent failures, :class:`LoginRefused` for a wrong name or password or a
-    disabled user; each refusal is recorded.
+    disabled user; each refusal is recorded. Runs its own short transactions: the
+    password check (about half a second of scrypt) holds no database lock, which on
+    SQLite would stall every other request.
     """
     moment = _now(now)
     name = username.strip().lower()[:64]
     addr = remote_addr[:64]
     since = moment - timedelta(seconds=policy.window_s)
-    for column, value, limit in (
-        (LoginFailure.username, name, policy.max_failures),
-        (LoginFailure.remote_addr, addr, policy.max_failures_per_addr),
-    ):
-        if column is LoginFailure.remote_addr and not value:
-            continue
+    with sessions() as session:
+        _check_throttle(session, name, addr, since, moment, policy)
+        user = find_user(session, name) if USERNAME_RE.match(name) else None
+        snapshot = None if user is None else (user.id, user.password_hash, user.disabled_at)
+        session.rollback()
+    if snapshot is None:
+        burn_time(password, policy.cost)
+        ok = False
+    else:
+        ok = verify_password(password, snapshot[1]) and snapshot[2] is None
+    if not ok or snapshot is None:
+        with sessions.begin() as session:
+            session.add(LoginFailure(username=name, remote_addr=addr, failed_at=moment))
+            # Old rows only ever matter inside the window: prune them as we go.
+            session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= since))
+        raise LoginRefused("wrong user name or password")
+    rehash = (
+        hash_password(password, policy.cost) if needs_rehash(snapshot[1], policy.cost) else None
+    )
+    with sessions.begin() as session:
+        session.execute(delete(LoginFailure).where(LoginFailure.username == name))
+        user = session.get(User, snapshot[0])
+        if user is None or user.disabled_at is not None:  # removed or disabled meanwhile
+            raise LoginRefused("wrong user name or password")
+        if rehash is not None and user.password_hash == snapshot[1]:
+            user.password_hash = rehash
+        user.last_login_at = moment
+        session.flush()
+        return Account.of(user)
+
+
+def _check_throttle(
+    session: Session,
+    name: str,
+    addr: str,
+    since: datetime,
+    moment: datetime,
+    policy: LoginPolicy,
+) -> None:
+    checks = [(LoginFailure.username, name, policy.max_failures)]
+    if addr:
+        checks.append((LoginFailure.remote_addr, addr, policy.max_failures_per_addr))
+    for column, value, limit in checks:
         count, oldest = session.execute(
             select(func.count(), func.min(LoginFailure.failed_at)).where(
                 column == value, LoginFailure.failed_at > since
@@ -278,21 +317,3 @@ def authenticate(
                 oldest = oldest.replace(tzinfo=UTC)
             retry = oldest + timedelta(seconds=policy.window_s) - moment
             raise LoginThrottled(max(1, int(retry.total_seconds()) + 1))
-    user = find_user(session, name) if USERNAME_RE.match(name) else None
-    if user is None:
-        burn_time(password, policy.cost)
-        ok = False
-    else:
-        ok = verify_password(password, user.password_hash) and user.disabled_at is None
-    if not ok or user is None:
-        session.add(LoginFailure(username=name, remote_addr=addr, failed_at=moment))
-        # Old rows only ever matter inside the window: prune them as we go.
-        session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= since))
-        session.flush()
-        raise LoginRefused("wrong user name or password")
-    session.execute(delete(LoginFailure).where(LoginFailure.username == name))
-    if needs_rehash(user.password_hash, policy.cost):
-        user.password_hash = hash_password(password, policy.cost)
-    user.last_login_at = moment
-    session.flush()
-    return Account.of(user)

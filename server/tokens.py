@@ -89,4 +89,4 @@ def list_tokens(session: Session) -> list[tuple[ApiToken, str]]:
         .join(User, User.id == ApiToken.user_id)
         .order_by(ApiToken.id)
     )
-    return [(t, name) for t, name in rows.tuples()]
+    return [(t, name) for t, name in rows]

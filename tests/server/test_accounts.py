@@ -82,9 +82,9 @@ def test_duplicate_user(sessions: sessionmaker[Session]) -> None:
 def test_authenticate_throttles_per_name_and_recovers(sessions: sessionmaker[Session]) -> None:
     add_user(sessions, "alice", Role.AUDITOR)
     for i in range(3):
-        with sessions.begin() as s, pytest.raises(LoginRefused) as exc:
+        with pytest.raises(LoginRefused) as exc:
             authenticate(
-                s,
+                sessions,
                 "alice",
                 "wrong password",
                 remote_addr="10.0.0.1",
@@ -93,11 +93,12 @@ def test_authenticate_throttles_per_name_and_recovers(sessions: sessionmaker[Ses
             )
         assert not isinstance(exc.value, LoginThrottled)
     # Locked now, even with the right password; the wait is what is left of the window.
-    with sessions.begin() as s, pytest.raises(LoginThrottled) as throttled:
-        authenticate(s, "alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=100))
+    with pytest.raises(LoginThrottled) as throttled:
+        authenticate(sessions, "alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=100))
     assert throttled.value.retry_after_s == 501
-    with sessions.begin() as s:
-        account = authenticate(s, "Alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=601))
+    account = authenticate(
+        sessions, "Alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=601)
+    )
     assert account.role is Role.AUDITOR
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
@@ -106,21 +107,19 @@ def test_authenticate_throttles_per_name_and_recovers(sessions: sessionmaker[Ses
 def test_authenticate_throttles_per_address(sessions: sessionmaker[Session]) -> None:
     add_user(sessions, "alice", Role.AUDITOR)
     for i in range(5):
-        with sessions.begin() as s, pytest.raises(LoginRefused):
+        with pytest.raises(LoginRefused):
             authenticate(
-                s, f"ghost{i}", "whatever pw", remote_addr="10.9.9.9", policy=POLICY, now=T0
+                sessions, f"ghost{i}", "whatever pw", remote_addr="10.9.9.9", policy=POLICY, now=T0
             )
-    with sessions.begin() as s, pytest.raises(LoginThrottled):
-        authenticate(s, "alice", PASSWORD, remote_addr="10.9.9.9", policy=POLICY, now=T0)
-    with sessions.begin() as s:
-        authenticate(s, "alice", PASSWORD, remote_addr="10.0.0.2", policy=POLICY, now=T0)
+    with pytest.raises(LoginThrottled):
+        authenticate(sessions, "alice", PASSWORD, remote_addr="10.9.9.9", policy=POLICY, now=T0)
+    authenticate(sessions, "alice", PASSWORD, remote_addr="10.0.0.2", policy=POLICY, now=T0)
 
 
 def test_login_rehashes_an_old_cost(sessions: sessionmaker[Session]) -> None:
     add_user(sessions, "alice", Role.AUDITOR)
     stronger = LoginPolicy(cost=type(CHEAP)(log2_n=11, r=8, p=1))
-    with sessions.begin() as s:
-        authenticate(s, "alice", PASSWORD, policy=stronger)
+    authenticate(sessions, "alice", PASSWORD, policy=stronger)
     with sessions() as s:
         user = find_user(s, "alice")
         assert user is not None
@@ -159,19 +158,19 @@ def test_password_change_and_disable_revoke_access(sessions: sessionmaker[Sessio
         set_password(s, "eco", "another long password", cost=CHEAP, now=T0)
         assert resolve_login(s, login, idle_s=600, now=T0) is None
         assert token_account(s, token, now=T0) == account  # tokens survive a password change
-        with pytest.raises(LoginRefused):
-            authenticate(s, "eco", PASSWORD, policy=POLICY, now=T0)
-        authenticate(s, "eco", "another long password", policy=POLICY, now=T0)
+    with pytest.raises(LoginRefused):
+        authenticate(sessions, "eco", PASSWORD, policy=POLICY, now=T0)
+    authenticate(sessions, "eco", "another long password", policy=POLICY, now=T0)
     with sessions.begin() as s:
         login = open_login(s, account, ttl_s=3600, now=T0)
         disable_user(s, "eco", now=T0)
     with sessions.begin() as s:
         assert resolve_login(s, login, idle_s=600, now=T0) is None
         assert token_account(s, token, now=T0) is None
-        with pytest.raises(LoginRefused):
-            authenticate(s, "eco", "another long password", policy=POLICY, now=T0)
         with pytest.raises(AccountError, match="disabled"):
             create_token(s, "eco")
+    with pytest.raises(LoginRefused):
+        authenticate(sessions, "eco", "another long password", policy=POLICY, now=T0)
 
 
 def test_tokens_expire_and_revoke(sessions: sessionmaker[Session]) -> None:
