@@ -10,10 +10,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.accounts import Scope
 from server.contracts import latest_versions
+from server.ledger.models import Site, Ticket
 from server.payments import Statement
 from server.statements import statement_for
 
@@ -115,3 +117,19 @@ def deliveries(statements: list[Statement]) -> list[Delivery]:
     keys = sorted(set(paid) | set(unpaid))
     keys.sort(key=lambda k: k[0], reverse=True)  # newest month first, stable within it
     return [Delivery(*k, paid.get(k, Decimal(0)), unpaid.get(k, Decimal(0))) for k in keys]
+
+
+def filter_choices(session: Session, scope: Scope) -> tuple[list[str], list[str]]:
+    """Categories and site ids to offer in ticket filters: all of them to staff, to a
+    contractor only those its contracts cover (the choices are data too)."""
+    if scope.is_everything:
+        categories = list(
+            session.scalars(select(Ticket.category).distinct().order_by(Ticket.category))
+        )
+        return categories, list(session.scalars(select(Site.site_id).order_by(Site.site_id)))
+    own = [c for c in latest_versions(session) if scope.allows(c.contractor_bin)]
+    regions = {r for c in own for r in c.regions.split(";") if r}
+    site_ids = {s for c in own for s in c.site_ids.split(";") if s}
+    if regions:
+        site_ids |= set(session.scalars(select(Site.site_id).where(Site.region.in_(regions))))
+    return sorted({c.category for c in own}), sorted(site_ids)

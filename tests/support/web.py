@@ -106,12 +106,14 @@ def seed(sessions: sessionmaker[Session], tmp: Path) -> Seeded:
         )
         for kg in ("410", "95.5")
     ]
-    status = Status(dev_a.device_id, True, "boot-1", format_ts(received))
+    # Presence and fill are "now", so the fleet page shows the device online.
+    now = datetime.now(UTC)
+    status = Status(dev_a.device_id, True, "boot-1", format_ts(now))
     fill = FillReading(
         device_id=dev_a.device_id,
         boot_id="boot-1",
         seq=1,
-        ts=format_ts(received),
+        ts=format_ts(now),
         time_synced=True,
         mono_ms=1000,
         container_id="almaty-c1",
@@ -120,8 +122,8 @@ def seed(sessions: sessionmaker[Session], tmp: Path) -> Seeded:
         event=FillEvent.FULL,
     )
     messages += [
-        Inbound(topic(dev_a.device_id, Channel.STATUS), encode(status), received),
-        Inbound(topic(dev_a.device_id, Channel.FILL), encode(fill), received),
+        Inbound(topic(dev_a.device_id, Channel.STATUS), encode(status), now),
+        Inbound(topic(dev_a.device_id, Channel.FILL), encode(fill), now),
     ]
     handler.handle_batch(messages)
     seeded = Seeded()

@@ -6,13 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
-from sqlalchemy import distinct, select
 
 from server.api.deps import ContractorScope, SessionDep, StaffDep
 from server.api.routes.statements import check_period
 from server.api.routes.tickets import csv_response
+from server.contractors import filter_choices
 from server.evidence import evidence_for
-from server.ledger.models import Site, Ticket
 from server.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
 from server.web.render import PageDep
 from server.web.routes.contractors import this_month
@@ -47,13 +46,14 @@ def tickets_page(
     page_no: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> Response:
     result = find_tickets(session, scope, flt, page_no)
+    categories, sites = filter_choices(session, scope)
     query = page.request.url.query
     return page.render(
         "tickets/list.html",
         result=result,
         flt=flt,
-        categories=session.scalars(select(distinct(Ticket.category)).order_by(Ticket.category)),
-        sites=session.scalars(select(Site.site_id).order_by(Site.site_id)),
+        categories=categories,
+        sites=sites,
         csv_href="/tickets.csv" + (f"?{query}" if query else ""),
     )
 

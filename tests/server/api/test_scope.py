@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.support.web import BIN_A, BIN_B, PERIOD, Web
+from tests.support.accounts import BIN_A, BIN_B
+from tests.support.web import PERIOD, Web
 
 
 def test_statements_list_is_filtered_to_the_contractor(web: Web) -> None:
