@@ -1,5 +1,5 @@
 """``epr-server``: serve | ingest | migrate | import-contracts | site | device | statements |
-user | token."""
+user | token | dashboards."""
 
 from __future__ import annotations
 
@@ -241,6 +241,20 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
+    from server.grafana import check, write
+
+    root = Path(args.dir)
+    if args.action == "write":
+        for written in write(root):
+            print(f"wrote {written}")
+        return 0
+    stale = check(root)
+    for name in stale:
+        print(f"{name}: differs from server/grafana.py; run `epr-server dashboards write`")
+    return 1 if stale else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="epr-server", description=__doc__)
     parser.add_argument("--database-url", help="overrides EPR_DATABASE_URL")
@@ -287,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--days", type=int, help="expire after this many days (default: never)")
     p.add_argument("--id", type=int, help="revoke: the token number from `token list`")
     p.set_defaults(func=cmd_token)
+    p = sub.add_parser("dashboards", help="write or check the Grafana dashboard JSON")
+    p.add_argument("action", choices=["write", "check"])
+    p.add_argument("dir", nargs="?", default="dashboards")
+    p.set_defaults(func=cmd_dashboards)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
