@@ -317,13 +317,36 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.serve:
+        import secrets
+
         import uvicorn
 
+        from server.accounts import Role, create_user
         from server.api.app import create_app
         from server.config import Settings
+        from server.tokens import create_token
 
+        # Pages and API need a login: a throwaway operator (and one contractor user per
+        # statement) with random passwords, shown once, for this demo ledger only.
+        base = f"http://{args.host}:{args.port}"
+        with sessions.begin() as session:
+            password = secrets.token_urlsafe(12)
+            create_user(session, "demo-operator", password, Role.OPERATOR)
+            token, _ = create_token(session, "demo-operator", label="demo")
+            console.print(f"pages on {base}/ — sign in as demo-operator / {password}")
+            for i, st in enumerate(statements, 1):
+                pw = secrets.token_urlsafe(12)
+                create_user(
+                    session,
+                    f"demo-contractor-{i}",
+                    pw,
+                    Role.CONTRACTOR,
+                    contractor_bin=st.contractor_bin,
+                )
+                console.print(f"  contractor {st.contractor_name}: demo-contractor-{i} / {pw}")
         console.print(
-            f"API on http://{args.host}:{args.port}/api/v1/statements/{args.month} — Ctrl+C to stop"
+            f"API: curl -H 'Authorization: Bearer {token}' "
+            f"{base}/api/v1/statements/{args.month} — Ctrl+C to stop"
         )
         app = create_app(Settings(database_url=database_url), engine=engine)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,3 +37,26 @@ class Settings(BaseSettings):
     influx_bucket: str = "telemetry"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    secret_key: SecretStr | None = None
+    """Signs session cookies and CSRF tokens (32+ random bytes, e.g. ``openssl rand -hex 32``).
+    Leave empty only for a single throwaway process: a random key is then made at start-up,
+    so logins end with the process and several server processes cannot share them."""
+    session_ttl_s: int = Field(12 * 3600, ge=300, le=30 * 86400)
+    """A browser login ends this long after sign-in, whatever the activity."""
+    session_idle_s: int = Field(3600, ge=60, le=7 * 86400)
+    """...or after this long without a request."""
+    cookie_secure: bool | None = None
+    """Mark cookies ``Secure``. None: when the request came over https (behind a proxy,
+    run uvicorn with ``--proxy-headers`` so it sees the original scheme)."""
+    login_max_failures: int = Field(5, ge=1, le=100)
+    """Failed sign-ins per user name within ``login_window_s`` before the name is locked."""
+    login_max_failures_per_addr: int = Field(20, ge=1, le=10_000)
+    """Failed sign-ins from one address within ``login_window_s`` before it is locked."""
+    login_window_s: int = Field(900, ge=10, le=86400)
+    password_scrypt_log2_n: int = Field(15, ge=10, le=20)
+    """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
+    web_default_language: Literal["kk", "ru", "en"] = "ru"
+    """Page language when neither the language cookie nor Accept-Language picks one."""
+    device_stale_after_s: int = Field(600, ge=30)
+    """A device that said it is online but has not been heard from for this long is shown
+    as stale on the fleet page."""

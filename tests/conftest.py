@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.db import make_engine, migrate, session_factory
-from tests.support.services import Mosquitto, Postgres
+from tests.support.services import InfluxDB1, Mosquitto, Postgres
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,13 @@ def mosquitto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mosquitto]:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
     server = Postgres().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def influxdb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxDB1]:
+    server = InfluxDB1(tmp_path_factory.mktemp("influxdb")).start()
     yield server
     server.stop()
 

@@ -1,14 +1,26 @@
-"""``create_app(settings)``: builds engine, sessions and routers; nothing at import time."""
+"""``create_app(settings)``: builds engine, sessions, auth and routers; nothing at import time."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from pathlib import Path
+
+from fastapi import Depends, FastAPI
+from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from server import __version__
-from server.api.routes import health, statements
+from server.api.auth import Auth
+from server.api.deps import current_user
+from server.api.routes import contractors, fleet, health, me, statements, tickets
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
+from server.web import errors
+from server.web.routes import auth as auth_pages
+from server.web.routes import contractors as contractor_pages
+from server.web.routes import fleet as fleet_pages
+from server.web.routes import tickets as ticket_pages
+
+STATIC = Path(__file__).parents[1] / "web" / "static"
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -18,6 +30,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
+    app.state.auth = Auth(settings)
     app.include_router(health.router)
-    app.include_router(statements.router)
+    # Every JSON route needs a signed-in caller, even one that forgets to ask for it;
+    # roles and the contractor scope are then each route's own dependencies.
+    signed_in = [Depends(current_user)]
+    for api in (me, statements, contractors, tickets, fleet):
+        app.include_router(api.router, dependencies=signed_in)
+    for pages in (auth_pages, contractor_pages, ticket_pages, fleet_pages):
+        app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    errors.install(app)
     return app

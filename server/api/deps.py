@@ -1,12 +1,26 @@
-"""Request-scoped dependencies (``Annotated`` style)."""
+"""Request-scoped dependencies (``Annotated`` style), shared by the API and the pages.
+
+* ``SessionDep`` — a ledger session for the request.
+* ``OptionalPrincipal`` — the caller if authenticated (bearer token or login cookie),
+  else None; cookie-authenticated unsafe requests are CSRF-checked here, once for all.
+* ``CurrentUser`` — the signed-in :class:`~server.accounts.Account`, else 401 (the
+  pages turn that into a redirect to the login form).
+* ``RequireRole(*roles)`` — a dependency that admits only those roles (403 otherwise);
+  ``OperatorDep`` and ``StaffDep`` (operator or auditor) are the common ones.
+* ``ContractorScope`` — the caller's :class:`~server.accounts.Scope`: pass it to every
+  query that returns contractor data.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
+
+from server.accounts import Account, Role, Scope
+from server.api.auth import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, Auth, Principal
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -16,3 +30,85 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
+
+
+def get_auth(request: Request) -> Auth:
+    auth: Auth = request.app.state.auth
+    return auth
+
+
+AuthDep = Annotated[Auth, Depends(get_auth)]
+
+
+async def _submitted_csrf(request: Request) -> str | None:
+    """The CSRF token an unsafe request carries (header, or form field), if any."""
+    if request.method in SAFE_METHODS:
+        return None
+    if header := request.headers.get(CSRF_HEADER):
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)  # parsed once, cached by Starlette
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _principal(
+    request: Request,
+    session: SessionDep,
+    auth: AuthDep,
+    csrf: Annotated[str | None, Depends(_submitted_csrf)],
+) -> Principal | None:
+    principal = auth.principal(request, session)
+    session.commit()  # keeps the last-seen touch, ends the read transaction
+    if (
+        principal is not None
+        and principal.via == "cookie"
+        and request.method not in SAFE_METHODS
+        and not auth.signer.csrf_ok(principal.anchor, csrf)
+    ):
+        raise HTTPException(403, detail="CSRF token missing or wrong: reload the page")
+    return principal
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(_principal)]
+
+
+class NotAuthenticated(HTTPException):
+    def __init__(self) -> None:
+        super().__init__(
+            401, detail="sign in, or send an API token", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+def current_user(principal: OptionalPrincipal) -> Account:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal.account
+
+
+CurrentUser = Annotated[Account, Depends(current_user)]
+
+
+class RequireRole:
+    """``Depends(RequireRole(Role.OPERATOR))``: the current user, if in one of ``roles``."""
+
+    def __init__(self, *roles: Role) -> None:
+        self.roles = frozenset(roles)
+
+    def __call__(self, user: CurrentUser) -> Account:
+        if user.role not in self.roles:
+            needed = " or ".join(sorted(r.value for r in self.roles))
+            raise HTTPException(403, detail=f"needs the {needed} role")
+        return user
+
+
+OperatorDep = Annotated[Account, Depends(RequireRole(Role.OPERATOR))]
+StaffDep = Annotated[Account, Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
+
+
+def _scope(user: CurrentUser) -> Scope:
+    return user.scope
+
+
+ContractorScope = Annotated[Scope, Depends(_scope)]

@@ -268,3 +268,72 @@ class Postgres:
         self.proc = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class InfluxDB1:
+    """InfluxDB 1.x (Debian ``influxdb``): the v1 ``/write`` and InfluxQL ``/query`` API,
+    to run the Grafana dashboards' queries against the real query engine."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    rpc_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "influxd.log"
+
+    def start(self) -> InfluxDB1:
+        binary = find_binary("influxd")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = self.workdir / "influxdb.conf"
+        conf.write_text(
+            "reporting-disabled = true\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{self.workdir / "meta"}"\n  logging-enabled = false\n'
+            f'[data]\n  dir = "{self.workdir / "data"}"\n  wal-dir = "{self.workdir / "wal"}"\n'
+            "  query-log-enabled = false\n"
+            "[monitor]\n  store-enabled = false\n"
+            "[subscriber]\n  enabled = false\n"
+            "[continuous_queries]\n  enabled = false\n"
+            "[retention]\n  enabled = false\n"
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            "  pprof-enabled = false\n"
+            '[logging]\n  level = "warn"\n  suppress-logo = true\n'
+        )
+        with self.log.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, "-config", str(conf)], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for_port(self.port, self.proc, self.log, timeout=30)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self, timeout: float = 20) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/ping", timeout=2).status_code == 204:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise ServiceError(f"InfluxDB not ready: {_tail(self.log)}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None

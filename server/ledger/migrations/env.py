@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import server.ledger.accounts  # noqa: F401  (registers the account tables)
 from server.ledger.models import Base
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,21 @@
+"""The caller's own account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from server.api.deps import CurrentUser
+
+router = APIRouter(prefix="/api/v1", tags=["accounts"])
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict[str, Any]:
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "role": user.role.value,
+        "contractor_bin": user.contractor_bin,
+    }

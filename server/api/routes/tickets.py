@@ -1,0 +1,123 @@
+"""Tickets: scoped lists, CSV export, and (staff only) the evidence of one ticket."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from server.api.deps import ContractorScope, SessionDep, StaffDep
+from server.api.routes.statements import check_period
+from server.evidence import Evidence, evidence_for
+from server.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
+
+router = APIRouter(prefix="/api/v1", tags=["tickets"])
+
+_IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
+
+
+def ticket_filter(
+    period: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, local")],
+    category: Annotated[str | None, Query(pattern=_IDENT)] = None,
+    site: Annotated[str | None, Query(pattern=_IDENT)] = None,
+    device: Annotated[str | None, Query(pattern=_IDENT)] = None,
+    contractor: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+) -> TicketFilter:
+    check_period(period)
+    return TicketFilter(period, category, site, device, contractor)
+
+
+FilterDep = Annotated[TicketFilter, Depends(ticket_filter)]
+
+
+def ticket_json(r: TicketRow) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "device_id": r.device_id,
+        "seq": r.seq,
+        "weighed_at": r.weighed_at.isoformat(),
+        "site_id": r.site_id,
+        "scale_id": r.scale_id,
+        "category": r.category,
+        "badge": r.badge,
+        "gross_kg": format(r.gross_kg, "f"),
+        "tare_kg": format(r.tare_kg, "f"),
+        "net_kg": format(r.net_kg, "f"),
+        "chain_ok": r.chain_ok,
+        "hash": r.hash,
+        "attributions": [
+            {
+                "contract_id": a.contract_id,
+                "stage": a.stage,
+                "portion": a.portion,
+                "kg": format(a.kg, "f"),
+            }
+            for a in r.attributions
+        ],
+    }
+
+
+@router.get("/tickets")
+def list_tickets(
+    session: SessionDep,
+    scope: ContractorScope,
+    flt: FilterDep,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> dict[str, Any]:
+    result = find_tickets(session, scope, flt, page)
+    return {
+        "page": result.page,
+        "pages": result.pages,
+        "total": result.total,
+        "net_tonnes": format(result.net_tonnes, "f"),
+        "tickets": [ticket_json(r) for r in result.rows],
+    }
+
+
+@router.get("/tickets.csv")
+def export_tickets(
+    session: SessionDep, scope: ContractorScope, flt: FilterDep
+) -> StreamingResponse:
+    return csv_response(list(csv_lines(all_tickets(session, scope, flt))), flt)
+
+
+def csv_response(lines: list[str], flt: TicketFilter) -> StreamingResponse:
+    # Rendered before the response starts: the request's database session closes when
+    # the route returns, and an error half-way must not yield a truncated file.
+    name = f"tickets-{flt.period}" + (f"-{flt.contractor_bin}" if flt.contractor_bin else "")
+    return StreamingResponse(
+        iter(lines),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def evidence_json(e: Evidence) -> dict[str, Any]:
+    t = e.ticket
+    return {
+        "ticket_id": t.id,
+        "device_id": t.device_id,
+        "seq": t.seq,
+        "signature": e.signature.value,
+        "hash_ok": e.hash_ok,
+        "intact": e.intact,
+        "mismatches": list(e.mismatches),
+        "decode_problem": e.decode_problem,
+        "public_key": e.device.public_key if e.device else None,
+        "device_status": e.device.status if e.device else None,
+        "payload": e.payload_text,
+        "frames": [{"index": f.index, "text": f.text, "hex": f.hex} for f in e.frames],
+        "prev": None if e.prev is None else {"ticket_id": e.prev.ticket_id, "hash": e.prev.hash},
+        "next": None if e.next is None else {"ticket_id": e.next.ticket_id, "hash": e.next.hash},
+        "prev_link": e.prev_link.value,
+        "next_link": e.next_link.value,
+    }
+
+
+@router.get("/tickets/{ticket_id}/evidence")
+def ticket_evidence(session: SessionDep, user: StaffDep, ticket_id: int) -> dict[str, Any]:
+    evidence = evidence_for(session, ticket_id)
+    if evidence is None:
+        raise HTTPException(404, detail=f"no ticket {ticket_id}")
+    return evidence_json(evidence)

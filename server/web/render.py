@@ -1,0 +1,156 @@
+"""Rendering a page: the Jinja2 environment, the ``Page`` dependency, navigation.
+
+A new page (approvals, disputes, holds, alarms, dead letters…) is a route that takes
+``PageDep`` plus the access dependency it needs (``StaffDep``, ``OperatorDep``,
+``ContractorScope``), calls the server function the JSON API also calls, and returns
+``page.render("area/name.html", …)``; a :class:`NavItem` in ``NAV`` makes it reachable.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Final
+from urllib.parse import quote
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from server.accounts import Account, Role
+from server.api.auth import CSRF_COOKIE, CSRF_FIELD, Auth, Principal
+from server.api.deps import AuthDep, NotAuthenticated, OptionalPrincipal
+from server.payments import LOCAL_TZ
+from server.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, negotiate
+
+TEMPLATES: Final = Path(__file__).with_name("templates")
+
+
+@dataclass(frozen=True, slots=True)
+class NavItem:
+    path: str
+    label: str
+    """Message id."""
+    roles: frozenset[Role]
+
+
+_ALL: Final = frozenset(Role)
+_STAFF: Final = frozenset({Role.OPERATOR, Role.AUDITOR})
+NAV: Final = [
+    NavItem("/", "nav.home", _ALL),
+    NavItem("/statements", "nav.statements", _STAFF),
+    NavItem("/tickets", "nav.tickets", _ALL),
+    NavItem("/fleet", "nav.fleet", frozenset({Role.OPERATOR})),
+    NavItem("/account", "nav.account", _ALL),
+]
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["local"] = lambda d: (
+        "" if d is None else d.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+    )
+    env.filters["urlq"] = lambda s: quote(str(s), safe="")
+    return env
+
+
+ENV: Final = _environment()
+
+
+class Page:
+    """Per-request rendering context: language, caller, CSRF token."""
+
+    def __init__(self, request: Request, principal: Principal | None, auth: Auth) -> None:
+        self.request = request
+        self.principal = principal
+        self.auth = auth
+        settings = request.app.state.settings
+        self.lang = negotiate(
+            request.cookies.get(LANG_COOKIE),
+            request.headers.get("accept-language"),
+            settings.web_default_language,
+        )
+        self.t = Translator(self.lang)
+        self._new_nonce: str | None = None
+        if principal is not None and principal.via == "cookie":
+            self.csrf = auth.signer.csrf_token(principal.anchor)
+        else:
+            nonce = request.cookies.get(CSRF_COOKIE, "")
+            if len(nonce) < 20:
+                nonce = self._new_nonce = secrets.token_urlsafe(24)
+            self.csrf = auth.signer.csrf_token("anon:" + nonce)
+
+    @property
+    def user(self) -> Account:
+        if self.principal is None:
+            raise NotAuthenticated()
+        return self.principal.account
+
+    def tonnes(self, value: Decimal) -> str:
+        return self.t.number(value, 3)
+
+    def kg(self, grams: int) -> str:
+        return self.t.number(Decimal(grams).scaleb(-3), 3)
+
+    def money(self, value: Decimal) -> str:
+        return self.t.number(value, 2)
+
+    def nav(self) -> list[NavItem]:
+        if self.principal is None:
+            return []
+        return [n for n in NAV if self.principal.account.role in n.roles]
+
+    def render(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = ENV.get_template(template).render(
+            page=self,
+            t=self.t,
+            user=self.principal.account if self.principal else None,
+            path=self.request.url.path,
+            here=self.here,
+            csrf_field=CSRF_FIELD,
+            languages=LANGUAGE_NAMES,
+            now=datetime.now(LOCAL_TZ),
+            **context,
+        )
+        response = HTMLResponse(body, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "same-origin"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'"
+        )
+        if self._new_nonce is not None:
+            response.set_cookie(
+                CSRF_COOKIE, self._new_nonce, **self.auth.cookie_options(self.request, "strict")
+            )
+        return response
+
+    @property
+    def here(self) -> str:
+        """This page's path and query, for ``next=`` links."""
+        query = self.request.url.query
+        return self.request.url.path + (f"?{query}" if query else "")
+
+
+def _page(request: Request, principal: OptionalPrincipal, auth: AuthDep) -> Page:
+    return Page(request, principal, auth)
+
+
+PageDep = Annotated[Page, Depends(_page)]
+
+
+def safe_next(target: str | None, default: str = "/") -> str:
+    """A local path to go to after a form, never another site (open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    return target

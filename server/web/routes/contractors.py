@@ -1,0 +1,88 @@
+"""Home, statements and the contractor overview (delivered tonnes, statement list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import RedirectResponse, Response
+
+from server.api.deps import ContractorScope, CurrentUser, SessionDep, StaffDep
+from server.api.routes.statements import check_bin, check_period
+from server.contractors import contractors, overview
+from server.payments import LOCAL_TZ
+from server.statements import statement_for, statements_for
+from server.web.render import PageDep
+
+router = APIRouter(include_in_schema=False)
+
+_KNOWN_SECTIONS = frozenset(
+    {
+        "contractor_bin",
+        "contractor_name",
+        "period",
+        "lines",
+        "over_cap",
+        "total_tonnes",
+        "total_kzt",
+        "rounding_policy",
+        "inputs",
+    }
+)
+
+
+def this_month() -> str:
+    return datetime.now(LOCAL_TZ).strftime("%Y-%m")
+
+
+@router.get("/")
+def home(user: CurrentUser) -> Response:
+    if user.contractor_bin is not None:
+        return RedirectResponse(f"/contractors/{user.contractor_bin}", status_code=303)
+    return RedirectResponse("/statements", status_code=303)
+
+
+@router.get("/statements")
+def statements_page(
+    page: PageDep,
+    session: SessionDep,
+    user: StaffDep,
+    period: str = Query("", pattern=r"^(\d{4}-\d{2})?$"),
+) -> Response:
+    period = period or this_month()
+    check_period(period)
+    return page.render(
+        "statements/list.html",
+        period=period,
+        statements=statements_for(session, period),
+        contractors=contractors(session, user.scope),
+    )
+
+
+@router.get("/contractors/{contractor_bin}")
+def contractor_page(
+    page: PageDep, session: SessionDep, scope: ContractorScope, contractor_bin: str
+) -> Response:
+    check_bin(contractor_bin)
+    view = overview(session, scope, contractor_bin, today=datetime.now(LOCAL_TZ).date())
+    if view is None:
+        raise HTTPException(404, detail=f"no contract of {contractor_bin}")
+    return page.render("contractors/overview.html", view=view)
+
+
+@router.get("/contractors/{contractor_bin}/statements/{period}")
+def statement_page(
+    page: PageDep, session: SessionDep, scope: ContractorScope, contractor_bin: str, period: str
+) -> Response:
+    check_bin(contractor_bin)
+    scope.require(contractor_bin)
+    check_period(period)
+    statement = statement_for(session, contractor_bin, period)
+    if statement is None:
+        raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
+    canonical = statement.canonical()
+    # Sections this page does not know yet (e.g. holds) are still shown, as data.
+    extra = {k: v for k, v in canonical.items() if k not in _KNOWN_SECTIONS}
+    return page.render(
+        "contractors/statement.html", statement=statement, canonical=canonical, extra=extra
+    )

@@ -1,0 +1,3 @@
+from tests.support.web import web
+
+__all__ = ["web"]

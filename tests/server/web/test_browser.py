@@ -1,0 +1,107 @@
+"""What a person does in a real browser: sign in, read statements, audit a ticket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from server.ledger.db import make_engine, migrate, session_factory
+from tests.support.accounts import BIN_A, BIN_B, PASSWORD
+from tests.support.web import PERIOD, Seeded, seed, serve
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded]]:
+    """The app on a seeded SQLite ledger, served by uvicorn on a free port."""
+    tmp = tmp_path_factory.mktemp("browser")
+    url = f"sqlite:///{tmp / 'ledger.sqlite3'}"
+    engine = make_engine(url)
+    migrate(engine)
+    seeded = seed(session_factory(engine), Path(tmp))
+    with serve(engine, url) as base:
+        yield base, seeded
+    engine.dispose()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(locale="en-US")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+def sign_in(page: Page, base: str, username: str, path: str = "/") -> None:
+    page.goto(base + path)
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_contractor_sees_own_statement_and_not_another(
+    page: Page, site: tuple[str, Seeded]
+) -> None:
+    base, seeded = site
+    sign_in(page, base, "eco")
+    expect(page).to_have_url(f"{base}/contractors/{BIN_A}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Eco Tyre LLP")
+    page.locator(f'a[href="/contractors/{BIN_A}/statements/{PERIOD}"]').click()
+    expect(page.locator("table.lines tfoot .total")).to_have_text("53,082.00")
+    expect(page.locator("table.over-cap")).to_contain_text("over cap")
+    # URL tampering: another contractor's statement and overview, a ticket's evidence.
+    for path in (f"/contractors/{BIN_B}/statements/{PERIOD}", f"/contractors/{BIN_B}"):
+        response = page.goto(base + path)
+        assert response is not None
+        assert response.status == 403
+        expect(page.locator("h1")).to_contain_text("Not allowed")
+        expect(page.locator("body")).not_to_contain_text("Steppe Recycling")
+    response = page.goto(f"{base}/tickets/{seeded.tickets_b[0]}")
+    assert response is not None
+    assert response.status == 403
+    response = page.goto(f"{base}/contractors/{BIN_A}/statements/2031-01")
+    assert response is not None
+    assert response.status == 404
+    # Signing out ends the login.
+    page.goto(base + "/account")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(f"{base}/login")
+    page.goto(f"{base}/contractors/{BIN_A}")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Sign in")
+
+
+def test_auditor_audits_a_ticket_down_to_the_raw_frame(
+    page: Page, site: tuple[str, Seeded]
+) -> None:
+    base, seeded = site
+    sign_in(page, base, "auditor1", f"/tickets?period={PERIOD}&contractor={BIN_A}")
+    expect(page.locator("table.tickets tbody tr")).to_have_count(3)
+    page.get_by_role("link", name=str(seeded.tickets_a[1]), exact=True).click()
+    expect(page).to_have_url(f"{base}/tickets/{seeded.tickets_a[1]}")
+    expect(page.locator("#signature")).to_have_text("signature valid")
+    expect(page.locator("#verdict")).to_contain_text("Evidence intact")
+    expect(page.locator(".frame-text").first).to_have_text("ST,GS,+0300.25kg\\r\\n")
+    expect(page.locator(".frame-hex").first).to_have_text(
+        "53 54 2c 47 53 2c 2b 30 33 30 30 2e 32 35 6b 67 0d 0a"
+    )
+    expect(page.locator("#prev-link")).to_have_text("linked")
+    expect(page.locator("#next-link")).to_have_text("linked")
+    page.locator("table.chain").get_by_role("link", name=str(seeded.tickets_a[0])).click()
+    expect(page.locator("#prev-link")).to_have_text("first record")
+
+
+def test_language_switch(page: Page, site: tuple[str, Seeded]) -> None:
+    base, _ = site
+    sign_in(page, base, "operator1", "/fleet")
+    expect(page.locator("h1")).to_have_text("Fleet")
+    page.get_by_role("link", name="Қазақша").click()
+    expect(page.locator("html")).to_have_attribute("lang", "kk")
+    expect(page.locator("h1")).to_have_text("Құрылғылар паркі")
+    expect(page).to_have_url(f"{base}/fleet")
+    page.get_by_role("link", name="Русский").click()
+    expect(page.locator("h1")).to_have_text("Парк устройств")
+    expect(page.locator("#device-rp-almaty-01")).to_contain_text("в сети")
+    page.goto(f"{base}/statements?period={PERIOD}")  # the choice sticks across pages
+    expect(page.locator("h1")).to_contain_text("Ведомости")

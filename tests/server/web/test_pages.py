@@ -1,0 +1,164 @@
+"""The pages over HTTP: login, scope by URL tampering, evidence, fleet, CSRF, language."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from server.api.auth import SESSION_COOKIE
+from tests.support.accounts import BIN_A, BIN_B
+from tests.support.web import PERIOD, Web, form_csrf
+
+EN = {"Accept-Language": "en"}
+
+
+def test_pages_need_a_login_and_come_back_after_it(web: Web) -> None:
+    with web.client() as c:
+        r = c.get(f"/tickets?period={PERIOD}")
+        assert r.status_code == 303
+        assert unquote(r.headers["location"]) == f"/login?next=/tickets?period={PERIOD}"
+        login = c.get(r.headers["location"], headers=EN)
+        assert 'name="next" value="/tickets?period=2026-03"' in login.text
+        r = c.post(
+            "/login",
+            data={
+                "username": "eco",
+                "password": "correct horse battery",
+                "csrf_token": form_csrf(login.text),
+                "next": f"/tickets?period={PERIOD}",
+            },
+        )
+        assert r.status_code == 303
+        assert r.headers["location"] == f"/tickets?period={PERIOD}"
+        cookie = r.headers["set-cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
+    with web.client() as c:  # never sent off-site after login
+        login = c.get("/login")
+        r = c.post(
+            "/login",
+            data={
+                "username": "eco",
+                "password": "correct horse battery",
+                "csrf_token": form_csrf(login.text),
+                "next": "//evil.example/",
+            },
+        )
+        assert r.headers["location"] == "/"
+
+
+def test_contractor_sees_own_pages_and_nothing_else(web: Web) -> None:
+    with web.login("eco") as c:
+        home = c.get("/")
+        assert home.headers["location"] == f"/contractors/{BIN_A}"
+        page = c.get(f"/contractors/{BIN_A}", headers=EN)
+        assert page.status_code == 200
+        assert "Eco Tyre LLP" in page.text
+        assert "Delivered tonnes by month and category" in page.text
+        detail = c.get(f"/contractors/{BIN_A}/statements/{PERIOD}", headers=EN)
+        assert detail.status_code == 200
+        assert "53,082.00" in detail.text  # the paid line
+        assert "over cap" in detail.text  # 0.15075 t over the 1 t cap
+        assert "0.151" in detail.text
+        # URL tampering: another contractor's pages.
+        for path in (
+            f"/contractors/{BIN_B}",
+            f"/contractors/{BIN_B}/statements/{PERIOD}",
+            f"/tickets?period={PERIOD}&contractor={BIN_B}",
+            f"/tickets.csv?period={PERIOD}&contractor={BIN_B}",
+        ):
+            r = c.get(path, headers=EN)
+            assert r.status_code == 403, path
+            assert "Steppe" not in r.text
+        for ticket in web.seeded.tickets_b + web.seeded.tickets_a:
+            assert c.get(f"/tickets/{ticket}").status_code == 403
+        assert c.get("/fleet").status_code == 403
+        assert c.get("/statements").status_code == 403
+        tickets = c.get(f"/tickets?period={PERIOD}", headers=EN)
+        assert "3 tickets, 1.151 t net" in tickets.text
+        assert "rp-aktobe-01" not in tickets.text
+        csv = c.get(f"/tickets.csv?period={PERIOD}")
+        assert len(csv.text.splitlines()) == 4
+
+
+def test_staff_statement_list_links_every_contractor(web: Web) -> None:
+    with web.login("auditor1") as c:
+        page = c.get(f"/statements?period={PERIOD}", headers=EN)
+        assert f"/contractors/{BIN_A}/statements/{PERIOD}" in page.text
+        assert f"/contractors/{BIN_B}/statements/{PERIOD}" in page.text
+        assert c.get(f"/contractors/{BIN_B}/statements/{PERIOD}").status_code == 200
+        bad = c.get("/statements?period=2026-13", headers=EN)
+        assert bad.status_code == 422
+        assert "not YYYY-MM" in bad.text
+
+
+def test_auditor_evidence_page_verifies_live(web: Web) -> None:
+    second = web.seeded.tickets_a[1]
+    with web.login("auditor1") as c:
+        page = c.get(f"/tickets/{second}", headers=EN)
+        assert page.status_code == 200
+        text = page.text
+        assert "signature valid" in text
+        assert "Evidence intact" in text
+        assert "ST,GS,+0300.25kg\\r\\n" in text  # the raw frame as text ...
+        assert "53 54 2c 47 53 2c 2b 30 33 30 30 2e 32 35 6b 67 0d 0a" in text  # ... and as hex
+        assert f'href="/tickets/{web.seeded.tickets_a[0]}"' in text  # previous in the chain
+        assert f'href="/tickets/{web.seeded.tickets_a[2]}"' in text  # next
+        assert text.count(">linked<") == 2
+        assert c.get("/tickets/999999", headers=EN).status_code == 404
+
+
+def test_operator_fleet_page(web: Web) -> None:
+    with web.login("operator1") as c:
+        page = c.get("/fleet", headers=EN)
+        assert page.status_code == 200
+        row = page.text.split('id="device-rp-almaty-01"')[1].split("</tr>")[0]
+        assert "online" in row
+        assert "almaty-c1" in row
+        assert "87.5%" in row
+        other = page.text.split('id="device-rp-aktobe-01"')[1].split("</tr>")[0]
+        assert "never seen" in other
+    with web.login("auditor1") as c:
+        assert c.get("/fleet").status_code == 403
+
+
+def test_language_switch_and_fallbacks(web: Web) -> None:
+    with web.login("auditor1") as c:
+        assert '<html lang="ru">' in c.get("/statements", headers={"Accept-Language": ""}).text
+        assert '<html lang="en">' in c.get("/statements", headers=EN).text
+        r = c.get("/lang/kk", params={"next": f"/tickets?period={PERIOD}"})
+        assert r.headers["location"] == f"/tickets?period={PERIOD}"
+        page = c.get(r.headers["location"], headers=EN)  # the chosen language wins
+        assert '<html lang="kk">' in page.text
+        assert "Өлшеу талондары" in page.text
+        assert (
+            c.get("/lang/kk", params={"next": "https://evil.example/"}).headers["location"] == "/"
+        )
+        c.get("/lang/xx")  # unknown: ignored
+        assert '<html lang="kk">' in c.get("/statements").text
+
+
+def test_password_change_needs_csrf_and_ends_the_login(web: Web) -> None:
+    with web.login("eco") as c:
+        account = c.get("/account", headers=EN)
+        form = {
+            "current": "correct horse battery",
+            "new": "a brand new secret",
+            "repeat": "a brand new secret",
+        }
+        assert c.post("/account/password", data=form).status_code == 403
+        wrong = c.post(
+            "/account/password",
+            data=form | {"current": "nope nope nope", "csrf_token": form_csrf(account.text)},
+            headers=EN,
+        )
+        assert wrong.status_code == 400
+        assert "current password is wrong" in wrong.text
+        done = c.post("/account/password", data=form | {"csrf_token": form_csrf(account.text)})
+        assert done.status_code == 303
+        assert c.get("/account").status_code == 303  # signed out
+    with web.login("eco", "a brand new secret") as c:
+        assert c.get("/account").status_code == 200
+        logout = c.post("/logout", data={"csrf_token": form_csrf(c.get("/account").text)})
+        assert logout.status_code == 303
+        assert c.get("/account").status_code == 303
+        assert SESSION_COOKIE not in c.cookies
