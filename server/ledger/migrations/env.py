@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from server.ledger import alarms, devices, flags, telemetry  # noqa: F401  (tables for autogenerate)
 from server.ledger.models import Base
 
 connection = context.config.attributes.get("connection")
