@@ -164,7 +164,8 @@ class InfluxWriter:
     # lifecycle -----------------------------------------------------------------------
 
     def start(self) -> InfluxWriter:
-        from influxdb_client import InfluxDBClient, WriteOptions
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+        from influxdb_client.client.write_api import WriteOptions
 
         self._client = InfluxDBClient(url=self.url, token=self.token, org=self.org, timeout=10_000)
         options = WriteOptions(
@@ -216,7 +217,7 @@ class InfluxWriter:
         self._write(body)
 
     def _write(self, body: bytes) -> None:
-        from influxdb_client import WritePrecision
+        from influxdb_client.domain.write_precision import WritePrecision
 
         self._write_api.write(
             bucket=self.bucket, org=self.org, record=body, write_precision=WritePrecision.MS

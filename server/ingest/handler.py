@@ -337,12 +337,12 @@ class _Batch:
             self.events.update(s.scalars(select(Ticket.event_id).where(Ticket.event_id.in_(chunk))))
         fills = [i.payload for i in self.items if i.channel is Channel.FILL]
         for chunk in _chunks(sorted({(f.device_id, f.seq) for f in fills})):
-            rows = s.execute(
+            seen = s.execute(
                 select(FillSeen.device_id, FillSeen.seq).where(
                     tuple_(FillSeen.device_id, FillSeen.seq).in_(chunk)
                 )
             )
-            self.fill_seen.update((d, q) for d, q in rows)
+            self.fill_seen.update((d, q) for d, q in seen)
         for chunk in _chunks(sorted({f.container_id for f in fills})):
             for state in s.scalars(
                 select(ContainerState).where(ContainerState.container_id.in_(chunk))
@@ -835,11 +835,11 @@ class _Batch:
                 self.tickets[(device_id, seq)] = (tid, h, prev)
         if self.flag_clears:
             for key, code in self.flag_clears:
-                tid = self.tickets[key][0]
+                successor_id = self.tickets[key][0]
                 s.execute(
                     update(TicketFlag)
                     .where(
-                        TicketFlag.ticket_id == tid,
+                        TicketFlag.ticket_id == successor_id,
                         TicketFlag.code == code,
                         TicketFlag.cleared_at.is_(None),
                     )

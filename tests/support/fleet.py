@@ -128,8 +128,11 @@ class AgentProcess:
         """(weighings recorded, of which unacked), read with a connection of our own."""
         if not self.journal.exists():
             return (0, 0)
-        with sqlite3.connect(self.journal, timeout=5) as db:
-            total, unacked = db.execute(
-                "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
-            ).fetchone()
+        try:
+            with sqlite3.connect(self.journal, timeout=5) as db:
+                total, unacked = db.execute(
+                    "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
+                ).fetchone()
+        except sqlite3.OperationalError:  # the agent is still creating its schema
+            return (0, 0)
         return int(total), int(unacked)
