@@ -144,6 +144,7 @@ class InfluxWriter:
         max_in_flight: int = 64,
         poll_s: float = 1.0,
         client_retry_time_s: float = 60.0,
+        error_backoff_s: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.sessions = sessions
@@ -153,6 +154,7 @@ class InfluxWriter:
         self.max_in_flight = max_in_flight
         self.poll_s = poll_s
         self.client_retry_time_s = client_retry_time_s
+        self.error_backoff_s = error_backoff_s
         self.clock = clock
         self._in_flight: dict[bytes, int] = {}
         self._lock = threading.Lock()
@@ -253,7 +255,7 @@ class InfluxWriter:
                 if row is not None:
                     row.attempts += 1
                     row.last_error = str(exc)[:2000]
-                    backoff = min(300.0, 5.0 * 2 ** min(row.attempts, 6))
+                    backoff = min(300.0, self.error_backoff_s * 2 ** min(row.attempts, 6))
                     row.next_attempt_at = self.clock() + timedelta(seconds=backoff)
         except Exception:
             log.exception("could not reschedule spool row %d", spool_id)
