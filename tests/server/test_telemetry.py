@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol import Channel, FillEvent, FillReading, Health, encode, format_ts
+from edge.protocol import FillEvent, FillReading, Health, encode, format_ts
 from server.ingest.handler import Inbound, IngestHandler
 from server.ledger.telemetry import TelemetrySpool
 from server.metrics import IngestMetrics

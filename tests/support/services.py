@@ -257,7 +257,8 @@ class Postgres:
 
     def halt(self) -> None:
         """Stop the server but keep its data (an outage); :meth:`resume` brings it back."""
-        assert self.workdir is not None and self.proc is not None
+        assert self.workdir is not None
+        assert self.proc is not None
         subprocess.run(
             self._cmd(self._pg_ctl, "stop", "-D", str(self.workdir / "data"), "-m", "immediate"),
             capture_output=True,
@@ -266,7 +267,8 @@ class Postgres:
         self.proc.wait(timeout=20)
 
     def resume(self) -> None:
-        assert self.workdir is not None and self.proc is not None
+        assert self.workdir is not None
+        assert self.proc is not None
         args = self.proc.args
         assert isinstance(args, list)
         with self.log.open("ab") as log:
@@ -343,7 +345,7 @@ class VictoriaMetrics:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
             except OSError as exc:
@@ -358,7 +360,7 @@ class VictoriaMetrics:
         import urllib.request
 
         body = urllib.parse.urlencode({"match[]": match}).encode()
-        with urllib.request.urlopen(f"{self.url}/api/v1/export", data=body, timeout=30) as resp:
+        with urllib.request.urlopen(f"{self.url}/api/v1/export", data=body, timeout=30) as resp:  # noqa: S310
             text = resp.read().decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -370,7 +372,8 @@ class VictoriaMetrics:
             assert isinstance(labels, dict)
             key = tuple(sorted((k, str(v)) for k, v in labels.items() if k != "__name__"))
             values, stamps = row["values"], row["timestamps"]
-            assert isinstance(values, list) and isinstance(stamps, list)
+            assert isinstance(values, list)
+            assert isinstance(stamps, list)
             series.setdefault(key, {}).update(zip(stamps, values, strict=True))
         return series
 

@@ -128,7 +128,7 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
         ("device_offline", d),  # health does not clear a will; only a birth does
         ("clock_drift", d),
         ("outbox_backlog", d),
-        (f"device:journal_full", d),
+        ("device:journal_full", d),
         ("config_rejected", d),
     }
     assert alarms[("device:journal_full", d)].severity == "critical"
@@ -152,8 +152,11 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
     with sessions() as s:
         config = s.get(DeviceConfig, d)
         state = s.get(DeviceState, d)
-    assert config is not None and (config.reported_revision, config.reported_applied) == (4, True)
-    assert state is not None and state.online is True and state.outbox_depth == 500
+    assert config is not None
+    assert (config.reported_revision, config.reported_applied) == (4, True)
+    assert state is not None
+    assert state.online is True
+    assert state.outbox_depth == 500
     assert count(sessions, DeadLetter) == 0
 
 
@@ -228,6 +231,7 @@ def test_a_dead_letter_is_reprocessed_once_its_cause_is_fixed(
     assert acks_of(result.acks) == [(1, "accepted", None)]
     with sessions() as s:
         row = s.get(DeadLetter, dl_id)
-        assert row is not None and row.status == "resolved"
+        assert row is not None
+        assert row.status == "resolved"
     assert count(sessions, Ticket) == 1
     assert handler.reprocess([dl_id]).outcomes == []  # resolved ones are left alone
