@@ -47,6 +47,11 @@ def _by() -> str:
 
 def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
     """One ingest worker: subscriber, handler, telemetry writer, metrics, maintenance."""
+    if not logging.getLogger().handlers:  # a spawned worker process starts bare
+        logging.basicConfig(
+            level=logging.INFO,
+            format=f"%(asctime)s %(levelname)s ingest-{index} %(name)s: %(message)s",
+        )
     from server.alarms import AlarmRules
     from server.ingest.handler import IngestHandler
     from server.ingest.maintenance import Maintenance
