@@ -58,7 +58,7 @@ from server.ledger.devices import DeviceConfig
 from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
 from server.ledger.models import FillEvent as FillEventRow
-from server.ledger.telemetry import FillRollup, FillSeen
+from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
 from server.metrics import IngestMetrics
 from server.telemetry import TelemetrySink, fill_line, health_line, spool_row, weighing_line
 
@@ -214,9 +214,13 @@ class IngestHandler:
                     continue
                 batch.decode(i, msg)
             batch.prefetch()
-            for item in batch.items:
-                batch.dispatch(item)
-            spool = batch.flush()
+            # No autoflush: rows another worker may also touch (container and device
+            # state, rollups, alarms) are written by the one flush right before the
+            # commit, so their row locks are held for milliseconds, not the batch.
+            with session.no_autoflush:
+                for item in batch.items:
+                    batch.dispatch(item)
+                spool = batch.flush()
         committed = self.clock()
         for channel_outcome, n in batch.counts.items():
             self.stats.count(*channel_outcome, n=n)
@@ -284,6 +288,8 @@ class _Batch:
         self.touched_rollups: set[tuple[str, datetime]] = set()
         self.resolved: list[int] = []
         self._seen: set[str] = set()
+        self._states: dict[str, DeviceState] = {}
+        self._configs: dict[str, DeviceConfig] = {}
 
     # ---------------------------------------------------------------- phase 1: decode
 
@@ -645,10 +651,12 @@ class _Batch:
         self.seen(device, item)
 
     def state(self, device_id: str) -> DeviceState:
-        state = self.session.get(DeviceState, device_id)
+        # Cached: without autoflush a pending new row is not found by session.get().
+        state = self._states.get(device_id) or self.session.get(DeviceState, device_id)
         if state is None:
             state = DeviceState(device_id=device_id)
             self.session.add(state)
+        self._states[device_id] = state
         return state
 
     def seen(self, device: Device, item: _Item) -> None:
@@ -742,10 +750,13 @@ class _Batch:
             self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
 
     def config_reported(self, device: Device, item: _Item, p: ConfigReported) -> None:
-        row = self.session.get(DeviceConfig, device.device_id)
+        row = self._configs.get(device.device_id) or self.session.get(
+            DeviceConfig, device.device_id
+        )
         if row is None:
             row = DeviceConfig(device_id=device.device_id)
             self.session.add(row)
+        self._configs[device.device_id] = row
         row.reported_revision = p.revision
         row.reported_applied = p.applied
         row.reported_reason = _clean(p.reason) if p.reason else None
@@ -824,7 +835,6 @@ class _Batch:
     def flush(self) -> tuple[int, bytes] | None:
         s = self.session
         s.add_all([row for _, row in sorted(self._dead, key=lambda d: d[0])])
-        s.flush()  # alarms, device state and dead letters first
         if self.new_tickets:
             rows = s.execute(
                 insert(Ticket).returning(Ticket.id, Ticket.device_id, Ticket.seq),
@@ -870,12 +880,6 @@ class _Batch:
             s.execute(insert(FillEventRow), self.fill_events)
         if self.new_containers:
             s.execute(insert(ContainerState), list(self.new_containers.values()))
-        new_rollups = [self.rollups[k] for k in self.touched_rollups - self.existing_rollups]
-        if new_rollups:
-            s.execute(insert(FillRollup), new_rollups)
-        old_rollups = [self.rollups[k] for k in self.touched_rollups & self.existing_rollups]
-        if old_rollups:
-            s.execute(update(FillRollup), old_rollups)
         if self.resolved:
             s.execute(
                 update(DeadLetter)
@@ -889,9 +893,27 @@ class _Batch:
         spool = None
         if self.lines and self.h.telemetry is not None:
             row = spool_row(self.lines, self.now, self.h.spool_retry_after_s)
-            s.add(row)
-            s.flush()
-            spool = (row.id, row.body)
+            spool_id = s.scalar(
+                insert(TelemetrySpool)
+                .values(
+                    body=row.body,
+                    points=row.points,
+                    created_at=row.created_at,
+                    next_attempt_at=row.next_attempt_at,
+                    attempts=0,
+                )
+                .returning(TelemetrySpool.id)
+            )
+            assert spool_id is not None
+            spool = (spool_id, row.body)
+        # Shared rows last, in key order (no deadlock between workers).
+        new_rollups = sorted(self.touched_rollups - self.existing_rollups)
+        if new_rollups:
+            s.execute(insert(FillRollup), [self.rollups[k] for k in new_rollups])
+        old_rollups = sorted(self.touched_rollups & self.existing_rollups)
+        if old_rollups:
+            s.execute(update(FillRollup), [self.rollups[k] for k in old_rollups])
+        s.flush()
         return spool
 
 
