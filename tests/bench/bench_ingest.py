@@ -21,7 +21,6 @@ readings_ratio=… backlog_drain_s=…``.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing
 import os
 import signal
@@ -36,8 +35,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn  # noqa: E402
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 console = Console(stderr=True)
 GENESIS = "0" * 64
@@ -166,13 +165,15 @@ def bare_subscriber(port: int, channel: str, expected: int, ready: Path, result:
             done.set()
 
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bare-{channel}", clean_session=False
+        CallbackAPIVersion.VERSION2, client_id=f"bare-{channel}", clean_session=True
     )
     client.on_message = on_message
-    client.on_connect = lambda c, u, f, rc, p: (
-        c.subscribe(f"epr/v1/+/{channel}", 1),
-        ready.touch(),
-    )
+
+    def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        c.subscribe(f"epr/v1/+/{channel}", 1)
+        ready.touch()
+
+    client.on_connect = on_connect
     client.connect("127.0.0.1", port)
     client.loop_start()
     done.wait(3600)
@@ -253,8 +254,8 @@ def main() -> int:
 
     from edge.evidence import DeviceKey
     from server.ledger.db import make_engine, migrate, session_factory
-    from server.ledger.telemetry import FillSeen, TelemetrySpool
     from server.ledger.models import Ticket
+    from server.ledger.telemetry import FillSeen, TelemetrySpool
     from server.registry import register_device, set_device_status, upsert_site
     from tests.support.services import Mosquitto, Postgres, VictoriaMetrics
 
