@@ -53,7 +53,8 @@ def test_two_workers_split_a_shared_subscription_without_handling_anything_twice
             assert info.rc == mqtt.MQTT_ERR_SUCCESS
         info.wait_for_publish(10)
         wait_until(lambda: count(sessions, Ticket) == 200, 60, "200 tickets")
-        wait_until(lambda: sum(w.handled for w in workers) == 200, 10, "every message acked")
+        # >=: the session's broker also hands over other tests' retained status messages.
+        wait_until(lambda: sum(w.handled for w in workers) >= 200, 10, "every message acked")
     finally:
         pub.loop_stop()
         pub.disconnect()
@@ -61,8 +62,18 @@ def test_two_workers_split_a_shared_subscription_without_handling_anything_twice
             w.stop()
     handled = [w.handled for w in workers]
     assert all(n > 0 for n in handled), handled
-    outcomes = sum(
-        (w.handler.stats.outcomes for w in workers), start=type(workers[0].handler.stats.outcomes)()
-    )
-    assert outcomes == {("weighing", "accepted"): 200}
-    assert count(sessions, DeadLetter) == 0
+    weighings = [
+        (key, n)
+        for w in workers
+        for key, n in w.handler.stats.outcomes.items()
+        if key[0] == "weighing"
+    ]
+    assert sum(n for key, n in weighings if key[1] == "accepted") == 200
+    assert all(key[1] == "accepted" for key, _ in weighings), weighings
+    with sessions() as s:
+        dead = s.scalar(
+            select(func.count())
+            .select_from(DeadLetter)
+            .where(DeadLetter.device_id.startswith("rp-share-"))
+        )
+    assert dead == 0
