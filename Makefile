@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments clean
+.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments fault-ingest clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ lint: $(STAMP)
 ## test: lint, then the whole suite against real Mosquitto, PostgreSQL, VictoriaMetrics, Chromium
 test: $(STAMP) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
+## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)
+bench-ingest: $(STAMP) services
+	$(PY) tests/bench/bench_ingest.py $(BENCH_ARGS)
+
+## fault-ingest: the fault tests full size (30 s outages, 100 weighings per device) and
+## 100,000 generated bad payloads on SQLite and PostgreSQL
+fault-ingest: $(STAMP) services
+	EPR_FAULT_OUTAGE_S=30 EPR_FAULT_RECORDS=100 EPR_FAULT_BAD_PAYLOADS=100000 \
+	  $(PY) -m pytest tests/chaos -v -s --timeout=3600 $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

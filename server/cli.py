@@ -1,5 +1,6 @@
-"""``epr-server``: serve | ingest | migrate | import-contracts | site | device | statements |
-user | token | dashboards."""
+"""``epr-server``: serve | ingest | migrate | import-contracts | site | device | scale |
+broker-config | dead-letters | alarms | ticket | telemetry | statements | user | token |
+dashboards."""
 
 from __future__ import annotations
 
@@ -39,28 +40,326 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    from server.ingest.handler import IngestHandler
-    from server.ingest.subscriber import Subscriber
+def _by() -> str:
+    import getpass
 
-    handler = IngestHandler(_sessions(settings))
+    return f"cli:{getpass.getuser()}"
+
+
+def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
+    """One ingest worker: subscriber, handler, telemetry writer, metrics, maintenance."""
+    if not logging.getLogger().handlers:  # a spawned worker process starts bare
+        logging.basicConfig(
+            level=logging.INFO,
+            format=f"%(asctime)s %(levelname)s ingest-{index} %(name)s: %(message)s",
+        )
+    from server.alarms import AlarmRules
+    from server.ingest.handler import IngestHandler
+    from server.ingest.maintenance import Maintenance
+    from server.ingest.subscriber import Subscriber
+    from server.metrics import IngestMetrics
+    from server.telemetry import InfluxWriter
+
+    sessions = _sessions(settings)
+    metrics = IngestMetrics()
+    if settings.metrics_port is not None:
+        metrics.serve(settings.metrics_port + index, settings.metrics_host)
+    writer = None
+    if settings.influx_url:
+        writer = InfluxWriter(
+            sessions,
+            url=settings.influx_url,
+            token=settings.influx_token,
+            org=settings.influx_org,
+            bucket=settings.influx_bucket,
+            metrics=metrics,
+            retry_after_s=settings.telemetry_retry_after_s,
+        ).start()
+    rules = AlarmRules(
+        stale_after_s=settings.stale_after_s,
+        heat_c=settings.heat_c,
+        heat_clear_c=settings.heat_c - 10,
+        clock_tolerance_s=settings.clock_tolerance_s,
+        outbox_warn=settings.outbox_warn,
+        expiring_days=settings.scale_expiring_days,
+    )
+    handler = IngestHandler(
+        sessions,
+        telemetry=writer,
+        rules=rules,
+        metrics=metrics,
+        spool_retry_after_s=settings.telemetry_retry_after_s,
+    )
+    client_id = settings.mqtt_client_id if workers == 1 else f"{settings.mqtt_client_id}-{index}"
     sub = Subscriber(
         handler,
         broker_url=settings.broker_url,
-        client_id=settings.mqtt_client_id,
+        client_id=client_id,
         protocol=settings.mqtt_protocol,
         share_group=settings.share_group,
         batch_max=settings.ingest_batch_max,
         batch_wait_s=settings.ingest_batch_wait_s,
         ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+        cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+        key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+    )
+    maintenance = Maintenance(
+        sessions,
+        rules=rules,
+        interval_s=settings.maintenance_interval_s,
+        fill_dedupe_days=settings.fill_dedupe_days,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     sub.start()
-    stop.wait()
-    sub.stop()
+    maintenance.start()
+    if retire:
+        sub.connected.wait(30)
+        sub.retire()
+    else:
+        stop.wait()
+        sub.stop()
+    maintenance.stop()
+    if writer is not None:
+        writer.close()
     return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    workers: int = args.workers
+    if workers > 1 and not settings.share_group:
+        print("--workers > 1 needs EPR_SHARE_GROUP (a shared subscription)", file=sys.stderr)
+        return 2
+    if workers == 1:
+        return _worker(settings, 0, 1, args.retire)
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_worker, args=(settings, i, workers, args.retire), name=f"ingest-{i}")
+        for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.wait(1.0):
+        if args.retire and not any(p.is_alive() for p in procs):
+            break
+        for i, proc in enumerate(procs):
+            if not proc.is_alive() and not args.retire:
+                # A crashed worker comes back under the same client id, so the broker
+                # hands it the share it kept for it.
+                print(f"ingest worker {i} exited ({proc.exitcode}); restarting", file=sys.stderr)
+                procs[i] = ctx.Process(
+                    target=_worker, args=(settings, i, workers, False), name=f"ingest-{i}"
+                )
+                procs[i].start()
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=60)
+    return 0
+
+
+def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+
+    from server.dead_letters import dead_letter_dict, discard, list_dead_letters
+
+    sessions = _sessions(settings)
+    if args.action == "list":
+        with sessions() as session:
+            rows = list_dead_letters(
+                session,
+                status=None if args.status == "all" else args.status,
+                device_id=args.device,
+                limit=args.limit,
+            )
+            if args.json:
+                print(json.dumps([dead_letter_dict(r) for r in rows], indent=1))
+            else:
+                for r in rows:
+                    print(
+                        f"{r.id:>8} {r.received_at:%Y-%m-%d %H:%M:%S} {r.status:<9} "
+                        f"{r.topic}  {r.reason}"
+                    )
+                print(f"{len(rows)} dead letter(s)")
+        return 0
+    if args.action == "discard":
+        from server.dead_letters import DeadLetterError
+
+        try:
+            with sessions.begin() as session:
+                for dl_id in args.ids:
+                    discard(session, dl_id, by=_by(), reason=args.reason or "")
+        except DeadLetterError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        print(f"{len(args.ids)} dead letter(s) discarded")
+        return 0
+    from server.dead_letters import open_ids
+    from server.ingest.handler import IngestHandler
+
+    with sessions() as session:
+        ids = open_ids(session) if args.all else list(args.ids)
+    if not ids:
+        print("nothing to re-process")
+        return 0
+    handler = IngestHandler(sessions)
+    outcomes: dict[str, int] = {}
+    for start in range(0, len(ids), 500):
+        result = handler.reprocess(ids[start : start + 500])
+        for outcome in result.outcomes:
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    print("re-processed: " + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    return 0 if not outcomes.get("rejected") else 1
+
+
+def cmd_alarms(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from server.alarms import AlarmError, acknowledge, alarm_dict, clear, list_alarms, sweep
+
+    sessions = _sessions(settings)
+    try:
+        if args.action == "list":
+            with sessions() as session:
+                rows = list_alarms(session, active_only=not args.all, device_id=args.device)
+                if args.json:
+                    print(json.dumps([alarm_dict(r) for r in rows], indent=1))
+                for r in [] if args.json else rows:
+                    print(
+                        f"{r.id:>6} {r.state:<12} {r.severity:<8} {r.code:<28} {r.subject:<24} "
+                        f"x{r.occurrences} {r.message}"
+                    )
+        elif args.action == "sweep":
+            with sessions.begin() as session:
+                result = sweep(session, datetime.now(UTC))
+            print(
+                f"stale={result.stale} scales_expired={result.scales_expired}"
+                f" scales_expiring={result.scales_expiring}"
+            )
+        else:
+            with sessions.begin() as session:
+                for alarm_id in args.ids:
+                    if args.action == "ack":
+                        acknowledge(session, alarm_id, by=args.by or _by())
+                    else:
+                        clear(session, alarm_id, by=args.by or _by())
+            print(f"{len(args.ids)} alarm(s): {args.action} done")
+    except AlarmError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from server.broker_config import BrokerLayout, ServiceAccount, TlsSettings, render, write
+
+    password = os.environ.get("EPR_BROKER_INGEST_PASSWORD", "")
+    if args.ingest_password_file:
+        password = Path(args.ingest_password_file).read_text().strip()
+    if not password:
+        print(
+            "the ingest account needs a password: EPR_BROKER_INGEST_PASSWORD or "
+            "--ingest-password-file",
+            file=sys.stderr,
+        )
+        return 2
+    tls = None
+    if args.tls_cert:
+        tls = TlsSettings(
+            port=args.tls_port,
+            cafile=args.ca,
+            certfile=args.tls_cert,
+            keyfile=args.tls_key,
+            client_certificates=args.client_certs,
+        )
+    out = Path(args.out)
+    layout = BrokerLayout(
+        config_dir=args.config_dir or str(out.resolve()),
+        local_port=args.local_port or None,
+        persistence_dir=args.persistence_dir,
+        log_dest=args.log_dest,
+    )
+    with _sessions(settings)() as session:
+        files = render(
+            session,
+            services=[ServiceAccount(args.ingest_user, password)],
+            tls=tls,
+            layout=layout,
+        )
+    for path in write(files, out):
+        print(f"wrote {path}")
+    print(f"{files.devices} approved device(s); reload the broker to apply (SIGHUP)")
+    return 0
+
+
+def cmd_ticket(settings: Settings, args: argparse.Namespace) -> int:
+    from server.ledger.flags import LedgerError, clear_flag, reverse_ticket
+
+    try:
+        with _sessions(settings).begin() as session:
+            if args.action == "reverse":
+                entry = reverse_ticket(session, args.id, by=args.by or _by(), reason=args.reason)
+                print(f"ticket {args.id} reversed (entry {entry.id})")
+            else:
+                clear_flag(session, args.id, by=args.by or _by(), reason=args.reason)
+                print(f"flag {args.id} cleared")
+    except LedgerError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_telemetry(settings: Settings, args: argparse.Namespace) -> int:
+    """Write every spooled telemetry batch now (after an outage), and wait for the result."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from server.ledger.telemetry import TelemetrySpool
+    from server.telemetry import InfluxWriter
+
+    if not settings.influx_url:
+        print("EPR_INFLUX_URL is not set", file=sys.stderr)
+        return 2
+    sessions = _sessions(settings)
+    writer = InfluxWriter(
+        sessions,
+        url=settings.influx_url,
+        token=settings.influx_token,
+        org=settings.influx_org,
+        bucket=settings.influx_bucket,
+        retry_after_s=settings.telemetry_retry_after_s,
+        poll_s=3600,
+    ).start()
+    try:
+        with sessions.begin() as session:
+            from sqlalchemy import update
+
+            from server.ledger.telemetry import TelemetrySpool as Spool
+
+            session.execute(update(Spool).values(next_attempt_at=func.now()))
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            writer.resend_due()
+            time.sleep(0.5)
+            with sessions() as session:
+                left = session.scalar(select(func.count()).select_from(TelemetrySpool)) or 0
+            if not left:
+                break
+    finally:
+        writer.close()
+    print(f"telemetry spool: {left} batch(es) left")
+    return 0 if not left else 1
 
 
 def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
@@ -95,10 +394,27 @@ def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
-    from server.registry import RegistryError, register_device, set_device_status
+    from server.registry import (
+        RegistryError,
+        history,
+        issue_credentials,
+        list_devices,
+        register_device,
+        set_device_status,
+    )
 
+    by = args.by or _by()
     try:
         with _sessions(settings).begin() as session:
+            if args.action == "list":
+                for d in list_devices(session):
+                    pw = "password" if d.has_password else "-"
+                    print(f"{d.device_id:<24} {d.site_id:<20} {d.kind:<16} {d.status:<9} {pw}")
+                return 0
+            if args.action == "history":
+                for h in history(session, args.device_id):
+                    print(f"{h.at:%Y-%m-%d %H:%M:%S} {h.action:<12} {h.by:<20} {h.detail}")
+                return 0
             if args.action == "register":
                 register_device(
                     session,
@@ -106,15 +422,53 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
                     site_id=args.site,
                     public_key=args.public_key,
                     kind=args.kind,
+                    by=by,
                 )
                 if args.approve:
-                    set_device_status(session, args.device_id, "approved")
+                    set_device_status(session, args.device_id, "approved", by=by)
+            elif args.action == "credentials":
+                password = issue_credentials(session, args.device_id, by=by)
+                # Shown once: the ledger keeps only the hash.
+                print(f"device {args.device_id} broker password: {password}")
+                print("run `epr-server broker-config` and reload the broker to apply")
+                return 0
             else:
-                set_device_status(session, args.device_id, f"{args.action}d")  # approved, revoked
+                set_device_status(
+                    session, args.device_id, f"{args.action}d", by=by, reason=args.reason
+                )
     except RegistryError as exc:
         print(exc, file=sys.stderr)
         return 1
     print(f"device {args.device_id}: {args.action} done")
+    return 0
+
+
+def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from server.registry import RegistryError, register_scale
+
+    try:
+        valid_until = date.fromisoformat(args.valid_until)
+    except ValueError:
+        print(f"--valid-until: {args.valid_until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    try:
+        with _sessions(settings).begin() as session:
+            register_scale(
+                session,
+                args.scale_id,
+                device_id=args.device,
+                certificate_no=args.certificate,
+                verified_until=valid_until,
+                model=args.model,
+                serial_no=args.serial,
+                by=args.by or _by(),
+            )
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"scale {args.scale_id}: certificate {args.certificate} valid until {valid_until}")
     return 0
 
 
@@ -262,7 +616,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web API").set_defaults(func=cmd_serve)
-    sub.add_parser("ingest", help="run an ingest worker").set_defaults(func=cmd_ingest)
+    p = sub.add_parser("ingest", help="run ingest worker(s)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes ($share group)")
+    p.add_argument(
+        "--retire",
+        action="store_true",
+        help="leave the shared group for good: unsubscribe, drain what is queued, exit",
+    )
+    p.set_defaults(func=cmd_ingest)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
     p = sub.add_parser("import-contracts", help="import awarded lots from a CSV file")
     p.add_argument("file")
@@ -273,14 +634,69 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--region", required=True)
     p.add_argument("--kind", default="reception_point")
     p.set_defaults(func=cmd_site)
-    p = sub.add_parser("device", help="register, approve or revoke a device")
-    p.add_argument("action", choices=["register", "approve", "revoke"])
-    p.add_argument("device_id")
+    p = sub.add_parser("device", help="register, approve, revoke or list devices")
+    p.add_argument(
+        "action", choices=["register", "approve", "revoke", "credentials", "history", "list"]
+    )
+    p.add_argument("device_id", nargs="?", default="")
     p.add_argument("--site")
     p.add_argument("--public-key")
     p.add_argument("--kind", default="reception_point")
     p.add_argument("--approve", action="store_true", help="with register: approve at once")
+    p.add_argument("--reason", help="with revoke: why")
+    p.add_argument("--by", help="who does this (default cli:<login>)")
     p.set_defaults(func=cmd_device)
+    p = sub.add_parser("scale", help="record a scale and its verification certificate")
+    p.add_argument("scale_id")
+    p.add_argument("--device", required=True)
+    p.add_argument("--certificate", required=True, help="verification certificate number")
+    p.add_argument("--valid-until", required=True, help="last valid day, YYYY-MM-DD")
+    p.add_argument("--model", default="")
+    p.add_argument("--serial", default="")
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_scale)
+    p = sub.add_parser("broker-config", help="write Mosquitto passwd, ACL and listener config")
+    p.add_argument("out", help="directory to write passwd, acl and epr.conf into")
+    p.add_argument("--config-dir", help="where the files live on the broker host (default: out)")
+    p.add_argument("--ingest-user", default="epr-ingest")
+    p.add_argument("--ingest-password-file", help="else EPR_BROKER_INGEST_PASSWORD")
+    p.add_argument("--tls-cert", help="server certificate (enables the TLS listener)")
+    p.add_argument("--tls-key")
+    p.add_argument("--ca", default="/etc/mosquitto/certs/ca.crt")
+    p.add_argument("--tls-port", type=int, default=8883)
+    p.add_argument("--client-certs", action="store_true", help="require client certificates")
+    p.add_argument("--local-port", type=int, default=1883, help="0: no plain local listener")
+    p.add_argument("--persistence-dir", default="/var/lib/mosquitto/")
+    p.add_argument("--log-dest", default="syslog")
+    p.set_defaults(func=cmd_broker_config)
+    p = sub.add_parser("dead-letters", help="list, re-process or discard dead letters")
+    p.add_argument("action", choices=["list", "retry", "discard"])
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--all", action="store_true", help="with retry: every open dead letter")
+    p.add_argument("--status", default="open", choices=["open", "resolved", "discarded", "all"])
+    p.add_argument("--device")
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--reason", help="with discard: why")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_dead_letters)
+    p = sub.add_parser("alarms", help="list, acknowledge, clear or sweep alarms")
+    p.add_argument("action", choices=["list", "ack", "clear", "sweep"])
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--all", action="store_true", help="with list: cleared ones too")
+    p.add_argument("--device")
+    p.add_argument("--by")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_alarms)
+    p = sub.add_parser("ticket", help="reverse a ticket or clear one of its flags")
+    p.add_argument("action", choices=["reverse", "clear-flag"])
+    p.add_argument("id", type=int, help="ticket id (reverse) or flag id (clear-flag)")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_ticket)
+    p = sub.add_parser("telemetry", help="write the telemetry spool now")
+    p.add_argument("action", choices=["flush"])
+    p.add_argument("--timeout", type=float, default=120)
+    p.set_defaults(func=cmd_telemetry)
     p = sub.add_parser("statements", help="print every contractor's statement for a month")
     p.add_argument("period", help="YYYY-MM")
     p.set_defaults(func=cmd_statements)
@@ -320,6 +736,8 @@ def main(argv: list[str] | None = None) -> int:
         and not (args.site and args.public_key)
     ):
         parser.error("device register needs --site and --public-key")
+    if args.command == "device" and args.action != "list" and not args.device_id:
+        parser.error(f"device {args.action} needs a device id")
     result: int = args.func(settings, args)
     return result
 

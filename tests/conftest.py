@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.db import make_engine, migrate, session_factory
-from tests.support.services import InfluxDB1, Mosquitto, Postgres
+from tests.support.services import InfluxDB1, Mosquitto, Postgres, VictoriaMetrics
 
 
 @pytest.fixture(scope="session")
@@ -51,3 +51,10 @@ def sessions(ledger_url: str) -> Iterator[sessionmaker[Session]]:
     migrate(engine)
     yield session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetrics]:
+    server = VictoriaMetrics(tmp_path_factory.mktemp("victoria")).start()
+    yield server
+    server.close()

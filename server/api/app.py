@@ -9,9 +9,10 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from server import __version__
+from server.accounts import Role
 from server.api.auth import Auth
-from server.api.deps import current_user
-from server.api.routes import contractors, fleet, health, me, statements, tickets
+from server.api.deps import RequireRole, current_user
+from server.api.routes import contractors, fleet, health, me, operations, statements, tickets
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.web import errors
@@ -37,6 +38,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signed_in = [Depends(current_user)]
     for api in (me, statements, contractors, tickets, fleet):
         app.include_router(api.router, dependencies=signed_in)
+    # Alarms and dead letters are operations data: operators and auditors only.
+    staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
+    app.include_router(operations.router, dependencies=staff)
     for pages in (auth_pages, contractor_pages, ticket_pages, fleet_pages):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

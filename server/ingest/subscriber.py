@@ -9,6 +9,11 @@ broker for redelivery. The device's resend-until-ack covers whatever a broker dr
 With ``share_group`` set, every worker subscribes as ``$share/<group>/…`` and the
 broker splits the stream between them; without it one worker takes everything (for
 brokers without shared subscriptions, such as the embedded demo broker).
+
+Each worker needs its own stable ``client_id``: its persistent session is where the
+broker keeps its share while it restarts. Mosquitto goes on routing a share to a
+member that is offline, so a worker that is removed for good must *retire*
+(:meth:`Subscriber.retire`: unsubscribe, drain, leave) rather than just stop.
 """
 
 from __future__ import annotations
@@ -24,19 +29,12 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from edge.protocol import BrokerUrl, Channel, subscription
-from server.ingest.handler import Inbound, IngestHandler
+from edge.protocol import BrokerUrl, subscription
+from server.ingest.handler import INGESTED, Inbound, IngestHandler, is_transient
 
 log = logging.getLogger(__name__)
 
-INGESTED = (
-    Channel.WEIGHING,
-    Channel.FILL,
-    Channel.HEALTH,
-    Channel.STATUS,
-    Channel.ALARM,
-    Channel.CONFIG_REPORTED,
-)
+__all__ = ["INGESTED", "Subscriber"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +42,8 @@ class _Received:
     inbound: Inbound
     mid: int
     qos: int
+    generation: int
+    """Which connection delivered it: a PUBACK is only valid on that connection."""
 
 
 class Subscriber:
@@ -58,6 +58,8 @@ class Subscriber:
         batch_max: int = 500,
         batch_wait_s: float = 0.05,
         ca_file: str | None = None,
+        cert_file: str | None = None,
+        key_file: str | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -69,6 +71,8 @@ class Subscriber:
         self.batch_wait_s = batch_wait_s
         self.connected = threading.Event()
         self.db_errors = 0
+        self.handled = 0
+        self._generation = 0
         self._inbox: queue.Queue[_Received] = queue.Queue()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -90,7 +94,7 @@ class Subscriber:
         if self.url.username:
             self._client.username_pw_set(self.url.username, self.url.password)
         if self.url.tls:
-            self._client.tls_set(ca_certs=ca_file)
+            self._client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -102,7 +106,10 @@ class Subscriber:
         if rc.is_failure:
             log.error("broker refused the ingest connection: %s", rc)
             return
+        # Every connect, not only the first: a broker restarted without persistence
+        # has forgotten the session and its subscriptions.
         client.subscribe([(subscription(ch, self.share_group), 1) for ch in INGESTED])
+        self._generation += 1
         self.connected.set()
         log.info("ingest connected to %s (shared group: %s)", self.url, self.share_group)
 
@@ -117,6 +124,7 @@ class Subscriber:
                 Inbound(message.topic, bytes(message.payload), datetime.now(UTC)),
                 message.mid,
                 message.qos,
+                self._generation,
             )
         )
 
@@ -149,6 +157,26 @@ class Subscriber:
         self._client.disconnect()
         self._client.loop_stop()
 
+    def retire(self, idle_s: float = 2.0, timeout_s: float = 600.0) -> None:
+        """Leave the shared group for good: unsubscribe, handle what is queued, stop.
+
+        After the UNSUBSCRIBE the broker routes the group's messages to the other
+        members; what it had already queued for this session is still delivered and
+        committed here before the worker disconnects.
+        """
+        if self.connected.is_set():
+            self._client.unsubscribe([subscription(ch, self.share_group) for ch in INGESTED])
+        deadline = time.monotonic() + timeout_s
+        quiet_since = time.monotonic()
+        seen = self.handled
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            if self.handled != seen or self.pending():
+                seen, quiet_since = self.handled, time.monotonic()
+            elif time.monotonic() - quiet_since >= idle_s:
+                break
+        self.stop()
+
     def pending(self) -> int:
         return self._inbox.qsize()
 
@@ -176,6 +204,7 @@ class Subscriber:
     def _work(self) -> None:
         while not self._stop.is_set():
             batch = self._next_batch()
+            self.handler.metrics.inbox.set(self._inbox.qsize())
             if batch:
                 self._commit(batch)
 
@@ -193,24 +222,40 @@ class Subscriber:
 
     def _commit(self, batch: list[_Received], retry: bool = True) -> None:
         attempt = 0
+        inbound = [r.inbound for r in batch]
         while True:
             try:
-                acks = self.handler.handle_batch([r.inbound for r in batch])
+                acks = self.handler.handle_batch(inbound, attempt=attempt)
                 break
             except SQLAlchemyError as exc:
-                # Database down or a race with another worker on the same (device, seq):
+                # Database down, or a race with another worker on the same key:
                 # nothing was committed, nothing acked; try the same batch again.
                 self.db_errors += 1
+                self.handler.metrics.ledger_errors.labels(type(exc).__name__).inc()
                 attempt += 1
                 log.error("ledger write failed (attempt %d): %s", attempt, exc)
                 if not retry or self._stop.is_set():
                     return
-                time.sleep(min(10.0, 0.2 * 2 ** min(attempt, 6)) * random.uniform(0.5, 1.0))
+                pause = 0.2 * 2 ** min(attempt, 6) if is_transient(exc) else 1.0
+                time.sleep(min(10.0, pause) * random.uniform(0.5, 1.0))
+            except Exception:
+                # handle_batch isolates bad payloads itself; reaching here is a bug in
+                # the worker. Leave the batch unacked (the broker redelivers it on the
+                # next connection) rather than let the thread die.
+                log.exception("ingest batch failed; leaving it unacked")
+                self.db_errors += 1
+                time.sleep(1.0)
+                return
         for out in acks:
             info = self._client.publish(out.topic, out.payload, qos=1)
             if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
-                # The device resends and gets a duplicate ack; nothing is lost.
+                # QUEUE_SIZE or NO_CONN: the device resends and gets a duplicate ack.
+                self.handler.metrics.ack_refused.inc()
                 log.warning("ack to %s not queued (rc=%s)", out.topic, info.rc)
+        generation = self._generation
         for r in batch:
-            if r.qos > 0:
+            # A PUBACK for a message of an earlier connection would name a packet id
+            # the broker may have reused; that message is redelivered anyway.
+            if r.qos > 0 and r.generation == generation:
                 self._client.ack(r.mid, r.qos)
+        self.handled += len(batch)

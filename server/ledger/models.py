@@ -68,6 +68,13 @@ class Device(Base):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime())
     approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    approved_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    """Who approved the device (operator login or "cli:<user>")."""
+    revoked_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    revoke_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    """Mosquitto PBKDF2-SHA512 hash of the device's broker password; the password itself
+    is shown once when made and never stored."""
 
 
 class Ticket(Base):
@@ -131,6 +138,11 @@ class DeviceState(Base):
     boot_id: Mapped[str | None] = mapped_column(String(64), default=None)
     last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     last_health: Mapped[str | None] = mapped_column(Text, default=None)
+    health_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    """Device time of the latest health message."""
+    outbox_depth: Mapped[int | None] = mapped_column(Integer, default=None)
+    clock_offset_ms: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    """Device time minus receive time of the latest live message (health, birth)."""
 
 
 class ContainerState(Base):

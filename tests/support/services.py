@@ -67,6 +67,8 @@ class Mosquitto:
     port: int = field(default_factory=free_port)
     extra_config: str = ""
     proc: subprocess.Popen[bytes] | None = None
+    config: str | None = None
+    """A whole configuration of the caller's (e.g. one made by ``broker-config``)."""
 
     @property
     def url(self) -> str:
@@ -77,6 +79,8 @@ class Mosquitto:
         return self.workdir / "mosquitto.log"
 
     def config_text(self) -> str:
+        if self.config is not None:
+            return self.config + f"log_dest file {self.log}\n"
         return (
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
@@ -251,6 +255,29 @@ class Postgres:
         self.execute(f"CREATE DATABASE {name} TEMPLATE ledger_template")
         return self.url(name)
 
+    def halt(self) -> None:
+        """Stop the server but keep its data (an outage); :meth:`resume` brings it back."""
+        assert self.workdir is not None
+        assert self.proc is not None
+        subprocess.run(
+            self._cmd(self._pg_ctl, "stop", "-D", str(self.workdir / "data"), "-m", "immediate"),
+            capture_output=True,
+            timeout=30,
+        )
+        self.proc.wait(timeout=20)
+
+    def resume(self) -> None:
+        assert self.workdir is not None
+        assert self.proc is not None
+        args = self.proc.args
+        assert isinstance(args, list)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(a) for a in args], stdout=log, stderr=subprocess.STDOUT
+            )
+        wait_for_port(self.port, self.proc, self.log, timeout=60)
+        self._wait_ready(timeout=60)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             assert self.workdir is not None
@@ -268,6 +295,101 @@ class Postgres:
         self.proc = None
         if self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@dataclass
+class VictoriaMetrics:
+    """VictoriaMetrics (Debian ``victoria-metrics``): speaks the InfluxDB v2 write API.
+
+    Long retention, because it silently drops points older than its retention; and
+    1 ms deduplication, so that a point written twice is stored once, as InfluxDB
+    does for the same series and timestamp. ``stop()``/``start()`` keep the data,
+    for outage tests; ``close()`` removes it.
+    """
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "victoria-metrics.log"
+
+    def start(self) -> VictoriaMetrics:
+        binary = find_binary("victoria-metrics", ["/usr/bin"])
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    binary,
+                    f"-storageDataPath={self.workdir / 'data'}",
+                    f"-httpListenAddr=127.0.0.1:{self.port}",
+                    "-retentionPeriod=100y",
+                    "-dedup.minScrapeInterval=1ms",
+                    "-loggerLevel=WARN",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for_port(self.port, self.proc, self.log)
+        self._wait_healthy()
+        return self
+
+    def _wait_healthy(self, timeout: float = 20) -> None:
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except OSError as exc:
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"VictoriaMetrics not healthy: {exc}") from exc
+            time.sleep(0.1)
+
+    def export(self, match: str) -> list[dict[str, object]]:
+        """Every series matching ``match`` (a series selector), with values and timestamps."""
+        import json
+        import urllib.parse
+        import urllib.request
+
+        body = urllib.parse.urlencode({"match[]": match}).encode()
+        with urllib.request.urlopen(f"{self.url}/api/v1/export", data=body, timeout=30) as resp:  # noqa: S310
+            text = resp.read().decode()
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def points(self, metric: str) -> dict[tuple[tuple[str, str], ...], dict[int, float]]:
+        """``metric`` (e.g. ``fill_fill_pct``) as {labels: {timestamp_ms: value}}."""
+        series: dict[tuple[tuple[str, str], ...], dict[int, float]] = {}
+        for row in self.export(f'{{__name__="{metric}"}}'):
+            labels = row["metric"]
+            assert isinstance(labels, dict)
+            key = tuple(sorted((k, str(v)) for k, v in labels.items() if k != "__name__"))
+            values, stamps = row["values"], row["timestamps"]
+            assert isinstance(values, list)
+            assert isinstance(stamps, list)
+            series.setdefault(key, {}).update(zip(stamps, values, strict=True))
+        return series
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 import server.ledger.accounts  # noqa: F401  (registers the account tables)
+from server.ledger import alarms, devices, flags, telemetry  # noqa: F401  (tables for autogenerate)
 from server.ledger.models import Base
 
 connection = context.config.attributes.get("connection")

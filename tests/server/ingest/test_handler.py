@@ -172,7 +172,7 @@ def test_fill_readings_update_state_and_keep_events_once(
     assert [(i.seq, i.status.value) for i in decode_ack(out[0].payload).acks] == [
         (1, "accepted"),
         (2, "accepted"),
-        (2, "accepted"),
+        (2, "duplicate"),  # a resend is acked again and counted once
     ]
     with sessions() as s:
         events = s.execute(select(FillEvent.seq, FillEvent.event).order_by(FillEvent.seq)).all()

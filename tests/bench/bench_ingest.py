@@ -1,0 +1,383 @@
+"""``make bench-ingest``: ingest throughput and backlog drain against a bare paho subscriber.
+
+Real parts only: Mosquitto (the shipped queue settings), PostgreSQL (durable: fsync
+on), VictoriaMetrics for the InfluxDB v2 write API, and ``epr-server ingest`` worker
+processes on a shared subscription. Devices are simulated by pre-generated records
+with real Ed25519 signatures, published by ``mosquitto_pub`` processes (C, several at
+once) so that publishing is not what is measured.
+
+Phases (each rate is end to end, from the first publish to the last record done):
+  1. baseline weighings: a bare paho QoS 1 subscriber drains N weighings;
+  2. ingest weighings: the same N, done = committed in the ledger (acks follow);
+  3. baseline readings, 4. ingest readings: M fill readings, done = committed and
+     confirmed written to the time-series server (telemetry spool empty);
+  5. backlog: N new weighings published while ingest is down; drain = time from
+     ingest start until all are committed.
+
+Last line: ``ingest weighings_per_s=… weighings_ratio=… readings_per_s=…
+readings_ratio=… backlog_drain_s=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+console = Console(stderr=True)
+GENESIS = "0" * 64
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _weighings(args: tuple[str, str, int, int, str]) -> tuple[str, list[str]]:
+    """Signed weighings seq first..last of one device (run in a worker process)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from edge.evidence import DeviceKey
+    from edge.protocol import Weighing, encode, format_ts
+
+    device_id, key_pem, first, last, start_iso = args
+    key = DeviceKey(serialization.load_pem_private_key(key_pem.encode(), password=None))  # type: ignore[arg-type]
+    start = datetime.fromisoformat(start_iso)
+    prev = GENESIS if first == 1 else ""
+    lines = []
+    for seq in range(first, last + 1):
+        kg = f"{100 + seq % 900}.5"
+        w = Weighing(
+            device_id=device_id,
+            boot_id="boot-1",
+            seq=seq,
+            event_id=uuid.uuid4().hex,
+            ts=format_ts(start + timedelta(seconds=seq)),
+            time_synced=True,
+            mono_ms=seq * 1000,
+            site_id="almaty-rp-01",
+            scale_id="s1",
+            category="tyres",
+            badge=None,
+            gross_kg=kg,
+            tare_kg="0",
+            net_kg=kg,
+            stable=True,
+            unit="kg",
+            raw=(f"ST,GS,+{kg}kg\r\n",) * 3,
+            prev_hash=prev or "f" * 64,
+        )
+        body = w.signing_bytes()
+        import hashlib
+
+        h = hashlib.sha256(body).hexdigest()
+        signed = Weighing(**{**w.to_dict(), "raw": w.raw, "hash": h, "sig": key.sign(body)})
+        prev = h
+        lines.append(encode(signed).decode())
+    return device_id, lines
+
+
+def _fills(device_id: str, n: int, start: datetime) -> list[str]:
+    from edge.protocol import FillReading, encode, format_ts
+
+    return [
+        encode(
+            FillReading(
+                device_id=device_id,
+                boot_id="boot-1",
+                seq=seq,
+                ts=format_ts(start + timedelta(seconds=seq * 2)),
+                time_synced=True,
+                mono_ms=seq,
+                container_id=f"{device_id}-c",
+                distance_mm=2000 - seq % 1500,
+                fill_pct=f"{seq % 100}.5",
+            )
+        ).decode()
+        for seq in range(1, n + 1)
+    ]
+
+
+# --------------------------------------------------------------------------- publishing
+
+
+def publish(
+    port: int, channel: str, per_device: dict[str, list[str]], workdir: Path, parallel: int = 6
+) -> None:
+    """mosquitto_pub -l: one process per device, ``parallel`` at a time."""
+    files = []
+    for device_id, lines in per_device.items():
+        path = workdir / f"{device_id}-{channel}.txt"
+        path.write_text("\n".join(lines) + "\n")
+        files.append((device_id, path))
+    running: list[subprocess.Popen[bytes]] = []
+    for device_id, path in files:
+        while len(running) >= parallel:
+            running = [p for p in running if p.poll() is None]
+            time.sleep(0.005)
+        with path.open("rb") as fh:
+            running.append(
+                subprocess.Popen(
+                    [
+                        "mosquitto_pub",
+                        "-p",
+                        str(port),
+                        "-q",
+                        "1",
+                        "-l",
+                        "-i",
+                        f"pub-{device_id}",
+                        "-t",
+                        f"epr/v1/{device_id}/{channel}",
+                    ],
+                    stdin=fh,
+                )
+            )
+    for p in running:
+        p.wait()
+
+
+def bare_subscriber(port: int, channel: str, expected: int, ready: Path, result: Path) -> None:
+    """The baseline: paho, QoS 1, persistent session, counts messages and nothing else."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    count = 0
+    done = multiprocessing.Event()
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        nonlocal count
+        count += 1
+        if count >= expected:
+            result.write_text(str(time.time()))
+            done.set()
+
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bare-{channel}", clean_session=True
+    )
+    client.on_message = on_message
+
+    def on_connect(c: mqtt.Client, u: object, f: object, rc: object, p: object) -> None:
+        c.subscribe(f"epr/v1/+/{channel}", 1)
+        ready.touch()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    done.wait(3600)
+    client.loop_stop()
+    client.disconnect()
+
+
+def run_baseline(port: int, channel: str, per_device: dict[str, list[str]], workdir: Path) -> float:
+    expected = sum(len(v) for v in per_device.values())
+    ready, result = workdir / f"ready-{channel}", workdir / f"done-{channel}"
+    proc = multiprocessing.Process(
+        target=bare_subscriber, args=(port, channel, expected, ready, result)
+    )
+    proc.start()
+    while not ready.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    t0 = time.time()
+    publish(port, channel, per_device, workdir)
+    proc.join(3600)
+    return expected / (float(result.read_text()) - t0)
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+class Workers:
+    def __init__(self, n: int, env: dict[str, str], log: Path) -> None:
+        self.n, self.env, self.log = n, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        before = self.log.read_text().count("ingest connected") if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "server.cli", "ingest", "--workers", str(self.n)],
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        # Published before the workers subscribe, messages would have no subscriber.
+        while self.log.read_text().count("ingest connected") < before + self.n:
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(120)
+            self.proc = None
+
+
+def wait_for(
+    progress: Progress, what: str, total: int, done: Callable[[], int], timeout: float = 3600
+) -> float:
+    task = progress.add_task(what, total=total)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        n = done()
+        progress.update(task, completed=n)
+        if n >= total:
+            return time.time()
+        time.sleep(0.2)
+    raise SystemExit(f"{what}: timed out at {done()} of {total}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weighings", type=int, default=100_000)
+    parser.add_argument("--readings", type=int, default=500_000)
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--containers", type=int, default=250)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from sqlalchemy import func, select, text
+
+    from edge.evidence import DeviceKey
+    from server.ledger.db import make_engine, migrate, session_factory
+    from server.ledger.models import Ticket
+    from server.ledger.telemetry import FillSeen, TelemetrySpool
+    from server.registry import register_device, set_device_status, upsert_site
+    from tests.support.services import Mosquitto, Postgres, VictoriaMetrics
+
+    work = Path(tempfile.mkdtemp(prefix="epr-bench-"))
+    broker = Mosquitto(work / "mq").start()
+    pg = Postgres(durable=True).start()
+    vm = VictoriaMetrics(work / "vm").start()
+    try:
+        url = pg.url()
+        engine = make_engine(url)
+        migrate(engine)
+        sessions = session_factory(engine)
+        per_w = args.weighings // args.devices
+        per_r = args.readings // args.containers
+        devices = [f"rp-bench-{i:04d}" for i in range(args.devices)]
+        containers = [f"ct-bench-{i:04d}" for i in range(args.containers)]
+        keys = {d: DeviceKey.generate() for d in devices + containers}
+        with sessions.begin() as s:
+            upsert_site(
+                s, "almaty-rp-01", name="Almaty RP 1", region="Almaty", kind="reception_point"
+            )
+            for d, k in keys.items():
+                register_device(s, d, site_id="almaty-rp-01", public_key=k.public_key_b64())
+                set_device_status(s, d, "approved")
+        from cryptography.hazmat.primitives import serialization
+
+        pems = {
+            d: k._private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+            for d, k in keys.items()
+        }
+        start = datetime.now(UTC) - timedelta(days=2)
+        live: dict[str, list[str]] = {}
+        backlog: dict[str, list[str]] = {}
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar:
+            task = bar.add_task("signing weighings", total=2 * per_w * len(devices))
+            jobs = [(d, pems[d], 1, per_w, start.isoformat()) for d in devices]
+            jobs += [(d, pems[d], per_w + 1, 2 * per_w, start.isoformat()) for d in devices]
+            with multiprocessing.get_context("fork").Pool(2) as pool:
+                for i, (device_id, lines) in enumerate(pool.imap(_weighings, jobs)):
+                    (live if i < len(devices) else backlog)[device_id] = lines
+                    bar.advance(task, len(lines))
+            task = bar.add_task("making fill readings", total=per_r * len(containers))
+            fills = {}
+            for c in containers:
+                fills[c] = _fills(c, per_r, start)
+                bar.advance(task, per_r)
+        n_w, n_r = per_w * len(devices), per_r * len(containers)
+        env = {
+            "EPR_DATABASE_URL": url,
+            "EPR_BROKER_URL": broker.url,
+            "EPR_SHARE_GROUP": "ingest",
+            "EPR_INFLUX_URL": vm.url,
+            "EPR_INGEST_BATCH_MAX": "1000",
+            "EPR_INGEST_BATCH_WAIT_S": "0.05",
+        }
+        workers = Workers(args.workers, env, work / "ingest.log")
+
+        def tickets() -> int:
+            with sessions() as s:
+                return int(s.scalar(select(func.count()).select_from(Ticket)) or 0)
+
+        def readings_done() -> int:
+            with sessions() as s:
+                seen = int(s.scalar(select(func.count()).select_from(FillSeen)) or 0)
+                spool = int(
+                    s.scalar(select(func.coalesce(func.sum(TelemetrySpool.points), 0))) or 0
+                )
+            return seen - spool
+
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
+        ) as bar:
+            console.print(f"baseline: bare paho subscriber, {n_w} weighings")
+            base_w = run_baseline(broker.port, "weighing", live, work)
+            console.print(f"  {base_w:.0f}/s")
+            workers.start()
+            t0 = time.time()
+            publish(broker.port, "weighing", live, work)
+            t1 = wait_for(bar, "ingest weighings", n_w, tickets)
+            ingest_w = n_w / (t1 - t0)
+            console.print(f"  {ingest_w:.0f}/s")
+            console.print(f"baseline: bare paho subscriber, {n_r} fill readings")
+            base_r = run_baseline(broker.port, "fill", fills, work)
+            console.print(f"  {base_r:.0f}/s")
+            t0 = time.time()
+            publish(broker.port, "fill", fills, work)
+            t1 = wait_for(bar, "ingest fill readings (committed and written)", n_r, readings_done)
+            ingest_r = n_r / (t1 - t0)
+            console.print(f"  {ingest_r:.0f}/s")
+            workers.stop()  # down: the broker queues for their sessions
+            publish(broker.port, "weighing", backlog, work)
+            console.print(f"backlog of {n_w} weighings queued while ingest was down")
+            t0 = time.time()
+            workers.start()
+            t1 = wait_for(bar, "backlog drain", 2 * n_w, tickets)
+            drain = t1 - t0
+            workers.stop()
+        with sessions() as s:
+            dead = s.scalar(text("SELECT count(*) FROM dead_letters"))
+        points = sum(len(v) for v in vm.points("fill_fill_pct").values())
+        console.print(
+            f"workers={args.workers} dead_letters={dead} vm_fill_points={points} "
+            f"base_weighings_per_s={base_w:.0f} base_readings_per_s={base_r:.0f}"
+        )
+        engine.dispose()
+    finally:
+        vm.close()
+        pg.stop()
+        broker.stop()
+    print(
+        f"ingest weighings_per_s={ingest_w:.0f} weighings_ratio={ingest_w / base_w:.2f} "
+        f"readings_per_s={ingest_r:.0f} readings_ratio={ingest_r / base_r:.2f} "
+        f"backlog_drain_s={drain:.1f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
