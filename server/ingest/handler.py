@@ -660,14 +660,13 @@ class _Batch:
         return state
 
     def seen(self, device: Device, item: _Item) -> None:
-        """Any message proves the device is alive; touch its state once per batch."""
-        if device.device_id in self._seen:
-            return
-        self._seen.add(device.device_id)
+        """Any message proves the device is alive: last seen is the latest receive time."""
         state = self.state(device.device_id)
         if state.last_seen_at is None or item.msg.received_at > state.last_seen_at:
             state.last_seen_at = item.msg.received_at
-        self.alarms.clear("device_stale", device.device_id)
+        if device.device_id not in self._seen:  # one alarm lookup per device and batch
+            self._seen.add(device.device_id)
+            self.alarms.clear("device_stale", device.device_id)
 
     def clock_check(self, device: Device, item: _Item, ts: str | None, synced: bool) -> None:
         if ts is None:

@@ -12,6 +12,7 @@ from server.evidence import Link, Signature, evidence_for, printable
 from server.ingest.handler import Inbound, IngestHandler
 from server.ledger.models import Device, Ticket
 from tests.support.builders import fake_device, register
+from tests.support.tamper import bypassing_append_only
 from tests.support.web import T0
 
 
@@ -60,7 +61,7 @@ def test_gap_in_the_chain(tmp_path: Path, sessions: sessionmaker[Session]) -> No
 
 def test_tampered_column_payload_and_key(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     first, second = ingest(tmp_path, sessions, "100", "200")
-    with sessions.begin() as s:
+    with sessions.begin() as s, bypassing_append_only(s):
         # Someone with database access raises a weight: the signed payload disagrees.
         s.execute(update(Ticket).where(Ticket.id == first).values(net_g=1_000_000))
     with sessions() as s:
@@ -69,7 +70,7 @@ def test_tampered_column_payload_and_key(tmp_path: Path, sessions: sessionmaker[
         assert e.signature is Signature.VALID
         assert e.mismatches == ("net_g: stored 1000000 != signed 100000",)
         assert not e.intact
-    with sessions.begin() as s:
+    with sessions.begin() as s, bypassing_append_only(s):
         # ... or edits the payload itself: it no longer hashes to what was signed.
         ticket = s.get(Ticket, second)
         assert ticket is not None

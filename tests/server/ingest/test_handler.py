@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -152,6 +152,25 @@ def test_status_and_health_update_device_state(
         assert state is not None
         assert state.online is False
         assert state.last_seen_at == NOW
+
+
+def test_last_seen_is_the_latest_message_of_a_batch(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    dev = fake_device(tmp_path)
+    register(sessions, dev)
+    status = json.dumps({"v": 1, "device_id": dev.device_id, "online": True}).encode()
+    later = NOW + timedelta(minutes=5)
+    IngestHandler(sessions).handle_batch(
+        [
+            inbound(dev.device_id, encode(dev.weigh("10"))),
+            Inbound(topic(dev.device_id, Channel.STATUS), status, later),
+        ]
+    )
+    with sessions() as s:
+        state = s.get(DeviceState, dev.device_id)
+        assert state is not None
+        assert state.last_seen_at == later
 
 
 def test_fill_readings_update_state_and_keep_events_once(
