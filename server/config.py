@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     """Serve Prometheus metrics of the ingest worker on this port (worker i: port + i)."""
     metrics_host: str = "127.0.0.1"
     stale_after_s: int = Field(600, ge=10)
-    """A device silent this long raises ``device_stale``."""
+    """A device silent this long raises ``device_stale`` and shows as stale on the fleet
+    page."""
     heat_c: float = 60.0
     """Container temperature that raises ``container_heat``."""
     outbox_warn: int = Field(100, ge=1)
@@ -79,6 +80,3 @@ class Settings(BaseSettings):
     """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
-    device_stale_after_s: int = Field(600, ge=30)
-    """A device that said it is online but has not been heard from for this long is shown
-    as stale on the fleet page."""

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/api/v1", tags=["fleet"])
 
 @router.get("/fleet")
 def list_fleet(request: Request, session: SessionDep, user: OperatorDep) -> list[dict[str, Any]]:
-    stale = request.app.state.settings.device_stale_after_s
+    stale = request.app.state.settings.stale_after_s
     return [
         {
             "device_id": d.device_id,

@@ -14,7 +14,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/fleet")
 def fleet_page(page: PageDep, session: SessionDep, user: OperatorDep) -> Response:
-    stale = page.request.app.state.settings.device_stale_after_s
+    stale = page.request.app.state.settings.stale_after_s
     devices = fleet(session, stale_after_s=stale)
     counts = {a: sum(1 for d in devices if d.availability is a) for a in Availability}
     return page.render("fleet.html", devices=devices, counts=counts, stale_after_s=stale)
