@@ -111,7 +111,9 @@ class SimDevice:
                 return False
             if self._next_at > now:
                 time.sleep(self._next_at - now)
-            self._next_at = max(self._next_at, now - 1.0) + 1.0 / self.rate_hz
+            # No catching up after a pause: like the hardware, ticks nobody read are gone
+            # (a burst would also be thrown away by pyserial's reset at open).
+            self._next_at = max(self._next_at, now) + 1.0 / self.rate_hz
         with self._lock:
             data = self.tick()
             self.ticks += 1

@@ -49,6 +49,7 @@ _ERRORS: Final = {
 _WEIGHT_STATUS: Final = {b"S": Stability.STABLE, b"D": Stability.UNSTABLE}
 _RANGE_STATUS: Final = {b"+": Stability.OVERLOAD, b"-": Stability.UNDERLOAD}
 MAX_REPLY: Final = 64
+_UNITS: Final = frozenset({"kg", "g", "t"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,9 @@ def parse_frame(raw: bytes, tare_kg: Decimal | None = None) -> Reading:
     stability = _WEIGHT_STATUS.get(status)
     if stability is None or reply.value is None or reply.unit is None:
         raise FrameError("malformed reply", raw)
+    if reply.unit not in _UNITS:
+        # MT-SICS spells units exactly ("kg", never "KG"): another spelling is line noise.
+        raise FrameError(f"unit {reply.unit!r} is not a metric trade unit", raw)
     weight = to_kg(str(reply.value), reply.unit, raw)
     return Reading(stability, kind, weight, reply.unit, raw, tare_kg if tare_kg else None)
 

@@ -129,7 +129,12 @@ class AgentProcess:
         if not self.journal.exists():
             return (0, 0)
         with sqlite3.connect(self.journal, timeout=5) as db:
-            total, unacked = db.execute(
-                "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
-            ).fetchone()
+            try:
+                total, unacked = db.execute(
+                    "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return (0, 0)  # the agent has created the file, not yet its schema
+                raise
         return int(total), int(unacked)
