@@ -31,5 +31,9 @@ lint: $(STAMP)
 test: $(STAMP) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## bench-edge: the real agent with a 10 frames/s scale and a 1 Hz fill sensor (BENCH_ARGS="--seconds 60")
+bench-edge: $(STAMP) services
+	$(PY) -m tests.bench.bench_edge $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -207,7 +207,14 @@ class Journal:
             )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``durable=False`` is for bookkeeping whose loss costs
+        at most a resend (send pacing, acks, telemetry): it commits without the WAL
+        fsync (``synchronous=NORMAL``); the next durable commit fsyncs the WAL, which is
+        sequential, so it makes the earlier ones durable too. Weighings, passes and
+        workflow state always commit with ``synchronous=FULL``."""
+        if not durable:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -222,6 +229,9 @@ class Journal:
             if "full" in str(exc):
                 raise JournalFull(f"{self.path}: {exc}") from exc
             raise
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         self._db.close()
@@ -442,7 +452,7 @@ class Journal:
         and it expires after ``fill_ttl`` if the server never acks it."""
         now = self._clock.now()
         self._check_disk()
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
             reading = FillReading(
                 device_id=self.device_id,
@@ -504,7 +514,7 @@ class Journal:
         return int(n)
 
     def mark_sent(self, items: Sequence[OutboxItem], now_mono: float) -> None:
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             for item in items:
                 table = "weighing" if item.kind is RecordKind.WEIGHING else "fill"
                 extra = ", send_count = send_count + 1" if table == "weighing" else ""
@@ -515,7 +525,7 @@ class Journal:
 
     def reset_pacing(self) -> None:
         """After a (re)connect: everything unacked is due again, oldest first."""
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.execute("UPDATE weighing SET sent_mono = NULL WHERE acked_at IS NULL")
             db.execute("UPDATE fill SET sent_mono = NULL WHERE acked_at IS NULL")
 
@@ -523,7 +533,7 @@ class Journal:
         """Mark records acked; returns the items that changed something (for logging/alarms)."""
         at = format_ts(self._clock.now())
         changed: list[AckItem] = []
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             for ack in acks:
                 if ack.kind is RecordKind.WEIGHING:
                     cur = db.execute(
@@ -543,7 +553,7 @@ class Journal:
     def expire_fill(self) -> int:
         """Drop fill readings past their time to live; weighings never expire."""
         now = format_ts(self._clock.now())
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             cur = db.execute("DELETE FROM fill WHERE acked_at IS NULL AND expires_at < ?", (now,))
             db.execute("DELETE FROM fill WHERE acked_at IS NOT NULL")
         return cur.rowcount
