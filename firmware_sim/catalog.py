@@ -62,7 +62,8 @@ def _common(params: Params, timeout: float | None) -> dict[str, object]:
     }
 
 
-def _loads(params: Params) -> list[Load]:
+def loads(params: Params) -> list[Load]:
+    """The scripted loads of a scale's parameters (``loads``, ``overload``)."""
     loads = [Load(kg) for kg in _kg_list(params, "loads")]
     loads += [Load(kg, overload=True) for kg in _kg_list(params, "overload")]
     return loads
@@ -80,7 +81,7 @@ def _scale_args(params: Params, timeout: float | None) -> dict[str, object]:
 def _ad(params: Params, timeout: float | None) -> SimDevice:
     from firmware_sim.scales.ad import ADScale
 
-    return ADScale(_loads(params), kind=params.get("kind", "GS"), **_scale_args(params, timeout))  # type: ignore[arg-type]
+    return ADScale(loads(params), kind=params.get("kind", "GS"), **_scale_args(params, timeout))  # type: ignore[arg-type]
 
 
 def _toledo(params: Params, timeout: float | None) -> SimDevice:
@@ -88,7 +89,7 @@ def _toledo(params: Params, timeout: float | None) -> SimDevice:
 
     (tare,) = _kg_list({"tare": params.get("tare", "0")}, "tare") or [Decimal(0)]
     return ToledoScale(
-        _loads(params),
+        loads(params),
         tare_kg=tare,
         decimals=_int(params, "decimals", 1),
         **_scale_args(params, timeout),  # type: ignore[arg-type]
@@ -98,17 +99,20 @@ def _toledo(params: Params, timeout: float | None) -> SimDevice:
 def _mtsics(params: Params, timeout: float | None) -> SimDevice:
     from firmware_sim.scales.mtsics import MTSICSScale
 
-    return MTSICSScale(_loads(params), **_scale_args(params, timeout))  # type: ignore[arg-type]
+    return MTSICSScale(loads(params), **_scale_args(params, timeout))  # type: ignore[arg-type]
 
 
 def _rdm6300(params: Params, timeout: float | None) -> SimDevice:
     from firmware_sim.rfid import RDM6300
 
     reader = RDM6300(rate_hz=_float(params, "rate", 10), **_common(params, timeout))  # type: ignore[arg-type]
-    tags = [t for t in params.get("tags", "").split(",") if t]
-    if tags:
-        reader.queue(tags, hold_ticks=_int(params, "hold", 3))
+    if tags(params):
+        reader.queue(tags(params), hold_ticks=_int(params, "hold", 3))
     return reader
+
+
+def tags(params: Params) -> list[str]:
+    return [t for t in params.get("tags", "").split(",") if t]
 
 
 def _maxbotix(params: Params, timeout: float | None) -> SimDevice:

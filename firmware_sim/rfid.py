@@ -66,6 +66,12 @@ class RDM6300(SimDevice):
         with self._card_lock:
             self._card, self._left = tag.upper(), hold_ticks
 
+    @property
+    def idle(self) -> bool:
+        """No card in the field and none queued."""
+        with self._card_lock:
+            return self._card is None and not self._queue
+
     def take_away(self) -> None:
         with self._card_lock:
             self._card, self._left = None, None

@@ -266,9 +266,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with sqlite3.connect(workdir / "data" / "journal.sqlite3") as db:
         (fills,) = db.execute("SELECT count(*) FROM fill").fetchone()
-        (unacked,) = db.execute(
-            "SELECT count(*) FROM weighing WHERE acked_at IS NULL"
-        ).fetchone()
+        (unacked,) = db.execute("SELECT count(*) FROM weighing WHERE acked_at IS NULL").fetchone()
     commits = commit_baseline(workdir, 200)
     print(
         f"agent: {len(measured)} weighings in {wall:.0f} s, {len(latencies)} in all,"
