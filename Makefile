@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments clean
+.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments chaos-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ test: $(STAMP) services lint
 ## bench-edge: the real agent with a 10 frames/s scale and a 1 Hz fill sensor (BENCH_ARGS="--seconds 60")
 bench-edge: $(STAMP) services
 	$(PY) -m tests.bench.bench_edge $(BENCH_ARGS)
+
+## chaos-edge: the agent SIGKILLed EDGE_CHAOS_KILLS times (default 100) against Mosquitto and the ingest
+chaos-edge: $(STAMP) services
+	EDGE_CHAOS_KILLS=$${EDGE_CHAOS_KILLS:-100} $(PY) -m pytest tests/e2e/test_edge_kill.py -q -s --timeout=3600
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
