@@ -121,22 +121,23 @@ def test_sigkill_at_random_points_loses_and_duplicates_nothing(
     assert ingest.connected.wait(10)
     operator = Operator(scale, server, agent)
     rng = random.Random(2026)
+
+    def start_agent() -> None:
+        before = server.connections
+        agent.start()
+        wait_until(lambda: server.connections > before, 30, "the agent on the scale")
+        operator.alive_since = time.monotonic()
+
     try:
-        for _ in range(KILLS):
-            connections = server.connections
-            agent.start()
-            wait_until(lambda: server.connections > connections, 30, "the agent on the scale")
-            operator.alive_since = time.monotonic()
-            if not operator.is_alive() and not operator.stop.is_set():
+        for i in range(KILLS):
+            start_agent()
+            if i == 0:
                 operator.start()
             time.sleep(rng.uniform(0.1, 1.6))
             operator.alive_since = None
             operator.kills += 1
             agent.kill()
-        connections = server.connections
-        agent.start()
-        wait_until(lambda: server.connections > connections, 30, "the agent on the scale")
-        operator.alive_since = time.monotonic()
+        start_agent()
         operator.join(timeout=60 + 2 * len(operator.loads))
         assert operator.error is None, operator.error
         assert not operator.pending, f"{len(operator.pending)} loads never recorded"
