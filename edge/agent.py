@@ -186,6 +186,7 @@ class Agent:
         self._next_maintenance = now
         self._next_ping = now
         self._trial_until: float | None = None
+        self._watchdog_s: float | None = None
         self._outbox_dirty = True
         self._pending_report: ConfigReported | None = None
         self._threads: list[threading.Thread] = []
@@ -672,7 +673,7 @@ class Agent:
 
     def watchdog(self) -> None:
         """Feed systemd's watchdog, but only while every part makes progress."""
-        interval = watchdog_interval()
+        interval = self._watchdog_s
         if not self.notifier.enabled or interval is None:
             return
         now = self.clock.monotonic()
@@ -739,6 +740,7 @@ class Agent:
         self.watchdog()
 
     def start(self, stop: threading.Event) -> None:
+        self._watchdog_s = watchdog_interval()
         self.progress.register("journal", JOURNAL_BEAT_LIMIT_S)
         watch = getattr(self.link, "watch", None)
         if watch is not None:

@@ -14,6 +14,7 @@ absorbing surface) — the fill filter decides what that means. The MaxBotix str
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from typing import Any, Final, Protocol
@@ -110,4 +111,10 @@ class HcSr04:
         return round(metres * 1000)
 
     def close(self) -> None:
+        # gpiozero 2.0's DistanceSensor.close() releases the trigger pin before it stops
+        # its sampling thread, which then fails mid-pulse; stop the thread first.
+        queue = getattr(self._sensor, "_queue", None)
+        if queue is not None:
+            with contextlib.suppress(RuntimeError):  # never started
+                queue.stop()
         self._sensor.close()

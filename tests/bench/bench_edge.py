@@ -134,24 +134,22 @@ time.sleep(float(sys.argv[2]))
 """
 
 
-def agent_modules(pid: int) -> list[str]:
-    """Top-level packages the agent process has mapped or imported (from its memory
-    maps and its own log of imports is not available): the edge modules a config
-    like the bench's loads, plus its third-party imports."""
-    return [
-        "edge.cli",
-        "edge.agent",
-        "edge.config",
-        "edge.journal",
-        "edge.link",
-        "edge.evidence",
-        "edge.inputs",
-        "edge.ports",
-        "edge.scales.ad",
-        "edge.rangefinder",
-        "paho.mqtt.client",
-        "serial",
-    ]
+#: What the agent imports for the bench's configuration (an A&D scale and a MaxBotix
+#: on TCP, MQTT): the baseline process imports the same and then only sleeps.
+AGENT_IMPORTS = [
+    "edge.cli",
+    "edge.agent",
+    "edge.config",
+    "edge.journal",
+    "edge.link",
+    "edge.evidence",
+    "edge.inputs",
+    "edge.ports",
+    "edge.scales.ad",
+    "edge.rangefinder",
+    "paho.mqtt.client",
+    "serial",
+]
 
 
 def commit_baseline(workdir: Path, n: int) -> list[float]:
@@ -215,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.executable,
             "-c",
             BASELINE,
-            ",".join(agent_modules(agent.pid)),
+            ",".join(AGENT_IMPORTS),
             str(args.warmup + args.seconds + 5),
         ],
         stdout=subprocess.PIPE,

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -169,8 +170,9 @@ poll_interval_s = 0.05
     assert len(bridge_payload["raw"]) == 6  # three frames of each pass
 
 
-def test_operations_over_a_real_broker(tmp_path: Path, mosquitto: Mosquitto) -> None:
-    device = "rp-ops-01"
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_operations_over_a_real_broker(tmp_path: Path, mosquitto: Mosquitto, protocol: str) -> None:
+    device = f"rp-ops-{protocol.replace('.', '')}"
     notify_path = tmp_path / "notify.sock"
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(notify_path))
@@ -198,7 +200,8 @@ def test_operations_over_a_real_broker(tmp_path: Path, mosquitto: Mosquitto) -> 
     publish = watcher.client.publish(topic(device, Channel.CONFIG), encode(desired), 1, True)
     publish.wait_for_publish(5)
     agent = SiteAgent(tmp_path / "agent", device, mosquitto.url, "unused")
-    agent.devices_toml = f"""
+    agent.devices_toml = f"""protocol = "{protocol}"
+will_delay_s = 0
 [[devices]]
 type = "scale"
 id = "s1"

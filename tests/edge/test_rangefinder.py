@@ -55,18 +55,17 @@ def test_hc_sr04_through_gpiozero_mock_pins(metres: float) -> None:
 
     sim = HCSR04(trigger_pin=23, echo_pin=24, distance_m=metres, factory=MockFactory())
     sensor = HcSr04(trigger_pin=23, echo_pin=24, max_distance_m=3.0, pin_factory=sim.factory)
+    readings: list[int] = []
     try:
-        deadline = time.monotonic() + 5
-        mm = None
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and len(readings) < 5:
             mm = sensor.distance_mm()
             if mm is not None and mm > 0:
-                time.sleep(0.3)  # let the queue fill with real samples
-                mm = sensor.distance_mm()
-                break
-            time.sleep(0.05)
+                readings.append(mm)
+            time.sleep(0.1)
     finally:
         sensor.close()
-    assert mm is not None
-    # The mock's thread timing adds a few percent: assert with tolerance.
-    assert metres * 1000 * 0.95 <= mm <= metres * 1000 * 1.10
+    assert len(readings) == 5
+    # The mock's thread timing adds a few percent, and a busy machine only ever makes
+    # an echo look later (longer), never earlier: the shortest reading is the truest.
+    assert metres * 1000 * 0.95 <= min(readings) <= metres * 1000 * 1.10
