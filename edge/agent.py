@@ -187,6 +187,7 @@ class Agent:
         self._next_ping = now
         self._trial_until: float | None = None
         self._watchdog_s: float | None = None
+        self._link_up = False
         self._outbox_dirty = True
         self._pending_report: ConfigReported | None = None
         self._threads: list[threading.Thread] = []
@@ -482,11 +483,13 @@ class Agent:
 
     def handle_link(self, event: LinkEvent) -> None:
         if event.kind is LinkEventKind.CONNECTED:
+            self._link_up = True
             self.journal.reset_pacing()
             self.alarms.resend_raised()
             self._outbox_dirty = True
             log.info("connected; %d weighings await ack", self.journal.unacked_count())
         elif event.kind is LinkEventKind.DISCONNECTED:
+            self._link_up = False
             log.warning("disconnected: %s", event.reason)
         elif event.topic == self._topics[Channel.ACK]:
             self._acks(event.payload)
@@ -524,7 +527,9 @@ class Agent:
 
     def pump(self) -> int:
         """Publish due outbox records within the in-flight window; returns how many."""
-        if not self.link.connected:
+        # Only after this loop has seen the CONNECTED event (and reset the pacing):
+        # publishing in between would send the same records twice.
+        if not (self._link_up and self.link.connected):
             return 0
         now = self.clock.monotonic()
         self._next_pump = now + PUMP_EVERY_S
@@ -551,7 +556,7 @@ class Agent:
         return len(sent)
 
     def _publish_alarms(self) -> None:
-        if not self.link.connected:
+        if not (self._link_up and self.link.connected):
             return
         for alarm in self.alarms.unsent():
             if not self.link.publish(topic(self.config.device_id, Channel.ALARM), encode(alarm)):

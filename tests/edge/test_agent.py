@@ -455,3 +455,36 @@ def test_hc_sr04_container_through_gpiozero_mock_pins(harness: Harnesses) -> Non
     assert Decimal(0) <= Decimal(first.fill_pct) <= Decimal(30)
     bin_sensor.distance_m = 0.45  # filled to ~87 %
     spin(agent, lambda: Decimal(decode_fill(messages(h.bus, Channel.FILL)[-1]).fill_pct) > 75, 10)
+
+
+def test_weighbridge_paired_by_plate(harness: Harnesses) -> None:
+    from firmware_sim.plate import PlateCamera
+
+    bridge = ADScale([], realtime=True, rate_hz=100, timeout=0.05)
+    camera = PlateCamera(realtime=True, rate_hz=50, timeout=0.05)
+    h = harness(
+        [
+            scale_dev(
+                harness.attach("unit-bridge", bridge),
+                workflow="weighbridge",
+                pair_by="plate",
+                category="tyres",
+                min_load_kg=500,
+            ),
+            {"type": "plate", "id": "anpr", "port": harness.attach("unit-anpr", camera)},
+        ]
+    )
+    agent = h.start()
+    spin(agent, lambda: "s1" in agent.last_frame)
+    camera.show("kz 123 abc-02")
+    bridge.place(Decimal(15200))
+    spin(agent, lambda: agent.journal.open_passes() == 1)
+    bridge.remove()
+    spin(agent, lambda: agent.workflows["s1"].detector.armed)  # type: ignore[attr-defined]
+    camera.show("KZ 123 ABC 02")
+    bridge.place(Decimal(6100))
+    spin(agent, lambda: bool(messages(h.bus, Channel.WEIGHING)))
+    weighing = decode_weighing(messages(h.bus, Channel.WEIGHING)[0])
+    assert (weighing.plate, weighing.net_kg, weighing.tare_kg) == ("KZ123ABC02", "9100", "6100")
+    assert weighing.entry_ts is not None
+    assert agent.journal.open_passes() == 0
