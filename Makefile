@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments fault-ingest clean
+.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,14 @@ lint: $(STAMP)
 ## test: lint, then the whole suite against real Mosquitto, PostgreSQL, VictoriaMetrics, Chromium
 test: $(STAMP) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## bench-edge: the real agent with a 10 frames/s scale and a 1 Hz fill sensor (BENCH_ARGS="--seconds 60")
+bench-edge: $(STAMP) services
+	$(PY) -m tests.bench.bench_edge $(BENCH_ARGS)
+
+## chaos-edge: the agent SIGKILLed EDGE_CHAOS_KILLS times (default 100) against Mosquitto and the ingest
+chaos-edge: $(STAMP) services
+	EDGE_CHAOS_KILLS=$${EDGE_CHAOS_KILLS:-100} $(PY) -m pytest tests/e2e/test_edge_kill.py -q -s --timeout=3600
 
 ## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
 ## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)

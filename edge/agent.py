@@ -1,8 +1,13 @@
-"""The agent: devices -> workflow -> journal -> link, and acks back into the journal.
+"""The agent: devices -> workflows -> journal -> link, and acks back into the journal.
 
-Threads: one per device reader (blocking serial reads), paho's network loop inside
-the link, and the agent's own loop, which alone touches the journal. Readings and
-link events reach the agent loop through queues.
+Threads: one per input device (:mod:`edge.inputs`), the link's network loop, and the
+agent loop, which alone touches the journal and the workflow state. Inputs and the
+link hand over through queues.
+
+A weighing is committed to the journal before anything publishes it or the LED says
+"recorded"; it leaves the outbox only on the server's ack. When storage runs short
+the journal refuses new weighings *before* writing anything; the agent then shows it
+(fast-blinking LED, ``journal_full`` alarm) until there is room again.
 """
 
 from __future__ import annotations
@@ -10,34 +15,77 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from edge import __version__
+from edge.alarms import AlarmBoard
 from edge.clock import Clock, SystemClock
-from edge.config import AgentConfig, ScaleConfig
-from edge.journal import Journal, JournalFull, WeighingDraft
-from edge.link import LastWill, Link, LinkEvent, LinkEventKind, MqttLink, MqttLinkSettings
+from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
+from edge.fill import FillSettings, FillTracker, FillUpdate, Geometry
+from edge.inputs import (
+    BadgeEvent,
+    CategoryEvent,
+    DistanceEvent,
+    Event,
+    Input,
+    InputFault,
+    InputOk,
+    PlateEvent,
+    ScaleEvent,
+    TemperatureEvent,
+)
+from edge.journal import Journal, JournalFull
+from edge.link import LastWill, Link, LinkEvent, LinkEventKind
+from edge.panel import Indicator, LedState, Panel
 from edge.protocol import (
     AckStatus,
     Channel,
+    ConfigReported,
+    FillEvent,
     Health,
     ProtocolError,
     Status,
     Weighing,
     decode_ack,
+    decode_config,
     encode,
     format_ts,
     topic,
 )
-from edge.scales import ScaleReader, open_reader
-from edge.scales.reading import Reading
-from edge.weighing import PlatformDetector, TareSource, kg_str
+from edge.remote import Decision, RemoteConfig
+from edge.system import cpu_temp_c, disk_free_mb
+from edge.thermometer import HeatAlarm
+from edge.watchdog import Notifier, Progress, watchdog_interval
+from edge.workflow import (
+    Context,
+    ExpirePass,
+    Intent,
+    Record,
+    Refused,
+    SaveState,
+    Selections,
+    StorePass,
+    Waiting,
+    Workflow,
+    level_from_json,
+    make_workflow,
+)
 
 log = logging.getLogger(__name__)
+
+HOUSEKEEPING_S = 1.0
+PUMP_EVERY_S = 1.0
+MAINTENANCE_S = 3600.0
+JOURNAL_BEAT_LIMIT_S = 30.0
+LINK_BEAT_LIMIT_S = 30.0
 
 
 def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
@@ -49,30 +97,47 @@ def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
 
 
 @dataclass
-class ScaleChannel:
-    """One configured scale: its reader and its workflow."""
-
-    config: ScaleConfig
-    reader: ScaleReader
-    detector: PlatformDetector
-    last_frame_mono: float | None = None
-
-
-@dataclass
 class AgentStats:
     recorded: int = 0
     refused_full: int = 0
+    fill_recorded: int = 0
+    fill_dropped: int = 0
     acks: Counter[str] = field(default_factory=Counter)
     started_mono: float = 0.0
+    #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
+    record_ms: list[float] = field(default_factory=list)
 
 
-def make_detector(cfg: ScaleConfig) -> PlatformDetector:
-    return PlatformDetector(
-        min_load_kg=cfg.min_load_kg,
-        settle_readings=cfg.settle_readings,
-        zero_band_kg=cfg.zero_band_kg,
-        tare_source=TareSource(cfg.tare_source),
-        tare_kg=cfg.tare_kg,
+@dataclass
+class FillChannel:
+    config: FillConfig
+    tracker: FillTracker
+    heat: HeatAlarm | None
+    temperature_c: Decimal | None = None
+    #: An ``emptied`` reading waiting (briefly) for the load cells' pickup weighing.
+    held: tuple[FillUpdate, float] | None = None
+
+
+PICKUP_WAIT_S = 60.0  # how long an "emptied" waits for the load cells to settle
+
+
+def fill_settings(cfg: FillConfig) -> FillSettings:
+    return FillSettings(
+        geometry=Geometry(
+            empty_mm=cfg.empty_mm,
+            full_mm=cfg.full_mm,
+            blind_zone_mm=cfg.blind_zone_mm,
+            volume_table=tuple((level, litres) for level, litres in cfg.volume_table),
+        ),
+        full_pct=cfg.full_pct,
+        hysteresis_pct=cfg.hysteresis_pct,
+        emptied_drop_pct=cfg.emptied_drop_pct,
+        emptied_window_s=cfg.emptied_window_s,
+        emptied_confirm=cfg.emptied_confirm,
+        report_change_pct=cfg.report_change_pct,
+        report_interval_s=cfg.report_interval_s,
+        fault_samples=cfg.fault_samples,
+        silence_fault_s=cfg.silence_fault_s,
     )
 
 
@@ -83,97 +148,425 @@ class Agent:
         *,
         journal: Journal,
         link: Link,
-        scales: list[ScaleChannel],
         clock: Clock,
+        inputs: list[Input] | None = None,
+        panels: dict[str, Panel] | None = None,
+        remote: RemoteConfig | None = None,
+        notifier: Notifier | None = None,
         on_recorded: Callable[[Weighing], None] | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
         self.link = link
-        self.scales = {s.config.id: s for s in scales}
         self.clock = clock
+        self.inputs = inputs or []
+        self.panels = panels or {}
+        self.remote = remote
+        self.notifier = notifier or Notifier(None)
         self.on_recorded = on_recorded
         self.stats = AgentStats(started_mono=clock.monotonic())
-        self._readings: queue.Queue[tuple[str, Reading]] = queue.Queue(maxsize=1000)
-        self._ack_topic = topic(config.device_id, Channel.ACK)
-        self._next_health = clock.monotonic()
+        self.alarms = AlarmBoard(config.device_id, journal.boot_id, clock)
+        self.selections = Selections()
+        self.indicators = {pid: Indicator() for pid in self.panels}
+        self.progress = Progress(clock.monotonic)
+        self.events: queue.Queue[Event] = queue.Queue(maxsize=1000)
+        self.workflows: dict[str, Workflow] = {}
+        self.fills: dict[str, FillChannel] = {}
+        self.last_frame: dict[str, float] = {}
+        self.pickups: dict[str, tuple[str, float]] = {}
+        self.refusing = False
+        self._topics = {
+            ch: topic(config.device_id, ch)
+            for ch in (Channel.ACK, Channel.CONFIG, Channel.CONFIG_REPORTED)
+        }
+        now = clock.monotonic()
+        self._next_housekeeping = now
+        self._next_health = now
+        self._next_pump = now
+        self._next_maintenance = now
+        self._next_ping = now
+        self._trial_until: float | None = None
+        self._watchdog_s: float | None = None
+        self._link_up = False
+        self._outbox_dirty = True
+        self._pending_report: ConfigReported | None = None
         self._threads: list[threading.Thread] = []
+        self._configure(config)
 
-    # ------------------------------------------------------------------ readings
+    # ------------------------------------------------------------------ configuration
 
-    def handle_reading(self, scale_id: str, reading: Reading) -> Weighing | None:
-        """Feed one reading to its workflow; record a weighing if one completes."""
-        channel = self.scales[scale_id]
-        channel.last_frame_mono = self.clock.monotonic()
-        measurement = channel.detector.feed(reading)
-        if measurement is None:
-            return None
-        draft = WeighingDraft(
-            site_id=self.config.site_id,
-            scale_id=scale_id,
-            category=channel.config.category,
-            badge=None,
-            gross_kg=kg_str(measurement.gross_kg),
-            tare_kg=kg_str(measurement.tare_kg),
-            net_kg=kg_str(measurement.net_kg),
-            unit=measurement.unit,
-            raw=tuple(f.decode("latin-1") for f in measurement.frames),
+    def _configure(self, config: AgentConfig) -> None:
+        """Build workflows and trackers for ``config`` and swap them in at once."""
+        workflows: dict[str, Workflow] = {}
+        for scale in config.scales():
+            level = None
+            if scale.workflow == "container":
+                level = level_from_json(self.journal.get_meta(f"container_level:{scale.id}"))
+            wf = make_workflow(scale, config.site_id, self.journal, level)
+            old = self.workflows.get(scale.id)
+            if old is not None:
+                wf.adopt(old)
+            workflows[scale.id] = wf
+        fills: dict[str, FillChannel] = {}
+        for dev in config.devices:
+            if not isinstance(dev, FillConfig):
+                continue
+            old_fill = self.fills.get(dev.id)
+            heat = (
+                HeatAlarm(dev.temperature.alarm_c, dev.temperature.clear_c)
+                if dev.temperature
+                else None
+            )
+            if old_fill is not None:
+                old_fill.tracker.s = fill_settings(dev)
+                tracker = old_fill.tracker
+                if heat is not None and old_fill.heat is not None:
+                    heat.raised = old_fill.heat.raised
+            else:
+                tracker = FillTracker(
+                    fill_settings(dev), window=dev.filter_window, outlier_mm=dev.outlier_mm
+                )
+            fills[dev.id] = FillChannel(
+                dev, tracker, heat, old_fill.temperature_c if old_fill else None
+            )
+        self.workflows, self.fills, self.config = workflows, fills, config
+
+    def apply_remote(self, decision: Decision) -> None:
+        if decision.config is not None:
+            self._configure(decision.config)
+            self._trial_until = self.clock.monotonic() + self.config.config_trial_s
+            log.info("applied configuration revision %d (on trial)", decision.revision)
+        self._report(decision)
+
+    def _report(self, decision: Decision) -> None:
+        report = ConfigReported(
+            device_id=self.config.device_id,
+            revision=decision.revision,
+            applied=decision.applied,
+            reason=decision.reason,
         )
+        if not self.link.publish(self._topics[Channel.CONFIG_REPORTED], encode(report)):
+            self._pending_report = report  # sent when the link is back
+
+    # ------------------------------------------------------------------ events
+
+    def _scale_cfg(self, scale_id: str) -> ScaleConfig:
+        wf = self.workflows[scale_id]
+        return wf.cfg
+
+    def _device(self, device_id: str) -> Any:
+        for dev in self.config.devices:
+            if dev.id == device_id:
+                return dev
+        raise KeyError(device_id)
+
+    def _context(self) -> Context:
+        return Context(self.clock.monotonic(), self.clock.now(), self.selections)
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, ScaleEvent):
+            self.last_frame[event.scale_id] = self.clock.monotonic()
+            if self.alarms.clear(f"scale_offline:{event.scale_id}", "frames again"):
+                log.info("scale %s: frames again", event.scale_id)
+            wf = self.workflows.get(event.scale_id)
+            if wf is not None:
+                self._execute(wf.feed(event.reading, self._context()), event.arrived)
+        elif isinstance(event, BadgeEvent | PlateEvent | CategoryEvent):
+            self._select(event)
+        elif isinstance(event, DistanceEvent):
+            ch = self.fills.get(event.container_id)
+            if ch is not None:
+                self._fill_updates(ch, ch.tracker.feed(event.mm, self.clock.monotonic()))
+        elif isinstance(event, TemperatureEvent):
+            self._temperature(event)
+        elif isinstance(event, InputFault):
+            self.alarms.raise_(f"port_error:{event.name}", event.message)
+        elif isinstance(event, InputOk):
+            self.alarms.clear(f"port_error:{event.name}", "port works again")
+
+    def _select(self, event: BadgeEvent | PlateEvent | CategoryEvent) -> None:
+        now = self.clock.monotonic()
+        if isinstance(event, BadgeEvent):
+            what, device_id, value = "badge", event.device_id, event.badge
+        elif isinstance(event, PlateEvent):
+            what, device_id, value = "plate", event.device_id, event.plate
+        else:
+            what, device_id, value = "category", event.panel_id, event.category
+        dev: RfidConfig | PlateConfig | PanelConfig = self._device(device_id)
+        scales = self.config.covered(dev)
+        self.selections.set(what, scales, value, now, dev.hold_s)
+        log.info("%s %s for %s", what, value, ", ".join(scales))
+        ctx = self._context()
+        for sid in scales:
+            wf = self.workflows.get(sid)
+            if wf is not None:
+                self._execute(wf.poke(ctx), None)
+
+    # ------------------------------------------------------------------ intents
+
+    def _execute(self, intents: list[Intent], arrived: float | None) -> None:
+        for intent in intents:
+            if isinstance(intent, Record):
+                self._record(intent, arrived)
+            elif isinstance(intent, StorePass):
+                self._store_pass(intent)
+            elif isinstance(intent, ExpirePass):
+                self.journal.expire_pass(intent.pass_id)
+                log.warning("scale %s: entry pass %d expired", intent.scale_id, intent.pass_id)
+            elif isinstance(intent, SaveState):
+                self.journal.set_meta(intent.key, intent.value)
+            elif isinstance(intent, Waiting):
+                log.info(
+                    "scale %s: load waits for %s", intent.scale_id, " and ".join(intent.missing)
+                )
+            elif isinstance(intent, Refused):
+                log.warning("scale %s: load not recorded: %s", intent.scale_id, intent.reason)
+
+    def _refused_full(self, exc: JournalFull) -> None:
+        self.stats.refused_full += 1
+        self.refusing = True
+        self.alarms.raise_("journal_full", f"weighings refused: {exc}", "critical")
+        log.error("weighing refused, journal full: %s", exc)
+
+    def _record(self, intent: Record, arrived: float | None) -> None:
         try:
-            weighing = self.journal.record_weighing(draft)
+            weighing = self.journal.record_weighing(
+                intent.draft, close_pass=intent.close_pass, meta=intent.meta
+            )
         except JournalFull as exc:
-            self.stats.refused_full += 1
-            log.error("weighing refused, journal full: %s", exc)
-            return None
+            self._refused_full(exc)
+            return
+        self.progress.beat("journal")
+        done = time.monotonic()
         self.stats.recorded += 1
+        latency = ""
+        if arrived is not None:
+            ms = (done - arrived) * 1000
+            self.stats.record_ms = [*self.stats.record_ms[-999:], ms]
+            latency = f" record_ms={ms:.2f}"
         log.info(
-            "recorded seq=%d net=%s kg category=%s",
+            "recorded seq=%d net=%s kg category=%s scale=%s%s",
             weighing.seq,
             weighing.net_kg,
             weighing.category,
+            intent.scale_id,
+            latency,
         )
+        if intent.pickup:
+            self.pickups[intent.scale_id] = (weighing.event_id, self.clock.monotonic())
+            for ch in self.fills.values():
+                if ch.config.load_cell_scale == intent.scale_id:
+                    self._release_held(ch, force=False)
+        self._flash(intent.scale_id)
         if self.on_recorded is not None:
             self.on_recorded(weighing)
+        self._outbox_dirty = True
         self.pump()
-        return weighing
+
+    def _store_pass(self, intent: StorePass) -> None:
+        m = intent.measurement
+        from edge.weighing import kg_str
+
+        try:
+            stored = self.journal.store_pass(
+                scale_id=intent.scale_id,
+                key=intent.key,
+                weight_kg=kg_str(m.gross_kg),
+                unit=m.unit,
+                frames=tuple(f.decode("latin-1") for f in m.frames),
+                category=intent.category,
+                badge=intent.badge,
+                plate=intent.plate,
+            )
+        except JournalFull as exc:
+            self._refused_full(exc)
+            return
+        self.progress.beat("journal")
+        log.info(
+            "scale %s: entry pass %d stored, %s kg for %s",
+            intent.scale_id,
+            stored.id,
+            stored.weight_kg,
+            intent.key,
+        )
+        self._flash(intent.scale_id)
+
+    def _flash(self, scale_id: str) -> None:
+        now = self.clock.monotonic()
+        for pid, indicator in self.indicators.items():
+            if scale_id in self.config.covered(self._device(pid)):
+                indicator.flash(now)
+
+    # ------------------------------------------------------------------ fill
+
+    def _pickup_for(self, ch: FillChannel) -> str | None:
+        if ch.config.load_cell_scale is None:
+            return None
+        pickup = self.pickups.get(ch.config.load_cell_scale)
+        now = self.clock.monotonic()
+        if pickup is not None and now - pickup[1] <= ch.config.link_window_s:
+            return pickup[0]
+        return None
+
+    def _release_held(self, ch: FillChannel, *, force: bool) -> None:
+        """Record a held ``emptied`` once its pickup is known (or it waited long enough)."""
+        if ch.held is None:
+            return
+        update, _ = ch.held
+        if force or self._pickup_for(ch) is not None:
+            ch.held = None
+            self._fill_updates(ch, [update], hold=False)
+
+    def _fill_updates(
+        self, ch: FillChannel, updates: list[FillUpdate], *, hold: bool = True
+    ) -> None:
+        cid = ch.config.id
+        for update in updates:
+            if update.event is FillEvent.SENSOR_FAULT:
+                self.alarms.raise_(f"sensor_fault:{cid}", "no usable distance from the sensor")
+            elif ch.tracker.faulted is False:
+                self.alarms.clear(f"sensor_fault:{cid}", "readings again")
+            pickup_id = None
+            if update.event is FillEvent.EMPTIED and ch.config.load_cell_scale:
+                pickup_id = self._pickup_for(ch)
+                if pickup_id is None and hold:
+                    # The ultrasound can see the bin empty before the load cells have
+                    # settled on the new weight: wait for the pickup to link them.
+                    ch.held = (update, self.clock.monotonic())
+                    continue
+            try:
+                reading = self.journal.record_fill(
+                    container_id=cid,
+                    distance_mm=update.distance_mm,
+                    fill_pct=format(update.fill_pct, "f"),
+                    event=update.event,
+                    temperature_c=str(ch.temperature_c) if ch.temperature_c is not None else None,
+                    pickup_event_id=pickup_id,
+                )
+            except JournalFull as exc:
+                # Telemetry may be lost; weighings may not. Count it and move on.
+                self.stats.fill_dropped += 1
+                log.warning("fill reading dropped, storage short: %s", exc)
+                continue
+            self.progress.beat("journal")
+            self.stats.fill_recorded += 1
+            self._outbox_dirty = True
+            if update.event is not None:
+                log.info(
+                    "container %s: %s at %s %% (seq %d)",
+                    cid,
+                    update.event.value,
+                    reading.fill_pct,
+                    reading.seq,
+                )
+
+    def _temperature(self, event: TemperatureEvent) -> None:
+        ch = self.fills.get(event.container_id)
+        if ch is None:
+            return
+        code = f"heat:{event.container_id}"
+        if event.celsius is None:
+            self.alarms.raise_(f"sensor_fault:{event.container_id}:temperature", event.error or "")
+            return
+        self.alarms.clear(f"sensor_fault:{event.container_id}:temperature", "readings again")
+        ch.temperature_c = event.celsius
+        if ch.heat is None:
+            return
+        change = ch.heat.feed(event.celsius)
+        if change is True:
+            self.alarms.raise_(code, f"{event.celsius} °C in the container", "critical")
+            log.error("container %s: HEAT %s °C", event.container_id, event.celsius)
+        elif change is False:
+            self.alarms.clear(code, f"{event.celsius} °C")
 
     # ------------------------------------------------------------------ link
 
-    def handle_event(self, event: LinkEvent) -> None:
+    def handle_link(self, event: LinkEvent) -> None:
         if event.kind is LinkEventKind.CONNECTED:
+            self._link_up = True
             self.journal.reset_pacing()
+            self.alarms.resend_raised()
+            self._outbox_dirty = True
             log.info("connected; %d weighings await ack", self.journal.unacked_count())
         elif event.kind is LinkEventKind.DISCONNECTED:
+            self._link_up = False
             log.warning("disconnected: %s", event.reason)
-        elif event.topic == self._ack_topic:
-            try:
-                ack = decode_ack(event.payload)
-            except ProtocolError as exc:
-                log.warning("ignoring malformed ack: %s", exc)
-                return
-            for item in self.journal.apply_acks(ack.acks):
-                self.stats.acks[item.status.value] += 1
-                if item.status is AckStatus.REJECTED:
-                    log.error("server rejected %s seq=%d: %s", item.kind, item.seq, item.reason)
+        elif event.topic == self._topics[Channel.ACK]:
+            self._acks(event.payload)
+        elif event.topic == self._topics[Channel.CONFIG]:
+            self._desired(event.payload)
+
+    def _acks(self, payload: bytes) -> None:
+        try:
+            ack = decode_ack(payload)
+        except ProtocolError as exc:
+            log.warning("ignoring malformed ack: %s", exc)
+            return
+        for item in self.journal.apply_acks(ack.acks):
+            self.stats.acks[item.status.value] += 1
+            if item.status is AckStatus.REJECTED:
+                log.error("server rejected %s seq=%d: %s", item.kind, item.seq, item.reason)
+                self.alarms.raise_(
+                    "record_rejected",
+                    f"{item.kind.value} seq {item.seq}: {item.reason}",
+                    "critical",
+                )
+        self._outbox_dirty = True
+
+    def _desired(self, payload: bytes) -> None:
+        if self.remote is None:
+            return
+        if not payload:
+            return  # a retained message being cleared
+        try:
+            desired = decode_config(payload)
+        except ProtocolError as exc:
+            self._report(Decision(0, False, f"config message refused: {exc}"))
+            return
+        self.apply_remote(self.remote.offer(desired))
 
     def pump(self) -> int:
         """Publish due outbox records within the in-flight window; returns how many."""
-        if not self.link.connected:
+        # Only after this loop has seen the CONNECTED event (and reset the pacing):
+        # publishing in between would send the same records twice.
+        if not (self._link_up and self.link.connected):
             return 0
         now = self.clock.monotonic()
+        self._next_pump = now + PUMP_EVERY_S
+        self._outbox_dirty = False
         timeout = self.config.mqtt.ack_timeout_s
         room = self.config.mqtt.inflight_window - self.journal.in_flight(
             now_mono=now, ack_timeout=timeout
         )
         items = self.journal.due(now_mono=now, ack_timeout=timeout, limit=room)
         sent = []
+        expiry = self.config.mqtt.fill_expiry_s or None
         for item in items:
-            if not self.link.publish(topic(self.config.device_id, item.channel), item.payload):
+            ok = self.link.publish(
+                topic(self.config.device_id, item.channel),
+                item.payload,
+                expiry_s=expiry if item.channel is Channel.FILL else None,
+            )
+            if not ok:
                 break
             sent.append(item)
         if sent:
             self.journal.mark_sent(sent, now)
+        self.progress.beat("journal")
         return len(sent)
+
+    def _publish_alarms(self) -> None:
+        if not (self._link_up and self.link.connected):
+            return
+        for alarm in self.alarms.unsent():
+            if not self.link.publish(topic(self.config.device_id, Channel.ALARM), encode(alarm)):
+                return
+            self.alarms.sent(alarm)
+        report = self._pending_report
+        if report is not None and self.link.publish(
+            self._topics[Channel.CONFIG_REPORTED], encode(report)
+        ):
+            self._pending_report = None
 
     # ------------------------------------------------------------------ health
 
@@ -181,12 +574,21 @@ class Agent:
         now = self.clock.monotonic()
         oldest = self.journal.oldest_unacked_mono()
         counters: Counter[str] = Counter()
-        last_frame: float | None = None
-        for ch in self.scales.values():
-            counters.update(ch.reader.counters)
-            counters.update(ch.detector.counters)
-            if ch.last_frame_mono is not None:
-                last_frame = max(last_frame or 0.0, ch.last_frame_mono)
+        for inp in self.inputs:
+            counters.update(inp.counters)
+        for wf in self.workflows.values():
+            counters.update(wf.counters)
+        counters["recorded"] = self.stats.recorded
+        counters["refused_full"] = self.stats.refused_full
+        counters["fill_recorded"] = self.stats.fill_recorded
+        counters["fill_dropped"] = self.stats.fill_dropped
+        counters["open_passes"] = self.journal.open_passes()
+        for status, n in self.stats.acks.items():
+            counters[f"acks_{status}"] = n
+        if self.stats.record_ms:
+            counters["record_ms_max"] = round(max(self.stats.record_ms))
+        last_frame = max(self.last_frame.values(), default=None)
+        link_stats = getattr(self.link, "stats", None)
         return Health(
             device_id=self.config.device_id,
             boot_id=self.journal.boot_id,
@@ -195,70 +597,191 @@ class Agent:
             mono_ms=int(now * 1000),
             uptime_s=int(now - self.stats.started_mono),
             outbox_depth=self.journal.unacked_count(),
-            oldest_unacked_s=int(now - oldest) if oldest is not None else 0,
-            reconnects=getattr(getattr(self.link, "stats", None), "connects", 0),
-            serial_errors=counters["bad_frames"],
-            last_frame_age_s=int(now - last_frame) if last_frame is not None else None,
-            counters={k.replace(" ", "_")[:64]: v for k, v in counters.items() if ":" not in k},
+            oldest_unacked_s=max(0, int(now - oldest)) if oldest is not None else 0,
+            reconnects=getattr(link_stats, "connects", 0),
+            serial_errors=counters["bad_frames"] + counters["port_errors"],
+            last_frame_age_s=max(0, int(now - last_frame)) if last_frame is not None else None,
+            disk_free_mb=disk_free_mb(self.journal.path.parent),
+            cpu_temp_c=cpu_temp_c(),
+            # The protocol carries at most 64 counters with identifier names.
+            counters=dict(
+                sorted(
+                    (k.replace(" ", "_")[:64], v)
+                    for k, v in counters.items()
+                    if ":" not in k and v >= 0
+                )[:64]
+            ),
+        )
+
+    # ------------------------------------------------------------------ housekeeping
+
+    def housekeeping(self) -> None:
+        """Timers: offline scales, fill intervals, LEDs, room, health, watchdog, trial."""
+        now = self.clock.monotonic()
+        for sid, wf in self.workflows.items():
+            last = self.last_frame.get(sid, self.stats.started_mono)
+            if now - last > wf.cfg.offline_after_s:
+                self.alarms.raise_(f"scale_offline:{sid}", f"no frame for {int(now - last)} s")
+            self._execute(wf.poke(self._context()), None)
+        for ch in self.fills.values():
+            self._fill_updates(ch, ch.tracker.tick(now))
+            if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
+                self._release_held(ch, force=True)
+        if self.refusing:
+            try:
+                self.journal.check_room()
+            except JournalFull:
+                pass
+            else:
+                self.refusing = False
+                self.alarms.clear("journal_full", "room again: weighings accepted")
+                log.info("journal has room again")
+        if not self.clock.synced():
+            self.alarms.raise_("clock_unsynced", "wall clock not synchronised", "info")
+        else:
+            self.alarms.clear("clock_unsynced", "synchronised")
+        self._leds(now)
+        if self._trial_until is not None and now >= self._trial_until and not self.progress.stuck():
+            if self.remote is not None:
+                rev = self.remote.confirm()
+                log.info("configuration revision %s is now last-known-good", rev)
+            self._trial_until = None
+        if now >= self._next_maintenance:
+            self._next_maintenance = now + MAINTENANCE_S
+            expired = self.journal.expire_fill()
+            pruned = self.journal.prune()
+            if expired or pruned:
+                log.info("journal: %d fill readings expired, %d weighings pruned", expired, pruned)
+        if now >= self._next_health:
+            self._next_health = now + self.config.health_interval_s
+            self.link.publish(
+                topic(self.config.device_id, Channel.HEALTH), encode(self.health()), qos=0
+            )
+        self._publish_alarms()
+
+    def _leds(self, now: float) -> None:
+        for pid, panel in self.panels.items():
+            dev = self._device(pid)
+            scales = self.config.covered(dev)
+            ready = all(
+                self.workflows[s].cfg.category is not None
+                or self.selections.get("category", s, now) is not None
+                for s in scales
+                if s in self.workflows
+            )
+            waiting = any(self.workflows[s].waiting for s in scales if s in self.workflows)
+            panel.show(
+                self.indicators[pid].state(
+                    now=now, refusing=self.refusing, waiting=waiting, ready=ready
+                )
+            )
+
+    def watchdog(self) -> None:
+        """Feed systemd's watchdog, but only while every part makes progress."""
+        interval = self._watchdog_s
+        if not self.notifier.enabled or interval is None:
+            return
+        now = self.clock.monotonic()
+        if now < self._next_ping:
+            return
+        self._next_ping = now + interval / 2
+        self.journal.ping()
+        self.progress.beat("journal")
+        stuck = self.progress.stuck()
+        if stuck:
+            log.error("not feeding the watchdog: no progress from %s", ", ".join(stuck))
+            self.notifier.notify(f"STATUS=stuck: {', '.join(stuck)}")
+            return
+        self.notifier.notify(
+            f"WATCHDOG=1\nSTATUS=outbox {self.journal.unacked_count()},"
+            f" recorded {self.stats.recorded}, link {'up' if self.link.connected else 'down'}"
         )
 
     # ------------------------------------------------------------------ loop
 
+    def emit(self, event: Event) -> None:
+        """Called from input threads (and gpiozero's): hand over to the agent loop."""
+        self.events.put(event)
+
     def step(self, timeout: float = 0.1) -> None:
-        """One turn of the agent loop: a reading (if any), link events, outbox, health."""
+        """One turn: events (a burst of them), link events, outbox, timers.
+
+        Storage running out in the middle of anything (an ack, a fill reading, the
+        pacing of a resend) is shown like a refused weighing; the turn is not lost.
+        """
         try:
-            scale_id, reading = self._readings.get(timeout=timeout)
+            self._step(timeout)
+        except JournalFull as exc:
+            if not self.refusing:
+                self.refusing = True
+                self.alarms.raise_("journal_full", f"storage short: {exc}", "critical")
+                log.error("journal: %s", exc)
+
+    def _step(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        try:
+            event = self.events.get(timeout=timeout)
         except queue.Empty:
             pass
         else:
-            self.handle_reading(scale_id, reading)
+            self.handle(event)
+            while time.monotonic() < deadline:
+                try:
+                    self.handle(self.events.get_nowait())
+                except queue.Empty:
+                    break
         while True:
             try:
-                event = self.link.events.get_nowait()
+                link_event = self.link.events.get_nowait()
             except queue.Empty:
                 break
-            self.handle_event(event)
-        self.pump()
-        if self.clock.monotonic() >= self._next_health:
-            self._next_health = self.clock.monotonic() + self.config.health_interval_s
-            self.link.publish(
-                topic(self.config.device_id, Channel.HEALTH), encode(self.health()), qos=0
-            )
+            self.handle_link(link_event)
+        now = self.clock.monotonic()
+        if self._outbox_dirty or now >= self._next_pump:
+            self.pump()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + HOUSEKEEPING_S
+            self.housekeeping()
+        self.watchdog()
 
-    def _read_loop(self, scale_id: str, stop: threading.Event) -> None:
-        reader = self.scales[scale_id].reader
-        while not stop.is_set():
-            try:
-                reading = reader.read()
-            except OSError as exc:
-                reader.counters["port_errors"] += 1
-                log.warning("scale %s: %s", scale_id, exc)
-                stop.wait(1.0)
-                continue
-            if reading is not None:
-                self._readings.put((scale_id, reading))
-
-    def run(self, stop: threading.Event) -> None:
+    def start(self, stop: threading.Event) -> None:
+        self._watchdog_s = watchdog_interval()
+        self.progress.register("journal", JOURNAL_BEAT_LIMIT_S)
+        watch = getattr(self.link, "watch", None)
+        if watch is not None:
+            self.progress.register(self.link.progress_name, LINK_BEAT_LIMIT_S)  # type: ignore[attr-defined]
+            watch(self.progress)
         self.link.start()
-        for scale_id in self.scales:
+        for inp in self.inputs:
+            self.progress.register(inp.name, inp.beat_limit_s)
             t = threading.Thread(
-                target=self._read_loop,
-                args=(scale_id, stop),
-                name=f"scale-{scale_id}",
+                target=inp.run,
+                args=(stop, self.emit, self.progress),
+                name=f"input-{inp.name}",
                 daemon=True,
             )
             t.start()
             self._threads.append(t)
+        self.notifier.notify(f"READY=1\nSTATUS=running, {len(self.inputs)} device(s)")
+
+    def run(self, stop: threading.Event) -> None:
+        self.start(stop)
         try:
             while not stop.is_set():
                 self.step()
         finally:
-            self.link.stop()
-            for t in self._threads:
-                t.join(timeout=2)
-            for ch in self.scales.values():
-                ch.reader.close()
-            self.journal.close()
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        self.notifier.notify("STOPPING=1")
+        self.link.stop()
+        for t in self._threads:
+            t.join(timeout=2)
+        for inp in self.inputs:
+            inp.close()
+        for panel in self.panels.values():
+            panel.close()
+        self.journal.close()
 
 
 def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[bytes, bytes]:
@@ -273,29 +796,118 @@ def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[by
     return encode(birth), encode(will)
 
 
+def _sample_distance(container_id: str, source: Any) -> Event:
+    return DistanceEvent(container_id, source.distance_mm())
+
+
+def _inputs(config: AgentConfig, pin_factory: Any) -> list[Input]:
+    from functools import partial
+
+    from edge.inputs import BadgeInput, MaxBotixInput, PlateInput, SampledInput, ScaleInput
+    from edge.ports import open_port
+
+    made: list[Input] = []
+    for dev in config.devices:
+        if isinstance(dev, ScaleConfig):
+            options: dict[str, Any] = {}
+            if dev.protocol == "mtsics":
+                options = {
+                    "poll_interval_s": dev.poll_interval_s,
+                    "query_tare": dev.tare_source == "scale",
+                }
+            made.append(
+                ScaleInput(
+                    dev.id,
+                    partial(open_port, dev.port, baudrate=dev.baudrate),
+                    protocol=dev.protocol,
+                    options=options,
+                )
+            )
+        elif isinstance(dev, RfidConfig):
+            made.append(
+                BadgeInput(
+                    dev.id,
+                    partial(open_port, dev.port, baudrate=dev.baudrate),
+                    badge_format=dev.badge_format,
+                )
+            )
+        elif isinstance(dev, PlateConfig):
+            made.append(
+                PlateInput(
+                    dev.id, partial(open_port, dev.port, baudrate=dev.baudrate), beat_limit_s=30
+                )
+            )
+        elif isinstance(dev, FillConfig):
+            sensor = dev.sensor
+            if sensor.type == "maxbotix":
+                made.append(
+                    MaxBotixInput(
+                        dev.id,
+                        partial(open_port, sensor.port, baudrate=sensor.baudrate),
+                        no_target_mm=sensor.no_target_mm,
+                    )
+                )
+            else:
+                from edge.rangefinder import HcSr04
+
+                hc = HcSr04(
+                    trigger_pin=sensor.trigger_pin,
+                    echo_pin=sensor.echo_pin,
+                    # Above the container depth, or gpiozero clamps every reading to 1 m.
+                    max_distance_m=dev.empty_mm / 1000 * 1.5,
+                    pin_factory=pin_factory,
+                )
+                made.append(
+                    SampledInput(
+                        dev.id,
+                        partial(_sample_distance, dev.id, hc),
+                        sensor.sample_interval_s,
+                        hc.close,
+                    )
+                )
+            if dev.temperature is not None:
+                from edge.inputs import temperature_input
+
+                made.append(
+                    temperature_input(dev.id, dev.temperature.path, dev.temperature.interval_s)
+                )
+    return made
+
+
 def build_agent(
     config: AgentConfig,
     *,
     clock: Clock | None = None,
     link: Link | None = None,
     on_recorded: Callable[[Weighing], None] | None = None,
+    pin_factory: Any = None,
+    notifier: Notifier | None = None,
 ) -> Agent:
-    """Wire an agent from its configuration; the device key must already exist."""
+    """Wire an agent from its configuration; the device key must already exist.
+
+    Only what the configuration uses is imported: a scale family's driver, pyserial
+    for a serial port, gpiozero for pins, paho for the MQTT link.
+    """
     from edge.evidence import DeviceKey
-    from edge.ports import open_port
 
     clock = clock or SystemClock()
     boot_id = read_boot_id()
     key = DeviceKey.load(config.key_path)
+    remote = RemoteConfig(config)
+    effective, reverted = remote.startup()
     journal = Journal(
         config.journal_path,
         device_id=config.device_id,
         boot_id=boot_id,
         signer=key,
         clock=clock,
-        max_unacked=config.journal_max_unacked,
+        max_unacked=effective.journal_max_unacked,
+        fill_ttl=timedelta(hours=effective.fill_ttl_h),
+        min_free_bytes=effective.min_free_mb * 2**20,
     )
     if link is None:
+        from edge.link import MqttLink, MqttLinkSettings
+
         birth, will = status_payloads(config, boot_id, clock)
         status_topic = topic(config.device_id, Channel.STATUS)
         m = config.mqtt
@@ -309,19 +921,38 @@ def build_agent(
                 ca_file=str(m.ca_file) if m.ca_file else None,
                 cert_file=str(m.cert_file) if m.cert_file else None,
                 key_file=str(m.key_file) if m.key_file else None,
-                subscriptions=[topic(config.device_id, Channel.ACK)],
+                subscriptions=[
+                    topic(config.device_id, Channel.ACK),
+                    topic(config.device_id, Channel.CONFIG),
+                ],
                 birth=(status_topic, birth),
                 will=LastWill(status_topic, will, m.will_delay_s),
             )
         )
-    scales = [
-        ScaleChannel(
-            config=dev,
-            reader=open_reader(dev.protocol, open_port(dev.port, baudrate=dev.baudrate)),
-            detector=make_detector(dev),
-        )
-        for dev in config.devices
-    ]
-    return Agent(
-        config, journal=journal, link=link, scales=scales, clock=clock, on_recorded=on_recorded
+    agent_box: list[Agent] = []
+    panels: dict[str, Panel] = {}
+    for dev in config.devices:
+        if isinstance(dev, PanelConfig):
+            from edge.panel import GpioPanel
+
+            def press(category: str, panel_id: str = dev.id) -> None:
+                agent_box[0].emit(CategoryEvent(panel_id, category))
+
+            panels[dev.id] = GpioPanel(dev, press, pin_factory=pin_factory)
+    agent = Agent(
+        effective,
+        journal=journal,
+        link=link,
+        clock=clock,
+        inputs=_inputs(config, pin_factory),
+        panels=panels,
+        remote=remote,
+        notifier=notifier if notifier is not None else Notifier.from_env(),
+        on_recorded=on_recorded,
     )
+    agent_box.append(agent)
+    if reverted is not None:
+        agent._report(reverted)
+    for pid in panels:
+        panels[pid].show(LedState.OFF)
+    return agent

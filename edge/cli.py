@@ -76,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DeviceKeyError as exc:
         print(f"{exc}\nrun `epr-edge provision {args.config}` first", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, ImportError) as exc:
+        # ImportError: gpiozero found no pin driver (BadPinFactory) off a Pi.
         print(f"cannot start: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()

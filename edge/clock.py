@@ -28,7 +28,9 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock. ``synced`` reads systemd-timesyncd's flag file; it never blocks."""
+    """The real clock. ``synced`` reads systemd-timesyncd's flag file or, failing that,
+    the kernel's own synchronisation state (``adjtimex``, as any NTP client sets it);
+    neither waits for the network."""
 
     def __init__(self, sync_flag: Path = _TIMESYNC_FLAG, assume_synced: bool = False) -> None:
         self._flag = sync_flag
@@ -41,7 +43,11 @@ class SystemClock:
         return time.monotonic()
 
     def synced(self) -> bool:
-        return self._assume or self._flag.exists()
+        if self._assume or self._flag.exists():
+            return True
+        from edge.system import kernel_clock_synced
+
+        return kernel_clock_synced() is True
 
 
 @dataclass

@@ -12,14 +12,24 @@ Tables:
     weighing   seq (chain order), event_id, ts, payload (exact bytes sent), hash,
                sent_mono / send_count (pacing), acked_at / ack_status / ack_reason
     fill       seq, ts, payload, expires_at, sent_mono, acked_at
-    meta       key/value: device id, pruned-through hash
+    pass       first passes of two-pass weighings waiting for their second pass
+               (open -> paired in the same transaction as the weighing, or expired)
+    meta       key/value: device id, pruned-through hash, workflow state (a container's
+               last settled weight) written in the same transaction as a weighing
+
+Storage is bounded: with fewer than ``min_free_bytes`` left on the disk, or
+``max_unacked`` weighings waiting for the server, a new weighing is refused with
+:class:`JournalFull` *before* anything is written; nothing already recorded is ever
+dropped to make room.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
@@ -39,7 +49,7 @@ from edge.protocol import (
     format_ts,
 )
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,6 +76,22 @@ CREATE TABLE IF NOT EXISTS fill (
     acked_at   TEXT
 );
 CREATE INDEX IF NOT EXISTS fill_unacked ON fill(seq) WHERE acked_at IS NULL;
+CREATE TABLE IF NOT EXISTS pass (
+    id         INTEGER PRIMARY KEY,
+    scale_id   TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    ts         TEXT NOT NULL,
+    mono       REAL NOT NULL,
+    weight_kg  TEXT NOT NULL,
+    unit       TEXT NOT NULL,
+    frames     TEXT NOT NULL,
+    category   TEXT,
+    badge      TEXT,
+    plate      TEXT,
+    state      TEXT NOT NULL DEFAULT 'open',
+    closed_seq INTEGER
+);
+CREATE INDEX IF NOT EXISTS pass_open ON pass(scale_id, key) WHERE state = 'open';
 """
 
 
@@ -94,6 +120,25 @@ class WeighingDraft:
     net_kg: str
     unit: str
     raw: tuple[str, ...]
+    plate: str | None = None
+    entry_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPass:
+    """The first pass of a two-pass weighing, durable until its second pass pairs it."""
+
+    id: int
+    scale_id: str
+    key: str
+    ts: str
+    mono: float
+    weight_kg: str
+    unit: str
+    frames: tuple[str, ...]
+    category: str | None
+    badge: str | None
+    plate: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +171,7 @@ class Journal:
         clock: Clock,
         max_unacked: int = 200_000,
         fill_ttl: timedelta = timedelta(days=3),
+        min_free_bytes: int = 0,
     ) -> None:
         self.path = path
         self.device_id = device_id
@@ -134,6 +180,7 @@ class Journal:
         self._clock = clock
         self._max_unacked = max_unacked
         self._fill_ttl = fill_ttl
+        self.min_free_bytes = min_free_bytes
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so that the read
         # of the chain head and the insert are one atomic step.
@@ -141,6 +188,9 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        # 1 MiB of page cache: the working set is the outbox head and the chain tip,
+        # and the Pi's memory budget is counted in megabytes.
+        self._db.execute("PRAGMA cache_size=-1024")
         self._db.executescript(_SCHEMA)
         self._check_identity()
 
@@ -157,24 +207,83 @@ class Journal:
             )
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
+    def _tx(self, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction. ``durable=False`` is for bookkeeping whose loss costs
+        at most a resend (send pacing, acks, telemetry): it commits without the WAL
+        fsync (``synchronous=NORMAL``); the next durable commit fsyncs the WAL, which is
+        sequential, so it makes the earlier ones durable too. Weighings, passes and
+        workflow state always commit with ``synchronous=FULL``."""
+        if not durable:
+            self._db.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                # SQLite rolls back by itself on some errors (SQLITE_FULL among them).
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise JournalFull(f"{self.path}: {exc}") from exc
             raise
-        self._db.execute("COMMIT")
+        finally:
+            if not durable:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def close(self) -> None:
         self._db.close()
 
+    def ping(self) -> None:
+        """A cheap round trip to the database (the watchdog's proof the journal answers)."""
+        self._db.execute("SELECT 1").fetchone()
+
+    # ------------------------------------------------------------------ room
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.path.parent)
+        return st.f_bavail * st.f_frsize
+
+    def _check_disk(self) -> None:
+        if self.min_free_bytes and self.free_bytes() < self.min_free_bytes:
+            raise JournalFull(
+                f"{self.path.parent}: {self.free_bytes() // 2**20} MB free, below the"
+                f" {self.min_free_bytes // 2**20} MB kept in reserve"
+            )
+
+    def check_room(self) -> None:
+        """Raise :class:`JournalFull` if a weighing recorded now would be refused."""
+        self._check_disk()
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        (limit,) = self._db.execute("PRAGMA max_page_count").fetchone()
+        if pages + 16 >= limit:  # a size cap on the file (max_page_count) is reached
+            raise JournalFull(f"{self.path}: {pages} of {limit} pages used")
+        unacked = self.unacked_count()
+        if unacked >= self._max_unacked:
+            raise JournalFull(
+                f"{unacked} weighings await the server's ack (limit {self._max_unacked})"
+            )
+
     # ------------------------------------------------------------------ recording
 
-    def record_weighing(self, draft: WeighingDraft) -> Weighing:
-        """Sign, chain and commit one weighing. Returns it once it is durable."""
+    def record_weighing(
+        self,
+        draft: WeighingDraft,
+        *,
+        close_pass: int | None = None,
+        meta: Mapping[str, str] | None = None,
+    ) -> Weighing:
+        """Sign, chain and commit one weighing. Returns it once it is durable.
+
+        ``close_pass`` pairs (closes) that first pass and ``meta`` updates workflow
+        state in the same transaction, so a crash can never leave a weighing recorded
+        with its pass still open (and pairable twice) or with stale workflow state.
+        """
         now = self._clock.now()
         mono = self._clock.monotonic()
+        self._check_disk()
         try:
             with self._tx() as db:
                 (unacked,) = db.execute(
@@ -206,6 +315,8 @@ class Journal:
                     unit=draft.unit,
                     raw=draft.raw,
                     prev_hash=prev_hash,
+                    plate=draft.plate,
+                    entry_ts=draft.entry_ts,
                 )
                 body = unsigned.signing_bytes()
                 weighing = replace(
@@ -216,11 +327,112 @@ class Journal:
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (seq, weighing.event_id, weighing.ts, encode(weighing), weighing.hash, mono),
                 )
+                if close_pass is not None:
+                    cur = db.execute(
+                        "UPDATE pass SET state = 'paired', closed_seq = ?"
+                        " WHERE id = ? AND state = 'open'",
+                        (seq, close_pass),
+                    )
+                    if cur.rowcount != 1:
+                        raise ValueError(f"pass {close_pass} is not open: it cannot pair twice")
+                for key, value in (meta or {}).items():
+                    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
         except sqlite3.OperationalError as exc:
             if "full" in str(exc):
                 raise JournalFull(f"{self.path}: {exc}") from exc
             raise
         return weighing
+
+    # ------------------------------------------------------------------ passes
+
+    def store_pass(
+        self,
+        *,
+        scale_id: str,
+        key: str,
+        weight_kg: str,
+        unit: str,
+        frames: tuple[str, ...],
+        category: str | None,
+        badge: str | None,
+        plate: str | None,
+    ) -> StoredPass:
+        """Keep a first pass durably until its second pass comes (or it expires)."""
+        ts = format_ts(self._clock.now())
+        mono = self._clock.monotonic()
+        self._check_disk()
+        try:
+            with self._tx() as db:
+                cur = db.execute(
+                    "INSERT INTO pass (scale_id, key, ts, mono, weight_kg, unit, frames,"
+                    " category, badge, plate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        scale_id,
+                        key,
+                        ts,
+                        mono,
+                        weight_kg,
+                        unit,
+                        json.dumps(list(frames)),
+                        category,
+                        badge,
+                        plate,
+                    ),
+                )
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise JournalFull(f"{self.path}: {exc}") from exc
+            raise
+        pass_id = cur.lastrowid
+        assert pass_id is not None
+        return StoredPass(
+            pass_id, scale_id, key, ts, mono, weight_kg, unit, frames, category, badge, plate
+        )
+
+    def open_pass(self, scale_id: str, key: str) -> StoredPass | None:
+        """The newest open first pass of ``key`` on ``scale_id``."""
+        row = self._db.execute(
+            "SELECT id, scale_id, key, ts, mono, weight_kg, unit, frames, category, badge,"
+            " plate FROM pass WHERE scale_id = ? AND key = ? AND state = 'open'"
+            " ORDER BY id DESC LIMIT 1",
+            (scale_id, key),
+        ).fetchone()
+        if row is None:
+            return None
+        pid, scale, key_, ts, mono, weight, unit, frames, category, badge, plate = row
+        return StoredPass(
+            int(pid),
+            str(scale),
+            str(key_),
+            str(ts),
+            float(mono),
+            str(weight),
+            str(unit),
+            tuple(json.loads(frames)),
+            category,
+            badge,
+            plate,
+        )
+
+    def expire_pass(self, pass_id: int) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE pass SET state = 'expired' WHERE id = ? AND state = 'open'", (pass_id,)
+            )
+
+    def open_passes(self) -> int:
+        (n,) = self._db.execute("SELECT count(*) FROM pass WHERE state = 'open'").fetchone()
+        return int(n)
+
+    # ------------------------------------------------------------------ workflow state
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     def _pruned_head(self, db: sqlite3.Connection) -> str:
         row = db.execute("SELECT value FROM meta WHERE key='pruned_head'").fetchone()
@@ -234,9 +446,13 @@ class Journal:
         fill_pct: str,
         event: FillEvent | None = None,
         temperature_c: str | None = None,
+        pickup_event_id: str | None = None,
     ) -> FillReading:
+        """Record a fill reading. Telemetry: refused (JournalFull) when storage is short,
+        and it expires after ``fill_ttl`` if the server never acks it."""
         now = self._clock.now()
-        with self._tx() as db:
+        self._check_disk()
+        with self._tx(durable=False) as db:
             (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
             reading = FillReading(
                 device_id=self.device_id,
@@ -250,6 +466,7 @@ class Journal:
                 fill_pct=fill_pct,
                 event=event,
                 temperature_c=temperature_c,
+                pickup_event_id=pickup_event_id,
             )
             db.execute(
                 "INSERT INTO fill (seq, ts, payload, expires_at) VALUES (?, ?, ?, ?)",
@@ -297,7 +514,7 @@ class Journal:
         return int(n)
 
     def mark_sent(self, items: Sequence[OutboxItem], now_mono: float) -> None:
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             for item in items:
                 table = "weighing" if item.kind is RecordKind.WEIGHING else "fill"
                 extra = ", send_count = send_count + 1" if table == "weighing" else ""
@@ -308,7 +525,7 @@ class Journal:
 
     def reset_pacing(self) -> None:
         """After a (re)connect: everything unacked is due again, oldest first."""
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             db.execute("UPDATE weighing SET sent_mono = NULL WHERE acked_at IS NULL")
             db.execute("UPDATE fill SET sent_mono = NULL WHERE acked_at IS NULL")
 
@@ -316,7 +533,7 @@ class Journal:
         """Mark records acked; returns the items that changed something (for logging/alarms)."""
         at = format_ts(self._clock.now())
         changed: list[AckItem] = []
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             for ack in acks:
                 if ack.kind is RecordKind.WEIGHING:
                     cur = db.execute(
@@ -336,7 +553,7 @@ class Journal:
     def expire_fill(self) -> int:
         """Drop fill readings past their time to live; weighings never expire."""
         now = format_ts(self._clock.now())
-        with self._tx() as db:
+        with self._tx(durable=False) as db:
             cur = db.execute("DELETE FROM fill WHERE acked_at IS NULL AND expires_at < ?", (now,))
             db.execute("DELETE FROM fill WHERE acked_at IS NOT NULL")
         return cur.rowcount

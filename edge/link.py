@@ -20,11 +20,15 @@ import queue
 import random
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from edge.protocol import BrokerUrl
+
+if TYPE_CHECKING:
+    from edge.watchdog import Progress
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,9 @@ class MqttLinkSettings:
 
 
 class MqttLink:
+    #: The network loop's heartbeat name for the watchdog (see :meth:`watch`).
+    progress_name = "link"
+
     def __init__(self, settings: MqttLinkSettings, rng: random.Random | None = None) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -113,6 +120,7 @@ class MqttLink:
         self._connected = threading.Event()
         self._v5 = settings.protocol == "5"
         self._mqtt = mqtt
+        self._progress: Progress | None = None
         version = MQTTProtocolVersion.MQTTv5 if self._v5 else MQTTProtocolVersion.MQTTv311
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -162,10 +170,19 @@ class MqttLink:
             return
         self.stats.connects += 1
         for sub in self.settings.subscriptions:
-            client.subscribe(sub, qos=1)
+            rc, _ = client.subscribe(sub, qos=1)
+            if rc != self._mqtt.MQTT_ERR_SUCCESS:
+                # Without the ack subscription nothing would ever leave the outbox.
+                self.stats.last_error = f"subscribe {sub} failed: rc={rc}"
+                log.warning("%s; reconnecting", self.stats.last_error)
+                client.disconnect()
+                return
         if self.settings.birth is not None:
             topic, payload = self.settings.birth
-            client.publish(topic, payload, qos=1, retain=True)
+            info = client.publish(topic, payload, qos=1, retain=True)
+            if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
+                self.stats.publish_refused += 1
+                log.warning("birth status not accepted: rc=%s", info.rc)
         self._connected.set()
         self.events.put(LinkEvent(LinkEventKind.CONNECTED))
 
@@ -209,6 +226,24 @@ class MqttLink:
             self._thread.join(timeout=5)
         self._connected.clear()
 
+    def watch(self, progress: Progress) -> None:
+        """Beat ``progress`` from the network loop, so a wedged loop stops the watchdog."""
+        self._progress = progress
+
+    def _beat(self) -> None:
+        if self._progress is not None:
+            self._progress.beat(self.progress_name)
+
+    def _wait(self, seconds: float) -> None:
+        """Back off, beating meanwhile: waiting to reconnect is progress, hanging is not."""
+        end = time.monotonic() + seconds
+        while not self._stop.is_set():
+            self._beat()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self._stop.wait(min(left, 1.0))
+
     def backoff(self, attempt: int) -> float:
         """Full jitter: uniform in [min, min(max, min·2^attempt)]."""
         s = self.settings
@@ -220,6 +255,7 @@ class MqttLink:
         attempt = 0
         url = self.settings.url
         while not self._stop.is_set():
+            self._beat()
             try:
                 rc = self._client.connect(url.host, url.port, keepalive=self.settings.keepalive_s)
             except (OSError, ssl.SSLError) as exc:
@@ -227,6 +263,7 @@ class MqttLink:
                 rc = mqtt.MQTT_ERR_NO_CONN
             while rc == mqtt.MQTT_ERR_SUCCESS and not self._stop.is_set():
                 rc = self._client.loop(timeout=0.2)
+                self._beat()
                 if self._connected.is_set():
                     attempt = 0
             if self._stop.is_set():
@@ -236,7 +273,7 @@ class MqttLink:
                         break
                 return
             self._on_disconnect(self._client, None, None, rc, None)
-            self._stop.wait(self.backoff(attempt))
+            self._wait(self.backoff(attempt))
             attempt += 1
 
     def publish(

@@ -41,6 +41,12 @@ _MAX_RAW_FRAMES: Final = 8
 _MAX_RAW_CHARS: Final = 256
 _MAX_INT: Final = 2**53  # JSON integers stay exact in every consumer below this
 
+#: Optional v1 additions to a weighing; omitted from the payload (and the hash) when None.
+#: ``plate``: vehicle plate a two-pass weighing was paired by; ``entry_ts``: time of the
+#: first pass of a two-pass weighing (``ts`` is the second).
+WEIGHING_OPTIONAL: Final = ("plate", "entry_ts")
+PLATE_RE: Final = re.compile(r"^[A-Z0-9]{2,16}$")
+
 
 class ProtocolError(ValueError):
     """A payload or topic that does not follow protocol v1.
@@ -186,12 +192,21 @@ class Weighing:
     hash: str = ""
     sig: str = ""
     v: int = PROTOCOL_VERSION
+    plate: str | None = None
+    entry_ts: str | None = None
 
     def body(self) -> dict[str, Any]:
-        """The signed fields: everything except ``hash`` and ``sig``."""
+        """The signed fields: everything except ``hash`` and ``sig``.
+
+        Optional additions to v1 (``plate``, ``entry_ts``) are left out when absent, so a
+        record without them hashes exactly as it did before they existed.
+        """
         data = asdict(self)
         data["raw"] = list(self.raw)
         del data["hash"], data["sig"]
+        for name in WEIGHING_OPTIONAL:
+            if data[name] is None:
+                del data[name]
         return data
 
     def signing_bytes(self) -> bytes:
@@ -227,10 +242,13 @@ class FillReading:
     event: FillEvent | None = None
     temperature_c: str | None = None
     v: int = PROTOCOL_VERSION
+    pickup_event_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["event"] = self.event.value if self.event else None
+        if data["pickup_event_id"] is None:
+            del data["pickup_event_id"]  # optional v1 addition: absent rather than null
         return data
 
 
@@ -465,6 +483,7 @@ _WEIGHING_FIELDS: Final = frozenset(
         "prev_hash",
         "hash",
         "sig",
+        *WEIGHING_OPTIONAL,
     ]
 )
 
@@ -503,6 +522,8 @@ def decode_weighing(raw: bytes) -> Weighing:
         prev_hash=f.str_("prev_hash", pattern=_HEX64_RE, hint="a SHA-256 hex digest"),
         hash=f.str_("hash", pattern=_HEX64_RE, hint="a SHA-256 hex digest"),
         sig=f.str_("sig", pattern=_B64_RE, hint="a base64 Ed25519 signature"),
+        plate=f.str_("plate", pattern=PLATE_RE, optional=True, max_len=16, hint="a plate"),
+        entry_ts=f.ts("entry_ts", optional=True),
     )
     if not weighing.stable:
         raise ProtocolError("stable", "only stable readings make a weighing")
@@ -530,6 +551,7 @@ _FILL_FIELDS: Final = frozenset(
         "fill_pct",
         "event",
         "temperature_c",
+        "pickup_event_id",
     ]
 )
 _TEMP_RE: Final = re.compile(r"^-?(0|[1-9][0-9]{0,2})(\.[0-9])?$")
@@ -558,6 +580,9 @@ def decode_fill(raw: bytes) -> FillReading:
         event=fill_event,
         temperature_c=f.str_(
             "temperature_c", pattern=_TEMP_RE, optional=True, max_len=6, hint="degrees C"
+        ),
+        pickup_event_id=f.str_(
+            "pickup_event_id", pattern=_IDENT_RE, optional=True, hint="an event id"
         ),
     )
 

@@ -3,6 +3,12 @@
 Legal-for-trade habits: only stable frames make a weighing; overload, underload and
 a non-positive net never do; the scale must come back to zero before the next load
 is recorded, so one load standing on the platform is recorded once.
+
+* :class:`PlatformDetector` — a load placed, settled, recorded once (platform scales
+  and each pass over a weighbridge).
+* :func:`pair_passes` — a weighbridge's two passes make one gross/tare/net.
+* :class:`PickupDetector` — a container on load cells: the lasting drop of its
+  settled weight at a pickup is the collected net.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ class TareSource(StrEnum):
 
     CONFIGURED = "configured"  # a known container/pallet tare from config (0 for none)
     SCALE = "scale"  # the scale reports net (NT) after its own tare (TR)
+    NET = "net"  # the scale sends net and no tare is known: recorded with tare 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +124,10 @@ class PlatformDetector:
     def _measure(
         self, reading: Reading, weight: Decimal, frames: tuple[bytes, ...]
     ) -> Measurement | None:
-        if reading.kind is WeightKind.NET:
+        if reading.kind is WeightKind.NET and self.tare_source is TareSource.NET:
+            tare = Decimal(0)
+            gross, net = weight, weight
+        elif reading.kind is WeightKind.NET:
             tare = reading.tare_kg or self._scale_tare or self.tare_kg
             gross, net = weight + tare, weight
         else:
@@ -128,3 +138,77 @@ class PlatformDetector:
             self._armed = False  # wait for the platform to clear rather than retrying
             return None
         return Measurement(gross, tare, net, reading.unit, frames)
+
+
+def pair_passes(first_kg: Decimal, second_kg: Decimal) -> tuple[Decimal, Decimal, Decimal]:
+    """(gross, tare, net) of a two-pass weighing, whichever pass was the heavy one:
+    a delivery comes in full and leaves empty, a collection the other way round."""
+    gross, tare = max(first_kg, second_kg), min(first_kg, second_kg)
+    return gross, tare, gross - tare
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """A container's settled weight, with the frames that proved it."""
+
+    kg: Decimal
+    unit: str
+    frames: tuple[bytes, ...]
+
+
+class PickupDetector:
+    """A container standing on load cells.
+
+    The settled weight (``settle_readings`` identical stable frames) is the container's
+    level; deposits raise it. A new level at least ``min_drop_kg`` below the previous
+    one is a pickup: the drop is the collected net (gross = level before, tare = level
+    after). ``feed`` returns ``("level", Level)`` when the level moved (the caller
+    persists it, so a restart keeps the "before") or ``("pickup", Measurement)``.
+    """
+
+    def __init__(
+        self,
+        *,
+        min_drop_kg: Decimal,
+        settle_readings: int = 3,
+        zero_band_kg: Decimal = Decimal("0.5"),
+        level: Level | None = None,
+    ) -> None:
+        self.min_drop_kg = min_drop_kg
+        self.settle_readings = settle_readings
+        self.zero_band_kg = zero_band_kg
+        self.level = level
+        self.counters: Counter[str] = Counter()
+        self._run: list[Reading] = []
+
+    def feed(self, reading: Reading) -> tuple[str, Level | Measurement] | None:
+        if not reading.usable or reading.kind is WeightKind.TARE:
+            if reading.stability in (Stability.OVERLOAD, Stability.UNDERLOAD):
+                self.counters[f"refused_{reading.stability.value}"] += 1
+            self._run.clear()
+            return None
+        weight = reading.weight_kg
+        assert weight is not None
+        if self._run and self._run[-1].weight_kg != weight:
+            self._run.clear()
+        self._run.append(reading)
+        if len(self._run) < self.settle_readings:
+            return None
+        frames = tuple(r.raw for r in self._run)
+        self._run.clear()
+        new = Level(weight, reading.unit, frames)
+        before = self.level
+        if before is not None and abs(before.kg - weight) <= self.zero_band_kg:
+            return None
+        self.level = new
+        if before is not None and before.kg - weight >= self.min_drop_kg:
+            if weight < 0:
+                self.counters["refused_negative"] += 1
+                return ("level", new)
+            half = max(1, len(before.frames) // 2), max(1, len(frames) // 2)
+            evidence = before.frames[-half[0] :] + frames[-half[1] :]
+            return (
+                "pickup",
+                Measurement(before.kg, weight, before.kg - weight, reading.unit, evidence),
+            )
+        return ("level", new)

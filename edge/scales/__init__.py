@@ -8,6 +8,7 @@ configuration names, to keep the agent small on a Pi.
 from __future__ import annotations
 
 from importlib import import_module
+from typing import Any
 
 from edge.ports import Port
 from edge.scales.reading import FrameError, Reading, ScaleReader, Stability, WeightKind
@@ -15,6 +16,8 @@ from edge.scales.reading import FrameError, Reading, ScaleReader, Stability, Wei
 #: protocol name in config -> "module:ReaderClass"
 READERS = {
     "ad": "edge.scales.ad:ADReader",
+    "mtsics": "edge.scales.mtsics:MTSICSReader",
+    "toledo": "edge.scales.toledo:ToledoReader",
 }
 
 __all__ = [
@@ -28,11 +31,13 @@ __all__ = [
 ]
 
 
-def open_reader(protocol: str, port: Port) -> ScaleReader:
+def open_reader(protocol: str, port: Port, **options: Any) -> ScaleReader:
+    """A reader of ``protocol`` over ``port``; ``options`` go to its constructor
+    (only request/response families take any, e.g. MT-SICS ``poll_interval_s``)."""
     try:
         target = READERS[protocol]
     except KeyError:
         raise ValueError(f"unknown scale protocol {protocol!r}; known: {sorted(READERS)}") from None
     module_name, _, cls_name = target.partition(":")
-    reader: ScaleReader = getattr(import_module(module_name), cls_name)(port)
+    reader: ScaleReader = getattr(import_module(module_name), cls_name)(port, **options)
     return reader

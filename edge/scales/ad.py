@@ -13,7 +13,15 @@ from collections import Counter
 from typing import Final
 
 from edge.ports import Port
-from edge.scales.reading import FrameError, Reading, Stability, WeightKind, to_kg
+from edge.scales.reading import (
+    FrameError,
+    Reading,
+    Stability,
+    WeightKind,
+    count_bad,
+    count_reading,
+    to_kg,
+)
 
 _FRAME: Final = re.compile(
     rb"^(?P<st>[A-Z]{2}),(?P<kind>[A-Z]{2}),(?P<data>[^,\r\n]{1,12}?)(?P<unit>[A-Za-z]{1,3})\r?\n?$"
@@ -37,7 +45,8 @@ def parse_frame(raw: bytes) -> Reading:
     unit = match["unit"].decode("ascii").strip()
     if stability is Stability.OVERLOAD:
         return Reading(stability, kind, None, unit, raw)
-    data = match["data"].decode("ascii", errors="replace").strip()
+    # Spaces only: str.strip() would also eat control bytes such as \x1c (line noise).
+    data = match["data"].decode("ascii", errors="replace").strip(" ")
     if not _NUMBER.match(data):
         raise FrameError("weight is not a number", raw)
     return Reading(stability, kind, to_kg(data.replace(" ", ""), unit, raw), unit, raw)
@@ -58,11 +67,9 @@ class ADReader:
         try:
             reading = parse_frame(line)
         except FrameError as exc:
-            self.counters["bad_frames"] += 1
-            self.counters[f"bad:{exc.reason}"[:64]] += 1
+            count_bad(self.counters, exc)
             return None
-        if reading.stability is not Stability.STABLE:
-            self.counters[reading.stability.value] += 1
+        count_reading(self.counters, reading)
         return reading
 
     def close(self) -> None:

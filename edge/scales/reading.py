@@ -65,6 +65,23 @@ class ScaleReader(Protocol):
     def close(self) -> None: ...
 
 
+def count_reading(counters: Counter[str], reading: Reading) -> None:
+    """The counters every family keeps: frames that can never make a weighing.
+
+    Overload, underload and unstable frames are counted by their stability; a stable
+    frame with a negative weight (a net below zero) by ``negative``.
+    """
+    if reading.stability is not Stability.STABLE:
+        counters[reading.stability.value] += 1
+    elif reading.weight_kg is not None and reading.weight_kg < 0:
+        counters["negative"] += 1
+
+
+def count_bad(counters: Counter[str], exc: FrameError) -> None:
+    counters["bad_frames"] += 1
+    counters[f"bad:{exc.reason}"[:64]] += 1
+
+
 _TO_KG = {"kg": Decimal(1), "t": Decimal(1000), "g": Decimal("0.001")}
 
 

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-FrameState = Literal["stable", "unstable", "overload"]
+FrameState = Literal["stable", "unstable", "overload", "underload"]
 
 
 @dataclass(frozen=True, slots=True)
 class SimFrame:
+    """What the indicator would display this tick: the gross weight on the platform."""
+
     state: FrameState
     kg: Decimal

@@ -47,13 +47,11 @@ GENESIS = "0" * 64
 
 def _weighings(args: tuple[str, str, int, int, str]) -> tuple[str, list[str]]:
     """Signed weighings seq first..last of one device (run in a worker process)."""
-    from cryptography.hazmat.primitives import serialization
-
     from edge.evidence import DeviceKey
     from edge.protocol import Weighing, encode, format_ts
 
     device_id, key_pem, first, last, start_iso = args
-    key = DeviceKey(serialization.load_pem_private_key(key_pem.encode(), password=None))  # type: ignore[arg-type]
+    key = DeviceKey.from_pem(key_pem.encode())
     start = datetime.fromisoformat(start_iso)
     prev = GENESIS if first == 1 else ""
     lines = []
@@ -280,16 +278,7 @@ def main() -> int:
             for d, k in keys.items():
                 register_device(s, d, site_id="almaty-rp-01", public_key=k.public_key_b64())
                 set_device_status(s, d, "approved")
-        from cryptography.hazmat.primitives import serialization
-
-        pems = {
-            d: k._private.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            ).decode()
-            for d, k in keys.items()
-        }
+        pems = {d: k.pem().decode() for d, k in keys.items()}
         start = datetime.now(UTC) - timedelta(days=2)
         live: dict[str, list[str]] = {}
         backlog: dict[str, list[str]] = {}

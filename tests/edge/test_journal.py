@@ -149,3 +149,53 @@ def test_stored_payload_is_exactly_what_is_published(tmp_path: Path) -> None:
     w = dev.weigh("10")
     (item,) = dev.journal.due(now_mono=0, ack_timeout=30, limit=1)
     assert decode_weighing(item.payload) == w
+
+
+def test_a_pass_pairs_once_in_the_same_commit_as_its_weighing(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    stored = dev.journal.store_pass(
+        scale_id="bridge",
+        key="0000004242",
+        weight_kg="18250",
+        unit="kg",
+        frames=("f1",),
+        category="tyres",
+        badge="0000004242",
+        plate=None,
+    )
+    assert dev.journal.open_pass("bridge", "0000004242") == stored
+    w = dev.journal.record_weighing(draft("11150"), close_pass=stored.id, meta={"k": "v"})
+    assert dev.journal.open_pass("bridge", "0000004242") is None
+    assert dev.journal.get_meta("k") == "v"
+    # Pairing the same pass again fails, and takes its weighing down with it.
+    with pytest.raises(ValueError, match="cannot pair twice"):
+        dev.journal.record_weighing(draft("1"), close_pass=stored.id, meta={"k": "w"})
+    assert dev.journal.unacked_count() == 1
+    assert dev.journal.get_meta("k") == "v"
+    assert w.seq == 1
+
+
+def test_disk_reserve_refuses_before_writing(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    dev.weigh("1")
+    dev.journal.min_free_bytes = dev.journal.free_bytes() + 2**30  # 1 GB short
+    with pytest.raises(JournalFull, match="kept in reserve"):
+        dev.weigh("2")
+    with pytest.raises(JournalFull):
+        dev.journal.check_room()
+    with pytest.raises(JournalFull):
+        dev.journal.record_fill(container_id="c1", distance_mm=1, fill_pct="1")
+    assert dev.journal.unacked_count() == 1
+    dev.journal.min_free_bytes = 0
+    dev.journal.check_room()
+    assert dev.weigh("2").seq == 2
+
+
+def test_bookkeeping_skips_the_fsync_but_weighings_never_do(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    dev.weigh("1")
+    items = dev.journal.due(now_mono=0, ack_timeout=30, limit=10)
+    dev.journal.mark_sent(items, 1.0)
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    # Every non-durable transaction restores synchronous=FULL for the next weighing.
+    assert dev.journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2

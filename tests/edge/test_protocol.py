@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from edge.protocol import (
     FillReading,
     ProtocolError,
     RecordKind,
+    canonical_bytes,
     decode,
     decode_ack,
     decode_fill,
@@ -182,3 +184,39 @@ def test_broker_url() -> None:
 def test_grams_are_exact() -> None:
     assert kg_to_grams("0.001") == 1
     assert kg_to_grams("123456789.999") == 123_456_789_999
+
+
+def test_optional_additions_are_absent_when_unset_so_old_hashes_hold(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    plain = dev.weigh("10")
+    assert b"plate" not in encode(plain)
+    assert b"entry_ts" not in encode(plain)
+    assert "plate" not in plain.body()
+    # A record without the additions hashes exactly as the same fields always did.
+    legacy = {k: v for k, v in plain.to_dict().items() if k not in {"hash", "sig"}}
+    assert hashlib.sha256(canonical_bytes(legacy)).hexdigest() == plain.hash
+    paired = replace(plain, plate="KZ123ABC02", entry_ts="2026-03-02T05:00:00.000Z", hash="")
+    paired = replace(paired, hash=paired.computed_hash(), sig=dev.key.sign(paired.signing_bytes()))
+    decoded = decode_weighing(encode(paired))
+    assert (decoded.plate, decoded.entry_ts) == ("KZ123ABC02", "2026-03-02T05:00:00.000Z")
+    bad = json.loads(encode(paired))
+    bad["plate"] = "kz 123"
+    with pytest.raises(ProtocolError, match="plate"):
+        decode_weighing(json.dumps(bad).encode())
+
+
+def test_fill_pickup_link_is_optional() -> None:
+    base = FillReading(
+        device_id="rp-1",
+        boot_id="b",
+        seq=1,
+        ts="2026-03-02T05:00:00.000Z",
+        time_synced=True,
+        mono_ms=1,
+        container_id="c1",
+        distance_mm=1450,
+        fill_pct="4.17",
+    )
+    assert b"pickup_event_id" not in encode(base)
+    linked = replace(base, pickup_event_id="abc123", seq=2)
+    assert decode_fill(encode(linked)).pickup_event_id == "abc123"

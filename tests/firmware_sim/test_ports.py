@@ -41,4 +41,30 @@ def test_tcp_server_speaks_to_pyserial_socket_urls() -> None:
         server.stop()
     assert all(line.endswith(b"\r\n") for line in lines)
     assert b"ST,GS,+0099.50kg\r\n" in lines
-    assert scale.commands[:1] == [b"Q\r\n"]
+    assert list(scale.commands)[:1] == [b"Q\r\n"]
+
+
+def test_every_emulator_has_a_sim_url() -> None:
+    from edge.rangefinder import MaxBotixReader
+    from edge.rfid import BadgeReader
+    from edge.scales import open_reader
+
+    for proto in ("ad", "toledo", "mtsics"):
+        port = open_port(f"sim://scale/{proto}?loads=42.5&realtime=0&seed=3", timeout=0.05)
+        options = {"poll_interval_s": 0} if proto == "mtsics" else {}
+        reader = open_reader(proto, port, **options)
+        weights = {r.weight_kg for r in (reader.read() for _ in range(30)) if r and r.usable}
+        assert Decimal("42.5") in weights, proto
+    badges = BadgeReader(open_port("sim://rfid/rdm6300?tags=1A0012D687&realtime=0", timeout=0.05))
+    assert any(badges.read() for _ in range(12))
+    ranges = MaxBotixReader(open_port("sim://range/maxbotix?mm=1234&realtime=0"))
+    assert ranges.read() == (True, 1234)
+
+
+def test_unknown_sim_device_names_what_exists() -> None:
+    import pytest
+
+    from edge.ports import PortError
+
+    with pytest.raises(PortError, match=r"scale/ad.*scale/mtsics"):
+        open_port("sim://scale/unknown")

@@ -85,7 +85,7 @@ class SimulatedDevice:
                 will=LastWill(status_topic, will, 0),
             )
         )
-        self.agent = Agent(config, journal=self.journal, link=link, scales=[], clock=clock)
+        self.agent = Agent(config, journal=self.journal, link=link, clock=clock)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name=f"dev-{self.device_id}")
         self._thread.daemon = True
