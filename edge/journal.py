@@ -295,7 +295,11 @@ class Journal:
                     )
                 head = db.execute("SELECT seq, hash FROM weighing ORDER BY seq DESC LIMIT 1")
                 last = head.fetchone()
-                seq, prev_hash = (last[0] + 1, last[1]) if last else (1, self._pruned_head(db))
+                seq, prev_hash = (
+                    (last[0] + 1, last[1])
+                    if last
+                    else (self._meta_int(db, "pruned_seq") + 1, self._pruned_head(db))
+                )
                 unsigned = Weighing(
                     device_id=self.device_id,
                     boot_id=self.boot_id,
@@ -438,6 +442,11 @@ class Journal:
         row = db.execute("SELECT value FROM meta WHERE key='pruned_head'").fetchone()
         return str(row[0]) if row else GENESIS_HASH
 
+    @staticmethod
+    def _meta_int(db: sqlite3.Connection, key: str) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return int(row[0]) if row else 0
+
     def record_fill(
         self,
         *,
@@ -454,6 +463,9 @@ class Journal:
         self._check_disk()
         with self._tx(durable=False) as db:
             (last,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
+            # Sequences never go back, even after acked rows are deleted: the server
+            # dedupes on (device, seq), so a reused number would be taken for a resend.
+            last = max(last, self._meta_int(db, "fill_seq"))
             reading = FillReading(
                 device_id=self.device_id,
                 boot_id=self.boot_id,
@@ -554,6 +566,9 @@ class Journal:
         """Drop fill readings past their time to live; weighings never expire."""
         now = format_ts(self._clock.now())
         with self._tx(durable=False) as db:
+            (top,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
+            if top > self._meta_int(db, "fill_seq"):
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('fill_seq', ?)", (str(top),))
             cur = db.execute("DELETE FROM fill WHERE acked_at IS NULL AND expires_at < ?", (now,))
             db.execute("DELETE FROM fill WHERE acked_at IS NOT NULL")
         return cur.rowcount
@@ -579,6 +594,7 @@ class Journal:
                 return 0
             (head,) = db.execute("SELECT hash FROM weighing WHERE seq = ?", (upto,)).fetchone()
             db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_head', ?)", (head,))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('pruned_seq', ?)", (str(upto),))
             cur = db.execute("DELETE FROM weighing WHERE seq <= ?", (upto,))
         return cur.rowcount
 

@@ -199,3 +199,25 @@ def test_bookkeeping_skips_the_fsync_but_weighings_never_do(tmp_path: Path) -> N
     dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
     # Every non-durable transaction restores synchronous=FULL for the next weighing.
     assert dev.journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2
+
+
+def test_sequences_never_go_back_after_rows_are_deleted(tmp_path: Path) -> None:
+    """The server dedupes on (device, seq): a reused number would be taken for a resend
+    and the new record acked as a duplicate, i.e. lost."""
+    dev = fake_device(tmp_path)
+    fills = [
+        dev.journal.record_fill(container_id="c1", distance_mm=900, fill_pct="10") for _ in range(3)
+    ]
+    dev.journal.apply_acks([AckItem(f.seq, AckStatus.ACCEPTED, RecordKind.FILL) for f in fills])
+    dev.journal.expire_fill()  # deletes the acked rows
+    after = dev.journal.record_fill(container_id="c1", distance_mm=800, fill_pct="20")
+    assert after.seq == 4
+
+    weighings = [dev.weigh(str(kg)) for kg in (10, 20)]
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in weighings])
+    dev.clock.advance(timedelta(days=91).total_seconds())
+    assert dev.journal.prune() == 2  # every weighing pruned
+    nxt = dev.weigh("30")
+    assert nxt.seq == 3
+    assert nxt.prev_hash == weighings[-1].hash
+    assert dev.journal.verify(dev.key.public_key_b64()).ok

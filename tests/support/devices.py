@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,23 @@ from edge.link import LastWill, MqttLink, MqttLinkSettings
 from edge.protocol import BrokerUrl, Channel, topic
 from tests.support.builders import draft
 from tests.support.fleet import wait_until
+
+
+class _DistinctMillis(SystemClock):
+    """System time, but never the same millisecond twice.
+
+    A time-series store keeps one point per series and timestamp, and these devices
+    record far faster than a sensor's 1 Hz; real readings never share a millisecond.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(assume_synced=True)
+        self._last = datetime.min.replace(tzinfo=UTC)
+
+    def now(self) -> datetime:
+        moment = max(super().now(), self._last + timedelta(milliseconds=1))
+        self._last = moment
+        return moment
 
 
 @dataclass
@@ -53,7 +71,7 @@ class SimulatedDevice:
             set_device_status(session, self.device_id, "approved")
 
     def start(self) -> SimulatedDevice:
-        clock = SystemClock(assume_synced=True)
+        clock = _DistinctMillis()
         config = AgentConfig(
             device_id=self.device_id,
             site_id="almaty-rp-01",
