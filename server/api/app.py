@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from server import __version__
-from server.api.routes import health, statements
+from server.api.routes import audit, contracts, disputes, health, holds, statements
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 
@@ -20,4 +20,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.sessions = session_factory(engine)
     app.include_router(health.router)
     app.include_router(statements.router)
+    app.include_router(contracts.router)
+    app.include_router(holds.router)
+    app.include_router(disputes.router)
+    app.include_router(audit.router)
     return app

@@ -1,24 +1,163 @@
-"""Statements: what a contractor earned in a month, line by line."""
+"""Statements: previews by month, and the recorded workflow (compute, approve, pay, verify).
+
+Write endpoints take the acting person in the body (``actor``); the API's
+authentication layer supplies and checks it.
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import SessionDep
 from server.identifiers import bin_problem
-from server.statements import parse_period, statement_for, statements_for
+from server.ledger.accounting import StoredStatement
+from server.payments import MissingRate
+from server.statements import (
+    StatementError,
+    approve,
+    compute_and_store,
+    list_statements,
+    parse_period,
+    pay,
+    statement_for,
+    statements_for,
+    verify,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 
 Period = Path(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-03"])
 
 
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComputeRequest(_Body):
+    periods: list[str] = Field(min_length=1, description="months, YYYY-MM")
+    actor: str = Field(min_length=1, max_length=100)
+
+
+class ApproveRequest(_Body):
+    actor: str = Field(min_length=1, max_length=100)
+
+
+class PayRequest(_Body):
+    actor: str = Field(min_length=1, max_length=100)
+    reference: str = Field(min_length=1, max_length=100, description="payment order reference")
+
+
+def stored_view(row: StoredStatement, with_body: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id,
+        "contractor_bin": row.contractor_bin,
+        "period": row.period,
+        "kind": row.kind,
+        "adjusts_id": row.adjusts_id,
+        "status": row.status,
+        "total_kzt": format(row.total_kzt, "f"),
+        "sha256": row.sha256,
+        "computed_at": row.computed_at.isoformat(),
+        "approved_at": row.approved_at.isoformat() if row.approved_at else None,
+        "approved_by": row.approved_by,
+        "evidence_sha256": row.evidence_sha256,
+        "paid_at": row.paid_at.isoformat() if row.paid_at else None,
+        "paid_by": row.paid_by,
+        "payment_ref": row.payment_ref,
+    }
+    if with_body:
+        out["body"] = json.loads(row.body)
+    return out
+
+
+@router.get("/statements")
+def stored_statements(
+    session: SessionDep,
+    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    contractor_bin: str | None = None,
+) -> list[dict[str, Any]]:
+    return [
+        stored_view(r)
+        for r in list_statements(session, period=period, contractor_bin=contractor_bin)
+    ]
+
+
+@router.get("/statements/verify")
+def verify_statements(
+    session: SessionDep,
+    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    tickets: bool = True,
+) -> dict[str, Any]:
+    report = verify(session, period=period, check_tickets=tickets)
+    return {
+        "ok": report.ok,
+        "statements": report.statements,
+        "tickets_checked": report.tickets_checked,
+        "problems": report.problems,
+    }
+
+
+@router.post("/statements/compute")
+def compute_statements(session: SessionDep, body: ComputeRequest) -> dict[str, Any]:
+    for p in body.periods:
+        _check_period(p)
+    try:
+        result = compute_and_store(session, body.periods, actor=body.actor)
+        session.commit()
+    except (StatementError, MissingRate) as exc:
+        session.rollback()
+        raise HTTPException(422, detail=str(exc)) from None
+    return {
+        "run_id": result.run_id,
+        "drafts": [stored_view(d) for d in result.drafts],
+        "unchanged": result.unchanged,
+        "new_holds": result.new_holds,
+    }
+
+
+@router.get("/statements/{statement_id:int}")
+def stored_statement(session: SessionDep, statement_id: int) -> dict[str, Any]:
+    row = session.get(StoredStatement, statement_id)
+    if row is None:
+        raise HTTPException(404, detail=f"statement {statement_id} does not exist")
+    return stored_view(row, with_body=True)
+
+
+@router.post("/statements/{statement_id:int}/approve")
+def approve_statement(
+    session: SessionDep, statement_id: int, body: ApproveRequest
+) -> dict[str, Any]:
+    try:
+        row = approve(session, statement_id, actor=body.actor)
+        session.commit()
+    except StatementError as exc:
+        session.rollback()
+        raise HTTPException(409, detail=str(exc)) from None
+    return stored_view(row)
+
+
+@router.post("/statements/{statement_id:int}/pay")
+def pay_statement(session: SessionDep, statement_id: int, body: PayRequest) -> dict[str, Any]:
+    try:
+        row = pay(session, statement_id, actor=body.actor, reference=body.reference)
+        session.commit()
+    except StatementError as exc:
+        session.rollback()
+        raise HTTPException(409, detail=str(exc)) from None
+    return stored_view(row)
+
+
 @router.get("/statements/{period}")
-def list_statements(session: SessionDep, period: str = Period) -> list[dict[str, Any]]:
+def list_statements_preview(session: SessionDep, period: str = Period) -> list[dict[str, Any]]:
     _check_period(period)
-    return [s.canonical() | {"hash": s.hash} for s in statements_for(session, period)]
+    try:
+        return [s.canonical() | {"hash": s.hash} for s in statements_for(session, period)]
+    except MissingRate as exc:
+        raise HTTPException(422, detail=str(exc)) from None
 
 
 @router.get("/contractors/{contractor_bin}/statements/{period}")
@@ -28,7 +167,10 @@ def contractor_statement(
     if problem := bin_problem(contractor_bin):
         raise HTTPException(422, detail=f"contractor_bin: {problem}")
     _check_period(period)
-    statement = statement_for(session, contractor_bin, period)
+    try:
+        statement = statement_for(session, contractor_bin, period)
+    except MissingRate as exc:
+        raise HTTPException(422, detail=str(exc)) from None
     if statement is None:
         raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
     return statement.canonical() | {"hash": statement.hash}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from server.ledger import accounting  # noqa: F401 - registers the engine's tables
 from server.ledger.models import Base
 
 connection = context.config.attributes.get("connection")
