@@ -31,5 +31,9 @@ lint: $(STAMP)
 test: $(STAMP) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## bench-payments: full recompute of a national year (1.2M tickets) on SQLite and PostgreSQL
+bench-payments: $(STAMP) services
+	$(PY) -m tests.bench.bench_payments $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

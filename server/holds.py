@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
@@ -147,13 +147,6 @@ class HoldRules(_Rule):
             kg.append(bounds.max_kg)
         return sorted({kg_to_grams(format(b, "f")) for b in kg if b > 0})
 
-    def just_under(self, category: str, net_g: int) -> bool:
-        margin = self.near_cap.margin_pct
-        for b in self.boundaries_g(category):
-            if Decimal(b) * (100 - margin) / 100 <= net_g < b:
-                return True
-        return False
-
 
 DEFAULT_RULES_FILE: Final = files("server") / "data" / "hold_rules.toml"
 
@@ -214,11 +207,10 @@ class ScanResult:
     last_ticket_id: int
 
 
-_TICKET_COLUMNS: Final = (
+_SCAN_COLUMNS: Final = (
     Ticket.id,
     Ticket.device_id,
     Ticket.seq,
-    Ticket.event_id,
     Ticket.weighed_at,
     Ticket.time_synced,
     Ticket.received_at,
@@ -226,10 +218,15 @@ _TICKET_COLUMNS: Final = (
     Ticket.scale_id,
     Ticket.category,
     Ticket.badge,
-    Ticket.gross_g,
-    Ticket.tare_g,
     Ticket.net_g,
     Ticket.chain_ok,
+)
+#: What re-verification also reads: the signed payload and every column it backs.
+EVIDENCE_COLUMNS: Final = (
+    *_SCAN_COLUMNS,
+    Ticket.event_id,
+    Ticket.gross_g,
+    Ticket.tare_g,
     Ticket.payload,
     Ticket.hash,
     Ticket.sig,
@@ -313,15 +310,40 @@ class _Context:
         ):
             self.sensor_sites[device_id] = site_id
         self.sites_with_sensor = set(self.sensor_sites.values())
+        self._bounds: dict[str, tuple[int, int] | None] = {}
+        self._boundaries: dict[str, list[tuple[int, int]]] = {}
+
+    def bounds_g(self, category: str) -> tuple[int, int] | None:
+        """The category's plausible net weight range in grams (cached per scan)."""
+        if category not in self._bounds:
+            b = self.rules.weight.bounds(category)
+            self._bounds[category] = (
+                None
+                if b is None
+                else (kg_to_grams(format(b.min_kg, "f")), kg_to_grams(format(b.max_kg, "f")))
+            )
+        return self._bounds[category]
+
+    def just_under(self, category: str, net_g: int) -> bool:
+        """Within the margin below one of the category's boundaries (cached per scan)."""
+        ranges = self._boundaries.get(category)
+        if ranges is None:
+            margin = self.rules.near_cap.margin_pct
+            ranges = [
+                (int((Decimal(b) * (100 - margin) / 100).to_integral_value("ROUND_CEILING")), b)
+                for b in self.rules.boundaries_g(category)
+            ]
+            self._boundaries[category] = ranges
+        return any(lo <= net_g < hi for lo, hi in ranges)
 
 
 def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
     rules = ctx.rules
     out: list[Finding] = []
-    local_day = row.weighed_at.astimezone(LOCAL_TZ).date()
-    if row.scale_id in ctx.scales and ctx.scales[row.scale_id] is not None:
-        until = ctx.scales[row.scale_id]
-        if until is not None and local_day > until:
+    until = ctx.scales.get(row.scale_id)
+    if until is not None:
+        local_day = row.weighed_at.astimezone(LOCAL_TZ).date()
+        if local_day > until:
             out.append(
                 Finding(
                     row.id,
@@ -352,19 +374,18 @@ def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
         problem = evidence_problem(row, ctx.keys.get(row.device_id))
         if problem:
             out.append(Finding(row.id, "evidence_broken", problem))
-    bounds = rules.weight.bounds(row.category)
-    if bounds is not None:
-        lo = kg_to_grams(format(bounds.min_kg, "f"))
-        hi = kg_to_grams(format(bounds.max_kg, "f"))
-        if not lo <= row.net_g <= hi:
-            out.append(
-                Finding(
-                    row.id,
-                    "implausible_weight",
-                    f"{Decimal(row.net_g) / 1000} kg outside {bounds.min_kg}..{bounds.max_kg} kg"
-                    f" for {row.category}",
-                )
+    bounds = ctx.bounds_g(row.category)
+    if bounds is not None and not bounds[0] <= row.net_g <= bounds[1]:
+        b = rules.weight.bounds(row.category)
+        assert b is not None
+        out.append(
+            Finding(
+                row.id,
+                "implausible_weight",
+                f"{Decimal(row.net_g) / 1000} kg outside {b.min_kg}..{b.max_kg} kg"
+                f" for {row.category}",
             )
+        )
     return out
 
 
@@ -390,12 +411,13 @@ def scan(
         or 0
     )
     ctx = _Context(session, rules)
-    findings: list[Finding] = []
+    findings: list[Finding] = _chain_findings(session, last, high)
     scanned = 0
     start = last
+    columns = EVIDENCE_COLUMNS if rules.evidence.reverify else _SCAN_COLUMNS
     while start < high:
         rows = session.execute(
-            select(*_TICKET_COLUMNS)
+            select(*columns)
             .where(Ticket.id > start, Ticket.id <= high)
             .order_by(Ticket.id)
             .limit(chunk)
@@ -404,7 +426,6 @@ def scan(
             break
         for row in rows:
             findings.extend(_row_findings(row, ctx))
-        findings.extend(_chain_findings(session, rows, high))
         findings.extend(_fill_findings(session, rows, ctx))
         findings.extend(_near_cap_findings(session, rows, ctx, high))
         scanned += len(rows)
@@ -474,42 +495,27 @@ def record(
     return created
 
 
-def _neighbours(
-    session: Session, keys: Sequence[tuple[str, int]], high: int
-) -> dict[tuple[str, int], tuple[int, str, str]]:
-    """(device, seq) -> (id, hash, prev_hash) for the keys that exist up to ``high``."""
-    out: dict[tuple[str, int], tuple[int, str, str]] = {}
-    for i in range(0, len(keys), 400):
-        part = keys[i : i + 400]
-        for tid, device_id, seq, digest, prev in session.execute(
-            select(Ticket.id, Ticket.device_id, Ticket.seq, Ticket.hash, Ticket.prev_hash).where(
-                tuple_(Ticket.device_id, Ticket.seq).in_(part), Ticket.id <= high
-            )
-        ):
-            out[(device_id, seq)] = (tid, digest, prev)
-    return out
+def _chain_findings(session: Session, last: int, high: int) -> list[Finding]:
+    """Links ingest could not check because a neighbour arrived later (``chain_ok`` is
+    null), now that one of the pair is new: checked once both are in the ledger."""
+    from sqlalchemy.orm import aliased
 
-
-def _chain_findings(session: Session, rows: Sequence[Any], high: int) -> list[Finding]:
-    """Links ingest could not check (the neighbour arrived later), checked both ways."""
-    keys = sorted(
-        {(r.device_id, r.seq - 1) for r in rows if r.seq > 1}
-        | {(r.device_id, r.seq + 1) for r in rows}
-    )
-    near = _neighbours(session, keys, high)
-    out: list[Finding] = []
-    for r in rows:
-        before = near.get((r.device_id, r.seq - 1))
-        if r.chain_ok is None and before is not None and before[1] != r.prev_hash:
-            out.append(
-                Finding(r.id, "evidence_broken", f"prev_hash does not match seq {r.seq - 1}")
-            )
-        after = near.get((r.device_id, r.seq + 1))
-        if after is not None and after[2] != r.hash:
-            out.append(
-                Finding(after[0], "evidence_broken", f"prev_hash does not match seq {r.seq}")
-            )
-    return out
+    pred = aliased(Ticket)
+    rows = session.execute(
+        select(Ticket.id, Ticket.seq, Ticket.prev_hash, pred.hash)
+        .join(pred, (pred.device_id == Ticket.device_id) & (pred.seq == Ticket.seq - 1))
+        .where(
+            Ticket.chain_ok.is_(None),
+            Ticket.id <= high,
+            pred.id <= high,
+            (Ticket.id > last) | (pred.id > last),
+        )
+    ).all()
+    return [
+        Finding(tid, "evidence_broken", f"prev_hash does not match seq {seq - 1}")
+        for tid, seq, prev_hash, pred_hash in rows
+        if prev_hash != pred_hash
+    ]
 
 
 def _fill_findings(session: Session, rows: Sequence[Any], ctx: _Context) -> list[Finding]:
@@ -559,7 +565,7 @@ def _near_cap_findings(
     window = timedelta(days=rules.near_cap.window_days)
     out: list[Finding] = []
     for r in rows:
-        if not rules.just_under(r.category, r.net_g):
+        if not ctx.just_under(r.category, r.net_g):
             continue
         around = [
             (tid, at, net)
@@ -573,7 +579,7 @@ def _near_cap_findings(
                     Ticket.id <= high,
                 )
             )
-            if rules.just_under(r.category, net)
+            if ctx.just_under(r.category, net)
         ]
         around.sort(key=lambda x: (x[1], x[0]))
         # Every window of window_days that contains this ticket and holds min_count
@@ -655,7 +661,7 @@ def resolve(
     audit.append(
         session,
         actor=actor,
-        action=f"hold.{decision}d",
+        action=f"hold.{_status(decision)}",
         subject=f"hold {hold_id}",
         data={
             "hold_id": hold_id,

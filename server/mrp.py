@@ -4,7 +4,9 @@ Contracts priced in MRP/t are paid ``tonnes × rate × MRP``, with the MRP in fo
 the ticket's local date. The values are set by law each year (and have changed
 mid-year before), so they are data the operator loads from a file — never constants
 in code. Each row names the first month it applies to; a value applies until the
-next row.
+next row or the end of its year, whichever comes first, so a year nobody loaded
+stops the computation (:class:`server.payments.MissingRate`) instead of silently
+reusing last year's value.
 
 CSV columns: ``valid_from`` (``YYYY`` or ``YYYY-MM``; a month start), ``mrp_kzt``
 (tenge, at most 2 decimals), ``note`` (optional: the law that set it).
@@ -51,9 +53,11 @@ class MrpTable:
             raise ValueError("MRP rows must have distinct, ascending valid_from months")
 
     def value_for(self, month: date) -> Decimal | None:
-        """The MRP in force in ``month`` (any date in it), or None before the first row."""
+        """The MRP in force in ``month`` (any date in it), or None if none is loaded."""
         i = bisect.bisect_right([r.valid_from for r in self.rows], month)
-        return self.rows[i - 1].mrp_kzt if i else None
+        if not i or self.rows[i - 1].valid_from.year != month.year:
+            return None
+        return self.rows[i - 1].mrp_kzt
 
     def to_body(self) -> list[dict[str, str]]:
         return [

@@ -418,7 +418,11 @@ class _Attribution:
 
 
 class _Candidates:
-    """Candidate contracts per (stage, group) for the contracts active in a bucket."""
+    """Candidate contracts per (stage, group) for the contracts active in a bucket.
+
+    Buckets with the same active contracts share one *epoch*, and candidates are
+    cached per epoch, so a year of monthly buckets computes each group's list once.
+    """
 
     def __init__(
         self,
@@ -430,8 +434,11 @@ class _Candidates:
         self.regions = regions
         self.badges = badges
         self._cache: dict[tuple[Any, ...], tuple[list[_Contract], bool]] = {}
-        self._epoch: tuple[int, ...] = ()
+        self._epochs: dict[tuple[int, ...], int] = {}
+        self._epoch = 0
         self._active: dict[str, dict[str, list[_Contract]]] = {}
+        self._who: dict[str | None, _Attribution | None] = {}
+        self._bucket: Bucket | None = None
 
     def enter(self, bucket: Bucket) -> None:
         active: dict[str, dict[str, list[_Contract]]] = {}
@@ -445,29 +452,26 @@ class _Candidates:
             active[stage] = by_cat
             ids.append(-1)
         self._active = active
-        self._epoch = tuple(ids)
+        self._epoch = self._epochs.setdefault(tuple(ids), len(self._epochs))
+        self._who = {None: None}
         self._bucket = bucket
 
     def attribution(self, badge: str | None) -> _Attribution | None:
+        if badge in self._who:
+            return self._who[badge]
+        assert self._bucket is not None
         entry = self.badges.lookup(badge, self._bucket.first)
-        if entry is None:
-            return None
-        return _Attribution(entry.contractor_bin, frozenset(entry.stages))
+        found = (
+            None if entry is None else _Attribution(entry.contractor_bin, frozenset(entry.stages))
+        )
+        self._who[badge] = found
+        return found
 
     def get(self, stage: str, key: GroupKey, waived: bool = False) -> tuple[list[_Contract], bool]:
         """(candidates in order, region violation) for a group in the current bucket."""
         category, site_id, badge = key
-        attribution = self.attribution(badge)
-        who = attribution.contractor_bin if attribution else None
-        ck = (
-            stage,
-            category,
-            site_id,
-            who,
-            attribution.stages if attribution else None,
-            waived,
-            self._epoch,
-        )
+        attribution = self.attribution(badge) if badge is not None else None
+        ck = (self._epoch, stage, category, site_id, attribution, waived)
         hit = self._cache.get(ck)
         if hit is not None:
             return hit
@@ -475,6 +479,7 @@ class _Candidates:
         pool = self._active.get(stage, {}).get(category, [])
         violation = False
         if attribution is not None and stage in attribution.stages:
+            who = attribution.contractor_bin
             own = [c for c in pool if c.terms.contractor_bin == who]
             covering = [c for c in own if c.terms.covers(site_id, region)]
             if own and not covering:
@@ -484,9 +489,6 @@ class _Candidates:
             result = [c for c in pool if c.terms.covers(site_id, region)]
         self._cache[ck] = (result, violation)
         return result, violation
-
-    def region_violation(self, key: GroupKey, stages: Iterable[str]) -> bool:
-        return any(self.get(stage, key)[1] for stage in stages)
 
 
 def groups_for(
@@ -508,7 +510,7 @@ def groups_for(
     for key in groups:
         for stage in states:
             cs, violation = cands.get(stage, key)
-            who = cands.attribution(key[2])
+            who = cands.attribution(key[2]) if key[2] is not None else None
             if any(c.terms.contractor_bin == contractor_bin for c in cs) or (
                 violation and who is not None and who.contractor_bin == contractor_bin
             ):
@@ -540,7 +542,6 @@ def allocate(
     Deterministic in its inputs, never in their order. ``ticket_level`` skips the
     group shortcut (every ticket one by one); ``record_shares`` implies it.
     """
-    src = source
     badges = badges or BadgeMap()
     alloc = Allocation(shares=[] if record_shares else None)
     ticket_level = ticket_level or record_shares
@@ -558,8 +559,7 @@ def allocate(
     for terms in sorted(contracts, key=lambda c: (c.period_start, c.contract_id, c.version)):
         states.setdefault(terms.stage, []).append(_Contract(terms))
     stages = sorted(states)
-    regions = src.site_regions()
-    cands = _Candidates(states, regions, badges)
+    cands = _Candidates(states, source.site_regions(), badges)
     hold_status = _hold_index(holds)
     held_tickets = {(h.ticket.device_id, h.ticket.seq): h.ticket for h in holds}
     # Tickets out of payment because of a recorded (scan) hold that is not released.
@@ -574,49 +574,55 @@ def allocate(
         t = held_tickets[k]
         if buckets and buckets[0].lo <= t.weighed_at < buckets[-1].hi:
             excluded_by_bucket[bisect.bisect_right(los, t.weighed_at) - 1].append(t)
-    sums_by_bucket = src.group_sums(buckets)
+    sums_by_bucket = source.group_sums(buckets)
+    paid = alloc.paid
 
     for bucket, sums in zip(buckets, sums_by_bucket, strict=True):
         cands.enter(bucket)
+        month = bucket.month
         for stage_states in states.values():
             for c in stage_states:
                 if c.terms.active(bucket.first, bucket.last):
                     rate = c.terms.rate_kzt_per_t(month_start(bucket.first), mrp)
-                    c.enter_month(bucket.month, rate)
-                    alloc.rates[(c.terms.contract_id, c.terms.version, bucket.month)] = rate
+                    c.enter_month(month, rate)
+                    alloc.rates[(c.terms.contract_id, c.terms.version, month)] = rate
         for t in excluded_by_bucket.get(bucket.index, ()):
             acc = sums.get(t.group)
             if acc is not None:
                 acc[0] -= t.net_g
                 acc[1] -= 1
-            _record_held(alloc, t, hold_status, cands, stages, bucket)
-        # Groups whose badge contractor's contracts miss the site: held as a whole,
-        # except tickets whose hold an operator released (paid with the region waived).
-        expand: set[GroupKey] = {
-            key for key in sums if key[2] is not None and cands.region_violation(key, stages)
-        }
-        region_held = set(expand)
+            _record_held(alloc, t, hold_status, cands, stages)
+        # Candidates of every group, per stage, computed once for the bucket.
+        plan: dict[str, dict[GroupKey, list[_Contract]]] = {}
+        region_held: set[GroupKey] = set()
+        for stage in stages:
+            per: dict[GroupKey, list[_Contract]] = {}
+            for key in sums:
+                cs, violation = cands.get(stage, key)
+                per[key] = cs
+                if violation:
+                    region_held.add(key)
+            plan[stage] = per
+        # Groups whose badge contractor's contracts miss the site are held as a whole,
+        # except tickets an operator released (paid with the region waived).
+        expand: set[GroupKey] = set(region_held)
         if ticket_level:
             expand.update(sums)
         else:
             for stage in stages:
+                per = plan[stage]
                 demand: dict[_Contract, int] = defaultdict(int)
                 for key, (grams, _) in sums.items():
-                    if key in region_held or grams <= 0:
-                        continue
-                    for c in cands.get(stage, key)[0]:
-                        demand[c] += grams
+                    if grams > 0 and key not in region_held:
+                        for c in per[key]:
+                            demand[c] += grams
                 tight = {c for c, d in demand.items() if 0 < c.room() < d}
                 if tight:
-                    expand.update(
-                        key
-                        for key in sums
-                        if key not in expand and not tight.isdisjoint(cands.get(stage, key)[0])
-                    )
+                    expand.update(key for key, cs in per.items() if not tight.isdisjoint(cs))
         singles: list[tuple[TicketIn, bool]] = []
         if expand:
             alloc.expanded_buckets += 1
-            for t in src.tickets(bucket, expand):
+            for t in source.tickets(bucket, expand):
                 k = (t.device_id, t.seq)
                 if k in excluded:
                     continue
@@ -628,28 +634,28 @@ def allocate(
                     else:
                         if status is None:
                             alloc.found_holds.append(t)
-                        _record_held(alloc, t, hold_status, cands, stages, bucket)
+                        _record_held(alloc, t, hold_status, cands, stages)
                         continue
                 singles.append((t, waived))
             singles.sort(key=lambda tw: tw[0].order_key)
             alloc.expanded_tickets += len(singles)
-        month = bucket.month
         for stage in stages:
+            per = plan[stage]
             for key, (grams, count) in sums.items():
-                if key in expand or grams <= 0:
+                if grams <= 0 or key in expand:
                     continue
-                cs = cands.get(stage, key)[0]
+                cs = per[key]
                 for c in cs:
                     if c.room() > 0:
                         c.take(grams)
-                        acc = alloc.paid[(stage, c.terms.contract_id, c.terms.version, month)]
+                        acc = paid[(stage, c.terms.contract_id, c.terms.version, month)]
                         acc[0] += grams
                         acc[1] += count
                         break
                 else:
                     _unpaid(alloc, stage, key[0], month, cs, grams, count)
             for t, waived in singles:
-                cs = cands.get(stage, t.group, waived)[0]
+                cs = cands.get(stage, t.group, waived)[0] if waived else per[t.group]
                 left = t.net_g
                 for c in cs:
                     if left == 0:
@@ -658,7 +664,7 @@ def allocate(
                     if take <= 0:
                         continue
                     c.take(take)
-                    acc = alloc.paid[(stage, c.terms.contract_id, c.terms.version, month)]
+                    acc = paid[(stage, c.terms.contract_id, c.terms.version, month)]
                     acc[0] += take
                     acc[1] += 1
                     left -= take
@@ -699,7 +705,6 @@ def _record_held(
     hold_status: Mapping[tuple[str, int], Mapping[str, HoldStatus]],
     cands: _Candidates,
     stages: Sequence[str],
-    bucket: Bucket,
 ) -> None:
     reasons = dict(hold_status.get((t.device_id, t.seq), {}))
     attribution: dict[str, list[str]] = defaultdict(list)

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, literal_column, select, text, tuple_
+from sqlalchemy import ColumnElement, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from server import audit, badges, holds, mrp
@@ -107,12 +107,18 @@ def _bucket_case(col: Any, his: Sequence[datetime], offset: int = 0) -> ColumnEl
 
 
 class SqlSource:
-    """Tickets in the ledger up to a high-water mark: sums in SQL, tickets on demand."""
+    """Tickets in the ledger up to a high-water mark: sums in SQL, tickets on demand.
+
+    The sums are also grouped by device, with each device's first and last ``seq``
+    in the group, so a group is expanded through the ``(device_id, seq)`` index —
+    reading just its own rows rather than the whole month's.
+    """
 
     def __init__(self, session: Session, ticket_high_water: int, regions: Mapping[str, str]):
         self.session = session
         self.high_water = ticket_high_water
         self.regions = regions
+        self._ranges: dict[tuple[int, GroupKey], list[tuple[str, int, int]]] = {}
 
     def site_regions(self) -> Mapping[str, str]:
         return self.regions
@@ -123,49 +129,70 @@ class SqlSource:
             return out
         col = Ticket.weighed_at
         which = _bucket_case(col, [b.hi for b in buckets])
+        if self.session.get_bind().dialect.name == "postgresql":
+            # A hash aggregate of a few thousand groups fits in memory; the default
+            # 4 MB makes the planner sort 1M+ rows on disk instead.
+            self.session.execute(text("SET LOCAL work_mem = '256MB'"))
         rows = self.session.execute(
             select(
                 which,
                 Ticket.category,
                 Ticket.site_id,
                 Ticket.badge,
+                Ticket.device_id,
                 func.sum(Ticket.net_g),
                 func.count(),
+                func.min(Ticket.seq),
+                func.max(Ticket.seq),
             )
             .where(col >= buckets[0].lo, col < buckets[-1].hi, Ticket.id <= self.high_water)
-            .group_by(text("1"), Ticket.category, Ticket.site_id, Ticket.badge)
+            .group_by(text("1"), Ticket.category, Ticket.site_id, Ticket.badge, Ticket.device_id)
         )
-        for index, category, site_id, badge, grams, count in rows:
-            out[int(index)][(category, site_id, badge)] = [int(grams), int(count)]
+        ranges = self._ranges
+        for index, category, site_id, badge, device_id, grams, count, lo, hi in rows:
+            i = int(index)
+            key = (category, site_id, badge)
+            acc = out[i].get(key)
+            if acc is None:
+                out[i][key] = [int(grams), int(count)]
+                ranges[(i, key)] = [(device_id, lo, hi)]
+            else:
+                acc[0] += int(grams)
+                acc[1] += int(count)
+                ranges[(i, key)].append((device_id, lo, hi))
         return out
 
     def tickets(self, bucket: Bucket, groups: Collection[GroupKey]) -> list[TicketIn]:
         wanted = set(groups)
-        q = select(
-            Ticket.id,
-            Ticket.device_id,
-            Ticket.seq,
-            Ticket.weighed_at,
-            Ticket.site_id,
-            Ticket.category,
-            Ticket.net_g,
-            Ticket.badge,
-        ).where(
-            Ticket.weighed_at >= bucket.lo,
-            Ticket.weighed_at < bucket.hi,
-            Ticket.id <= self.high_water,
-            Ticket.category.in_(sorted({g[0] for g in wanted})),
-        )
-        sites = sorted({g[1] for g in wanted})
-        if len(sites) <= 1000:  # a longer IN list costs more than filtering here
-            q = q.where(Ticket.site_id.in_(sites))
+        spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for key in wanted:
+            for device_id, lo, hi in self._ranges.get((bucket.index, key), ()):
+                spans[device_id].append((lo, hi))
+        conditions = []
+        for device_id, parts in sorted(spans.items()):
+            # One range per device: the union of its groups' ranges (few extra rows).
+            conditions.append(
+                (Ticket.device_id == device_id)
+                & Ticket.seq.between(min(p[0] for p in parts), max(p[1] for p in parts))
+            )
         out = []
-        for tid, device_id, seq, at, site_id, category, net_g, badge in self.session.execute(q):
-            if (category, site_id, badge) in wanted:
-                region = self.regions.get(site_id, "")
-                out.append(
-                    TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
-                )
+        for i in range(0, len(conditions), 200):
+            q = select(
+                Ticket.id,
+                Ticket.device_id,
+                Ticket.seq,
+                Ticket.weighed_at,
+                Ticket.site_id,
+                Ticket.category,
+                Ticket.net_g,
+                Ticket.badge,
+            ).where(or_(*conditions[i : i + 200]), Ticket.id <= self.high_water)
+            for tid, device_id, seq, at, site_id, category, net_g, badge in self.session.execute(q):
+                if bucket.lo <= at < bucket.hi and (category, site_id, badge) in wanted:
+                    region = self.regions.get(site_id, "")
+                    out.append(
+                        TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
+                    )
         return out
 
 
