@@ -192,13 +192,16 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
     from server import statements as st
     from server.payments import MissingRate
-    from server.report import print_statements, print_stored
+    from server.report import print_statements, print_stored, print_unattributed
 
     sessions = _sessions(settings)
     try:
         if args.action == "show":
             with sessions() as session:
-                print_statements(st.statements_for(session, args.period))
+                preview = st.preview_for(session, args.period)
+            print_statements([] if preview is None else preview.statements)
+            if preview is not None:
+                print_unattributed(preview.allocation.unattributed, args.period)
             return 0
         if args.action == "list":
             with sessions() as session:
@@ -310,7 +313,8 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
                 else:
                     raise holds.HoldError("name a hold id or --ticket DEVICE:SEQ")
             for r in done:
-                print(f"hold {r.hold_id}: {r.decision}d by {r.actor}")
+                done_as = "released" if r.decision == "release" else "rejected"
+                print(f"hold {r.hold_id}: {done_as} by {r.actor}")
     except holds.HoldError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -349,14 +349,15 @@ class Share:
     contract: Terms | None = None
 
 
-#: (stage, contract_id, version, month) -> [grams, tickets]
+#: (stage, contract_id, version, month) -> [paid grams, over-cap grams, tickets]
 LineSums = dict[tuple[str, str, int, str], list[int]]
 
 
 @dataclass
 class Allocation:
-    paid: LineSums = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
-    over: LineSums = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    lines: LineSums = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    """Per contract version, stage and month: grams paid, grams over cap, and the
+    tickets allocated to it (any of their grams, paid or over cap)."""
     unattributed: dict[tuple[str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
@@ -374,20 +375,36 @@ class Allocation:
 class _Contract:
     """Allocation state of one contract version (one stage)."""
 
-    __slots__ = ("budget_left_u", "month", "month_g", "rate_u", "room_g", "spent_tiyn", "terms")
+    __slots__ = (
+        "budget_left_u",
+        "line",
+        "month",
+        "month_g",
+        "order",
+        "rate_u",
+        "room_g",
+        "spent_tiyn",
+        "terms",
+    )
 
-    def __init__(self, terms: Terms) -> None:
+    def __init__(self, terms: Terms, order: int = 0) -> None:
         self.terms = terms
+        self.order = order
+        """Position in contract order (period start, id, version) within its stage."""
         self.room_g = terms.cap_g
         self.spent_tiyn = 0
         self.month = ""
         self.month_g = 0
         self.rate_u = 0
         self.budget_left_u: int | None = None
+        self.line: list[int] = [0, 0, 0]
+        """This month's [paid grams, over-cap grams, tickets]: the statement line."""
 
-    def enter_month(self, month: str, rate: Decimal) -> None:
+    def enter_month(self, month: str, rate: Decimal, alloc: Allocation) -> None:
         if month == self.month:
             return
+        key = (self.terms.stage, self.terms.contract_id, self.terms.version, month)
+        self.line = alloc.lines[key]
         budget = self.terms.budget_cap_kzt
         if self.month and budget is not None:
             # Close the previous month's line exactly as the statement will round it.
@@ -409,6 +426,7 @@ class _Contract:
     def take(self, grams: int) -> None:
         self.room_g -= grams
         self.month_g += grams
+        self.line[0] += grams
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,11 +435,16 @@ class _Attribution:
     stages: frozenset[str]
 
 
+Chain = tuple["_Contract", ...]
+"""A group's candidate contracts, in contract order."""
+
+
 class _Candidates:
     """Candidate contracts per (stage, group) for the contracts active in a bucket.
 
-    Buckets with the same active contracts share one *epoch*, and candidates are
-    cached per epoch, so a year of monthly buckets computes each group's list once.
+    Buckets with the same active contracts and badge attributions share one *epoch*;
+    a group's candidates are computed once per epoch (a year of monthly buckets
+    usually has one).
     """
 
     def __init__(
@@ -433,16 +456,16 @@ class _Candidates:
         self.states = states
         self.regions = regions
         self.badges = badges
-        self._cache: dict[tuple[Any, ...], tuple[list[_Contract], bool]] = {}
-        self._epochs: dict[tuple[int, ...], int] = {}
-        self._epoch = 0
+        self._badge_cuts = list(badges.cuts)
+        self._epochs: dict[tuple[int, ...], dict[tuple[str, bool], dict[GroupKey, Any]]] = {}
+        self._plans: dict[tuple[str, bool], dict[GroupKey, tuple[Chain, bool]]] = {}
         self._active: dict[str, dict[str, list[_Contract]]] = {}
         self._who: dict[str | None, _Attribution | None] = {}
         self._bucket: Bucket | None = None
 
     def enter(self, bucket: Bucket) -> None:
         active: dict[str, dict[str, list[_Contract]]] = {}
-        ids: list[int] = []
+        ids: list[int] = [bisect.bisect_right(self._badge_cuts, bucket.first)]
         for stage, contracts in self.states.items():
             by_cat: dict[str, list[_Contract]] = defaultdict(list)
             for i, c in enumerate(contracts):
@@ -452,7 +475,7 @@ class _Candidates:
             active[stage] = by_cat
             ids.append(-1)
         self._active = active
-        self._epoch = self._epochs.setdefault(tuple(ids), len(self._epochs))
+        self._plans = self._epochs.setdefault(tuple(ids), {})
         self._who = {None: None}
         self._bucket = bucket
 
@@ -467,14 +490,18 @@ class _Candidates:
         self._who[badge] = found
         return found
 
-    def get(self, stage: str, key: GroupKey, waived: bool = False) -> tuple[list[_Contract], bool]:
+    def plan(self, stage: str, waived: bool = False) -> dict[GroupKey, tuple[Chain, bool]]:
+        """group -> (candidates, region violation) for this epoch; filled by ``get``."""
+        return self._plans.setdefault((stage, waived), {})
+
+    def get(self, stage: str, key: GroupKey, waived: bool = False) -> tuple[Chain, bool]:
         """(candidates in order, region violation) for a group in the current bucket."""
-        category, site_id, badge = key
-        attribution = self.attribution(badge) if badge is not None else None
-        ck = (self._epoch, stage, category, site_id, attribution, waived)
-        hit = self._cache.get(ck)
+        plan = self.plan(stage, waived)
+        hit = plan.get(key)
         if hit is not None:
             return hit
+        category, site_id, badge = key
+        attribution = self.attribution(badge) if badge is not None else None
         region = self.regions.get(site_id, "")
         pool = self._active.get(stage, {}).get(category, [])
         violation = False
@@ -484,39 +511,83 @@ class _Candidates:
             covering = [c for c in own if c.terms.covers(site_id, region)]
             if own and not covering:
                 violation = True
-            result = own if waived else covering
+            result = tuple(own if waived else covering)
         else:
-            result = [c for c in pool if c.terms.covers(site_id, region)]
-        self._cache[ck] = (result, violation)
+            result = tuple(c for c in pool if c.terms.covers(site_id, region))
+        plan[key] = (result, violation)
         return result, violation
 
 
-def groups_for(
-    contractor_bin: str,
-    contracts: Sequence[Terms],
-    bucket: Bucket,
-    groups: Iterable[GroupKey],
-    regions: Mapping[str, str],
-    badges: BadgeMap,
-) -> set[GroupKey]:
-    """The groups whose tickets in ``bucket`` could be paid to (or held for) a contractor:
-    the scope of that contractor's statement."""
+def _risky(chains: Mapping[Chain, int]) -> set[Chain]:
+    """Chains (candidate lists) whose tickets must be allocated one by one in this bucket.
+
+    An upper bound on what can reach each contract: a chain's whole demand reaches its
+    first contract; what can reach the next is at most what the previous one may
+    overflow, over all chains. A contract that may run out (0 < room < that bound) is
+    *tight*. If only single-contract chains reach a tight contract, order does not
+    matter: it is paid up to its room and the rest is over its cap, whichever tickets
+    come first (ticket counts are per contract, paid or over, so they do not depend on
+    which ticket crosses the cap either). Otherwise every chain reaching it is risky.
+    Everywhere else a group's first contract with room takes all of it.
+    """
+    reach = dict(chains)
+    at: dict[_Contract, list[Chain]] = defaultdict(list)
+    for chain in chains:
+        for c in chain:
+            at[c].append(chain)
+    risky: set[Chain] = set()
+    for c in sorted(at, key=lambda c: c.order):
+        reaching = [ch for ch in at[c] if reach[ch] > 0]
+        if not reaching:
+            continue
+        inflow = sum(reach[ch] for ch in reaching)
+        room = c.room()
+        if 0 < room < inflow and any(len(ch) > 1 for ch in reaching):
+            risky.update(reaching)
+        overflow = max(0, inflow - room)
+        for ch in at[c]:
+            reach[ch] = min(reach[ch], overflow)
+    return risky
+
+
+class Scope:
+    """Which contractors' statements a group's tickets belong to in a bucket: those with
+    a candidate contract for the group in some stage, and a badge's contractor whose
+    contracts miss the site (the tickets are held in that contractor's statement)."""
+
+    def __init__(
+        self,
+        contracts: Sequence[Terms],
+        bucket: Bucket,
+        regions: Mapping[str, str],
+        badges: BadgeMap,
+    ) -> None:
+        self._states = _states(contracts)
+        self._cands = _Candidates(self._states, regions, badges)
+        self._cands.enter(bucket)
+        self._cache: dict[GroupKey, frozenset[str]] = {}
+
+    def contractors(self, key: GroupKey) -> frozenset[str]:
+        hit = self._cache.get(key)
+        if hit is None:
+            found: set[str] = set()
+            for stage in self._states:
+                cs, violation = self._cands.get(stage, key)
+                found.update(c.terms.contractor_bin for c in cs)
+                who = self._cands.attribution(key[2]) if key[2] is not None else None
+                if violation and who is not None:
+                    found.add(who.contractor_bin)
+            hit = self._cache[key] = frozenset(found)
+        return hit
+
+
+def _states(contracts: Sequence[Terms]) -> dict[str, list[_Contract]]:
+    """Allocation state per contract, by stage, in contract order."""
     states: dict[str, list[_Contract]] = {}
     for terms in sorted(contracts, key=lambda c: (c.period_start, c.contract_id, c.version)):
-        states.setdefault(terms.stage, []).append(_Contract(terms))
-    cands = _Candidates(states, regions, badges)
-    cands.enter(bucket)
-    out: set[GroupKey] = set()
-    for key in groups:
-        for stage in states:
-            cs, violation = cands.get(stage, key)
-            who = cands.attribution(key[2]) if key[2] is not None else None
-            if any(c.terms.contractor_bin == contractor_bin for c in cs) or (
-                violation and who is not None and who.contractor_bin == contractor_bin
-            ):
-                out.add(key)
-                break
-    return out
+        stage = states.setdefault(terms.stage, [])
+        stage.append(_Contract(terms, len(stage)))
+    return states
 
 
 def _hold_index(holds: Iterable[HoldIn]) -> dict[tuple[str, int], dict[str, HoldStatus]]:
@@ -555,9 +626,7 @@ def allocate(
     for ct in contracts:
         cuts.update((ct.period_start, ct.period_end + timedelta(days=1)))
     buckets = make_buckets(first, last, cuts)
-    states: dict[str, list[_Contract]] = {}
-    for terms in sorted(contracts, key=lambda c: (c.period_start, c.contract_id, c.version)):
-        states.setdefault(terms.stage, []).append(_Contract(terms))
+    states = _states(contracts)
     stages = sorted(states)
     cands = _Candidates(states, source.site_regions(), badges)
     hold_status = _hold_index(holds)
@@ -575,7 +644,6 @@ def allocate(
         if buckets and buckets[0].lo <= t.weighed_at < buckets[-1].hi:
             excluded_by_bucket[bisect.bisect_right(los, t.weighed_at) - 1].append(t)
     sums_by_bucket = source.group_sums(buckets)
-    paid = alloc.paid
 
     for bucket, sums in zip(buckets, sums_by_bucket, strict=True):
         cands.enter(bucket)
@@ -584,7 +652,7 @@ def allocate(
             for c in stage_states:
                 if c.terms.active(bucket.first, bucket.last):
                     rate = c.terms.rate_kzt_per_t(month_start(bucket.first), mrp)
-                    c.enter_month(month, rate)
+                    c.enter_month(month, rate, alloc)
                     alloc.rates[(c.terms.contract_id, c.terms.version, month)] = rate
         for t in excluded_by_bucket.get(bucket.index, ()):
             acc = sums.get(t.group)
@@ -592,34 +660,46 @@ def allocate(
                 acc[0] -= t.net_g
                 acc[1] -= 1
             _record_held(alloc, t, hold_status, cands, stages)
-        # Candidates of every group, per stage, computed once for the bucket.
-        plan: dict[str, dict[GroupKey, list[_Contract]]] = {}
+        # Per stage, the bucket's demand summed by candidate chain (groups with no
+        # candidate by category instead): a few hundred chains, not thousands of groups.
+        totals: dict[str, dict[Chain | str, list[Any]]] = {}
         region_held: set[GroupKey] = set()
         for stage in stages:
-            per: dict[GroupKey, list[_Contract]] = {}
-            for key in sums:
-                cs, violation = cands.get(stage, key)
-                per[key] = cs
+            known = cands.plan(stage)
+            tot: dict[Chain | str, list[Any]] = {}
+            for key, acc in sums.items():
+                if acc[0] <= 0:
+                    continue
+                chain, violation = known.get(key) or cands.get(stage, key)
                 if violation:
                     region_held.add(key)
-            plan[stage] = per
+                at: Chain | str = chain or key[0]
+                entry = tot.get(at)
+                if entry is None:
+                    tot[at] = [acc[0], acc[1], [key]]
+                else:
+                    entry[0] += acc[0]
+                    entry[1] += acc[1]
+                    entry[2].append(key)
+            totals[stage] = tot
         # Groups whose badge contractor's contracts miss the site are held as a whole,
         # except tickets an operator released (paid with the region waived).
         expand: set[GroupKey] = set(region_held)
         if ticket_level:
-            expand.update(sums)
-        else:
+            expand.update(k for k, acc in sums.items() if acc[0] > 0)
+        elif region_held or any(totals.values()):
             for stage in stages:
-                per = plan[stage]
-                demand: dict[_Contract, int] = defaultdict(int)
-                for key, (grams, _) in sums.items():
-                    if grams > 0 and key not in region_held:
-                        for c in per[key]:
-                            demand[c] += grams
-                tight = {c for c, d in demand.items() if 0 < c.room() < d}
-                if tight:
-                    expand.update(key for key, cs in per.items() if not tight.isdisjoint(cs))
-        singles: list[tuple[TicketIn, bool]] = []
+                tot = totals[stage]
+                known = cands.plan(stage)
+                demand = {at: e[0] for at, e in tot.items() if not isinstance(at, str)}
+                for key in region_held:
+                    chain = known[key][0]
+                    if chain:
+                        demand[chain] -= sums[key][0]
+                risky = _risky(demand)
+                for chain in risky:
+                    expand.update(tot[chain][2])
+        singles: list[tuple[TicketIn, GroupKey, bool]] = []
         if expand:
             alloc.expanded_buckets += 1
             for t in source.tickets(bucket, expand):
@@ -627,7 +707,8 @@ def allocate(
                 if k in excluded:
                     continue
                 waived = False
-                if t.group in region_held:
+                group = t.group
+                if group in region_held:
                     status = hold_status.get(k, {}).get(SITE_OUTSIDE_REGION)
                     if status is HoldStatus.RELEASED:
                         waived = True
@@ -636,67 +717,78 @@ def allocate(
                             alloc.found_holds.append(t)
                         _record_held(alloc, t, hold_status, cands, stages)
                         continue
-                singles.append((t, waived))
-            singles.sort(key=lambda tw: tw[0].order_key)
+                singles.append((t, group, waived))
+            singles.sort(key=lambda tw: (tw[0].weighed_at, tw[0].device_id, tw[0].seq))
             alloc.expanded_tickets += len(singles)
         for stage in stages:
-            per = plan[stage]
-            for key, (grams, count) in sums.items():
-                if grams <= 0 or key in expand:
+            tot = totals[stage]
+            known = cands.plan(stage)
+            for key in expand:  # allocated one by one below, not with their chain
+                acc = sums[key]
+                if acc[0] > 0:
+                    entry = tot[known[key][0] or key[0]]
+                    entry[0] -= acc[0]
+                    entry[1] -= acc[1]
+            for at, (grams, count, _) in tot.items():
+                if grams <= 0:
                     continue
-                cs = per[key]
-                for c in cs:
-                    if c.room() > 0:
-                        c.take(grams)
-                        acc = paid[(stage, c.terms.contract_id, c.terms.version, month)]
-                        acc[0] += grams
-                        acc[1] += count
+                if isinstance(at, str):
+                    acc = alloc.unattributed[(stage, at, month)]
+                    acc[0] += grams
+                    acc[1] += count
+                    continue
+                # Every ticket of the chain lands on one contract (its first with room),
+                # except where a lone contract reaches its cap: paid up to the cap, the
+                # rest over it, all on that contract.
+                left = grams
+                taker = at[-1]
+                for c in at:
+                    room = c.room()
+                    if room > 0:
+                        take = min(left, room)
+                        c.take(take)
+                        left -= take
+                        taker = c
                         break
-                else:
-                    _unpaid(alloc, stage, key[0], month, cs, grams, count)
-            for t, waived in singles:
-                cs = cands.get(stage, t.group, waived)[0] if waived else per[t.group]
+                if left:
+                    assert taker is at[-1], "a partial take happens only in a lone chain"
+                    taker.line[1] += left
+                taker.line[2] += count
+            per = known
+            shares = alloc.shares
+            for t, group, waived in singles:
+                cs = cands.get(stage, group, waived)[0] if waived else per[group][0]
                 left = t.net_g
+                touched: list[_Contract] = []
                 for c in cs:
-                    if left == 0:
-                        break
                     take = min(left, c.room())
                     if take <= 0:
                         continue
                     c.take(take)
-                    acc = paid[(stage, c.terms.contract_id, c.terms.version, month)]
-                    acc[0] += take
-                    acc[1] += 1
+                    touched.append(c)
                     left -= take
-                    if alloc.shares is not None:
-                        alloc.shares.append(Share(t, stage, Portion.PAID, take, c.terms))
+                    if shares is not None:
+                        shares.append(Share(t, stage, Portion.PAID, take, c.terms))
+                    if left == 0:
+                        break
                 if left:
-                    _unpaid(alloc, stage, t.category, month, cs, left, 1)
-                    if alloc.shares is not None:
+                    if cs:
+                        cs[-1].line[1] += left
+                        if cs[-1] not in touched:
+                            touched.append(cs[-1])
+                    else:
+                        acc = alloc.unattributed[(stage, t.category, month)]
+                        acc[0] += left
+                        acc[1] += 1
+                    if shares is not None:
                         portion = Portion.OVER_CAP if cs else Portion.NO_CONTRACT
                         over_to = cs[-1].terms if cs else None
-                        alloc.shares.append(Share(t, stage, portion, left, over_to))
+                        shares.append(Share(t, stage, portion, left, over_to))
+                for c in touched:
+                    c.line[2] += 1
     alloc.held.sort(key=lambda h: h.ticket.order_key)
     alloc.found_holds.sort(key=lambda t: t.order_key)
     return alloc
-
-
-def _unpaid(
-    alloc: Allocation,
-    stage: str,
-    category: str,
-    month: str,
-    cs: Sequence[_Contract],
-    grams: int,
-    count: int,
-) -> None:
-    if cs:
-        last = cs[-1].terms
-        acc = alloc.over[(stage, last.contract_id, last.version, month)]
-    else:
-        acc = alloc.unattributed[(stage, category, month)]
-    acc[0] += grams
-    acc[1] += count
 
 
 def _record_held(
@@ -736,6 +828,9 @@ def _d(x: Decimal) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StatementLine:
+    """One contract version, one stage, one month. ``tickets``: weighings allocated to
+    the contract that month, whether their tonnes were paid or went over its cap."""
+
     contract_id: str
     version: int
     category: str
@@ -766,11 +861,12 @@ class StatementLine:
 
 @dataclass(frozen=True, slots=True)
 class UnpaidLine:
+    """Tonnes allocated to a contract beyond its caps: recorded, shown, unpaid."""
+
     contract_id: str | None
     category: str
     stage: str
     reason: Portion
-    tickets: int
     tonnes: Decimal
 
     def canonical(self) -> dict[str, Any]:
@@ -779,7 +875,6 @@ class UnpaidLine:
             "category": self.category,
             "stage": self.stage,
             "reason": self.reason.value,
-            "tickets": self.tickets,
             "tonnes": _d(self.tonnes),
         }
 
@@ -866,16 +961,11 @@ def build_statements(
     overlapping it), sorted by period then BIN."""
     by_key = {c.key: c for c in contracts}
     wanted = set(periods)
-    paid_by: dict[tuple[str, str], list[tuple[Terms, str, list[int]]]] = defaultdict(list)
-    for (stage, cid, version, month), acc in alloc.paid.items():
-        if month in wanted and acc[0] > 0:
+    lines_by: dict[tuple[str, str], list[tuple[Terms, str, list[int]]]] = defaultdict(list)
+    for (stage, cid, version, month), acc in alloc.lines.items():
+        if month in wanted and (acc[0] or acc[1]):
             terms = by_key[(cid, version)]
-            paid_by[(terms.contractor_bin, month)].append((terms, stage, acc))
-    over_by: dict[tuple[str, str], list[tuple[Terms, str, list[int]]]] = defaultdict(list)
-    for (stage, cid, version, month), acc in alloc.over.items():
-        if month in wanted and acc[0] > 0:
-            terms = by_key[(cid, version)]
-            over_by[(terms.contractor_bin, month)].append((terms, stage, acc))
+            lines_by[(terms.contractor_bin, month)].append((terms, stage, acc))
     held_by: dict[tuple[str, str], list[HeldLine]] = defaultdict(list)
     for h in alloc.held:
         month = period_of(h.ticket)
@@ -910,8 +1000,7 @@ def build_statements(
                     contractor_bin,
                     names[contractor_bin],
                     period,
-                    paid_by.get((contractor_bin, period), []),
-                    over_by.get((contractor_bin, period), []),
+                    lines_by.get((contractor_bin, period), []),
                     held_by.get((contractor_bin, period), []),
                     alloc,
                     mrp,
@@ -925,19 +1014,18 @@ def _statement(
     contractor_bin: str,
     name: str,
     period: str,
-    paid: list[tuple[Terms, str, list[int]]],
-    over: list[tuple[Terms, str, list[int]]],
+    found: list[tuple[Terms, str, list[int]]],
     held: list[HeldLine],
     alloc: Allocation,
     mrp: MrpTable | None,
     inputs: dict[str, Any],
 ) -> Statement:
     month = date.fromisoformat(period + "-01")
+    found.sort(key=lambda x: (x[0].contract_id, x[0].version, x[1]))
     with money_context():
         lines = []
-        for terms, stage, (grams, count) in sorted(
-            paid, key=lambda x: (x[0].contract_id, x[0].version, x[1])
-        ):
+        over_lines = []
+        for terms, stage, (paid_g, over_g, count) in found:
             rate = alloc.rates.get((terms.contract_id, terms.version, period))
             if rate is None:
                 rate = terms.rate_kzt_per_t(month, mrp)
@@ -951,20 +1039,20 @@ def _statement(
                     category=terms.category,
                     stage=stage,
                     tickets=count,
-                    tonnes=tonnes(grams),
+                    tonnes=tonnes(paid_g),
                     rate=terms.rate,
                     rate_unit=terms.rate_unit,
                     mrp_kzt=mrp_value,
                     rate_kzt_per_t=rate,
-                    amount_kzt=amount_kzt(grams, rate),  # the one rounding step
+                    amount_kzt=amount_kzt(paid_g, rate),  # the one rounding step
                 )
             )
-        over_lines = [
-            UnpaidLine(terms.contract_id, terms.category, stage, Portion.OVER_CAP, count, tonnes(g))
-            for terms, stage, (g, count) in sorted(
-                over, key=lambda x: (x[0].contract_id, x[0].version, x[1])
-            )
-        ]
+            if over_g:
+                over_lines.append(
+                    UnpaidLine(
+                        terms.contract_id, terms.category, stage, Portion.OVER_CAP, tonnes(over_g)
+                    )
+                )
         held_lines = sorted(held, key=lambda h: (h.weighed_at, h.device_id, h.seq))
         total_kzt = sum((ln.amount_kzt for ln in lines), Decimal("0.00"))
         total_t = sum((ln.tonnes for ln in lines), Decimal(0))

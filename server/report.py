@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 from rich.console import Console
@@ -60,7 +60,7 @@ def print_statements(statements: Sequence[Statement], console: Console | None = 
                 f"{u.contract_id or '—'}",
                 u.category,
                 u.stage,
-                str(u.tickets),
+                "",
                 tonnes_str(u.tonnes),
                 "",
                 f"[yellow]{u.reason.value.replace('_', ' ')}, unpaid[/]",
@@ -130,4 +130,22 @@ def print_holds(holds: Sequence[HoldView], console: Console | None = None) -> No
             f"{REASONS.get(h.reason, h.reason)} ({h.detail})",
             status,
         )
+    console.print(table)
+
+
+def print_unattributed(
+    unattributed: Mapping[tuple[str, str, str], Sequence[int]],
+    period: str,
+    console: Console | None = None,
+) -> None:
+    """Tonnage no contract covers (no statement shows it): for the operator."""
+    console = console or Console()
+    rows = sorted((k, v) for k, v in unattributed.items() if k[2] == period and v[0] > 0)
+    if not rows:
+        return
+    table = Table(title=f"no contract — {period}", title_justify="left")
+    for col in ("stage", "category", "tickets", "tonnes"):
+        table.add_column(col, justify="right" if col in ("tickets", "tonnes") else "left")
+    for (stage, category, _), (grams, count) in rows:
+        table.add_row(stage, category, str(count), tonnes_str(Decimal(grams) / 1_000_000))
     console.print(table)

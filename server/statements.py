@@ -25,15 +25,27 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, func, literal_column, or_, select, text, tuple_
+from sqlalchemy import (
+    ColumnClause,
+    ColumnElement,
+    column,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from server import audit, badges, holds, mrp
 from server.contracts import latest_versions
 from server.ledger.accounting import AuditEntry, StatementRun, StoredStatement
 from server.ledger.models import Contract, Device, Site, Ticket
+from server.ledger.types import UtcDateTime
 from server.payments import (
     ENGINE,
     ROUNDING_POLICY,
@@ -41,12 +53,12 @@ from server.payments import (
     Allocation,
     Bucket,
     GroupKey,
+    Scope,
     Statement,
     Terms,
     TicketIn,
     allocate,
     build_statements,
-    groups_for,
     make_buckets,
     money_context,
     next_month,
@@ -129,25 +141,33 @@ class SqlSource:
             return out
         col = Ticket.weighed_at
         which = _bucket_case(col, [b.hi for b in buckets])
-        if self.session.get_bind().dialect.name == "postgresql":
+        dialect = self.session.get_bind().dialect.name
+        in_range: ColumnElement[Any] = col.expression
+        if dialect == "postgresql":
             # A hash aggregate of a few thousand groups fits in memory; the default
             # 4 MB makes the planner sort 1M+ rows on disk instead.
             self.session.execute(text("SET LOCAL work_mem = '256MB'"))
-        rows = self.session.execute(
+        elif dialect == "sqlite":
+            # Unary + keeps SQLite off the weighed_at index: a range covering most of
+            # the table is read far faster in rowid order than row by row through it.
+            in_range = literal_column("+tickets.weighed_at", type_=UtcDateTime())
+        columns = (Ticket.category, Ticket.site_id, Ticket.badge, Ticket.device_id)
+        query = (
             select(
                 which,
-                Ticket.category,
-                Ticket.site_id,
-                Ticket.badge,
-                Ticket.device_id,
+                *columns,
                 func.sum(Ticket.net_g),
                 func.count(),
                 func.min(Ticket.seq),
                 func.max(Ticket.seq),
             )
-            .where(col >= buckets[0].lo, col < buckets[-1].hi, Ticket.id <= self.high_water)
-            .group_by(text("1"), Ticket.category, Ticket.site_id, Ticket.badge, Ticket.device_id)
+            .where(
+                in_range >= buckets[0].lo, in_range < buckets[-1].hi, Ticket.id <= self.high_water
+            )
+            .group_by(text("1"), *columns)
         )
+        # Core execution on the session's connection: no ORM row machinery per row.
+        rows = self.session.connection().execute(query)
         ranges = self._ranges
         for index, category, site_id, badge, device_id, grams, count, lo, hi in rows:
             i = int(index)
@@ -175,25 +195,44 @@ class SqlSource:
                 (Ticket.device_id == device_id)
                 & Ticket.seq.between(min(p[0] for p in parts), max(p[1] for p in parts))
             )
+        categories = sorted({g[0] for g in wanted})
+        # Plain columns: times are converted here, once per wanted row, instead of by
+        # the column type for every row read.
+        weighed_at: ColumnClause[Any] = column("weighed_at")
         out = []
+        conn = self.session.connection()
         for i in range(0, len(conditions), 200):
             q = select(
                 Ticket.id,
                 Ticket.device_id,
                 Ticket.seq,
-                Ticket.weighed_at,
+                weighed_at,
                 Ticket.site_id,
                 Ticket.category,
                 Ticket.net_g,
                 Ticket.badge,
-            ).where(or_(*conditions[i : i + 200]), Ticket.id <= self.high_water)
-            for tid, device_id, seq, at, site_id, category, net_g, badge in self.session.execute(q):
-                if bucket.lo <= at < bucket.hi and (category, site_id, badge) in wanted:
+            ).where(
+                or_(*conditions[i : i + 200]),
+                Ticket.id <= self.high_water,
+                Ticket.category.in_(categories),
+            )
+            for tid, device_id, seq, raw_at, site_id, category, net_g, badge in conn.execute(q):
+                if (category, site_id, badge) not in wanted:
+                    continue
+                at = _utc(raw_at)
+                if bucket.lo <= at < bucket.hi:
                     region = self.regions.get(site_id, "")
                     out.append(
                         TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
                     )
         return out
+
+
+def _utc(value: datetime | str) -> datetime:
+    """A stored UTC time as the driver returns it (SQLite: text) -> aware datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -227,7 +266,7 @@ class Inputs:
             "engine": self.engine,
         }
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(audit.canonical_json(self.to_dict()).encode()).hexdigest()
 
@@ -245,16 +284,19 @@ class Inputs:
             engine=d["engine"],
         )
 
-    def for_statement(self, contractor_bin: str, terms: Sequence[Terms]) -> dict[str, Any]:
+    def for_statement(self, own_contracts: Sequence[str]) -> dict[str, Any]:
         """What a statement body carries: all but the full contract list, which is
         replaced by its hash and the contractor's own contract versions."""
+        d = dict(self._common)
+        d["contractor_contracts"] = sorted(own_contracts)
+        return d
+
+    @cached_property
+    def _common(self) -> dict[str, Any]:
         d = self.to_dict()
         d["contracts_sha256"] = hashlib.sha256(
             audit.canonical_json(d.pop("contracts")).encode()
         ).hexdigest()
-        d["contractor_contracts"] = sorted(
-            t.ref for t in terms if t.contractor_bin == contractor_bin
-        )
         d["inputs_sha256"] = self.sha256
         return d
 
@@ -351,12 +393,15 @@ def compute(
     allocation = allocate(
         source, terms, through=through, mrp=mrp_table, badges=badge_map, holds=recorded
     )
-    statements = []
-    for period in sorted(set(periods)):
+    own: dict[str, list[str]] = defaultdict(list)
+    for t in terms:
+        own[t.contractor_bin].append(t.ref)
+    statements = [
+        _with_inputs(st, inputs.for_statement(own[st.contractor_bin]))
         for st in build_statements(
-            allocation, terms, [period], mrp=mrp_table, contractors=contractors
-        ):
-            statements.append(_with_inputs(st, inputs.for_statement(st.contractor_bin, terms)))
+            allocation, terms, sorted(set(periods)), mrp=mrp_table, contractors=contractors
+        )
+    ]
     return Computation(inputs, terms, allocation, statements, mrp_table, badge_map, regions)
 
 
@@ -368,10 +413,16 @@ def _with_inputs(st: Statement, inputs: dict[str, Any]) -> Statement:
 
 def statements_for(session: Session, period: str) -> list[Statement]:
     """Every contractor's statement for ``period`` from the current ledger (a preview)."""
+    preview = preview_for(session, period)
+    return [] if preview is None else preview.statements
+
+
+def preview_for(session: Session, period: str) -> Computation | None:
+    """The computation behind a preview, or None if no contract has started by then."""
     last = parse_period(period)[1]
     if not any(c.period_start <= last for c in latest_versions(session)):
-        return []
-    return compute(session, [period]).statements
+        return None
+    return compute(session, [period])
 
 
 def statement_for(session: Session, contractor_bin: str, period: str) -> Statement | None:
@@ -718,51 +769,54 @@ def _row_text(row: Any) -> str:
     )
 
 
-def scope_rows(session: Session, stored: StoredStatement) -> list[Any]:
-    """Stored rows of every ticket in a statement's scope, in weighed-at order: the
-    tickets of every group (category, site, badge) whose candidates include one of
-    the contractor's contracts in that month, up to the statement's high-water mark."""
-    body = json.loads(stored.body)
-    inputs = Inputs.from_dict(_run_inputs(session, stored))
-    first, last = parse_period(stored.period)
+def scope_rows(session: Session, stored: Sequence[StoredStatement]) -> dict[int, list[Any]]:
+    """Stored rows of every ticket in each statement's scope, in weighed-at order: the
+    tickets of every group (category, site, badge) whose candidates include one of the
+    contractor's contracts in that month, and its held tickets, up to the statement's
+    high-water mark. The statements must share a run and a month: one pass over the
+    month's tickets serves them all."""
+    if not stored:
+        return {}
+    first_row = stored[0]
+    inputs = Inputs.from_dict(_run_inputs(session, first_row))
+    first, last = parse_period(first_row.period)
     terms = [t for t in contracts_of(session, inputs.contracts) if t.period_start <= last]
     badge_map = (
         badges.load(session, inputs.badge_map_version)
         if inputs.badge_map_version
-        else (badges.BadgeMap())
+        else badges.BadgeMap()
     )
     regions = site_regions(session)
     cuts: set[date] = set(badge_map.cuts)
     for t in terms:
         cuts.update((t.period_start, t.period_end + timedelta(days=1)))
-    rows: list[Any] = []
-    held = {(h["device_id"], h["seq"]) for h in _held_lines(body)}
+    wanted: dict[str, list[int]] = defaultdict(list)
+    held: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for row in stored:
+        wanted[row.contractor_bin].append(row.id)
+        for h in _held_lines(json.loads(row.body)):
+            held[(h["device_id"], h["seq"])].append(row.id)
+    out: dict[int, list[Any]] = {row.id: [] for row in stored}
     for bucket in make_buckets(first, last, cuts):
-        present = set(
-            session.execute(
-                select(Ticket.category, Ticket.site_id, Ticket.badge)
-                .where(
-                    Ticket.weighed_at >= bucket.lo,
-                    Ticket.weighed_at < bucket.hi,
-                    Ticket.id <= inputs.ticket_high_water,
-                )
-                .distinct()
-            )
-        )
-        mine = groups_for(stored.contractor_bin, terms, bucket, present, regions, badge_map)
-        if not mine and not held:
-            continue
-        for row in session.execute(
-            select(*_EVIDENCE_COLUMNS).where(
+        scope = Scope(terms, bucket, regions, badge_map)
+        for ticket in session.execute(
+            select(*_EVIDENCE_COLUMNS)
+            .where(
                 Ticket.weighed_at >= bucket.lo,
                 Ticket.weighed_at < bucket.hi,
                 Ticket.id <= inputs.ticket_high_water,
             )
+            .execution_options(yield_per=5000)
         ):
-            if (row.category, row.site_id, row.badge) in mine or (row.device_id, row.seq) in held:
-                rows.append(row)
-    rows.sort(key=lambda r: (r.weighed_at, r.device_id, r.seq))
-    return rows
+            targets = set(held.get((ticket.device_id, ticket.seq), ()))
+            group = (ticket.category, ticket.site_id, ticket.badge)
+            for contractor in scope.contractors(group):
+                targets.update(wanted.get(contractor, ()))
+            for sid in targets:
+                out[sid].append(ticket)
+    for rows in out.values():
+        rows.sort(key=lambda r: (r.weighed_at, r.device_id, r.seq))
+    return out
 
 
 def _held_lines(body: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -772,7 +826,7 @@ def _held_lines(body: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def evidence_digest(session: Session, stored: StoredStatement) -> tuple[str, int]:
-    rows = scope_rows(session, stored)
+    rows = scope_rows(session, [stored])[stored.id]
     h = hashlib.sha256()
     for row in rows:
         h.update(_row_text(row).encode())
@@ -840,6 +894,7 @@ def verify(
     for row in rows:
         by_run[row.run_id].append(row)
     keys = dict(session.execute(select(Device.device_id, Device.public_key)).all())
+    checked: dict[int, str | None] = {}  # ticket id -> evidence problem (each checked once)
     done = 0
     for run_id, group in sorted(by_run.items()):
         try:
@@ -853,15 +908,31 @@ def verify(
             report.problems.append(f"run {run_id}: cannot recompute ({type(exc).__name__}: {exc})")
             continue
         fresh = {(s.contractor_bin, s.period): s for s in comp.statements}
+        by_period: dict[str, list[StoredStatement]] = defaultdict(list)
         for row in group:
-            done += 1
-            report.statements += 1
-            name = f"statement {row.id} ({row.contractor_bin} {row.period} {row.kind} {row.status})"
-            _check_stored(session, row, name, fresh, approvals, report)
+            by_period[row.period].append(row)
+        for _period, same in sorted(by_period.items()):
+            scopes: dict[int, list[Any]] | None = None
             if check_tickets:
-                _check_evidence(session, row, name, keys, approvals, report)
-            if progress is not None:
-                progress(done, len(rows))
+                try:
+                    scopes = scope_rows(session, same)
+                except Exception as exc:  # reported, like any other broken input
+                    report.problems.append(
+                        f"run {run_id} {_period}: cannot read its tickets"
+                        f" ({type(exc).__name__}: {exc})"
+                    )
+            for row in same:
+                done += 1
+                report.statements += 1
+                name = (
+                    f"statement {row.id} ({row.contractor_bin} {row.period} {row.kind}"
+                    f" {row.status})"
+                )
+                _check_stored(session, row, name, fresh, approvals, report)
+                if scopes is not None:
+                    _check_evidence(row, scopes[row.id], name, keys, approvals, report, checked)
+                if progress is not None:
+                    progress(done, len(rows))
     return report
 
 
@@ -924,26 +995,24 @@ def _check_stored(
 
 
 def _check_evidence(
-    session: Session,
     row: StoredStatement,
+    tickets: Sequence[Any],
     name: str,
     keys: Mapping[str, str],
     approvals: Mapping[int, Mapping[str, Any]],
     report: VerifyReport,
+    checked: dict[int, str | None],
 ) -> None:
-    try:
-        rows = scope_rows(session, row)
-    except Exception as exc:  # reported, like any other broken input
-        report.problems.append(f"{name}: cannot read its tickets ({type(exc).__name__}: {exc})")
-        return
     h = hashlib.sha256()
-    for t in rows:
+    for t in tickets:
         h.update(_row_text(t).encode())
         h.update(b"\n")
-        problem = holds.evidence_problem(t, keys.get(t.device_id))
+        if t.id not in checked:
+            checked[t.id] = holds.evidence_problem(t, keys.get(t.device_id))
+        problem = checked[t.id]
         if problem:
             report.problems.append(f"{name}: ticket {t.device_id}:{t.seq} (id {t.id}): {problem}")
-    report.tickets_checked += len(rows)
+    report.tickets_checked += len(tickets)
     if row.status in ("approved", "paid"):
         digest = h.hexdigest()
         recorded = approvals.get(row.id, {}).get("evidence_sha256")

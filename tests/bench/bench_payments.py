@@ -126,23 +126,38 @@ def plan(rng: random.Random, n_tickets: int, n_contracts: int, n_sites: int) -> 
         except ValueError:
             continue  # eleven digits no check digit can complete
     combos = sorted(expected)
-    n_collection = n_contracts // 2
-    n_transport = n_contracts * 3 // 10
+    categories = sorted({c for _, c in combos})
+    n_collection = n_contracts * 45 // 100
+    n_transport = n_contracts * 30 // 100
     n_processing = n_contracts - n_collection - n_transport
-    collection_combos = combos[:n_collection]
     jobs: list[tuple[str, list[str], str, float]] = []
-    for region, category in collection_combos:
+    # Collection: a lot per region and category, as tenders are drawn up; the rest are
+    # second contractors in a region and category, told apart by their badges.
+    for region, category in combos[:n_collection]:
         jobs.append(("collection", [region], category, expected[(region, category)]))
-    # The rest of the collection lots: a second contractor in a region and category,
-    # told apart by the badges their drivers show.
-    extra = n_collection - len(collection_combos)
-    for region, category in rng.sample(collection_combos, min(extra, len(collection_combos))):
+    extra = n_collection - min(n_collection, len(combos))
+    for region, category in rng.sample(combos, min(extra, len(combos))):
         jobs.append(("collection", [region], category, expected[(region, category)] / 2))
+    # Transport and processing: per category, the regions split into neighbouring
+    # groups, one lot each; 5 % of the lots overlap others (a backup lot), so some
+    # tickets have several candidate contracts in a stage.
     for stage, count in (("transport", n_transport), ("processing", n_processing)):
-        for _ in range(count):
-            category = rng.choice(list(CATEGORIES))
-            rs = rng.sample(regions, rng.randint(2, 8))
-            jobs.append((stage, rs, category, sum(expected.get((r, category), 0) for r in rs)))
+        overlapping = count // 20
+        per_category = max(1, (count - overlapping) // len(categories))
+        made = 0
+        for category in categories:
+            present = [r for r in regions if (r, category) in expected]
+            groups = min(per_category, len(present))
+            for g in range(groups):
+                rs = present[g::groups]
+                jobs.append((stage, rs, category, sum(expected[(r, category)] for r in rs)))
+                made += 1
+        while made < count:
+            category = rng.choice(categories)
+            present = [r for r in regions if (r, category) in expected]
+            rs = rng.sample(present, min(len(present), rng.randint(2, 5)))
+            jobs.append((stage, rs, category, sum(expected[(r, category)] for r in rs) / 3))
+            made += 1
     shared_owner: dict[tuple[str, str], list[str]] = {}
     for n, (stage, rs, category, tonnes) in enumerate(jobs):
         contractor = rng.choice(contractors)

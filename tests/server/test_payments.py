@@ -117,7 +117,8 @@ def test_cap_splits_the_crossing_ticket_and_the_rest_is_over_cap() -> None:
     st_ = statement(tickets, [terms(cap_t=Decimal(10))])
     assert st_.total_tonnes == 10
     assert st_.over_cap[0].tonnes == 3
-    assert st_.over_cap[0].tickets == 2
+    # All three tickets were allocated to the contract, one of them partly over its cap.
+    assert st_.lines[0].tickets == 3
     assert st_.total_kzt == Decimal("530820.00")
 
 
@@ -358,7 +359,7 @@ def contracts_st(draw: st.DrawFn) -> list[Terms]:
 MRP26 = MrpTable((MrpRow(date(2026, 1, 1), Decimal(4325)),))
 BADGES = BadgeMap((BadgeEntry("B1", BIN), BadgeEntry("B2", OTHER_BIN, ("collection", "transport"))))
 PERIODS = ["2026-02", "2026-03", "2026-04", "2026-05", "2026-06", "2026-07"]
-PROPS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def run(tickets: list[TicketIn], contracts: list[Terms], **kw: object) -> list[Statement]:
