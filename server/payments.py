@@ -459,6 +459,11 @@ class _Candidates:
         self._badge_cuts = list(badges.cuts)
         self._epochs: dict[tuple[int, ...], dict[tuple[str, bool], dict[GroupKey, Any]]] = {}
         self._plans: dict[tuple[str, bool], dict[GroupKey, tuple[Chain, bool]]] = {}
+        self._indexes: dict[
+            tuple[int, ...], dict[tuple[str, str], tuple[dict[str, list[_Contract]], ...]]
+        ] = {}
+        self._index: dict[tuple[str, str], tuple[dict[str, list[_Contract]], ...]] = {}
+        self._routes_by_epoch: dict[int, dict[GroupKey, tuple[tuple[Chain | str, ...], bool]]] = {}
         self._active: dict[str, dict[str, list[_Contract]]] = {}
         self._who: dict[str | None, _Attribution | None] = {}
         self._bucket: Bucket | None = None
@@ -475,7 +480,24 @@ class _Candidates:
             active[stage] = by_cat
             ids.append(-1)
         self._active = active
-        self._plans = self._epochs.setdefault(tuple(ids), {})
+        epoch = tuple(ids)
+        if epoch not in self._epochs:
+            self._epochs[epoch] = {}
+            # Who covers what, so a group's candidates are a lookup, not a scan.
+            index: dict[tuple[str, str], tuple[dict[str, list[_Contract]], ...]] = {}
+            for stage, by_cat in active.items():
+                for category, pool in by_cat.items():
+                    by_region: dict[str, list[_Contract]] = defaultdict(list)
+                    by_site: dict[str, list[_Contract]] = defaultdict(list)
+                    for c in pool:
+                        for r in c.terms.regions:
+                            by_region[r].append(c)
+                        for site in c.terms.site_ids:
+                            by_site[site].append(c)
+                    index[(stage, category)] = (by_region, by_site)
+            self._indexes[epoch] = index
+        self._plans = self._epochs[epoch]
+        self._index = self._indexes[epoch]
         self._who = {None: None}
         self._bucket = bucket
 
@@ -488,6 +510,22 @@ class _Candidates:
             None if entry is None else _Attribution(entry.contractor_bin, frozenset(entry.stages))
         )
         self._who[badge] = found
+        return found
+
+    def routes(self, stages: Sequence[str]) -> dict[GroupKey, tuple[tuple[Chain | str, ...], bool]]:
+        """group -> (chain per stage, or its category where no contract covers it;
+        whether any stage holds it for its badge) for this epoch; filled by ``route``."""
+        return self._routes_by_epoch.setdefault(id(self._plans), {})
+
+    def route(self, key: GroupKey, stages: Sequence[str]) -> tuple[tuple[Chain | str, ...], bool]:
+        chains: list[Chain | str] = []
+        held = False
+        for stage in stages:
+            chain, violation = self.get(stage, key)
+            chains.append(chain or key[0])
+            held = held or violation
+        found = (tuple(chains), held)
+        self.routes(stages)[key] = found
         return found
 
     def plan(self, stage: str, waived: bool = False) -> dict[GroupKey, tuple[Chain, bool]]:
@@ -503,17 +541,30 @@ class _Candidates:
         category, site_id, badge = key
         attribution = self.attribution(badge) if badge is not None else None
         region = self.regions.get(site_id, "")
-        pool = self._active.get(stage, {}).get(category, [])
+        found = self._index.get((stage, category))
+        covering: Sequence[_Contract] = ()
+        if found is not None:
+            by_region, by_site = found
+            in_region, at_site = by_region.get(region, ()), by_site.get(site_id, ())
+            if not at_site:
+                covering = in_region
+            elif not in_region:
+                covering = at_site
+            else:
+                covering = sorted({*in_region, *at_site}, key=lambda c: c.order)
         violation = False
         if attribution is not None and stage in attribution.stages:
             who = attribution.contractor_bin
-            own = [c for c in pool if c.terms.contractor_bin == who]
-            covering = [c for c in own if c.terms.covers(site_id, region)]
-            if own and not covering:
-                violation = True
-            result = tuple(own if waived else covering)
+            mine = tuple(c for c in covering if c.terms.contractor_bin == who)
+            if waived or not mine:
+                pool = self._active.get(stage, {}).get(category, [])
+                own = tuple(c for c in pool if c.terms.contractor_bin == who)
+                violation = bool(own) and not mine
+                result = own if waived else mine
+            else:
+                result = mine
         else:
-            result = tuple(c for c in pool if c.terms.covers(site_id, region))
+            result = tuple(covering)
         plan[key] = (result, violation)
         return result, violation
 
@@ -579,6 +630,11 @@ class Scope:
                     found.add(who.contractor_bin)
             hit = self._cache[key] = frozenset(found)
         return hit
+
+
+def _single_order(single: tuple[TicketIn, GroupKey, bool]) -> tuple[datetime, str, int]:
+    t = single[0]
+    return (t.weighed_at, t.device_id, t.seq)
 
 
 def _states(contracts: Sequence[Terms]) -> dict[str, list[_Contract]]:
@@ -660,45 +716,51 @@ def allocate(
                 acc[0] -= t.net_g
                 acc[1] -= 1
             _record_held(alloc, t, hold_status, cands, stages)
-        # Per stage, the bucket's demand summed by candidate chain (groups with no
-        # candidate by category instead): a few hundred chains, not thousands of groups.
-        totals: dict[str, dict[Chain | str, list[Any]]] = {}
+        # The bucket's demand summed by *route* — the groups' chains in every stage —
+        # then per stage by chain (groups with no candidate by category instead): a
+        # few hundred sums, not thousands of groups.
+        by_route: dict[tuple[Chain | str, ...], list[int]] = {}
         region_held: set[GroupKey] = set()
-        for stage in stages:
-            known = cands.plan(stage)
-            tot: dict[Chain | str, list[Any]] = {}
-            for key, acc in sums.items():
-                if acc[0] <= 0:
-                    continue
-                chain, violation = known.get(key) or cands.get(stage, key)
-                if violation:
-                    region_held.add(key)
-                at: Chain | str = chain or key[0]
+        routes = cands.routes(stages)
+        for key, acc in sums.items():
+            if acc[0] <= 0:
+                continue
+            route = routes.get(key) or cands.route(key, stages)
+            if route[1]:
+                region_held.add(key)
+                continue
+            entry = by_route.get(route[0])
+            if entry is None:
+                by_route[route[0]] = [acc[0], acc[1]]
+            else:
+                entry[0] += acc[0]
+                entry[1] += acc[1]
+        totals: list[dict[Chain | str, list[int]]] = []
+        for i in range(len(stages)):
+            tot: dict[Chain | str, list[int]] = {}
+            for route_chains, (grams, count) in by_route.items():
+                at = route_chains[i]
                 entry = tot.get(at)
                 if entry is None:
-                    tot[at] = [acc[0], acc[1], [key]]
+                    tot[at] = [grams, count]
                 else:
-                    entry[0] += acc[0]
-                    entry[1] += acc[1]
-                    entry[2].append(key)
-            totals[stage] = tot
+                    entry[0] += grams
+                    entry[1] += count
+            totals.append(tot)
         # Groups whose badge contractor's contracts miss the site are held as a whole,
         # except tickets an operator released (paid with the region waived).
         expand: set[GroupKey] = set(region_held)
         if ticket_level:
             expand.update(k for k, acc in sums.items() if acc[0] > 0)
-        elif region_held or any(totals.values()):
-            for stage in stages:
-                tot = totals[stage]
-                known = cands.plan(stage)
-                demand = {at: e[0] for at, e in tot.items() if not isinstance(at, str)}
-                for key in region_held:
-                    chain = known[key][0]
-                    if chain:
-                        demand[chain] -= sums[key][0]
-                risky = _risky(demand)
-                for chain in risky:
-                    expand.update(tot[chain][2])
+        else:
+            for i in range(len(stages)):
+                risky = _risky({at: e[0] for at, e in totals[i].items() if not isinstance(at, str)})
+                if risky:
+                    expand.update(
+                        k
+                        for k, acc in sums.items()
+                        if acc[0] > 0 and k not in region_held and routes[k][0][i] in risky
+                    )
         singles: list[tuple[TicketIn, GroupKey, bool]] = []
         if expand:
             alloc.expanded_buckets += 1
@@ -718,18 +780,18 @@ def allocate(
                         _record_held(alloc, t, hold_status, cands, stages)
                         continue
                 singles.append((t, group, waived))
-            singles.sort(key=lambda tw: (tw[0].weighed_at, tw[0].device_id, tw[0].seq))
+            singles.sort(key=_single_order)
             alloc.expanded_tickets += len(singles)
-        for stage in stages:
-            tot = totals[stage]
+        for i, stage in enumerate(stages):
+            tot = totals[i]
             known = cands.plan(stage)
             for key in expand:  # allocated one by one below, not with their chain
                 acc = sums[key]
-                if acc[0] > 0:
-                    entry = tot[known[key][0] or key[0]]
+                if acc[0] > 0 and key not in region_held:
+                    entry = tot[routes[key][0][i]]
                     entry[0] -= acc[0]
                     entry[1] -= acc[1]
-            for at, (grams, count, _) in tot.items():
+            for at, (grams, count) in tot.items():
                 if grams <= 0:
                     continue
                 if isinstance(at, str):

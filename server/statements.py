@@ -39,6 +39,7 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from server import audit, badges, holds, mrp
@@ -139,48 +140,66 @@ class SqlSource:
         out: list[dict[GroupKey, list[int]]] = [{} for _ in buckets]
         if not buckets:
             return out
-        col = Ticket.weighed_at
-        which = _bucket_case(col, [b.hi for b in buckets])
-        dialect = self.session.get_bind().dialect.name
-        in_range: ColumnElement[Any] = col.expression
-        if dialect == "postgresql":
-            # A hash aggregate of a few thousand groups fits in memory; the default
-            # 4 MB makes the planner sort 1M+ rows on disk instead.
-            self.session.execute(text("SET LOCAL work_mem = '256MB'"))
-        elif dialect == "sqlite":
+        conn = self.session.connection()
+        rows: Iterable[Any]
+        if conn.dialect.name == "postgresql":
+            rows = self._postgresql_sums(conn, buckets)
+        else:
+            col = Ticket.weighed_at
             # Unary + keeps SQLite off the weighed_at index: a range covering most of
             # the table is read far faster in rowid order than row by row through it.
             in_range = literal_column("+tickets.weighed_at", type_=UtcDateTime())
-        columns = (Ticket.category, Ticket.site_id, Ticket.badge, Ticket.device_id)
-        query = (
-            select(
-                which,
-                *columns,
-                func.sum(Ticket.net_g),
-                func.count(),
-                func.min(Ticket.seq),
-                func.max(Ticket.seq),
-            )
-            .where(
-                in_range >= buckets[0].lo, in_range < buckets[-1].hi, Ticket.id <= self.high_water
-            )
-            .group_by(text("1"), *columns)
-        )
-        # Core execution on the session's connection: no ORM row machinery per row.
-        rows = self.session.connection().execute(query)
+            columns = (Ticket.category, Ticket.site_id, Ticket.badge, Ticket.device_id)
+            rows = conn.execute(
+                select(
+                    _bucket_case(col, [b.hi for b in buckets]),
+                    *columns,
+                    func.sum(Ticket.net_g),
+                    func.count(),
+                    func.min(Ticket.seq),
+                    func.max(Ticket.seq),
+                )
+                .where(
+                    in_range >= buckets[0].lo,
+                    in_range < buckets[-1].hi,
+                    Ticket.id <= self.high_water,
+                )
+                .group_by(text("1"), *columns)
+            ).all()
         ranges = self._ranges
         for index, category, site_id, badge, device_id, grams, count, lo, hi in rows:
-            i = int(index)
             key = (category, site_id, badge)
-            acc = out[i].get(key)
+            acc = out[index].get(key)
             if acc is None:
-                out[i][key] = [int(grams), int(count)]
-                ranges[(i, key)] = [(device_id, lo, hi)]
+                out[index][key] = [grams, count]
+                ranges[(index, key)] = [(device_id, lo, hi)]
             else:
-                acc[0] += int(grams)
-                acc[1] += int(count)
-                ranges[(i, key)].append((device_id, lo, hi))
+                acc[0] += grams
+                acc[1] += count
+                ranges[(index, key)].append((device_id, lo, hi))
         return out
+
+    def _postgresql_sums(self, conn: Connection, buckets: Sequence[Bucket]) -> list[Any]:
+        """One branch per bucket, as a UNION ALL: each reads its month through the
+        weighed_at index with the bucket a constant, and the branches run in parallel
+        workers (Parallel Append). A single GROUP BY over a bucket expression runs in
+        one process: the planner cannot tell how few the groups are. Plain driver SQL:
+        no per-row processing beyond the driver's own."""
+        # A hash aggregate of a few thousand groups fits in memory; the default 4 MB
+        # makes the planner sort on disk instead.
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        branch = (
+            "SELECT {i}, category, site_id, badge, device_id, sum(net_g)::bigint,"
+            " count(*), min(seq), max(seq) FROM tickets"
+            " WHERE weighed_at >= %(lo{i})s AND weighed_at < %(hi{i})s AND id <= %(hw)s"
+            " GROUP BY category, site_id, badge, device_id"
+        )
+        params: dict[str, Any] = {"hw": self.high_water}
+        for b in buckets:
+            params[f"lo{b.index}"] = b.lo.astimezone(UTC).replace(tzinfo=None)
+            params[f"hi{b.index}"] = b.hi.astimezone(UTC).replace(tzinfo=None)
+        sql = " UNION ALL ".join(branch.format(i=b.index) for b in buckets)
+        return list(conn.exec_driver_sql(sql, params).all())
 
     def tickets(self, bucket: Bucket, groups: Collection[GroupKey]) -> list[TicketIn]:
         wanted = set(groups)
@@ -199,32 +218,55 @@ class SqlSource:
         # Plain columns: times are converted here, once per wanted row, instead of by
         # the column type for every row read.
         weighed_at: ColumnClause[Any] = column("weighed_at")
-        out = []
         conn = self.session.connection()
-        for i in range(0, len(conditions), 200):
-            q = select(
-                Ticket.id,
-                Ticket.device_id,
-                Ticket.seq,
-                weighed_at,
-                Ticket.site_id,
-                Ticket.category,
-                Ticket.net_g,
-                Ticket.badge,
-            ).where(
-                or_(*conditions[i : i + 200]),
-                Ticket.id <= self.high_water,
-                Ticket.category.in_(categories),
-            )
-            for tid, device_id, seq, raw_at, site_id, category, net_g, badge in conn.execute(q):
-                if (category, site_id, badge) not in wanted:
-                    continue
-                at = _utc(raw_at)
-                if bucket.lo <= at < bucket.hi:
-                    region = self.regions.get(site_id, "")
-                    out.append(
-                        TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
-                    )
+        rows: Iterable[Any]
+        if conn.dialect.name == "postgresql":
+            # One index lookup per device range, joined from arrays: one statement.
+            spans_list = [
+                (d, min(p[0] for p in ps), max(p[1] for p in ps)) for d, ps in spans.items()
+            ]
+            rows = conn.exec_driver_sql(
+                "SELECT t.id, t.device_id, t.seq, t.weighed_at, t.site_id, t.category,"
+                " t.net_g, t.badge FROM unnest(%(d)s::text[], %(lo)s::bigint[],"
+                " %(hi)s::bigint[]) AS r(d, lo, hi) JOIN tickets t ON t.device_id = r.d"
+                " AND t.seq BETWEEN r.lo AND r.hi WHERE t.id <= %(hw)s"
+                " AND t.category = ANY(%(cats)s::text[])",
+                {
+                    "d": [x[0] for x in spans_list],
+                    "lo": [x[1] for x in spans_list],
+                    "hi": [x[2] for x in spans_list],
+                    "hw": self.high_water,
+                    "cats": categories,
+                },
+            ).all()
+        else:
+            rows = []
+            for i in range(0, len(conditions), 200):
+                q = select(
+                    Ticket.id,
+                    Ticket.device_id,
+                    Ticket.seq,
+                    weighed_at,
+                    Ticket.site_id,
+                    Ticket.category,
+                    Ticket.net_g,
+                    Ticket.badge,
+                ).where(
+                    or_(*conditions[i : i + 200]),
+                    Ticket.id <= self.high_water,
+                    Ticket.category.in_(categories),
+                )
+                rows.extend(conn.execute(q).all())
+        out = []
+        for tid, device_id, seq, raw_at, site_id, category, net_g, badge in rows:
+            if (category, site_id, badge) not in wanted:
+                continue
+            at = _utc(raw_at)
+            if bucket.lo <= at < bucket.hi:
+                region = self.regions.get(site_id, "")
+                out.append(
+                    TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
+                )
         return out
 
 
