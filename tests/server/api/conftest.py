@@ -15,7 +15,7 @@ from server.ledger.db import make_engine
 with warnings.catch_warnings():
     # Starlette asks for a newer httpx package; the client itself works the same.
     warnings.simplefilter("ignore")
-    from fastapi.testclient import TestClient
+    from fastapi.testclient import TestClient as TestClient
 
 
 @pytest.fixture
