@@ -199,7 +199,12 @@ def _scaled(value: Decimal, scale: int, what: str) -> int:
 def amount_kzt(grams: int, rate_kzt_per_t: Decimal) -> Decimal:
     """The one rounding step: tonnes × rate, to tiyn, half up."""
     with money_context():
-        return (Decimal(grams) / GRAMS_PER_TONNE * rate_kzt_per_t).quantize(TIYN)
+        return line_amount(Decimal(grams) / GRAMS_PER_TONNE, rate_kzt_per_t)
+
+
+def line_amount(tonnes: Decimal, rate_kzt_per_t: Decimal) -> Decimal:
+    """The one rounding step, inside a :func:`money_context` the caller holds."""
+    return (tonnes * rate_kzt_per_t).quantize(TIYN, decimal.ROUND_HALF_UP)
 
 
 def tonnes(grams: int) -> Decimal:
@@ -1084,6 +1089,7 @@ def _statement(
 ) -> Statement:
     month = date.fromisoformat(period + "-01")
     found.sort(key=lambda x: (x[0].contract_id, x[0].version, x[1]))
+    million = Decimal(GRAMS_PER_TONNE)
     with money_context():
         lines = []
         over_lines = []
@@ -1094,6 +1100,7 @@ def _statement(
             mrp_value = None
             if terms.rate_unit == "MRP/t" and mrp is not None:
                 mrp_value = mrp.value_for(month)
+            paid_t = Decimal(paid_g) / million
             lines.append(
                 StatementLine(
                     contract_id=terms.contract_id,
@@ -1101,18 +1108,22 @@ def _statement(
                     category=terms.category,
                     stage=stage,
                     tickets=count,
-                    tonnes=tonnes(paid_g),
+                    tonnes=paid_t,
                     rate=terms.rate,
                     rate_unit=terms.rate_unit,
                     mrp_kzt=mrp_value,
                     rate_kzt_per_t=rate,
-                    amount_kzt=amount_kzt(paid_g, rate),  # the one rounding step
+                    amount_kzt=line_amount(paid_t, rate),  # the one rounding step
                 )
             )
             if over_g:
                 over_lines.append(
                     UnpaidLine(
-                        terms.contract_id, terms.category, stage, Portion.OVER_CAP, tonnes(over_g)
+                        terms.contract_id,
+                        terms.category,
+                        stage,
+                        Portion.OVER_CAP,
+                        Decimal(over_g) / million,
                     )
                 )
         held_lines = sorted(held, key=lambda h: (h.weighed_at, h.device_id, h.seq))

@@ -131,7 +131,8 @@ class SqlSource:
         self.session = session
         self.high_water = ticket_high_water
         self.regions = regions
-        self._ranges: dict[tuple[int, GroupKey], list[tuple[str, int, int]]] = {}
+        self._rows: dict[int, list[Any]] = defaultdict(list)
+        """The summed rows per bucket, kept to find device ranges when one expands."""
 
     def site_regions(self) -> Mapping[str, str]:
         return self.regions
@@ -166,17 +167,17 @@ class SqlSource:
                 )
                 .group_by(text("1"), *columns)
             ).all()
-        ranges = self._ranges
-        for index, category, site_id, badge, device_id, grams, count, lo, hi in rows:
+        kept = self._rows
+        for row in rows:
+            index, category, site_id, badge, _, grams, count = row[:7]
             key = (category, site_id, badge)
             acc = out[index].get(key)
             if acc is None:
                 out[index][key] = [grams, count]
-                ranges[(index, key)] = [(device_id, lo, hi)]
             else:
                 acc[0] += grams
                 acc[1] += count
-                ranges[(index, key)].append((device_id, lo, hi))
+            kept[index].append(row)
         return out
 
     def _postgresql_sums(self, conn: Connection, buckets: Sequence[Bucket]) -> list[Any]:
@@ -204,8 +205,8 @@ class SqlSource:
     def tickets(self, bucket: Bucket, groups: Collection[GroupKey]) -> list[TicketIn]:
         wanted = set(groups)
         spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
-        for key in wanted:
-            for device_id, lo, hi in self._ranges.get((bucket.index, key), ()):
+        for _, category, site_id, badge, device_id, _, _, lo, hi in self._rows[bucket.index]:
+            if (category, site_id, badge) in wanted:
                 spans[device_id].append((lo, hi))
         conditions = []
         for device_id, parts in sorted(spans.items()):

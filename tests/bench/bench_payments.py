@@ -373,7 +373,7 @@ BASELINE = {
         " GROUP BY 1, 2, 3"
     ),
     "postgresql": text(
-        "SELECT to_char(weighed_at + interval '5 hours', 'YYYY-MM'), category, site_id,"
+        "SELECT date_trunc('month', weighed_at + interval '5 hours'), category, site_id,"
         " SUM(net_g), COUNT(*) FROM tickets WHERE weighed_at >= :lo AND weighed_at < :hi"
         " GROUP BY 1, 2, 3"
     ),
