@@ -211,3 +211,47 @@ def test_holds_do_not_depend_on_arrival_order(tmp_path: Path) -> None:
         (dev.device_id, 4): {"near_cap_boundary"},
         (dev.device_id, 7): {"evidence_broken"},
     }
+
+
+def test_a_badge_outside_its_contractors_regions_is_held_then_released(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    from server import badges
+    from server.statements import compute_and_store
+    from tests.support.tickets import OTHER_BIN
+
+    import_contracts(
+        sessions,
+        contract(cap_t="100"),  # BIN: Almaty
+        contract(contract_id="EPR-T02", lot="2", contractor_bin=OTHER_BIN,
+                 contractor_name="Other LLP", regions="Astana", cap_t="100"),
+    )  # fmt: skip
+    with sessions.begin() as session:
+        badges.store(
+            session,
+            badges.BadgeMap((badges.BadgeEntry("B-OTHER", OTHER_BIN),)),
+            source="test",
+            actor="ops",
+        )
+    dev = fake_device(tmp_path, start=T0)
+    register(sessions, dev)  # an Almaty site
+    ingest(sessions, [weigh(dev, "1000"), weigh(dev, "500", badge="B-OTHER")])
+    with sessions.begin() as session:
+        result = compute_and_store(session, ["2026-03"], actor="ops")
+    assert result.new_holds == 1
+    by_bin = {d.contractor_bin: json.loads(d.body) for d in result.drafts}
+    assert by_bin[BIN]["total_tonnes"] == "1"  # the badge says it is not Eco's tonne
+    (held,) = by_bin[OTHER_BIN]["held"]
+    assert held["reasons"] == [{"reason": "site_outside_region", "status": "open"}]
+    with sessions() as session:
+        (view,) = holds.list_holds(session)
+    assert (view.seq, view.reason) == (2, "site_outside_region")
+    with sessions.begin() as session:
+        holds.resolve(session, view.hold_id, "release", actor="A. Operator",
+                      reason="delivered from a neighbouring region by agreement")  # fmt: skip
+    with sessions.begin() as session:
+        again = compute_and_store(session, ["2026-03"], actor="ops")
+    totals = {d.contractor_bin: json.loads(d.body)["total_tonnes"] for d in again.drafts}
+    assert totals == {OTHER_BIN: "0.5"}  # Eco's draft is unchanged, Other's now pays it
+    with sessions() as session:
+        assert holds.list_holds(session, status="released")[0].seq == 2
