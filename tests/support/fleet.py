@@ -129,7 +129,13 @@ class AgentProcess:
         if not self.journal.exists():
             return (0, 0)
         with sqlite3.connect(self.journal, timeout=5) as db:
-            total, unacked = db.execute(
-                "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
-            ).fetchone()
+            try:
+                total, unacked = db.execute(
+                    "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
+                ).fetchone()
+            except sqlite3.OperationalError as exc:
+                # The agent creates the file a moment before its tables: nothing yet.
+                if "no such table" in str(exc):
+                    return (0, 0)
+                raise
         return int(total), int(unacked)
