@@ -50,5 +50,9 @@ fault-ingest: $(STAMP) services
 	EPR_FAULT_OUTAGE_S=30 EPR_FAULT_RECORDS=100 EPR_FAULT_BAD_PAYLOADS=100000 \
 	  $(PY) -m pytest tests/chaos -v -s --timeout=3600 $(PYTEST_ARGS)
 
+## bench-payments: full recompute of a national year (1.2M tickets) on SQLite and PostgreSQL
+bench-payments: $(STAMP) services
+	$(PY) -m tests.bench.bench_payments $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

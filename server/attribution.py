@@ -5,9 +5,8 @@ that gives its tonnes to contracts, and so to contractors. A contractor's ticket
 therefore exactly the tickets with a share in one of its contracts (paid or over the
 cap) — the same answer its statement is built from, never a second rule.
 
-The inputs are loaded the way ``server.statements.statements_for`` loads them (latest
-contract versions, tickets from the earliest contract start), so the shares here are
-the shares behind the statements.
+The shares come from ``server.statements.compute`` itself (same contracts, holds,
+badges and MRP table), so they are the shares behind the statements.
 """
 
 from __future__ import annotations
@@ -17,23 +16,21 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from server.contracts import latest_versions
-from server.payments import Share, allocate
-from server.statements import load_tickets, terms_of
+from server.payments import Share
+from server.statements import compute
 
 
 def contractor_shares(
     session: Session, contractor_bin: str, first: date, last: date
 ) -> list[Share]:
-    """Every share of ``contractor_bin``'s contracts in tickets weighed ``first``..``last``."""
-    terms = [terms_of(c) for c in latest_versions(session) if c.period_start <= last]
-    if not terms:
-        return []
-    start = min(t.period_start for t in terms)
-    tickets = load_tickets(session, {t.category for t in terms}, start, last)
+    """Every share of ``contractor_bin``'s contracts in tickets weighed ``first``..``last``
+    (one local month), from the same computation as that month's statement preview."""
+    computation = compute(
+        session, [f"{first:%Y-%m}"], contractors={contractor_bin}, record_shares=True
+    )
     return [
         s
-        for s in allocate(tickets, terms)
+        for s in computation.allocation.shares or ()
         if s.contract is not None
         and s.contract.contractor_bin == contractor_bin
         and first <= s.ticket.local_date <= last

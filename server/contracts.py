@@ -1,19 +1,26 @@
-"""Contract registry: import awarded lots from a file, all or nothing.
+"""Contract registry: import awarded lots from CSV, JSON or XLSX, all or nothing.
 
 Each row is checked in full and every problem is reported as ``file:row:column:
 reason``; if any row is bad, nothing of the file is imported. Re-importing a
 contract with changed terms makes a new version (earlier statements keep citing the
-version they used); an unchanged row is left alone.
+version they used); an unchanged row is left alone. Every import that changes
+something is written to the audit log.
 
-CSV columns (header required, order free):
+Columns (CSV and XLSX: a header row, order free; JSON: a list of objects, or
+``{"contracts": [...]}``, row = position in the list from 1):
 ``contract_id, tender_id, lot, contractor_bin, contractor_name, category, stage,
 regions, site_ids, period_start, period_end, cap_t, rate, rate_unit, budget_cap_kzt``.
-``regions`` and ``site_ids`` are ``;``-separated; ``rate_unit`` is ``KZT/t``.
+``regions`` and ``site_ids`` are ``;``-separated (JSON may use lists); ``rate_unit``
+is ``KZT/t`` (default) or ``MRP/t`` (paid × the MRP in force, see :mod:`server.mrp`).
+Numbers are decimal text; an XLSX numeric cell is read through its shortest decimal
+form, and one with more decimals than allowed is reported, never rounded.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -30,7 +37,7 @@ from server.ledger.models import Contract
 from server.regions import REGIONS
 
 STAGES: Final = ("collection", "transport", "processing", "neutralisation")
-RATE_UNITS: Final = ("KZT/t",)
+RATE_UNITS: Final = ("KZT/t", "MRP/t")
 REQUIRED: Final = (
     "contract_id",
     "tender_id",
@@ -148,6 +155,9 @@ def _check_row(raw: Mapping[str, str], where: str, problems: list[str]) -> Contr
     cap = numbers.get("cap_t")
     if cap is not None and cap * 1_000_000 != int(cap * 1_000_000):
         bad("cap_t", "finer than a gram")
+    budget = numbers.get("budget_cap_kzt")
+    if budget is not None and budget != budget.quantize(Decimal("0.01")):
+        bad("budget_cap_kzt", "tenge have at most 2 decimals (tiyn)")
     if len(problems) > before:
         return None
     rate = numbers["rate"]
@@ -217,6 +227,111 @@ def read_csv(path: Path) -> list[ContractRow]:
     return check_rows(rows)
 
 
+def read_json(path: Path) -> list[ContractRow]:
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8-sig"), parse_float=Decimal)
+    except UnicodeDecodeError as exc:
+        raise ImportProblems([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    except OSError as exc:
+        raise ImportProblems([f"{path}: cannot read ({exc.strerror})"]) from None
+    except ValueError as exc:
+        raise ImportProblems([f"{path}: not valid JSON ({exc})"]) from None
+    if isinstance(data, dict) and isinstance(data.get("contracts"), list):
+        data = data["contracts"]
+    if not isinstance(data, list):
+        raise ImportProblems([f'{path}: expected a list of contracts or {{"contracts": [...]}}'])
+    if not data:
+        raise ImportProblems([f"{path}: no contract rows"])
+    rows: list[tuple[str, Mapping[str, str]]] = []
+    problems: list[str] = []
+    for i, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            problems.append(f"{path}:{i}: expected an object, got {type(item).__name__}")
+            continue
+        unknown = sorted(k for k in item if k not in REQUIRED + OPTIONAL)
+        problems += [f"{path}:{i}:{k}: unknown field" for k in unknown]
+        rows.append((f"{path}:{i}", {k: _text(v) for k, v in item.items()}))
+    if problems:
+        raise ImportProblems(problems)
+    return check_rows(rows)
+
+
+def _text(value: object) -> str:
+    """A JSON or spreadsheet value as the text the row checks expect."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list):
+        return ";".join(_text(v) for v in value)
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, float):
+        # repr is the shortest text that reads back as the same double: what the
+        # spreadsheet shows. Digits beyond what a column allows are then reported.
+        return repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def read_xlsx(path: Path) -> list[ContractRow]:
+    """The first sheet of a workbook; row numbers are the sheet's own."""
+    import zipfile
+
+    from openpyxl import load_workbook
+
+    try:
+        wb = load_workbook(path, read_only=True, data_only=True)
+    except OSError as exc:
+        raise ImportProblems([f"{path}: cannot read ({exc.strerror})"]) from None
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise ImportProblems([f"{path}: not an XLSX workbook ({exc})"]) from None
+    try:
+        ws = wb.worksheets[0]
+        it = ws.iter_rows(values_only=True)
+        header_row = next(it, None)
+        if header_row is None:
+            raise ImportProblems([f"{path}: the first sheet is empty"])
+        header = [_text(h).strip() for h in header_row]
+        missing = [c for c in REQUIRED if c not in header]
+        unknown = [c for c in header if c and c not in REQUIRED + OPTIONAL]
+        if missing or unknown:
+            problems = [f"{path}:1:{c}: required column missing" for c in missing]
+            problems += [f"{path}:1:{c}: unknown column" for c in unknown]
+            raise ImportProblems(problems)
+        rows: list[tuple[str, Mapping[str, str]]] = []
+        for number, values in enumerate(it, start=2):
+            if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
+                continue  # spreadsheets end with blank rows
+            rows.append(
+                (
+                    f"{path}:{number}",
+                    {h: _text(v) for h, v in zip(header, values, strict=False) if h},
+                )
+            )
+    finally:
+        wb.close()
+    if not rows:
+        raise ImportProblems([f"{path}: no contract rows"])
+    return check_rows(rows)
+
+
+READERS: Final = {".csv": read_csv, ".json": read_json, ".xlsx": read_xlsx}
+
+
+def read_file(path: Path) -> list[ContractRow]:
+    """Read lots from a CSV, JSON or XLSX file, chosen by its suffix."""
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ImportProblems(
+            [f"{path}: unknown file type {path.suffix!r} (use {', '.join(READERS)})"]
+        )
+    return reader(path)
+
+
 @dataclass(frozen=True, slots=True)
 class ImportResult:
     created: int
@@ -225,11 +340,20 @@ class ImportResult:
 
 
 def store(
-    session: Session, rows: Iterable[ContractRow], now: datetime | None = None
+    session: Session,
+    rows: Iterable[ContractRow],
+    now: datetime | None = None,
+    *,
+    actor: str = "system",
+    source: str = "",
 ) -> ImportResult:
-    """Insert new contracts and new versions of changed ones, in the caller's transaction."""
+    """Insert new contracts and new versions of changed ones, in the caller's
+    transaction; an import that changes anything is audited with each new version."""
+    from server import audit
+
     now = now or datetime.now(UTC)
     created = amended = unchanged = 0
+    versions: list[list[str]] = []
     for row in rows:
         latest = session.scalars(
             select(Contract)
@@ -267,7 +391,25 @@ def store(
             created += 1
         else:
             amended += 1
+        terms = json.dumps([str(x) for x in row.terms_key()], separators=(",", ":"))
+        versions.append(
+            [f"{row.contract_id}@v{version}", hashlib.sha256(terms.encode()).hexdigest()]
+        )
     session.flush()
+    if versions:
+        audit.append(
+            session,
+            actor=actor,
+            action="contracts.imported",
+            subject=(source or "contracts")[:200],
+            data={
+                "created": created,
+                "amended": amended,
+                "unchanged": unchanged,
+                "versions": versions,
+            },
+            now=now,
+        )
     return ImportResult(created, amended, unchanged)
 
 

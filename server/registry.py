@@ -43,10 +43,32 @@ def upsert_site(session: Session, site_id: str, *, name: str, region: str, kind:
     return site
 
 
+#: Registry changes that decide whose weighings are paid go to the audit log as well.
+_AUDITED = frozenset({"registered", "approved", "revoked", "scale"})
+
+
 def _history(
     session: Session, device_id: str, action: str, by: str, at: datetime, detail: str = ""
 ) -> None:
     session.add(DeviceHistory(device_id=device_id, action=action, by=by, at=at, detail=detail))
+    if action in _AUDITED:
+        from server import audit
+
+        device = session.get(Device, device_id)
+        audit.append(
+            session,
+            actor=by,
+            action=f"device.{action}",
+            subject=f"device {device_id}",
+            data={
+                "device_id": device_id,
+                "site_id": device.site_id if device else None,
+                "public_key": device.public_key if device else None,
+                "status": device.status if device else None,
+                "detail": detail,
+            },
+            now=at,
+        )
 
 
 def register_device(
@@ -87,6 +109,7 @@ def register_device(
         registered_at=now,
     )
     session.add(device)
+    session.flush()
     _history(session, device_id, "registered", by, now, f"site={site_id} kind={kind}")
     session.flush()
     return device

@@ -12,7 +12,19 @@ from server import __version__
 from server.accounts import Role
 from server.api.auth import Auth
 from server.api.deps import RequireRole, current_user
-from server.api.routes import contractors, fleet, health, me, operations, statements, tickets
+from server.api.routes import (
+    audit,
+    contractors,
+    contracts,
+    disputes,
+    fleet,
+    health,
+    holds,
+    me,
+    operations,
+    statements,
+    tickets,
+)
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.web import errors
@@ -36,11 +48,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Every JSON route needs a signed-in caller, even one that forgets to ask for it;
     # roles and the contractor scope are then each route's own dependencies.
     signed_in = [Depends(current_user)]
-    for api in (me, statements, contractors, tickets, fleet):
+    for api in (me, statements, contractors, tickets, fleet, disputes):
         app.include_router(api.router, dependencies=signed_in)
-    # Alarms and dead letters are operations data: operators and auditors only.
+    # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
-    app.include_router(operations.router, dependencies=staff)
+    for api in (operations, contracts, holds, audit):
+        app.include_router(api.router, dependencies=staff)
     for pages in (auth_pages, contractor_pages, ticket_pages, fleet_pages):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 from alembic import context
 
-import server.ledger.accounts  # noqa: F401  (registers the account tables)
-from server.ledger import alarms, devices, flags, telemetry  # noqa: F401  (tables for autogenerate)
+# Every module that declares tables, so autogenerate sees the whole schema.
+from server.ledger import (  # noqa: F401
+    accounting,
+    accounts,
+    alarms,
+    devices,
+    flags,
+    telemetry,
+)
 from server.ledger.models import Base
 
 connection = context.config.attributes.get("connection")

@@ -1,0 +1,81 @@
+"""Contracts: the current versions, each contract's history, and file import."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path as FsPath
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, UploadFile
+from sqlalchemy import select
+
+from server.api.deps import OperatorDep, SessionDep
+from server.contracts import READERS, ImportProblems, latest_versions, read_file, store
+from server.ledger.models import Contract
+
+router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"])
+
+
+def contract_view(c: Contract) -> dict[str, Any]:
+    return {
+        "contract_id": c.contract_id,
+        "version": c.version,
+        "tender_id": c.tender_id,
+        "lot": c.lot,
+        "contractor_bin": c.contractor_bin,
+        "contractor_name": c.contractor_name,
+        "category": c.category,
+        "stage": c.stage,
+        "regions": [r for r in c.regions.split(";") if r],
+        "site_ids": [s for s in c.site_ids.split(";") if s],
+        "period_start": c.period_start.isoformat(),
+        "period_end": c.period_end.isoformat(),
+        "cap_t": format(c.cap_t, "f"),
+        "rate": format(c.rate, "f"),
+        "rate_unit": c.rate_unit,
+        "budget_cap_kzt": None if c.budget_cap_kzt is None else format(c.budget_cap_kzt, "f"),
+        "source": c.source,
+        "imported_at": c.imported_at.isoformat(),
+    }
+
+
+@router.get("")
+def contracts(session: SessionDep) -> list[dict[str, Any]]:
+    return [contract_view(c) for c in latest_versions(session)]
+
+
+@router.get("/{contract_id}/versions")
+def versions(session: SessionDep, contract_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(Contract).where(Contract.contract_id == contract_id).order_by(Contract.version)
+    ).all()
+    if not rows:
+        raise HTTPException(404, detail=f"contract {contract_id} does not exist")
+    return [contract_view(c) for c in rows]
+
+
+@router.post("/import")
+async def import_contracts(
+    session: SessionDep, user: OperatorDep, file: UploadFile
+) -> dict[str, Any]:
+    """All or nothing: a file with any bad row imports nothing and lists every problem."""
+    name = FsPath(file.filename or "upload").name
+    suffix = FsPath(name).suffix.lower()
+    if suffix not in READERS:
+        raise HTTPException(422, detail=[f"{name}: use one of {', '.join(READERS)}"])
+    data = await file.read()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = FsPath(tmp) / name
+        path.write_bytes(data)
+        try:
+            rows = read_file(path)
+        except ImportProblems as exc:
+            # Problems name the upload, not the temporary copy.
+            raise HTTPException(
+                422, detail=[p.replace(str(path), name) for p in exc.problems]
+            ) from None
+    rows = [replace(row, source=row.source.replace(str(path), name)) for row in rows]
+    result = store(session, rows, actor=user.username, source=name)
+    session.commit()
+    return {"created": result.created, "amended": result.amended, "unchanged": result.unchanged}

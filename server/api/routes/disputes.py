@@ -1,0 +1,86 @@
+"""Disputes: a contractor's challenge and the operator's decision, visible to both.
+
+A contractor user opens and reads disputes of its own BIN only; operators decide.
+Each act is recorded under the signed-in user's name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep
+from server.disputes import DisputeError, decide, list_disputes, open_dispute
+
+router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
+
+
+class OpenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contractor_bin: str
+    comment: str = Field(min_length=1)
+    ticket: str | None = Field(None, pattern=r"^.+:\d+$", description="DEVICE:SEQ")
+    statement_id: int | None = None
+    line: str | None = Field(None, description="contract_id@vN:stage")
+
+
+class DecideRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["accept", "reject"]
+    reason: str = Field(min_length=1)
+
+
+@router.get("")
+def disputes(
+    session: SessionDep,
+    scope: ContractorScope,
+    contractor_bin: str | None = None,
+    status: Literal["open", "accepted", "rejected"] | None = Query(None),
+) -> list[dict[str, Any]]:
+    if contractor_bin is not None:
+        scope.require(contractor_bin)
+    views = list_disputes(session, contractor_bin=scope.narrow(contractor_bin), status=status)
+    return [v.to_dict() for v in views]
+
+
+@router.post("", status_code=201)
+def open_(
+    session: SessionDep, user: CurrentUser, scope: ContractorScope, body: OpenRequest
+) -> dict[str, Any]:
+    scope.require(body.contractor_bin)
+    ticket = None
+    if body.ticket is not None:
+        device_id, _, seq = body.ticket.rpartition(":")
+        ticket = (device_id, int(seq))
+    try:
+        d = open_dispute(
+            session,
+            contractor_bin=body.contractor_bin,
+            comment=body.comment,
+            actor=user.username,
+            ticket=ticket,
+            statement_id=body.statement_id,
+            line=body.line,
+        )
+        session.commit()
+    except DisputeError as exc:
+        session.rollback()
+        raise HTTPException(422, detail=str(exc)) from None
+    return {"id": d.id, "status": d.status}
+
+
+@router.post("/{dispute_id}/decide")
+def decide_(
+    session: SessionDep, user: OperatorDep, dispute_id: int, body: DecideRequest
+) -> dict[str, Any]:
+    try:
+        d = decide(session, dispute_id, body.decision, actor=user.username, reason=body.reason)
+        session.commit()
+    except DisputeError as exc:
+        session.rollback()
+        raise HTTPException(409, detail=str(exc)) from None
+    return {"id": d.id, "status": d.status, "decided_by": d.decided_by}

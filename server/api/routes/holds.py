@@ -1,0 +1,47 @@
+"""Holds: tickets kept out of payment, and their resolution by an operator."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from server.api.deps import OperatorDep, SessionDep
+from server.holds import HoldError, list_holds, resolve
+
+router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
+
+
+class ResolveRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["release", "reject"]
+    reason: str = Field(min_length=1)
+
+
+@router.get("")
+def holds(
+    session: SessionDep,
+    status: Literal["open", "released", "rejected"] | None = Query(None),
+) -> list[dict[str, Any]]:
+    return [h.to_dict() for h in list_holds(session, status=status)]
+
+
+@router.post("/{hold_id}/resolve")
+def resolve_hold(
+    session: SessionDep, user: OperatorDep, hold_id: int, body: ResolveRequest
+) -> dict[str, Any]:
+    try:
+        r = resolve(session, hold_id, body.decision, actor=user.username, reason=body.reason)
+        session.commit()
+    except HoldError as exc:
+        session.rollback()
+        raise HTTPException(409, detail=str(exc)) from None
+    return {
+        "hold_id": r.hold_id,
+        "decision": r.decision,
+        "actor": r.actor,
+        "reason": r.reason,
+        "decided_at": r.decided_at.isoformat(),
+    }

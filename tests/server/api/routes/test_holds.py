@@ -1,0 +1,42 @@
+"""Holds over HTTP: list with reasons, resolve with who and why."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from server import holds
+from tests.server.api.conftest import TestClient
+from tests.support.builders import fake_device, register
+from tests.support.tickets import ingest, weigh
+
+T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
+
+
+def test_list_and_resolve(
+    tmp_path: Path, sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    dev = fake_device(tmp_path, start=T0)
+    register(sessions, dev)
+    ingest(sessions, [weigh(dev, "0.1"), weigh(dev, "0.2")])
+    with sessions.begin() as session:
+        holds.scan(session)
+    listed = client.get("/api/v1/holds", params={"status": "open"}).json()
+    assert [(h["ticket"]["seq"], h["reason"]) for h in listed] == [
+        (1, "implausible_weight"),
+        (2, "implausible_weight"),
+    ]
+    assert listed[0]["reason_text"] == "weight outside the category's plausible bounds"
+    first = listed[0]["hold_id"]
+    body = {"decision": "release", "reason": "lamp box, checked"}
+    assert client.post(f"/api/v1/holds/{first}/resolve", json=body).status_code == 200
+    again = client.post(f"/api/v1/holds/{first}/resolve", json=body)
+    assert again.status_code == 409
+    assert "already released" in again.json()["detail"]
+    bad = client.post(f"/api/v1/holds/{first}/resolve", json=body | {"decision": "maybe"})
+    assert bad.status_code == 422
+    released = client.get("/api/v1/holds", params={"status": "released"}).json()
+    assert released[0]["decided_by"] == "ops"
+    assert released[0]["decision_reason"] == "lamp box, checked"
