@@ -12,6 +12,7 @@ from sqlalchemy import text
 from server import cli
 from server.ledger.db import make_engine, migrate, session_factory
 from tests.support.builders import fake_device, register
+from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import BIN, ingest, weigh
 
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
@@ -100,8 +101,8 @@ def test_money_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     head = tmp_path / "head.json"
     assert run("audit", "head", "--out", str(head))[0] == 0
     assert run("audit", "verify", "--head", str(head))[0] == 0
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE tickets SET net_g = 1200001 WHERE seq = 1"))
+    with sessions.begin() as session, bypassing_append_only(session):
+        session.execute(text("UPDATE tickets SET net_g = 1200001 WHERE seq = 1"))
     code, out, _ = run("statements", "verify")
     assert code == 1
     assert "MISMATCH" in out

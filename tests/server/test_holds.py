@@ -20,6 +20,7 @@ from server.ledger.models import FillEvent, Scale
 from server.registry import register_device, upsert_site
 from server.statements import statement_for
 from tests.support.builders import FakeDevice, fake_device, register
+from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import BIN, contract, forge, import_contracts, ingest, weigh
 
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)  # 09:00 in Almaty
@@ -111,7 +112,8 @@ def test_a_tampered_payload_is_held_as_evidence_broken(
     ingest(sessions, [weigh(dev, "100"), weigh(dev, "200")])
     with sessions.begin() as session:
         # Someone edits the stored weight but not the signed payload.
-        session.execute(text("UPDATE tickets SET net_g = net_g + 1 WHERE seq = 2"))
+        with bypassing_append_only(session):
+            session.execute(text("UPDATE tickets SET net_g = net_g + 1 WHERE seq = 2"))
         holds.scan(session)
     with sessions() as session:
         (view,) = holds.list_holds(session)

@@ -17,6 +17,7 @@ from server import mrp, statements
 from server.ledger.accounting import AuditEntry, StoredStatement
 from server.statements import StatementError, approve, compute_and_store, pay, verify
 from tests.support.builders import fake_device, register
+from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import contract, import_contracts, ingest, weigh
 
 T0 = datetime(2026, 3, 2, 4, 0, tzinfo=UTC)
@@ -257,7 +258,8 @@ def test_verify_catches_a_single_changed_byte(
     for name, (flip, expected) in FLIPS.items():
         with sessions() as session:
             session.begin()
-            flip(session, tid, sid)
+            with bypassing_append_only(session):
+                flip(session, tid, sid)
             session.flush()
             report = verify(session)
             session.rollback()  # put the byte back for the next case

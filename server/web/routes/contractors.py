@@ -23,6 +23,8 @@ _KNOWN_SECTIONS = frozenset(
         "period",
         "lines",
         "over_cap",
+        "held",
+        "kind",
         "total_tonnes",
         "total_kzt",
         "rounding_policy",
@@ -81,8 +83,12 @@ def statement_page(
     if statement is None:
         raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
     canonical = statement.canonical()
-    # Sections this page does not know yet (e.g. holds) are still shown, as data.
+    # Sections this page has no table for yet are still shown, as data.
     extra = {k: v for k, v in canonical.items() if k not in _KNOWN_SECTIONS}
     return page.render(
-        "contractors/statement.html", statement=statement, canonical=canonical, extra=extra
+        "contractors/statement.html",
+        statement=statement,
+        canonical=canonical,
+        extra=extra,
+        local_tz=LOCAL_TZ,
     )
