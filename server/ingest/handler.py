@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,7 @@ from edge.protocol import (
     topic,
 )
 from server.alarms import AlarmBook, AlarmRules
+from server.ingest.bulk import among, chunks, insert_rows, is_postgres, next_ids, pairs_among
 from server.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
 from server.ingest.upsert import upsert
 from server.ledger.devices import DeviceConfig
@@ -336,8 +337,8 @@ class _Batch:
     def prefetch(self) -> None:
         s = self.session
         device_ids = sorted({i.device_id for i in self.items})
-        for chunk in _chunks(device_ids):
-            for d in s.scalars(select(Device).where(Device.device_id.in_(chunk))):
+        for chunk in chunks(s, device_ids):
+            for d in s.scalars(select(Device).where(among(s, Device.device_id, chunk))):
                 self.devices[d.device_id] = d
         for device_id in device_ids:
             self.devices.setdefault(device_id, None)
@@ -359,35 +360,38 @@ class _Batch:
                 keys=["device_id"],
                 merge=None,
             )
-            for chunk in _chunks(presence):
-                list(s.scalars(select(DeviceState).where(DeviceState.device_id.in_(chunk))))
+            for chunk in chunks(s, presence):
+                list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
         weighings = [i.payload for i in self.items if i.channel is Channel.WEIGHING]
         keys = {(w.device_id, w.seq + d) for w in weighings for d in (-1, 0, 1)}
-        for chunk in _chunks(sorted(keys)):
+        for chunk in chunks(s, sorted(keys)):
             rows = s.execute(
                 select(
                     Ticket.device_id, Ticket.seq, Ticket.id, Ticket.hash, Ticket.prev_hash
-                ).where(tuple_(Ticket.device_id, Ticket.seq).in_(chunk))
+                ).where(pairs_among(s, Ticket.device_id, Ticket.seq, chunk))
             )
             for device_id, seq, tid, h, prev in rows:
                 self.tickets[(device_id, seq)] = (tid, h, prev)
-        for chunk in _chunks(sorted({w.event_id for w in weighings})):
-            self.events.update(s.scalars(select(Ticket.event_id).where(Ticket.event_id.in_(chunk))))
+        for chunk in chunks(s, sorted({w.event_id for w in weighings})):
+            self.events.update(
+                s.scalars(select(Ticket.event_id).where(among(s, Ticket.event_id, chunk)))
+            )
         fills = [i.payload for i in self.items if i.channel is Channel.FILL]
-        for chunk in _chunks(sorted({(f.device_id, f.seq) for f in fills})):
+        for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
             seen = s.execute(
                 select(FillSeen.device_id, FillSeen.seq).where(
-                    tuple_(FillSeen.device_id, FillSeen.seq).in_(chunk)
+                    pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
                 )
             )
             self.fill_seen.update((d, q) for d, q in seen)
-        for chunk in _chunks(sorted({f.container_id for f in fills})):
+        for chunk in chunks(s, sorted({f.container_id for f in fills})):
             for state in s.scalars(
-                select(ContainerState).where(ContainerState.container_id.in_(chunk))
+                select(ContainerState).where(among(s, ContainerState.container_id, chunk))
             ):
                 self.containers[state.container_id] = state
         subjects = set(device_ids)
-        subjects.update(f.container_id for f in fills if f.event or f.temperature_c)
+        # Every reading asks whether its container has a sensor fault open.
+        subjects.update(f.container_id for f in fills)
         self.alarms.preload(subjects)
 
     def authenticate(self) -> None:
@@ -854,17 +858,36 @@ class _Batch:
 
     # ---------------------------------------------------------------- phase 4: write
 
+    def insert_tickets(self) -> None:
+        """Insert the new tickets; their ids are learnt only when flags must name them."""
+        s, table = self.session, cast(Table, Ticket.__table__)
+        rows: Sequence[tuple[Any, ...]]
+        if not is_postgres(s):
+            rows = [
+                tuple(r)
+                for r in s.execute(
+                    insert(table).returning(table.c.id, table.c.device_id, table.c.seq),
+                    self.new_tickets,
+                )
+            ]
+        elif self.flags:
+            ids = next_ids(s, table, len(self.new_tickets))
+            for tid, row in zip(ids, self.new_tickets, strict=True):
+                row["id"] = tid
+            insert_rows(s, table, self.new_tickets)
+            rows = [(r["id"], r["device_id"], r["seq"]) for r in self.new_tickets]
+        else:
+            insert_rows(s, table, self.new_tickets)
+            return
+        for tid, device_id, seq in rows:
+            _, h, prev = self.tickets[(device_id, seq)]
+            self.tickets[(device_id, seq)] = (tid, h, prev)
+
     def flush(self) -> tuple[int, bytes] | None:
         s = self.session
         s.add_all([row for _, row in sorted(self._dead, key=lambda d: d[0])])
         if self.new_tickets:
-            rows = s.execute(
-                insert(Ticket).returning(Ticket.id, Ticket.device_id, Ticket.seq),
-                self.new_tickets,
-            ).all()
-            for tid, device_id, seq in rows:
-                _, h, prev = self.tickets[(device_id, seq)]
-                self.tickets[(device_id, seq)] = (tid, h, prev)
+            self.insert_tickets()
         if self.flag_clears:
             flags = cast(Table, TicketFlag.__table__)  # Core: one executemany, no ORM
             s.execute(
@@ -889,8 +912,9 @@ class _Batch:
                 ],
             )
         if self.flags:
-            s.execute(
-                insert(TicketFlag),
+            insert_rows(
+                s,
+                cast(Table, TicketFlag.__table__),
                 [
                     {
                         "ticket_id": self.tickets[key][0],
@@ -903,10 +927,8 @@ class _Batch:
                     for key, code, detail in self.flags
                 ],
             )
-        if self.new_fill_seen:
-            s.execute(insert(FillSeen), self.new_fill_seen)
-        if self.fill_events:
-            s.execute(insert(FillEventRow), self.fill_events)
+        insert_rows(s, cast(Table, FillSeen.__table__), self.new_fill_seen)
+        insert_rows(s, cast(Table, FillEventRow.__table__), self.fill_events)
         if self.resolved:
             s.execute(
                 update(DeadLetter)
@@ -985,8 +1007,3 @@ def _merge_rollup(t: Table, ex: Any) -> dict[str, Any]:
 
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

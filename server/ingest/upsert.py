@@ -13,7 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 Excluded = Any
@@ -45,7 +46,23 @@ def upsert(
         from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     else:  # the ledger supports exactly these two
         raise ValueError(f"upsert: the ledger runs on PostgreSQL or SQLite, not {dialect}")
+    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
+    columns = list(ordered[0])
     stmt = insert(table)
+    if dialect == "postgresql":
+        # One statement whatever the number of rows: each column travels as one array
+        # parameter, zipped back into rows by unnest (bulk.py explains why).
+        stmt = stmt.from_select(
+            columns,
+            select(
+                *(
+                    func.unnest(
+                        bindparam(None, [r[c] for r in ordered], type_=ARRAY(table.c[c].type))
+                    )
+                    for c in columns
+                )
+            ),
+        )
     excluded = stmt.excluded
     if merge is None:
         stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
@@ -55,5 +72,7 @@ def upsert(
             set_=dict(merge(excluded)),
             where=where(excluded) if where is not None else None,
         )
-    ordered = sorted(rows, key=lambda r: tuple(r[k] for k in keys))
-    session.execute(stmt, ordered)
+    if dialect == "postgresql":
+        session.execute(stmt)
+    else:
+        session.execute(stmt, ordered)
