@@ -8,10 +8,11 @@ once) so that publishing is not what is measured.
 
 Phases (each rate is end to end, from the first publish to the last record done):
   1. baseline weighings: a bare paho QoS 1 subscriber drains N weighings;
-  2. ingest weighings: the same N, done = committed in the ledger *and* its ack
+  2. baseline readings: the same for M fill readings;
+  3. ingest weighings: the same N, done = committed in the ledger *and* its ack
      received back from the broker by a device-side subscriber;
-  3. baseline readings, 4. ingest readings: M fill readings, done = committed and
-     confirmed written to the time-series server (telemetry spool empty);
+  4. ingest readings: the same M, done = committed and confirmed written to the
+     time-series server (telemetry spool empty);
   5. backlog: N new weighings published while ingest is down; drain = time from
      ingest start until all are committed and acked.
 
@@ -373,6 +374,8 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--containers", type=int, default=250)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-max", type=int, default=1000)
+    parser.add_argument("--batch-wait-s", type=float, default=0.05)
     args = parser.parse_args()
 
     from sqlalchemy import func, select, text
@@ -439,8 +442,8 @@ def main() -> int:
             "EPR_BROKER_URL": broker.url,
             "EPR_SHARE_GROUP": "ingest",
             "EPR_INFLUX_URL": vm.url,
-            "EPR_INGEST_BATCH_MAX": "1000",
-            "EPR_INGEST_BATCH_WAIT_S": "0.05",
+            "EPR_INGEST_BATCH_MAX": str(args.batch_max),
+            "EPR_INGEST_BATCH_WAIT_S": str(args.batch_wait_s),
         }
         workers = Workers(args.workers, env, work / "ingest.log")
 
@@ -485,9 +488,14 @@ def main() -> int:
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
         ) as bar:
+            # Both baselines before ingest ever subscribes: its persistent shared
+            # sessions would otherwise also receive (or queue) the baseline's messages.
             console.print(f"baseline: bare paho subscriber, {n_w} weighings")
             base_w = run_baseline(broker.port, "weighing", live, work, base_meter)
             console.print(f"  {base_w:.0f}/s")
+            console.print(f"baseline: bare paho subscriber, {n_r} fill readings")
+            base_r = run_baseline(broker.port, "fill", fills, work, base_meter)
+            console.print(f"  {base_r:.0f}/s")
             workers.start()
             ingest_meter.begin()
             t0 = time.time()
@@ -496,9 +504,6 @@ def main() -> int:
             ingest_meter.report("ingest weighings", n_w, t1 - t0)
             ingest_w = n_w / (t1 - t0)
             console.print(f"  {ingest_w:.0f}/s")
-            console.print(f"baseline: bare paho subscriber, {n_r} fill readings")
-            base_r = run_baseline(broker.port, "fill", fills, work, base_meter)
-            console.print(f"  {base_r:.0f}/s")
             ingest_meter.begin()
             t0 = time.time()
             publish(broker.port, "fill", fills, work)
