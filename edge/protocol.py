@@ -408,9 +408,8 @@ class _Fields:
     """Typed field access that names the field on every failure."""
 
     def __init__(self, data: dict[str, Any], allowed: frozenset[str]) -> None:
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ProtocolError(unknown[0], "unknown field")
+        if not allowed.issuperset(data):  # the common case costs one set operation
+            raise ProtocolError(sorted(set(data) - allowed)[0], "unknown field")
         self._data = data
 
     def _get(self, name: str, optional: bool) -> Any:
