@@ -85,8 +85,6 @@ class Inbound:
     received_at: datetime
     dead_letter_id: int | None = None
     """Set when an operator re-processes a dead letter: it is resolved, not duplicated."""
-    decoded: Decoded | None = None
-    """Its :func:`decode_message`, when done ahead of the batch (else the batch does it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,24 +102,6 @@ class IngestStats:
 
     def count(self, channel: str, outcome: str, n: int = 1) -> None:
         self.outcomes[(channel, outcome)] += n
-
-
-@dataclass(frozen=True, slots=True)
-class Decoded:
-    """What a message says, or why it is refused, before anything is looked up.
-
-    Pure CPU and independent of the ledger, so the subscriber can do it in a stage of
-    its own while the previous batch waits for the database.
-    """
-
-    channel_name: str
-    device_id: str = ""
-    channel: Channel | None = None
-    payload: Any = None
-    body: bytes = b""
-    """A weighing's canonical signed bytes (made once, while checking its hash)."""
-    refused: str | None = None
-    seq: int | None = None
 
 
 class Rejected(Exception):
@@ -149,33 +129,6 @@ def _peek_seq(payload: bytes) -> int | None:
         return None
     seq = data.get("seq") if isinstance(data, dict) else None
     return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < 2**53 else None
-
-
-def decode_message(msg: Inbound) -> Decoded:
-    """Topic and payload checks of one message; never raises on bad input."""
-    channel_name = "unknown"
-    try:
-        device_id, channel = parse_topic(msg.topic)
-        channel_name = channel.value
-        if channel not in INGESTED:
-            raise Rejected(f"topic: {channel.value} is written by the server, not a device")
-        body = b""
-        payload: Payload
-        if channel is Channel.WEIGHING:
-            payload, body = decode_weighing_body(msg.payload)
-        else:
-            payload = decode(channel, msg.payload)
-        said = getattr(payload, "device_id", None)
-        if said != device_id:
-            raise Rejected(
-                f"device_id: payload says {said!r} but arrived on {device_id!r}'s topic",
-                getattr(payload, "seq", None),
-            )
-    except ProtocolError as exc:
-        return Decoded(channel_name, refused=str(exc))
-    except Rejected as exc:
-        return Decoded(channel_name, refused=exc.reason, seq=exc.seq)
-    return Decoded(channel_name, device_id, channel, payload, body)
 
 
 def _clean(text: str) -> str:
@@ -353,11 +306,31 @@ class _Batch:
 
     def decode(self, index: int, msg: Inbound) -> None:
         self.outcomes.append("")
-        d = msg.decoded or decode_message(msg)
-        if d.refused is not None or d.channel is None:
-            self.dead_letter(index, msg, d.refused or "undecodable", d.channel_name, d.seq)
+        channel_name = "unknown"
+        try:
+            device_id, channel = parse_topic(msg.topic)
+            channel_name = channel.value
+            if channel not in INGESTED:
+                raise Rejected(f"topic: {channel.value} is written by the server, not a device")
+            body = b""
+            payload: Payload
+            if channel is Channel.WEIGHING:
+                payload, body = decode_weighing_body(msg.payload)
+            else:
+                payload = decode(channel, msg.payload)
+            said = getattr(payload, "device_id", None)
+            if said != device_id:
+                raise Rejected(
+                    f"device_id: payload says {said!r} but arrived on {device_id!r}'s topic",
+                    getattr(payload, "seq", None),
+                )
+        except ProtocolError as exc:
+            self.dead_letter(index, msg, str(exc), channel_name)
             return
-        self.items.append(_Item(index, msg, d.device_id, d.channel, d.payload, d.body))
+        except Rejected as exc:
+            self.dead_letter(index, msg, exc.reason, channel_name, exc.seq)
+            return
+        self.items.append(_Item(index, msg, device_id, channel, payload, body))
 
     # ---------------------------------------------------------------- phase 2: prefetch
 

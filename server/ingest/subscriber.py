@@ -1,9 +1,7 @@
 """The MQTT side of ingest: subscribe, hand messages to a worker thread, ack after commit.
 
-The paho callback does one thing (put the message on a queue). A decode thread
-checks each message's topic and payload (:func:`decode_message`: pure CPU) while the
-worker thread waits for the database on the previous batch; the worker drains up
-to ``ingest_batch_max`` decoded messages, lets :class:`IngestHandler` commit them in one
+The paho callback does one thing (put the message on a queue). The worker drains up
+to ``ingest_batch_max`` messages, lets :class:`IngestHandler` commit them in one
 transaction, then publishes the application acks and only then PUBACKs the messages
 to the broker (paho ``manual_ack``), so a worker killed mid-batch leaves them with the
 broker for redelivery. The device's resend-until-ack covers whatever a broker drops.
@@ -25,14 +23,14 @@ import queue
 import random
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge.protocol import BrokerUrl, subscription
-from server.ingest.handler import INGESTED, Inbound, IngestHandler, decode_message, is_transient
+from server.ingest.handler import INGESTED, Inbound, IngestHandler, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +78,12 @@ class Subscriber:
         # reading the socket and the broker keeps the rest (its queue is unbounded).
         # Unbounded, a backlog piled up in this process: memory, a long drain at
         # stop, and everything to redeliver after a kill.
-        limit = inbox_max if inbox_max is not None else 2 * batch_max
-        self._inbox: queue.Queue[_Received] = queue.Queue(maxsize=limit)
-        self._decoded: queue.Queue[_Received] = queue.Queue(maxsize=limit)
+        self._inbox: queue.Queue[_Received] = queue.Queue(
+            maxsize=inbox_max if inbox_max is not None else 4 * batch_max
+        )
         self._stop = threading.Event()
         self._closing = threading.Event()
         self._worker: threading.Thread | None = None
-        self._decoder: threading.Thread | None = None
-        self._held: list[_Received] = []
         self._mqtt = mqtt
         v5 = protocol == "5"
         self._client = mqtt.Client(
@@ -158,8 +154,6 @@ class Subscriber:
         else:
             self._client.connect_async(self.url.host, self.url.port, keepalive=60)
         self._client.loop_start()
-        self._decoder = threading.Thread(target=self._decode, name="ingest-decode", daemon=True)
-        self._decoder.start()
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._worker.start()
 
@@ -170,9 +164,8 @@ class Subscriber:
         again, so the drain is bounded by the inbox size.
         """
         self._stop.set()
-        for thread in (self._decoder, self._worker):
-            if thread is not None:
-                thread.join(timeout=30)
+        if self._worker is not None:
+            self._worker.join(timeout=30)
         self._closing.set()
         if drain:
             self._flush_remaining()
@@ -200,34 +193,13 @@ class Subscriber:
         self.stop()
 
     def pending(self) -> int:
-        return self._inbox.qsize() + self._decoded.qsize()
+        return self._inbox.qsize()
 
     # worker --------------------------------------------------------------------------
 
-    def _decode(self) -> None:
-        while not self._stop.is_set():
-            try:
-                r = self._inbox.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            try:
-                r = replace(r, inbound=replace(r.inbound, decoded=decode_message(r.inbound)))
-            except Exception:
-                # decode_message refuses bad input without raising; anything else is
-                # a bug, left for the batch to meet (and dead-letter) inside its guard.
-                log.exception("decoding ahead failed on %s", r.inbound.topic[:80])
-            while not self._stop.is_set():
-                try:
-                    self._decoded.put(r, timeout=0.2)
-                    break
-                except queue.Full:
-                    continue
-            else:
-                self._held.append(r)  # stopping: the drain takes it (never lost in between)
-
     def _next_batch(self) -> list[_Received]:
         try:
-            first = self._decoded.get(timeout=0.2)
+            first = self._inbox.get(timeout=0.2)
         except queue.Empty:
             return []
         batch = [first]
@@ -236,9 +208,9 @@ class Subscriber:
             remaining = deadline - time.monotonic()
             try:
                 batch.append(
-                    self._decoded.get_nowait()
+                    self._inbox.get_nowait()
                     if remaining <= 0
-                    else self._decoded.get(timeout=remaining)
+                    else self._inbox.get(timeout=remaining)
                 )
             except queue.Empty:
                 break
@@ -247,25 +219,18 @@ class Subscriber:
     def _work(self) -> None:
         while not self._stop.is_set():
             batch = self._next_batch()
-            self.handler.metrics.inbox.set(self.pending())
+            self.handler.metrics.inbox.set(self._inbox.qsize())
             if batch:
                 self._commit(batch)
 
     def _flush_remaining(self) -> None:
-        # In arrival order: decoded, the one the decode thread held, the inbox.
-        held: queue.Queue[_Received] = queue.Queue()
-        for r in self._held:
-            held.put(r)
-        self._held.clear()
-        sources = (self._decoded, held, self._inbox)
         while True:
             batch: list[_Received] = []
-            for source in sources:
-                while len(batch) < self.batch_max:
-                    try:
-                        batch.append(source.get_nowait())
-                    except queue.Empty:
-                        break
+            while len(batch) < self.batch_max:
+                try:
+                    batch.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
             if not batch:
                 return
             self._commit(batch, retry=False)
