@@ -527,10 +527,16 @@ def main() -> int:
             raise SystemExit(f"{stored} tickets in the ledger, expected {2 * n_w}")
         with sessions() as s:
             dead = s.scalar(text("SELECT count(*) FROM dead_letters"))
+            gaps = s.scalar(
+                text(
+                    "SELECT count(*) FROM ticket_flags WHERE code = 'chain_gap' "
+                    "AND cleared_at IS NULL"
+                )
+            )
         points = sum(len(v) for v in vm.points("fill_fill_pct").values())
         console.print(
             f"workers={args.workers} dead_letters={dead} vm_fill_points={points} "
-            f"rejected_acks={acks.rejected} "
+            f"rejected_acks={acks.rejected} open_chain_gaps={gaps} "
             f"base_weighings_per_s={base_w:.0f} base_readings_per_s={base_r:.0f}"
         )
         engine.dispose()
