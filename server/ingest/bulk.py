@@ -1,11 +1,11 @@
-"""Many rows in one go: COPY and pipelined statements on PostgreSQL, executemany on SQLite.
+"""Many rows in one go: COPY and array parameters on PostgreSQL, executemany on SQLite.
 
 Measured on the ingest path (1,000-message batches, psycopg 3, SQLAlchemy 2.1): a
 Core ``INSERT`` with a list of rows is sent as one multi-row ``VALUES`` statement
 with ~20,000 named placeholders, and psycopg converts such a statement (too long for
 its query cache) placeholder by placeholder in Python — most of a batch's time.
 ``COPY`` has no placeholders at all and is also the cheapest write for the server;
-a short statement run with ``executemany`` is converted once and pipelined.
+lookups and upserts pass each key column as one array parameter.
 
 Values go through each column type's own bind processing (``UtcDateTime`` to naive
 UTC, ``DecimalText`` to text), so what is stored is exactly what the ORM would store.
@@ -19,7 +19,6 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    Insert,
     Table,
     any_,
     bindparam,
@@ -116,28 +115,3 @@ def next_ids(session: Session, table: Table, n: int) -> list[int]:
         {"t": table.name, "n": n},
     )
     return [int(r[0]) for r in rows]
-
-
-def execute_many(
-    session: Session, statement: Insert, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> None:
-    """Run one short statement for each row: pipelined on PostgreSQL.
-
-    ``statement`` names its parameters after ``table``'s columns (the keys of the
-    rows), whose types convert the values.
-    """
-    if not rows:
-        return
-    if not is_postgres(session):
-        session.execute(statement, list(rows))
-        return
-    dialect = session.get_bind().dialect
-    compiled = statement.compile(dialect=dialect, column_keys=list(rows[0]))
-    names = list(rows[0])
-    processors = dict(zip(names, _processors(table, names, dialect), strict=True))
-    params = [
-        {k: v if processors[k] is None else processors[k](v) for k, v in row.items()}  # type: ignore[misc]
-        for row in rows
-    ]
-    with _driver(session).cursor() as cur:
-        cur.executemany(str(compiled), params)

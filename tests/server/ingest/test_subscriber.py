@@ -87,7 +87,9 @@ def test_inbox_stays_bounded_and_a_stop_leaves_the_rest_to_the_broker(
         stopping.join(60)
         assert not stopping.is_alive()
         assert first.handled <= 5 + 10 + 1  # the batch, the inbox, one in the paho thread
-        assert tickets(sessions, prefix) == first.handled
+        # (the session's broker also hands over other tests' retained status messages)
+        stored = sum(n for (channel, _), n in gated.stats.outcomes.items() if channel == "weighing")
+        assert tickets(sessions, prefix) == stored < 120
         # Same client id: the broker delivers what the first worker never acked.
         second = Subscriber(
             IngestHandler(sessions),
