@@ -173,3 +173,13 @@ def test_ingest_refuses_exactly_the_forged_records(
         dead = s.scalars(select(DeadLetter.reason)).all()
     assert stored == {r.seq: r.sig for r in run if r.seq not in (4, 8)}
     assert sorted(dead) == ["sig: signature does not verify with the registered key"] * 2
+
+
+def test_a_malformed_key_or_signature_never_verifies(tmp_path: Path) -> None:
+    w = fake_device(tmp_path).weigh("1")
+    verify = Ed25519Keys()
+    key = fake_device(tmp_path / "k").key.public_key_b64()
+    assert not verify("c2hvcnQ=", w.signing_bytes(), w.sig)  # 5 bytes, not a key
+    assert not verify("not base64!", w.signing_bytes(), w.sig)
+    assert not verify(key, w.signing_bytes(), "c2hvcnQ=")
+    assert not verify(key, w.signing_bytes(), w.sig)  # someone else's key
