@@ -30,6 +30,7 @@ import argparse
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -376,6 +377,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-max", type=int, default=1000)
     parser.add_argument("--batch-wait-s", type=float, default=0.05)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (ingest log)")
     args = parser.parse_args()
 
     from sqlalchemy import func, select, text
@@ -544,6 +546,10 @@ def main() -> int:
         vm.close()
         pg.stop()
         broker.stop()
+        if args.keep:
+            console.print(f"work files and the ingest log kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(
         f"ingest weighings_per_s={ingest_w:.0f} weighings_ratio={ingest_w / base_w:.2f} "
         f"readings_per_s={ingest_r:.0f} readings_ratio={ingest_r / base_r:.2f} "
