@@ -15,6 +15,7 @@ SQLite's ``executemany`` is already a C loop over one prepared statement.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -30,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 
@@ -103,9 +105,30 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     dialect = session.get_bind().dialect
     names = ", ".join(dialect.identifier_preparer.quote(c) for c in columns)
     sql = f"COPY {dialect.identifier_preparer.format_table(table)} ({names}) FROM STDIN"
-    with _driver(session).cursor() as cur, cur.copy(sql) as copy:
+    with _sqlalchemy_errors(session, sql), _driver(session).cursor() as cur, cur.copy(sql) as copy:
         for values in _converted(rows, columns, table, dialect):
             copy.write_row(values)
+
+
+@contextmanager
+def _sqlalchemy_errors(session: Session, statement: str) -> Iterator[None]:
+    """Raise the driver's errors as SQLAlchemy's, as a statement through SQLAlchemy would.
+
+    Callers tell a transient failure (a unique-key race with another worker, the
+    database going away) from a bug by SQLAlchemy's exception classes; a broken
+    connection is invalidated so that the pool does not hand it out again.
+    """
+    import psycopg
+
+    try:
+        yield
+    except psycopg.Error as exc:
+        broken = bool(_driver(session).closed)
+        if broken:
+            session.connection().invalidate(exc)
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, connection_invalidated=broken
+        ) from exc
 
 
 def next_ids(session: Session, table: Table, n: int) -> list[int]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, encode, topic
 from server.ingest.handler import Inbound, IngestHandler
-from server.ledger.models import ContainerState, DeviceState
+from server.ledger.models import ContainerState, DeviceState, Ticket
 from server.ledger.telemetry import FillRollup
 from tests.support.builders import fake_device, register
 
@@ -112,3 +114,64 @@ def test_rollups_add_up_over_batches_and_keep_the_latest(
     assert rollup.last_centi == 3000
     assert container is not None
     assert container.fill_pct == Decimal("30")
+
+
+def test_a_ticket_raced_in_by_another_worker_is_retried_then_acked_as_a_duplicate(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    dev = fake_device(tmp_path)
+    register(sessions, dev)
+    w = dev.weigh("7")
+    message = Inbound(topic(dev.device_id, Channel.WEIGHING), encode(w), HOUR)
+    # Another worker stores the same record and commits only once this one has
+    # looked it up (PostgreSQL; SQLite's write lock orders the two instead).
+    other = sessions()
+    other.begin()
+    other.add(
+        Ticket(
+            device_id=w.device_id,
+            seq=w.seq,
+            event_id=w.event_id,
+            boot_id=w.boot_id,
+            weighed_at=w.weighed_at,
+            time_synced=w.time_synced,
+            mono_ms=w.mono_ms,
+            site_id=w.site_id,
+            scale_id=w.scale_id,
+            category=w.category,
+            badge=w.badge,
+            gross_g=7000,
+            tare_g=0,
+            net_g=7000,
+            unit=w.unit,
+            raw=json.dumps(list(w.raw)),
+            prev_hash=w.prev_hash,
+            hash=w.hash,
+            sig=w.sig,
+            payload=message.payload,
+            received_at=HOUR,
+            chain_ok=True,
+        )
+    )
+    other.flush()
+    handler = IngestHandler(sessions)
+    attempts: list[object] = []
+
+    def work() -> None:
+        for attempt in range(3):
+            try:
+                attempts.append(handler.process([message], attempt=attempt).outcomes)
+                return
+            except SQLAlchemyError as exc:  # what the subscriber retries
+                attempts.append(type(exc))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(0.5)
+    other.commit()
+    other.close()
+    worker.join(30)
+    assert attempts[-1] == ["duplicate"]
+    assert all(a is IntegrityError for a in attempts[:-1]), attempts
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 1
