@@ -9,6 +9,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -160,8 +161,17 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     for proc in procs:
         if proc.is_alive():
             proc.terminate()
+    deadline = time.monotonic() + 60
     for proc in procs:
-        proc.join(timeout=60)
+        proc.join(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        if proc.is_alive():
+            # Stuck past its drain (a hung client thread): what it has not acked
+            # the broker delivers again, so a kill loses nothing; and without it
+            # this process would wait for the child forever at exit.
+            print(f"ingest worker {proc.name} did not stop in time; killing it", file=sys.stderr)
+            proc.kill()
+            proc.join(timeout=10)
     return 0
 
 

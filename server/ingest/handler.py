@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import Table, bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.evidence import verify_signature
 from edge.protocol import (
     GENESIS_HASH,
     Ack,
@@ -47,6 +46,7 @@ from edge.protocol import (
     Status,
     Weighing,
     decode,
+    decode_weighing_body,
     encode,
     kg_to_grams,
     parse_topic,
@@ -54,6 +54,9 @@ from edge.protocol import (
     topic,
 )
 from server.alarms import AlarmBook, AlarmRules
+from server.ingest.bulk import among, chunks, insert_rows, is_postgres, next_ids, pairs_among
+from server.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
+from server.ingest.upsert import upsert
 from server.ledger.devices import DeviceConfig
 from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
@@ -143,6 +146,8 @@ class _Item:
     device_id: str
     channel: Channel
     payload: Any
+    body: bytes = b""
+    """A weighing's canonical signed bytes (made once, while checking its hash)."""
 
 
 @dataclass
@@ -162,8 +167,10 @@ class IngestHandler:
         rules: AlarmRules | None = None,
         metrics: IngestMetrics | None = None,
         spool_retry_after_s: float = 90.0,
+        verify: Verifier | None = None,
     ) -> None:
         self.sessions = sessions
+        self.verify: Verifier = verify or Ed25519Keys()
         self.telemetry = telemetry
         self.clock = clock
         self.rules = rules or AlarmRules()
@@ -214,6 +221,7 @@ class IngestHandler:
                     continue
                 batch.decode(i, msg)
             batch.prefetch()
+            batch.authenticate()
             # No autoflush: rows another worker may also touch (container and device
             # state, rollups, alarms) are written by the one flush right before the
             # commit, so their row locks are held for milliseconds, not the batch.
@@ -282,11 +290,14 @@ class _Batch:
         self.new_fill_seen: list[dict[str, Any]] = []
         self.fill_events: list[dict[str, Any]] = []
         self.containers: dict[str, ContainerState] = {}
-        self.new_containers: dict[str, dict[str, Any]] = {}
+        # container_id -> the row as this batch leaves it (written by one upsert)
+        self.container_rows: dict[str, dict[str, Any]] = {}
+        # (container_id, hour) -> this batch's own aggregate, merged into the stored one
         self.rollups: dict[tuple[str, datetime], dict[str, Any]] = {}
-        self.existing_rollups: set[tuple[str, datetime]] = set()
-        self.touched_rollups: set[tuple[str, datetime]] = set()
         self.resolved: list[int] = []
+        self.authentic: set[int] = set()
+        """Indexes of weighings whose body a valid device signature covers."""
+        self.last_seen: dict[str, datetime] = {}
         self._seen: set[str] = set()
         self._states: dict[str, DeviceState] = {}
         self._configs: dict[str, DeviceConfig] = {}
@@ -301,7 +312,12 @@ class _Batch:
             channel_name = channel.value
             if channel not in INGESTED:
                 raise Rejected(f"topic: {channel.value} is written by the server, not a device")
-            payload: Payload = decode(channel, msg.payload)
+            body = b""
+            payload: Payload
+            if channel is Channel.WEIGHING:
+                payload, body = decode_weighing_body(msg.payload)
+            else:
+                payload = decode(channel, msg.payload)
             said = getattr(payload, "device_id", None)
             if said != device_id:
                 raise Rejected(
@@ -314,72 +330,88 @@ class _Batch:
         except Rejected as exc:
             self.dead_letter(index, msg, exc.reason, channel_name, exc.seq)
             return
-        self.items.append(_Item(index, msg, device_id, channel, payload))
+        self.items.append(_Item(index, msg, device_id, channel, payload, body))
 
     # ---------------------------------------------------------------- phase 2: prefetch
 
     def prefetch(self) -> None:
         s = self.session
         device_ids = sorted({i.device_id for i in self.items})
-        for chunk in _chunks(device_ids):
-            for d in s.scalars(select(Device).where(Device.device_id.in_(chunk))):
+        for chunk in chunks(s, device_ids):
+            for d in s.scalars(select(Device).where(among(s, Device.device_id, chunk))):
                 self.devices[d.device_id] = d
         for device_id in device_ids:
             self.devices.setdefault(device_id, None)
-        for chunk in _chunks(device_ids):
-            # Loaded into the session so that state() finds them without a query each.
-            list(s.scalars(select(DeviceState).where(DeviceState.device_id.in_(chunk))))
+        presence = sorted(
+            {
+                i.device_id
+                for i in self.items
+                if i.channel not in (Channel.WEIGHING, Channel.FILL)
+                and self.devices.get(i.device_id) is not None
+            }
+        )
+        if presence:
+            # Made here if missing, race-free against other workers, then loaded into
+            # the session so that state() finds them without a query each.
+            upsert(
+                s,
+                cast(Table, DeviceState.__table__),
+                [{"device_id": d} for d in presence],
+                keys=["device_id"],
+                merge=None,
+            )
+            for chunk in chunks(s, presence):
+                list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
         weighings = [i.payload for i in self.items if i.channel is Channel.WEIGHING]
         keys = {(w.device_id, w.seq + d) for w in weighings for d in (-1, 0, 1)}
-        for chunk in _chunks(sorted(keys)):
+        for chunk in chunks(s, sorted(keys)):
             rows = s.execute(
                 select(
                     Ticket.device_id, Ticket.seq, Ticket.id, Ticket.hash, Ticket.prev_hash
-                ).where(tuple_(Ticket.device_id, Ticket.seq).in_(chunk))
+                ).where(pairs_among(s, Ticket.device_id, Ticket.seq, chunk))
             )
             for device_id, seq, tid, h, prev in rows:
                 self.tickets[(device_id, seq)] = (tid, h, prev)
-        for chunk in _chunks(sorted({w.event_id for w in weighings})):
-            self.events.update(s.scalars(select(Ticket.event_id).where(Ticket.event_id.in_(chunk))))
+        for chunk in chunks(s, sorted({w.event_id for w in weighings})):
+            self.events.update(
+                s.scalars(select(Ticket.event_id).where(among(s, Ticket.event_id, chunk)))
+            )
         fills = [i.payload for i in self.items if i.channel is Channel.FILL]
-        for chunk in _chunks(sorted({(f.device_id, f.seq) for f in fills})):
+        for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
             seen = s.execute(
                 select(FillSeen.device_id, FillSeen.seq).where(
-                    tuple_(FillSeen.device_id, FillSeen.seq).in_(chunk)
+                    pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
                 )
             )
             self.fill_seen.update((d, q) for d, q in seen)
-        for chunk in _chunks(sorted({f.container_id for f in fills})):
+        for chunk in chunks(s, sorted({f.container_id for f in fills})):
             for state in s.scalars(
-                select(ContainerState).where(ContainerState.container_id.in_(chunk))
+                select(ContainerState).where(among(s, ContainerState.container_id, chunk))
             ):
                 self.containers[state.container_id] = state
-        hours = sorted({(f.container_id, _hour(parse_ts(f.ts))) for f in fills})
-        for chunk in _chunks(hours):
-            for r in s.scalars(
-                select(FillRollup).where(
-                    tuple_(FillRollup.container_id, FillRollup.hour).in_(chunk)
-                )
-            ):
-                key = (r.container_id, r.hour)
-                self.existing_rollups.add(key)
-                self.rollups[key] = {
-                    c: getattr(r, c)
-                    for c in (
-                        "container_id",
-                        "hour",
-                        "device_id",
-                        "samples",
-                        "sum_centi",
-                        "min_centi",
-                        "max_centi",
-                        "last_centi",
-                        "last_at",
-                    )
-                }
         subjects = set(device_ids)
-        subjects.update(f.container_id for f in fills if f.event or f.temperature_c)
+        # Every reading asks whether its container has a sensor fault open.
+        subjects.update(f.container_id for f in fills)
         self.alarms.preload(subjects)
+
+    def authenticate(self) -> None:
+        """Signature checks for the batch's new weighings: one per chain run (signatures.py)."""
+        candidates = []
+        for item in self.items:
+            if item.channel is not Channel.WEIGHING:
+                continue
+            w: Weighing = item.payload
+            device = self.devices.get(item.device_id)
+            if device is None or device.status != "approved":
+                continue  # refused before any signature is looked at
+            if (w.device_id, w.seq) in self.tickets:
+                continue  # a duplicate (acked again) or a clash (refused): never verified
+            candidates.append(
+                Signed(item.index, w.device_id, w.seq, w.prev_hash, w.hash, item.body, w.sig)
+            )
+        if candidates:
+            keys = {d: dev.public_key for d, dev in self.devices.items() if dev is not None}
+            self.authentic = authenticate(candidates, keys.get, self.h.verify)
 
     # ---------------------------------------------------------------- phase 3: decide
 
@@ -427,8 +459,7 @@ class _Batch:
                 f"seq {w.seq} already holds a different record (journal reset on the device?)",
                 w.seq,
             )
-        body = w.signing_bytes()
-        if not verify_signature(device.public_key, body, w.sig):
+        if item.index not in self.authentic:
             raise Rejected("sig: signature does not verify with the registered key", w.seq)
         if w.event_id in self.events:
             raise Rejected(f"event_id {w.event_id} already recorded under another seq", w.seq)
@@ -542,31 +573,26 @@ class _Batch:
         return AckStatus.ACCEPTED
 
     def container(self, r: FillReading, measured: datetime) -> None:
-        values = {
-            "container_id": r.container_id,
+        """The latest reading per container wins; an event is kept until a newer one."""
+        cid = r.container_id
+        current = self.container_rows.get(cid)
+        last_event: str | None = None
+        if current is not None:
+            if measured < current["measured_at"]:
+                return
+            last_event = current["last_event"]
+        elif (stored := self.containers.get(cid)) is not None:
+            if measured < stored.measured_at:
+                return
+            last_event = stored.last_event
+        self.container_rows[cid] = {
+            "container_id": cid,
             "device_id": r.device_id,
             "measured_at": measured,
             "fill_pct": Decimal(r.fill_pct),
             "distance_mm": r.distance_mm,
+            "last_event": r.event.value if r.event else last_event,
         }
-        state = self.containers.get(r.container_id)
-        if state is None:
-            pending = self.new_containers.get(r.container_id)
-            if pending is None:
-                self.new_containers[r.container_id] = values | {
-                    "last_event": r.event.value if r.event else None
-                }
-            elif measured >= pending["measured_at"]:
-                pending.update(values)
-                if r.event:
-                    pending["last_event"] = r.event.value
-        elif measured >= state.measured_at:
-            state.measured_at = measured
-            state.fill_pct = Decimal(r.fill_pct)
-            state.distance_mm = r.distance_mm
-            state.device_id = r.device_id
-            if r.event:
-                state.last_event = r.event.value
 
     def rollup(self, r: FillReading, measured: datetime) -> None:
         key = (r.container_id, _hour(measured))
@@ -591,7 +617,6 @@ class _Batch:
             row["max_centi"] = max(row["max_centi"], centi)
             if measured >= row["last_at"]:
                 row["last_centi"], row["last_at"] = centi, measured
-        self.touched_rollups.add(key)
 
     def fill_alarms(self, r: FillReading, device: Device, measured: datetime) -> None:
         book, cid = self.alarms, r.container_id
@@ -661,9 +686,11 @@ class _Batch:
 
     def seen(self, device: Device, item: _Item) -> None:
         """Any message proves the device is alive: last seen is the latest receive time."""
-        state = self.state(device.device_id)
-        if state.last_seen_at is None or item.msg.received_at > state.last_seen_at:
-            state.last_seen_at = item.msg.received_at
+        # Written once per device and batch by an upsert that keeps the later time.
+        at = item.msg.received_at
+        last = self.last_seen.get(device.device_id)
+        if last is None or at > last:
+            self.last_seen[device.device_id] = at
         if device.device_id not in self._seen:  # one alarm lookup per device and batch
             self._seen.add(device.device_id)
             self.alarms.clear("device_stale", device.device_id)
@@ -831,36 +858,63 @@ class _Batch:
 
     # ---------------------------------------------------------------- phase 4: write
 
+    def insert_tickets(self) -> None:
+        """Insert the new tickets; their ids are learnt only when flags must name them."""
+        s, table = self.session, cast(Table, Ticket.__table__)
+        rows: Sequence[tuple[Any, ...]]
+        if not is_postgres(s):
+            rows = [
+                tuple(r)
+                for r in s.execute(
+                    insert(table).returning(table.c.id, table.c.device_id, table.c.seq),
+                    self.new_tickets,
+                )
+            ]
+        elif self.flags:
+            ids = next_ids(s, table, len(self.new_tickets))
+            for tid, row in zip(ids, self.new_tickets, strict=True):
+                row["id"] = tid
+            insert_rows(s, table, self.new_tickets)
+            rows = [(r["id"], r["device_id"], r["seq"]) for r in self.new_tickets]
+        else:
+            insert_rows(s, table, self.new_tickets)
+            return
+        for tid, device_id, seq in rows:
+            _, h, prev = self.tickets[(device_id, seq)]
+            self.tickets[(device_id, seq)] = (tid, h, prev)
+
     def flush(self) -> tuple[int, bytes] | None:
         s = self.session
         s.add_all([row for _, row in sorted(self._dead, key=lambda d: d[0])])
         if self.new_tickets:
-            rows = s.execute(
-                insert(Ticket).returning(Ticket.id, Ticket.device_id, Ticket.seq),
-                self.new_tickets,
-            ).all()
-            for tid, device_id, seq in rows:
-                _, h, prev = self.tickets[(device_id, seq)]
-                self.tickets[(device_id, seq)] = (tid, h, prev)
+            self.insert_tickets()
         if self.flag_clears:
-            for key, code in self.flag_clears:
-                successor_id = self.tickets[key][0]
-                s.execute(
-                    update(TicketFlag)
-                    .where(
-                        TicketFlag.ticket_id == successor_id,
-                        TicketFlag.code == code,
-                        TicketFlag.cleared_at.is_(None),
-                    )
-                    .values(
-                        cleared_at=self.now,
-                        cleared_by="ingest",
-                        clear_reason=f"seq {key[1] - 1} arrived; link checked",
-                    )
-                )
-        if self.flags:
+            flags = cast(Table, TicketFlag.__table__)  # Core: one executemany, no ORM
             s.execute(
-                insert(TicketFlag),
+                update(flags)
+                .where(
+                    flags.c.ticket_id == bindparam("successor_id"),
+                    flags.c.code == bindparam("flag_code"),
+                    flags.c.cleared_at.is_(None),
+                )
+                .values(
+                    cleared_at=self.now,
+                    cleared_by="ingest",
+                    clear_reason=bindparam("reason"),
+                ),
+                [
+                    {
+                        "successor_id": self.tickets[key][0],
+                        "flag_code": code.value if isinstance(code, FlagCode) else code,
+                        "reason": f"seq {key[1] - 1} arrived; link checked",
+                    }
+                    for key, code in self.flag_clears
+                ],
+            )
+        if self.flags:
+            insert_rows(
+                s,
+                cast(Table, TicketFlag.__table__),
                 [
                     {
                         "ticket_id": self.tickets[key][0],
@@ -873,12 +927,8 @@ class _Batch:
                     for key, code, detail in self.flags
                 ],
             )
-        if self.new_fill_seen:
-            s.execute(insert(FillSeen), self.new_fill_seen)
-        if self.fill_events:
-            s.execute(insert(FillEventRow), self.fill_events)
-        if self.new_containers:
-            s.execute(insert(ContainerState), list(self.new_containers.values()))
+        insert_rows(s, cast(Table, FillSeen.__table__), self.new_fill_seen)
+        insert_rows(s, cast(Table, FillEventRow.__table__), self.fill_events)
         if self.resolved:
             s.execute(
                 update(DeadLetter)
@@ -905,21 +955,55 @@ class _Batch:
             )
             assert spool_id is not None
             spool = (spool_id, row.body)
-        # Shared rows last, in key order (no deadlock between workers).
-        new_rollups = sorted(self.touched_rollups - self.existing_rollups)
-        if new_rollups:
-            s.execute(insert(FillRollup), [self.rollups[k] for k in new_rollups])
-        old_rollups = sorted(self.touched_rollups & self.existing_rollups)
-        if old_rollups:
-            s.execute(update(FillRollup), [self.rollups[k] for k in old_rollups])
-        s.flush()
+        # Shared rows last, each table in key order (no deadlock between workers), as
+        # upserts that merge in SQL (no lost update, no insert race): upsert.py.
+        s.flush()  # dead letters, alarms, presence columns of device_state
+        containers = cast(Table, ContainerState.__table__)
+        upsert(
+            s,
+            containers,
+            list(self.container_rows.values()),
+            keys=["container_id"],
+            merge=lambda ex: {
+                c: getattr(ex, c)
+                for c in ("device_id", "measured_at", "fill_pct", "distance_mm", "last_event")
+            },
+            where=lambda ex: ex.measured_at >= containers.c.measured_at,
+        )
+        rollups = cast(Table, FillRollup.__table__)
+        upsert(
+            s,
+            rollups,
+            list(self.rollups.values()),
+            keys=["container_id", "hour"],
+            merge=lambda ex: _merge_rollup(rollups, ex),
+        )
+        states = cast(Table, DeviceState.__table__)
+        upsert(
+            s,
+            states,
+            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
+            keys=["device_id"],
+            merge=lambda ex: {"last_seen_at": ex.last_seen_at},
+            where=lambda ex: (
+                states.c.last_seen_at.is_(None) | (ex.last_seen_at > states.c.last_seen_at)
+            ),
+        )
         return spool
+
+
+def _merge_rollup(t: Table, ex: Any) -> dict[str, Any]:
+    """A batch's aggregate of one container-hour added to the stored one."""
+    later = ex.last_at >= t.c.last_at
+    return {
+        "samples": t.c.samples + ex.samples,
+        "sum_centi": t.c.sum_centi + ex.sum_centi,
+        "min_centi": case((ex.min_centi < t.c.min_centi, ex.min_centi), else_=t.c.min_centi),
+        "max_centi": case((ex.max_centi > t.c.max_centi, ex.max_centi), else_=t.c.max_centi),
+        "last_centi": case((later, ex.last_centi), else_=t.c.last_centi),
+        "last_at": case((later, ex.last_at), else_=t.c.last_at),
+    }
 
 
 def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
-
-
-def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

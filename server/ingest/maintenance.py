@@ -1,7 +1,14 @@
-"""Periodic work of an ingest worker: alarm sweeps and pruning of fill dedupe keys.
+"""Periodic work of an ingest worker: alarm sweeps, chain gaps, pruning of fill dedupe keys.
 
 Several workers may run it at once; a collision on an alarm's unique key only
 makes one of them try again next round.
+
+Chain gaps: a worker flags ``chain_gap`` on a weighing whose predecessor it has not
+seen, and clears it when the predecessor arrives. When two workers of a shared
+subscription commit a device's neighbouring records at the same moment, neither
+sees the other's uncommitted row, so the flag stays open though the chain is
+whole; the sweep settles such flags from what is now committed (linked: cleared;
+not linked: a ``chain_fork`` instead), so payments do not hold a sound ticket.
 """
 
 from __future__ import annotations
@@ -11,10 +18,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import and_, delete, select
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from server.alarms import AlarmRules, SweepResult, sweep
+from server.ledger.flags import FlagCode, TicketFlag
+from server.ledger.models import Ticket
 from server.ledger.telemetry import FillSeen
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,8 @@ class Maintenance:
         with self.sessions.begin() as session:
             result = sweep(session, now, self.rules)
         with self.sessions.begin() as session:
+            settle_chain_gaps(session, now)
+        with self.sessions.begin() as session:
             outcome = session.execute(
                 delete(FillSeen).where(FillSeen.received_at < now - self.fill_dedupe)
             )
@@ -64,3 +75,34 @@ class Maintenance:
                 self.run_once()
             except Exception as exc:  # database down or a race: next round
                 log.warning("maintenance round failed: %s", exc)
+
+
+def settle_chain_gaps(session: Session, now: datetime, limit: int = 10_000) -> int:
+    """Close open ``chain_gap`` flags whose predecessor is now in the ledger; returns how many."""
+    ticket, pred = aliased(Ticket), aliased(Ticket)
+    rows = session.execute(
+        select(TicketFlag, ticket.prev_hash, pred.hash)
+        .join(ticket, ticket.id == TicketFlag.ticket_id)
+        .join(pred, and_(pred.device_id == ticket.device_id, pred.seq == ticket.seq - 1))
+        .where(TicketFlag.code == FlagCode.CHAIN_GAP.value, TicketFlag.cleared_at.is_(None))
+        .order_by(TicketFlag.id)
+        .limit(limit)
+        .with_for_update(of=TicketFlag, skip_locked=True)
+    ).all()
+    for flag, prev_hash, pred_hash in rows:
+        flag.cleared_at, flag.cleared_by = now, "ingest"
+        flag.clear_reason = f"seq {flag.seq - 1} arrived; link checked"
+        if prev_hash != pred_hash:
+            session.add(
+                TicketFlag(
+                    ticket_id=flag.ticket_id,
+                    device_id=flag.device_id,
+                    seq=flag.seq,
+                    code=FlagCode.CHAIN_FORK.value,
+                    detail=f"prev_hash differs from seq {flag.seq - 1}'s hash",
+                    raised_at=now,
+                )
+            )
+    if rows:
+        log.info("settled %d chain gap flag(s) left open by concurrent workers", len(rows))
+    return len(rows)

@@ -57,6 +57,7 @@ class Subscriber:
         share_group: str | None = None,
         batch_max: int = 500,
         batch_wait_s: float = 0.05,
+        inbox_max: int | None = None,
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
@@ -73,8 +74,15 @@ class Subscriber:
         self.db_errors = 0
         self.handled = 0
         self._generation = 0
-        self._inbox: queue.Queue[_Received] = queue.Queue()
+        # Bounded: when the worker falls behind, the paho thread waits here, stops
+        # reading the socket and the broker keeps the rest (its queue is unbounded).
+        # Unbounded, a backlog piled up in this process: memory, a long drain at
+        # stop, and everything to redeliver after a kill.
+        self._inbox: queue.Queue[_Received] = queue.Queue(
+            maxsize=inbox_max if inbox_max is not None else 4 * batch_max
+        )
         self._stop = threading.Event()
+        self._closing = threading.Event()
         self._worker: threading.Thread | None = None
         self._mqtt = mqtt
         v5 = protocol == "5"
@@ -119,6 +127,8 @@ class Subscriber:
             log.warning("ingest disconnected: %s", rc)
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if self._closing.is_set():
+            return  # not acked: the broker delivers it again on the next connection
         self._inbox.put(
             _Received(
                 Inbound(message.topic, bytes(message.payload), datetime.now(UTC)),
@@ -148,10 +158,15 @@ class Subscriber:
         self._worker.start()
 
     def stop(self, drain: bool = True) -> None:
-        """Stop; with ``drain`` the messages already received are committed and acked."""
+        """Stop; with ``drain`` the messages already received are committed and acked.
+
+        Messages arriving after this point are left unacked for the broker to deliver
+        again, so the drain is bounded by the inbox size.
+        """
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout=30)
+        self._closing.set()
         if drain:
             self._flush_remaining()
         self._client.disconnect()

@@ -8,11 +8,17 @@ once) so that publishing is not what is measured.
 
 Phases (each rate is end to end, from the first publish to the last record done):
   1. baseline weighings: a bare paho QoS 1 subscriber drains N weighings;
-  2. ingest weighings: the same N, done = committed in the ledger (acks follow);
-  3. baseline readings, 4. ingest readings: M fill readings, done = committed and
-     confirmed written to the time-series server (telemetry spool empty);
+  2. baseline readings: the same for M fill readings;
+  3. ingest weighings: the same N, done = committed in the ledger *and* its ack
+     received back from the broker by a device-side subscriber;
+  4. ingest readings: the same M, done = committed and confirmed written to the
+     time-series server (telemetry spool empty);
   5. backlog: N new weighings published while ingest is down; drain = time from
-     ingest start until all are committed.
+     ingest start until all are committed and acked.
+
+Besides the rates it prints the CPU time each process group used per message in
+each phase (publishers, broker, subscriber or ingest workers, PostgreSQL,
+VictoriaMetrics), which is where the time of a 2-core machine goes.
 
 Last line: ``ingest weighings_per_s=… weighings_ratio=… readings_per_s=…
 readings_ratio=… backlog_drain_s=…``.
@@ -23,15 +29,19 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import resource
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -111,10 +121,15 @@ def _fills(device_id: str, n: int, start: datetime) -> list[str]:
 # --------------------------------------------------------------------------- publishing
 
 
+PUBLISHERS_CPU = [0.0]
+"""CPU seconds the mosquitto_pub processes used so far (reaped children's rusage)."""
+
+
 def publish(
     port: int, channel: str, per_device: dict[str, list[str]], workdir: Path, parallel: int = 6
 ) -> None:
     """mosquitto_pub -l: one process per device, ``parallel`` at a time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     files = []
     for device_id, lines in per_device.items():
         path = workdir / f"{device_id}-{channel}.txt"
@@ -145,6 +160,8 @@ def publish(
             )
     for p in running:
         p.wait()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    PUBLISHERS_CPU[0] += (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def bare_subscriber(port: int, channel: str, expected: int, ready: Path, result: Path) -> None:
@@ -159,7 +176,8 @@ def bare_subscriber(port: int, channel: str, expected: int, ready: Path, result:
         nonlocal count
         count += 1
         if count >= expected:
-            result.write_text(str(time.time()))
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            result.write_text(f"{time.time()} {usage.ru_utime + usage.ru_stime}")
             done.set()
 
     client = mqtt.Client(
@@ -179,7 +197,10 @@ def bare_subscriber(port: int, channel: str, expected: int, ready: Path, result:
     client.disconnect()
 
 
-def run_baseline(port: int, channel: str, per_device: dict[str, list[str]], workdir: Path) -> float:
+def run_baseline(
+    port: int, channel: str, per_device: dict[str, list[str]], workdir: Path, meter: CpuMeter
+) -> float:
+    """Messages per second through a bare paho subscriber (and its CPU use, reported)."""
     expected = sum(len(v) for v in per_device.values())
     ready, result = workdir / f"ready-{channel}", workdir / f"done-{channel}"
     proc = multiprocessing.Process(
@@ -189,10 +210,116 @@ def run_baseline(port: int, channel: str, per_device: dict[str, list[str]], work
     while not ready.exists():
         time.sleep(0.05)
     time.sleep(0.5)
+    start_cpu = _stat(proc.pid or 0)
+    meter.begin()
     t0 = time.time()
     publish(port, channel, per_device, workdir)
+    while not result.exists() and proc.is_alive():
+        time.sleep(0.05)
+    finished, used = (float(x) for x in result.read_text().split())
+    meter.groups["subscriber"] = lambda: used - (start_cpu[1] if start_cpu else 0.0)
+    meter.report(f"bare paho {channel}", expected, finished - t0)
     proc.join(3600)
-    return expected / (float(result.read_text()) - t0)
+    return expected / (finished - t0)
+
+
+# --------------------------------------------------------------------------- CPU use
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> tuple[int, float] | None:
+    """(parent pid, CPU seconds of the process and its reaped children)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # after the command: state ppid ... utime(12) stime(13) cutime(14) cstime(15)
+    return int(fields[1]), sum(int(x) for x in fields[11:15]) / _TICK
+
+
+def cpu_tree(root: int) -> float:
+    """CPU seconds used so far by ``root`` and every live descendant."""
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat is not None:
+                parents[int(entry.name)], used[int(entry.name)] = stat
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += used.get(pid, 0.0)
+        todo.extend(child for child, parent in parents.items() if parent == pid)
+    return total
+
+
+class CpuMeter:
+    """CPU seconds per process group over a phase, reported per message."""
+
+    def __init__(self, groups: dict[str, Callable[[], float]]) -> None:
+        self.groups = groups
+        self.start: dict[str, float] = {}
+
+    def begin(self) -> None:
+        self.start = {name: read() for name, read in self.groups.items()}
+
+    def report(self, phase: str, messages: int, wall_s: float) -> None:
+        used = {name: read() - self.start.get(name, 0.0) for name, read in self.groups.items()}
+        parts = " ".join(f"{name}={used[name] / messages * 1e6:.0f}" for name in used)
+        total = sum(used.values())
+        console.print(
+            f"  cpu us/msg {phase}: {parts} total={total / messages * 1e6:.0f} "
+            f"(machine busy {total / wall_s:.2f} of {os.cpu_count()} cores from these)"
+        )
+
+
+class AckCounter:
+    """What a device sees: the acks on ``epr/v1/+/ack``, distinct (device, seq) per kind."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        from edge.protocol import decode_ack
+
+        self.acked: dict[str, set[tuple[str, int]]] = {"weighing": set(), "fill": set()}
+        self.rejected = 0
+        self._decode = decode_ack
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id="bench-acks", clean_session=True
+        )
+        self.client.on_connect = self._on_connect
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self._ready.wait(30)
+
+    def _on_connect(
+        self, client: Any, userdata: object, flags: object, rc: object, p: object
+    ) -> None:
+        client.subscribe("epr/v1/+/ack", 1)
+        self._ready.set()
+
+    def _on_message(self, client: object, userdata: object, message: Any) -> None:
+        device_id = message.topic.split("/")[2]
+        with self._lock:
+            for item in self._decode(message.payload).acks:
+                if item.status.value == "rejected":
+                    self.rejected += 1
+                else:
+                    self.acked[item.kind.value].add((device_id, item.seq))
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            return len(self.acked[kind])
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
 
 
 # --------------------------------------------------------------------------- ingest
@@ -246,6 +373,9 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--containers", type=int, default=250)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batch-max", type=int, default=1000)
+    parser.add_argument("--batch-wait-s", type=float, default=0.05)
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (ingest log)")
     args = parser.parse_args()
 
     from sqlalchemy import func, select, text
@@ -303,8 +433,8 @@ def main() -> int:
             "EPR_BROKER_URL": broker.url,
             "EPR_SHARE_GROUP": "ingest",
             "EPR_INFLUX_URL": vm.url,
-            "EPR_INGEST_BATCH_MAX": "1000",
-            "EPR_INGEST_BATCH_WAIT_S": "0.05",
+            "EPR_INGEST_BATCH_MAX": str(args.batch_max),
+            "EPR_INGEST_BATCH_WAIT_S": str(args.batch_wait_s),
         }
         workers = Workers(args.workers, env, work / "ingest.log")
 
@@ -320,39 +450,84 @@ def main() -> int:
                 )
             return seen - spool
 
+        def self_cpu() -> float:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        broker_pid = broker.proc.pid if broker.proc else 0
+        pg_pid = pg.proc.pid if pg.proc else 0
+        vm_pid = vm.proc.pid if vm.proc else 0
+        common: dict[str, Callable[[], float]] = {
+            "publishers": lambda: PUBLISHERS_CPU[0],
+            "broker": lambda: cpu_tree(broker_pid),
+        }
+        base_meter = CpuMeter(dict(common))
+        ingest_meter = CpuMeter(
+            {
+                **common,
+                "ingest": lambda: cpu_tree(workers.proc.pid) if workers.proc else 0.0,
+                "postgres": lambda: cpu_tree(pg_pid),
+                "victoria": lambda: cpu_tree(vm_pid),
+                "bench": self_cpu,
+            }
+        )
+        acks = AckCounter(broker.port)
+
+        def weighings_acked() -> int:
+            return acks.count("weighing")
+
         with Progress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), console=console
         ) as bar:
+            # Both baselines before ingest ever subscribes: its persistent shared
+            # sessions would otherwise also receive (or queue) the baseline's messages.
             console.print(f"baseline: bare paho subscriber, {n_w} weighings")
-            base_w = run_baseline(broker.port, "weighing", live, work)
+            base_w = run_baseline(broker.port, "weighing", live, work, base_meter)
             console.print(f"  {base_w:.0f}/s")
+            console.print(f"baseline: bare paho subscriber, {n_r} fill readings")
+            base_r = run_baseline(broker.port, "fill", fills, work, base_meter)
+            console.print(f"  {base_r:.0f}/s")
             workers.start()
+            ingest_meter.begin()
             t0 = time.time()
             publish(broker.port, "weighing", live, work)
-            t1 = wait_for(bar, "ingest weighings", n_w, tickets)
+            t1 = wait_for(bar, "ingest weighings (committed and acked)", n_w, weighings_acked)
+            ingest_meter.report("ingest weighings", n_w, t1 - t0)
             ingest_w = n_w / (t1 - t0)
             console.print(f"  {ingest_w:.0f}/s")
-            console.print(f"baseline: bare paho subscriber, {n_r} fill readings")
-            base_r = run_baseline(broker.port, "fill", fills, work)
-            console.print(f"  {base_r:.0f}/s")
+            ingest_meter.begin()
             t0 = time.time()
             publish(broker.port, "fill", fills, work)
             t1 = wait_for(bar, "ingest fill readings (committed and written)", n_r, readings_done)
+            ingest_meter.report("ingest fill readings", n_r, t1 - t0)
             ingest_r = n_r / (t1 - t0)
             console.print(f"  {ingest_r:.0f}/s")
             workers.stop()  # down: the broker queues for their sessions
             publish(broker.port, "weighing", backlog, work)
             console.print(f"backlog of {n_w} weighings queued while ingest was down")
+            ingest_meter.begin()
             t0 = time.time()
             workers.start()
-            t1 = wait_for(bar, "backlog drain", 2 * n_w, tickets)
+            t1 = wait_for(bar, "backlog drain (committed and acked)", 2 * n_w, weighings_acked)
+            ingest_meter.report("backlog drain", n_w, t1 - t0)
             drain = t1 - t0
             workers.stop()
+        acks.close()
+        stored = tickets()
+        if stored != 2 * n_w:
+            raise SystemExit(f"{stored} tickets in the ledger, expected {2 * n_w}")
         with sessions() as s:
             dead = s.scalar(text("SELECT count(*) FROM dead_letters"))
+            gaps = s.scalar(
+                text(
+                    "SELECT count(*) FROM ticket_flags WHERE code = 'chain_gap' "
+                    "AND cleared_at IS NULL"
+                )
+            )
         points = sum(len(v) for v in vm.points("fill_fill_pct").values())
         console.print(
             f"workers={args.workers} dead_letters={dead} vm_fill_points={points} "
+            f"rejected_acks={acks.rejected} open_chain_gaps={gaps} "
             f"base_weighings_per_s={base_w:.0f} base_readings_per_s={base_r:.0f}"
         )
         engine.dispose()
@@ -360,6 +535,10 @@ def main() -> int:
         vm.close()
         pg.stop()
         broker.stop()
+        if args.keep:
+            console.print(f"work files and the ingest log kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     print(
         f"ingest weighings_per_s={ingest_w:.0f} weighings_ratio={ingest_w / base_w:.2f} "
         f"readings_per_s={ingest_r:.0f} readings_ratio={ingest_r / base_r:.2f} "
