@@ -128,7 +128,7 @@ def filter_choices(session: Session, scope: Scope) -> tuple[list[str], list[str]
         )
         return categories, list(session.scalars(select(Site.site_id).order_by(Site.site_id)))
     own = [c for c in latest_versions(session) if scope.allows(c.contractor_bin)]
-    regions = {r for c in own for r in c.regions.split(";") if r}
+    regions = {r for c in own for r in c.region_list}
     site_ids = {s for c in own for s in c.site_ids.split(";") if s}
     if regions:
         site_ids |= set(session.scalars(select(Site.site_id).where(Site.region.in_(regions))))

@@ -17,7 +17,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
-from edge.protocol import GENESIS_HASH, ProtocolError, Weighing, decode_weighing, kg_to_grams
+from edge.protocol import GENESIS_HASH, ProtocolError, Weighing, decode_weighing
+from server.ledger import signed
 from server.ledger.models import Device, Ticket
 from server.payments import LOCAL_TZ
 
@@ -105,29 +106,9 @@ def _frames(w: Weighing) -> tuple[Frame, ...]:
 
 
 def _mismatches(t: Ticket, w: Weighing) -> tuple[str, ...]:
-    signed: dict[str, object] = {
-        "device_id": w.device_id,
-        "seq": w.seq,
-        "event_id": w.event_id,
-        "boot_id": w.boot_id,
-        "weighed_at": w.weighed_at,
-        "site_id": w.site_id,
-        "scale_id": w.scale_id,
-        "category": w.category,
-        "badge": w.badge,
-        "gross_g": kg_to_grams(w.gross_kg),
-        "tare_g": kg_to_grams(w.tare_kg),
-        "net_g": kg_to_grams(w.net_kg),
-        "unit": w.unit,
-        "prev_hash": w.prev_hash,
-        "hash": w.hash,
-        "sig": w.sig,
-        "raw": json.dumps(list(w.raw)),
-    }
     return tuple(
-        f"{name}: stored {getattr(t, name)!r} != signed {value!r}"
-        for name, value in signed.items()
-        if getattr(t, name) != value
+        f"{name}: stored {stored!r} != signed {value!r}"
+        for name, stored, value in signed.mismatches(t, w)
     )
 
 

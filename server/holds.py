@@ -32,7 +32,6 @@ each new ticket, so the final set of holds does not depend on arrival order.
 
 from __future__ import annotations
 
-import json
 import tomllib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +50,7 @@ from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
 from server import audit, reference
 from server.contracts import ImportProblems
+from server.ledger import signed
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
 from server.payments import LOCAL_TZ, SITE_OUTSIDE_REGION, HoldIn, HoldStatus, TicketIn
@@ -224,14 +224,12 @@ _SCAN_COLUMNS: Final = (
 #: What re-verification also reads: the signed payload and every column it backs.
 EVIDENCE_COLUMNS: Final = (
     *_SCAN_COLUMNS,
-    Ticket.event_id,
-    Ticket.gross_g,
-    Ticket.tare_g,
     Ticket.payload,
-    Ticket.hash,
-    Ticket.sig,
-    Ticket.prev_hash,
-    Ticket.raw,
+    *(
+        getattr(Ticket, name)
+        for name in signed.SIGNED_COLUMNS
+        if name not in {c.key for c in _SCAN_COLUMNS}
+    ),
 )
 
 
@@ -245,43 +243,7 @@ def evidence_problem(row: Any, public_key: str | None) -> str | None:
         return f"device {row.device_id} is not registered"
     if not verify_signature(public_key, w.signing_bytes(), w.sig):
         return "signature does not verify with the registered key"
-    stored = {
-        "device_id": row.device_id,
-        "seq": row.seq,
-        "event_id": row.event_id,
-        "weighed_at": row.weighed_at,
-        "time_synced": row.time_synced,
-        "site_id": row.site_id,
-        "scale_id": row.scale_id,
-        "category": row.category,
-        "badge": row.badge,
-        "gross_g": row.gross_g,
-        "tare_g": row.tare_g,
-        "net_g": row.net_g,
-        "hash": row.hash,
-        "sig": row.sig,
-        "prev_hash": row.prev_hash,
-        "raw": row.raw,
-    }
-    signed = {
-        "device_id": w.device_id,
-        "seq": w.seq,
-        "event_id": w.event_id,
-        "weighed_at": w.weighed_at,
-        "time_synced": w.time_synced,
-        "site_id": w.site_id,
-        "scale_id": w.scale_id,
-        "category": w.category,
-        "badge": w.badge,
-        "gross_g": kg_to_grams(w.gross_kg),
-        "tare_g": kg_to_grams(w.tare_kg),
-        "net_g": kg_to_grams(w.net_kg),
-        "hash": w.hash,
-        "sig": w.sig,
-        "prev_hash": w.prev_hash,
-        "raw": json.dumps(list(w.raw)),
-    }
-    differ = [k for k in stored if stored[k] != signed[k]]
+    differ = [name for name, _, _ in signed.mismatches(row, w)]
     if differ:
         return f"stored {', '.join(differ)} differ from the signed payload"
     return None

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import (
     ColumnClause,
@@ -87,8 +87,8 @@ def terms_of(c: Contract) -> Terms:
         contractor_name=c.contractor_name,
         category=c.category,
         stage=c.stage,
-        regions=frozenset(r for r in c.regions.split(";") if r),
-        site_ids=frozenset(s for s in c.site_ids.split(";") if s),
+        regions=frozenset(c.region_list),
+        site_ids=frozenset(c.site_list),
         period_start=c.period_start,
         period_end=c.period_end,
         cap_t=c.cap_t,
@@ -768,30 +768,6 @@ def pay(
 # --------------------------------------------------------------------------- evidence
 
 
-_EVIDENCE_COLUMNS: Final = (
-    Ticket.id,
-    Ticket.device_id,
-    Ticket.seq,
-    Ticket.event_id,
-    Ticket.weighed_at,
-    Ticket.time_synced,
-    Ticket.received_at,
-    Ticket.site_id,
-    Ticket.scale_id,
-    Ticket.category,
-    Ticket.badge,
-    Ticket.gross_g,
-    Ticket.tare_g,
-    Ticket.net_g,
-    Ticket.chain_ok,
-    Ticket.payload,
-    Ticket.hash,
-    Ticket.sig,
-    Ticket.prev_hash,
-    Ticket.raw,
-)
-
-
 def _row_text(row: Any) -> str:
     return audit.canonical_json(
         {
@@ -850,7 +826,7 @@ def scope_rows(session: Session, stored: Sequence[StoredStatement]) -> dict[int,
     for bucket in make_buckets(first, last, cuts):
         scope = Scope(terms, bucket, regions, badge_map)
         for ticket in session.execute(
-            select(*_EVIDENCE_COLUMNS)
+            select(*holds.EVIDENCE_COLUMNS)
             .where(
                 Ticket.weighed_at >= bucket.lo,
                 Ticket.weighed_at < bucket.hi,

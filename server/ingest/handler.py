@@ -48,7 +48,6 @@ from edge.protocol import (
     decode,
     decode_weighing_body,
     encode,
-    kg_to_grams,
     parse_topic,
     parse_ts,
     topic,
@@ -61,6 +60,7 @@ from server.ledger.devices import DeviceConfig
 from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
 from server.ledger.models import FillEvent as FillEventRow
+from server.ledger.signed import signed_columns
 from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
 from server.metrics import IngestMetrics
 from server.telemetry import TelemetrySink, fill_line, health_line, spool_row, weighing_line
@@ -512,25 +512,7 @@ class _Batch:
         self.events.add(w.event_id)
         self.new_tickets.append(
             {
-                "device_id": w.device_id,
-                "seq": w.seq,
-                "event_id": w.event_id,
-                "boot_id": w.boot_id,
-                "weighed_at": weighed_at,
-                "time_synced": w.time_synced,
-                "mono_ms": w.mono_ms,
-                "site_id": w.site_id,
-                "scale_id": w.scale_id,
-                "category": w.category,
-                "badge": w.badge,
-                "gross_g": kg_to_grams(w.gross_kg),
-                "tare_g": kg_to_grams(w.tare_kg),
-                "net_g": kg_to_grams(w.net_kg),
-                "unit": w.unit,
-                "raw": json.dumps(list(w.raw)),
-                "prev_hash": w.prev_hash,
-                "hash": w.hash,
-                "sig": w.sig,
+                **signed_columns(w, weighed_at),
                 "payload": item.msg.payload,
                 "received_at": item.msg.received_at,
                 "chain_ok": chain_ok,

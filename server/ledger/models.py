@@ -174,8 +174,9 @@ class Contract(Base):
     category: Mapped[str] = mapped_column(String(64))
     stage: Mapped[str] = mapped_column(String(32))
     regions: Mapped[str] = mapped_column(Text, default="")
-    """Comma-separated region names; empty means "the listed sites only"."""
+    """Region names joined by ``;``; empty means "the listed sites only"."""
     site_ids: Mapped[str] = mapped_column(Text, default="")
+    """Site ids joined by ``;``."""
     period_start: Mapped[date] = mapped_column(Date)
     period_end: Mapped[date] = mapped_column(Date)
     """Inclusive."""
@@ -185,6 +186,14 @@ class Contract(Base):
     budget_cap_kzt: Mapped[Decimal | None] = mapped_column(DecimalText(), default=None)
     source: Mapped[str] = mapped_column(String(300), default="")
     imported_at: Mapped[datetime] = mapped_column(UtcDateTime())
+
+    @property
+    def region_list(self) -> tuple[str, ...]:
+        return tuple(r for r in self.regions.split(";") if r)
+
+    @property
+    def site_list(self) -> tuple[str, ...]:
+        return tuple(s for s in self.site_ids.split(";") if s)
 
 
 class Scale(Base):

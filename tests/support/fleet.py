@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.registry import register_device, set_device_status, upsert_site
+from tests.support.services import sigkill, terminate
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -109,19 +109,11 @@ class AgentProcess:
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no will suppression, nothing flushed."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
+        sigkill(self.proc)
         self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=10)
         self.proc = None
 
     def journal_counts(self) -> tuple[int, int]:

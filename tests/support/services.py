@@ -41,6 +41,25 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: 
     raise ServiceError(f"port {port} not open after {timeout} s: {_tail(log)}")
 
 
+def terminate(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """SIGTERM and wait; SIGKILL if it does not stop in time. A process already gone is fine."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def sigkill(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL: no clean shutdown, nothing flushed, no clean disconnect."""
+    assert proc is not None, "the process was not started"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+
 def _tail(log: Path, n: int = 2000) -> str:
     try:
         return log.read_text(errors="replace")[-n:]
@@ -110,13 +129,7 @@ class Mosquitto:
         return self
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=10)
         self.proc = None
 
     def restart(self) -> None:
@@ -378,13 +391,7 @@ class VictoriaMetrics:
         return series
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=20)
         self.proc = None
 
     def close(self) -> None:
@@ -451,11 +458,5 @@ class InfluxDB1:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=20)
         self.proc = None
