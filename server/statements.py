@@ -344,12 +344,13 @@ class Inputs:
         return d
 
 
-def current_inputs(session: Session, terms: Sequence[Terms]) -> Inputs:
+def current_inputs(session: Session, terms: Sequence[Terms], *, settle: bool = False) -> Inputs:
+    """The inputs as the ledger stands; ``settle`` for inputs that will be recorded."""
     holds_hw, res_hw = holds.high_waters(session)
     from server import reference
 
     return Inputs(
-        ticket_high_water=int(session.scalar(select(func.max(Ticket.id))) or 0),
+        ticket_high_water=settled_ticket_high_water(session) if settle else _max_ticket_id(session),
         contracts=tuple(sorted(t.ref for t in terms)),
         mrp_table_version=reference.latest_version(session, mrp.KIND),
         badge_map_version=reference.latest_version(session, badges.KIND),
@@ -357,6 +358,32 @@ def current_inputs(session: Session, terms: Sequence[Terms]) -> Inputs:
         holds_high_water=holds_hw,
         hold_resolutions_high_water=res_hw,
     )
+
+
+def _max_ticket_id(session: Session) -> int:
+    return int(session.scalar(select(func.max(Ticket.id))) or 0)
+
+
+def settled_ticket_high_water(session: Session, lock_timeout_s: int = 30) -> int:
+    """The last ticket id below which no ticket can still appear.
+
+    On PostgreSQL several ingest workers commit side by side, and an id is drawn before
+    its transaction commits: ``max(id)`` may already show id 105 while id 100 is still
+    in flight. A statement that recorded 105 would later find 100 "in its scope" and
+    fail verification. A SHARE lock waits for every open insert into ``tickets`` and
+    holds new ones back for the instant it takes to read the maximum; it is taken on a
+    connection of its own and released at once, so ingest is not paused for the whole
+    computation. SQLite has one writer, whose new ids are always above every committed
+    one, so its maximum is already settled.
+    """
+    bind = session.get_bind()
+    if bind.dialect.name != "postgresql":
+        return _max_ticket_id(session)
+    engine = bind.engine if isinstance(bind, Connection) else bind
+    with engine.connect() as conn, conn.begin():
+        conn.execute(text(f"SET LOCAL lock_timeout = '{int(lock_timeout_s)}s'"))
+        conn.execute(text("LOCK TABLE tickets IN SHARE MODE"))
+        return int(conn.scalar(select(func.max(Ticket.id))) or 0)
 
 
 def contracts_of(session: Session, refs: Iterable[str]) -> list[Terms]:
@@ -403,11 +430,13 @@ def compute(
     inputs: Inputs | None = None,
     contractors: Collection[str] | None = None,
     record_shares: bool = False,
+    settle: bool = False,
 ) -> Computation:
     """Allocate once through the last period and build every statement of ``periods``.
 
     Without ``inputs`` the current ledger state is used (latest contract versions,
-    latest reference data, every ticket and hold recorded so far).
+    latest reference data, every ticket and hold recorded so far); ``settle`` when the
+    inputs are recorded (:func:`settled_ticket_high_water`).
     """
     if not periods:
         raise StatementError("no period given")
@@ -416,7 +445,7 @@ def compute(
     through = max(parse_period(p)[1] for p in periods)
     if inputs is None:
         terms = [terms_of(c) for c in latest_versions(session) if c.period_start <= through]
-        inputs = current_inputs(session, terms)
+        inputs = current_inputs(session, terms, settle=settle)
     else:
         terms = [t for t in contracts_of(session, inputs.contracts) if t.period_start <= through]
     mrp_table = mrp.load(session, inputs.mrp_table_version) if inputs.mrp_table_version else None
@@ -579,8 +608,13 @@ def compute_and_store(
 ) -> ComputeResult:
     """Scan for holds, compute, and store drafts (and draft adjustments); audited."""
     now = now or datetime.now(UTC)
+    if session.get_bind().dialect.name == "postgresql":
+        # Holds and resolutions are recorded by id high-water marks too: no resolution
+        # or second run may commit an id below the marks this run records. The lock
+        # conflicts with itself, so concurrent runs queue instead of deadlocking.
+        session.execute(text("LOCK TABLE holds, hold_resolutions IN SHARE ROW EXCLUSIVE MODE"))
     scanned = holds.scan(session, actor=actor, now=now, progress=scan_progress)
-    comp = compute(session, periods)
+    comp = compute(session, periods, settle=True)
     run = StatementRun(
         inputs=audit.canonical_json(comp.inputs.to_dict()),
         inputs_sha256=comp.inputs.sha256,

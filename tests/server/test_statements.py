@@ -4,19 +4,25 @@ catches a single changed byte in a ticket, a statement or its inputs."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.protocol import encode
 from server import mrp, statements
 from server.ledger.accounting import AuditEntry, StoredStatement
+from server.ledger.db import make_engine, session_factory
+from server.ledger.models import Ticket
+from server.ledger.signed import signed_columns
 from server.statements import StatementError, approve, compute_and_store, pay, verify
 from tests.support.builders import fake_device, register
+from tests.support.services import Postgres
 from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import contract, import_contracts, ingest, weigh
 
@@ -292,3 +298,50 @@ def test_approving_needs_a_name_and_a_draft(
     with sessions() as session:
         assert [r.status for r in stored(session)] == ["superseded", "draft"]
         assert statements.list_statements(session) == [session.get(StoredStatement, newer.id)]
+
+
+@pytest.mark.postgres
+def test_a_run_waits_for_tickets_still_in_flight(tmp_path: Path, postgres: Postgres) -> None:
+    # Two workers: one holds id N+1 uncommitted while another commits N+2. A run that
+    # recorded N+2 as its high-water mark would miss N+1 and later fail verification.
+    engine = make_engine(postgres.fresh_database())
+    sessions = session_factory(engine)
+    import_contracts(sessions, contract())
+    slow, fast = fake_device(tmp_path, "rp-slow-01", T0), fake_device(tmp_path, "rp-fast-01", T0)
+    register(sessions, slow)
+    register(sessions, fast, site_id="almaty-rp-02")
+    ingest(sessions, [weigh(slow, "1000")])
+    late = weigh(slow, "2000")
+    in_flight = sessions()
+    in_flight.begin()
+    in_flight.add(
+        Ticket(
+            **signed_columns(late),
+            payload=encode(late),
+            received_at=late.weighed_at + timedelta(seconds=5),
+            chain_ok=True,
+        )
+    )
+    in_flight.flush()  # its id is drawn now, below the next worker's
+    ingest(sessions, [weigh(fast, "3000")])
+
+    def run() -> None:
+        with sessions.begin() as session:
+            compute_and_store(session, ["2026-03"], actor="ops")
+
+    runner = threading.Thread(target=run)
+    runner.start()
+    runner.join(timeout=1.5)
+    assert runner.is_alive(), "the run did not wait for the open insert"
+    in_flight.commit()
+    in_flight.close()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    with sessions() as session:
+        (row,) = stored(session)
+        body = json.loads(row.body)
+        assert Decimal(body["total_tonnes"]) == Decimal(6)
+        last_id = session.scalar(select(func.max(Ticket.id)))
+        assert body["inputs"]["ticket_high_water"] == last_id
+        assert verify(session).ok
+    engine.dispose()
