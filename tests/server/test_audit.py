@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server import audit, cli
+from tests.support.tamper import bypassing_append_only
 
 T0 = datetime(2026, 3, 2, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -72,13 +74,14 @@ def test_tampering_is_found(sessions: sessionmaker[Session]) -> None:
     for case, (sql, expected) in TAMPER.items():
         with sessions() as session:
             session.begin()
-            if case == "reordered entries":
-                # Swap two entries' positions: park one at seq 0 first (primary key).
-                session.execute(text("UPDATE audit_log SET seq = 0 WHERE seq = 2"))
-                session.execute(text("UPDATE audit_log SET seq = 2 WHERE seq = 3"))
-                session.execute(text("UPDATE audit_log SET seq = 3 WHERE seq = 0"))
-            else:
-                session.execute(text(sql))
+            with bypassing_append_only(session):
+                if case == "reordered entries":
+                    # Swap two entries' positions: park one at seq 0 first (primary key).
+                    session.execute(text("UPDATE audit_log SET seq = 0 WHERE seq = 2"))
+                    session.execute(text("UPDATE audit_log SET seq = 2 WHERE seq = 3"))
+                    session.execute(text("UPDATE audit_log SET seq = 3 WHERE seq = 0"))
+                else:
+                    session.execute(text(sql))
             report = audit.verify(session, head)
             session.rollback()  # the next case starts from the intact log
         assert not report.ok, case
@@ -102,12 +105,24 @@ def test_cli_exports_the_head_and_verifies_against_it(
     assert kept["seq"] == 3
     assert cli.main(["--database-url", url, "audit", "verify", "--head", str(head_file)]) == 0
     assert "3 entries" in capsys.readouterr().out
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
-        conn.execute(text("UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_log"
-                          " WHERE seq = 2)"))  # fmt: skip
+    with session_factory(engine).begin() as session, bypassing_append_only(session):
+        session.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+        session.execute(text("UPDATE audit_head SET seq = 2, hash = (SELECT hash FROM audit_log"
+                             " WHERE seq = 2)"))  # fmt: skip
     assert cli.main(["--database-url", url, "audit", "verify", "--head", str(head_file)]) == 1
     out = capsys.readouterr().out
     assert "BROKEN the exported head (entry 3) is no longer in the log" in out
     assert cli.main(["--database-url", url, "audit", "verify"]) == 0  # without the kept head
     engine.dispose()
+
+
+def test_the_database_refuses_edits_of_the_log(sessions: sessionmaker[Session]) -> None:
+    fill(sessions, 2)
+    for sql in ("UPDATE audit_log SET actor = 'someone' WHERE seq = 1", "DELETE FROM audit_log"):
+        with (
+            pytest.raises(DBAPIError, match="audit_log is append-only"),
+            sessions.begin() as session,
+        ):
+            session.execute(text(sql))
+    with sessions() as session:
+        assert audit.verify(session, audit.head(session)).ok

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import encode
@@ -95,6 +96,18 @@ def test_draft_approved_paid_and_frozen(tmp_path: Path, sessions: sessionmaker[S
         pay(session, sid, actor="Treasury", reference="PP-2026-0412")
     with sessions.begin() as session, pytest.raises(StatementError, match="only an approved"):
         pay(session, sid, actor="Treasury", reference="again")
+    # The database itself refuses edits of an approved or paid statement.
+    for sql in (
+        "UPDATE statements SET total_kzt = '546731.73' WHERE id = :i",
+        "UPDATE statements SET payment_ref = 'PP-other' WHERE id = :i",
+        "UPDATE statements SET status = 'draft' WHERE id = :i",
+        "DELETE FROM statements WHERE id = :i",
+    ):
+        with (
+            pytest.raises(DBAPIError, match="an approved statement is frozen"),
+            sessions.begin() as session,
+        ):
+            session.execute(text(sql), {"i": sid})
     # Nothing changed: computing again stores nothing new.
     with sessions.begin() as session:
         again = compute_and_store(session, ["2026-03"], actor="ops")
