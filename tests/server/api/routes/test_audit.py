@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.server.api.conftest import TestClient
+from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import contract, import_contracts
 
 
@@ -16,7 +17,7 @@ def test_head_and_verify(sessions: sessionmaker[Session], client: TestClient) ->
     ok = client.get("/api/v1/audit/verify", params=head).json()
     assert ok["ok"]
     assert ok["entries"] == 1
-    with sessions.begin() as session:
+    with sessions.begin() as session, bypassing_append_only(session):
         session.execute(text("UPDATE audit_log SET actor = 'someone else'"))
     broken = client.get("/api/v1/audit/verify").json()
     assert not broken["ok"]
