@@ -1,0 +1,262 @@
+"""``epr-server`` commands: sites, devices, scales, broker access, alarms and ticket corrections."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from server.cli.common import default_actor, ledger_sessions
+from server.config import Settings
+
+
+def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
+    from server.registry import RegistryError, upsert_site
+
+    try:
+        with ledger_sessions(settings).begin() as session:
+            upsert_site(session, args.site_id, name=args.name, region=args.region, kind=args.kind)
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"site {args.site_id} saved")
+    return 0
+
+
+def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
+    from server.registry import (
+        RegistryError,
+        history,
+        issue_credentials,
+        list_devices,
+        register_device,
+        set_device_status,
+    )
+
+    by = args.by or default_actor()
+    try:
+        with ledger_sessions(settings).begin() as session:
+            if args.action == "list":
+                for d in list_devices(session):
+                    pw = "password" if d.has_password else "-"
+                    print(f"{d.device_id:<24} {d.site_id:<20} {d.kind:<16} {d.status:<9} {pw}")
+                return 0
+            if args.action == "history":
+                for h in history(session, args.device_id):
+                    print(f"{h.at:%Y-%m-%d %H:%M:%S} {h.action:<12} {h.by:<20} {h.detail}")
+                return 0
+            if args.action == "register":
+                register_device(
+                    session,
+                    args.device_id,
+                    site_id=args.site,
+                    public_key=args.public_key,
+                    kind=args.kind,
+                    by=by,
+                )
+                if args.approve:
+                    set_device_status(session, args.device_id, "approved", by=by)
+            elif args.action == "credentials":
+                password = issue_credentials(session, args.device_id, by=by)
+                # Shown once: the ledger keeps only the hash.
+                print(f"device {args.device_id} broker password: {password}")
+                print("run `epr-server broker-config` and reload the broker to apply")
+                return 0
+            else:
+                set_device_status(
+                    session, args.device_id, f"{args.action}d", by=by, reason=args.reason
+                )
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"device {args.device_id}: {args.action} done")
+    return 0
+
+
+def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from server.registry import RegistryError, register_scale
+
+    try:
+        valid_until = date.fromisoformat(args.valid_until)
+    except ValueError:
+        print(f"--valid-until: {args.valid_until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    try:
+        with ledger_sessions(settings).begin() as session:
+            register_scale(
+                session,
+                args.scale_id,
+                device_id=args.device,
+                certificate_no=args.certificate,
+                verified_until=valid_until,
+                model=args.model,
+                serial_no=args.serial,
+                by=args.by or default_actor(),
+            )
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"scale {args.scale_id}: certificate {args.certificate} valid until {valid_until}")
+    return 0
+
+
+def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+
+    from server.broker_config import BrokerLayout, ServiceAccount, TlsSettings, render, write
+
+    password = os.environ.get("EPR_BROKER_INGEST_PASSWORD", "")
+    if args.ingest_password_file:
+        password = Path(args.ingest_password_file).read_text().strip()
+    if not password:
+        print(
+            "the ingest account needs a password: EPR_BROKER_INGEST_PASSWORD or "
+            "--ingest-password-file",
+            file=sys.stderr,
+        )
+        return 2
+    tls = None
+    if args.tls_cert:
+        tls = TlsSettings(
+            port=args.tls_port,
+            cafile=args.ca,
+            certfile=args.tls_cert,
+            keyfile=args.tls_key,
+            client_certificates=args.client_certs,
+        )
+    out = Path(args.out)
+    layout = BrokerLayout(
+        config_dir=args.config_dir or str(out.resolve()),
+        local_port=args.local_port or None,
+        persistence_dir=args.persistence_dir,
+        log_dest=args.log_dest,
+    )
+    with ledger_sessions(settings)() as session:
+        files = render(
+            session,
+            services=[ServiceAccount(args.ingest_user, password)],
+            tls=tls,
+            layout=layout,
+        )
+    for path in write(files, out):
+        print(f"wrote {path}")
+    print(f"{files.devices} approved device(s); reload the broker to apply (SIGHUP)")
+    return 0
+
+
+def cmd_alarms(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from server.alarms import AlarmError, acknowledge, alarm_dict, clear, list_alarms, sweep
+
+    sessions = ledger_sessions(settings)
+    try:
+        if args.action == "list":
+            with sessions() as session:
+                rows = list_alarms(session, active_only=not args.all, device_id=args.device)
+                if args.json:
+                    print(json.dumps([alarm_dict(r) for r in rows], indent=1))
+                for r in [] if args.json else rows:
+                    print(
+                        f"{r.id:>6} {r.state:<12} {r.severity:<8} {r.code:<28} {r.subject:<24} "
+                        f"x{r.occurrences} {r.message}"
+                    )
+        elif args.action == "sweep":
+            with sessions.begin() as session:
+                result = sweep(session, datetime.now(UTC))
+            print(
+                f"stale={result.stale} scales_expired={result.scales_expired}"
+                f" scales_expiring={result.scales_expiring}"
+            )
+        else:
+            with sessions.begin() as session:
+                for alarm_id in args.ids:
+                    if args.action == "ack":
+                        acknowledge(session, alarm_id, by=args.by or default_actor())
+                    else:
+                        clear(session, alarm_id, by=args.by or default_actor())
+            print(f"{len(args.ids)} alarm(s): {args.action} done")
+    except AlarmError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_ticket(settings: Settings, args: argparse.Namespace) -> int:
+    from server.ledger.flags import LedgerError, clear_flag, reverse_ticket
+
+    try:
+        with ledger_sessions(settings).begin() as session:
+            if args.action == "reverse":
+                entry = reverse_ticket(
+                    session, args.id, by=args.by or default_actor(), reason=args.reason
+                )
+                print(f"ticket {args.id} reversed (entry {entry.id})")
+            else:
+                clear_flag(session, args.id, by=args.by or default_actor(), reason=args.reason)
+                print(f"flag {args.id} cleared")
+    except LedgerError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("site", help="register or update a site")
+    p.add_argument("site_id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--region", required=True)
+    p.add_argument("--kind", default="reception_point")
+    p.set_defaults(func=cmd_site)
+    p = sub.add_parser("device", help="register, approve, revoke or list devices")
+    p.add_argument(
+        "action", choices=["register", "approve", "revoke", "credentials", "history", "list"]
+    )
+    p.add_argument("device_id", nargs="?", default="")
+    p.add_argument("--site")
+    p.add_argument("--public-key")
+    p.add_argument("--kind", default="reception_point")
+    p.add_argument("--approve", action="store_true", help="with register: approve at once")
+    p.add_argument("--reason", help="with revoke: why")
+    p.add_argument("--by", help="who does this (default cli:<login>)")
+    p.set_defaults(func=cmd_device)
+    p = sub.add_parser("scale", help="record a scale and its verification certificate")
+    p.add_argument("scale_id")
+    p.add_argument("--device", required=True)
+    p.add_argument("--certificate", required=True, help="verification certificate number")
+    p.add_argument("--valid-until", required=True, help="last valid day, YYYY-MM-DD")
+    p.add_argument("--model", default="")
+    p.add_argument("--serial", default="")
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_scale)
+    p = sub.add_parser("broker-config", help="write Mosquitto passwd, ACL and listener config")
+    p.add_argument("out", help="directory to write passwd, acl and epr.conf into")
+    p.add_argument("--config-dir", help="where the files live on the broker host (default: out)")
+    p.add_argument("--ingest-user", default="epr-ingest")
+    p.add_argument("--ingest-password-file", help="else EPR_BROKER_INGEST_PASSWORD")
+    p.add_argument("--tls-cert", help="server certificate (enables the TLS listener)")
+    p.add_argument("--tls-key")
+    p.add_argument("--ca", default="/etc/mosquitto/certs/ca.crt")
+    p.add_argument("--tls-port", type=int, default=8883)
+    p.add_argument("--client-certs", action="store_true", help="require client certificates")
+    p.add_argument("--local-port", type=int, default=1883, help="0: no plain local listener")
+    p.add_argument("--persistence-dir", default="/var/lib/mosquitto/")
+    p.add_argument("--log-dest", default="syslog")
+    p.set_defaults(func=cmd_broker_config)
+    p = sub.add_parser("alarms", help="list, acknowledge, clear or sweep alarms")
+    p.add_argument("action", choices=["list", "ack", "clear", "sweep"])
+    p.add_argument("ids", nargs="*", type=int)
+    p.add_argument("--all", action="store_true", help="with list: cleared ones too")
+    p.add_argument("--device")
+    p.add_argument("--by")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_alarms)
+    p = sub.add_parser("ticket", help="reverse a ticket or clear one of its flags")
+    p.add_argument("action", choices=["reverse", "clear-flag"])
+    p.add_argument("id", type=int, help="ticket id (reverse) or flag id (clear-flag)")
+    p.add_argument("--reason", required=True)
+    p.add_argument("--by")
+    p.set_defaults(func=cmd_ticket)
