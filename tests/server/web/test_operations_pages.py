@@ -236,6 +236,10 @@ def test_disputes_scope_open_and_decide(web: Web) -> None:
         message, _ = flash(c, post(c, "/disputes", "/disputes", line=line_a, comment="mine?"))
         assert message == (f"error: Refused: statement {rows[BIN_A].id} is not {BIN_B}'s")
     with web.login("eco") as c:
+        tickets = c.get(f"/tickets?period={PERIOD}", headers=EN).text
+        link = f"/disputes?ticket={mine.replace(':', '%3A')}"
+        assert f'href="{link}"' in tickets  # each own ticket links to a prefilled form
+        assert f'value="{mine}"' in c.get(link).text
         page = c.get(f"/disputes?statement={rows[BIN_A].id}", headers=EN).text
         assert f'<option value="{line_a}" selected>' in page  # its own lines, preselected
         assert line_b not in page
@@ -334,9 +338,9 @@ def test_alarms_acknowledge_and_clear(web: Web) -> None:
         every = c.get("/alarms?show=all", headers=EN).text
         assert "cleared by operator1" in every.split(f'id="alarm-{alarm_id}"')[1]
     with web.sessions() as session:
-        row = session.get(AlarmRecord, alarm_id)
-        assert row is not None
-        assert (row.state, row.acknowledged_by, row.cleared_by) == (
+        stored = session.get(AlarmRecord, alarm_id)
+        assert stored is not None
+        assert (stored.state, stored.acknowledged_by, stored.cleared_by) == (
             "cleared",
             "operator1",
             "operator1",
@@ -386,9 +390,9 @@ def test_dead_letters_preview_discard_and_reprocess(web: Web) -> None:
         every = c.get("/dead-letters?status=all", headers=EN).text
         assert "discarded by operator1: line noise" in every
     with web.sessions() as session:
-        row = session.get(DeadLetter, binary)
-        assert row is not None
-        assert row.status == "discarded"
+        letter = session.get(DeadLetter, binary)
+        assert letter is not None
+        assert letter.status == "discarded"
 
 
 def test_navigation_by_role(web: Web) -> None:
