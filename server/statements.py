@@ -54,10 +54,14 @@ from server.payments import (
     Allocation,
     Bucket,
     GroupKey,
+    HeldLine,
+    Portion,
     Scope,
     Statement,
+    StatementLine,
     Terms,
     TicketIn,
+    UnpaidLine,
     allocate,
     build_statements,
     make_buckets,
@@ -1101,4 +1105,60 @@ def list_statements(
         session.scalars(
             q.order_by(StoredStatement.period, StoredStatement.contractor_bin, StoredStatement.id)
         )
+    )
+
+
+def body_statement(body: Mapping[str, Any]) -> Statement:
+    """The statement a stored body records (``Statement.canonical()`` read back), for
+    showing it with the same page as a preview; ``.canonical()`` of the result is the
+    body again. An adjustment's body is a delta: pass its ``recomputed`` part."""
+    if body.get("kind", "original") != "original":
+        raise StatementError(f"a {body.get('kind')} body is a delta, not a statement")
+    return Statement(
+        contractor_bin=body["contractor_bin"],
+        contractor_name=body["contractor_name"],
+        period=body["period"],
+        lines=tuple(
+            StatementLine(
+                ln["contract_id"],
+                int(ln["version"]),
+                ln["category"],
+                ln["stage"],
+                int(ln["tickets"]),
+                Decimal(ln["tonnes"]),
+                Decimal(ln["rate"]),
+                ln["rate_unit"],
+                None if ln["mrp_kzt"] is None else Decimal(ln["mrp_kzt"]),
+                Decimal(ln["rate_kzt_per_t"]),
+                Decimal(ln["amount_kzt"]),
+            )
+            for ln in body["lines"]
+        ),
+        over_cap=tuple(
+            UnpaidLine(
+                u["contract_id"],
+                u["category"],
+                u["stage"],
+                Portion(u["reason"]),
+                Decimal(u["tonnes"]),
+            )
+            for u in body["over_cap"]
+        ),
+        total_tonnes=Decimal(body["total_tonnes"]),
+        total_kzt=Decimal(body["total_kzt"]),
+        held=tuple(
+            HeldLine(
+                h["device_id"],
+                int(h["seq"]),
+                datetime.fromisoformat(h["weighed_at"]),
+                h["site_id"],
+                h["category"],
+                Decimal(h["tonnes"]),
+                tuple((r["reason"], r["status"]) for r in h["reasons"]),
+                tuple(h["stages"]),
+            )
+            for h in body.get("held", ())
+        ),
+        rounding_policy=body["rounding_policy"],
+        inputs=dict(body.get("inputs", {})),
     )

@@ -30,7 +30,11 @@ from server.ledger.db import make_engine, session_factory
 from server.web import errors
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
+from server.web.routes import disputes as dispute_pages
 from server.web.routes import fleet as fleet_pages
+from server.web.routes import holds as hold_pages
+from server.web.routes import operations as operation_pages
+from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
@@ -54,7 +58,16 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
     for api in (operations, contracts, holds, audit):
         app.include_router(api.router, dependencies=staff)
-    for pages in (auth_pages, contractor_pages, ticket_pages, fleet_pages):
+    for pages in (
+        auth_pages,
+        contractor_pages,
+        statement_pages,
+        hold_pages,
+        dispute_pages,
+        ticket_pages,
+        fleet_pages,
+        operation_pages,
+    ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     errors.install(app)

@@ -1,9 +1,10 @@
 """Rendering a page: the Jinja2 environment, the ``Page`` dependency, navigation.
 
-A new page (approvals, disputes, holds, alarms, dead letters…) is a route that takes
-``PageDep`` plus the access dependency it needs (``StaffDep``, ``OperatorDep``,
-``ContractorScope``), calls the server function the JSON API also calls, and returns
-``page.render("area/name.html", …)``; a :class:`NavItem` in ``NAV`` makes it reachable.
+A page is a route that takes ``PageDep`` plus the access dependency it needs
+(``StaffDep``, ``OperatorDep``, ``ContractorScope``), calls the server function the
+JSON API also calls, and returns ``page.render("area/name.html", …)``; a
+:class:`NavItem` in ``NAV`` makes it reachable. A form's POST does its act and
+redirects (303) back with a message (``server.web.flash``) that ``base.html`` shows.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from server.accounts import Account, Role
 from server.api.auth import CSRF_COOKIE, CSRF_FIELD, Auth, Principal
 from server.api.deps import AuthDep, NotAuthenticated, OptionalPrincipal
 from server.payments import LOCAL_TZ
+from server.web import flash
 from server.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, negotiate
 
 TEMPLATES: Final = Path(__file__).with_name("templates")
@@ -39,11 +41,16 @@ class NavItem:
 
 _ALL: Final = frozenset(Role)
 _STAFF: Final = frozenset({Role.OPERATOR, Role.AUDITOR})
+_OPERATOR: Final = frozenset({Role.OPERATOR})
 NAV: Final = [
     NavItem("/", "nav.home", _ALL),
     NavItem("/statements", "nav.statements", _STAFF),
+    NavItem("/holds", "nav.holds", _STAFF),
+    NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),
-    NavItem("/fleet", "nav.fleet", frozenset({Role.OPERATOR})),
+    NavItem("/alarms", "nav.alarms", _STAFF),
+    NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
+    NavItem("/fleet", "nav.fleet", _OPERATOR),
     NavItem("/account", "nav.account", _ALL),
 ]
 
@@ -81,6 +88,8 @@ class Page:
         )
         self.t = Translator(self.lang)
         self._new_nonce: str | None = None
+        self.flash = flash.decode(auth, request.cookies.get(flash.FLASH_COOKIE))
+        """The message a form's redirect left for this page, shown once."""
         if principal is not None and principal.via == "cookie":
             self.csrf = auth.signer.csrf_token(principal.anchor)
         else:
@@ -103,6 +112,10 @@ class Page:
 
     def money(self, value: Decimal) -> str:
         return self.t.number(value, 2)
+
+    def tonnes_g(self, grams: int) -> str:
+        """Tonnes from a weight in grams (tickets store grams)."""
+        return self.t.number(Decimal(grams).scaleb(-6), 3)
 
     def nav(self) -> list[NavItem]:
         if self.principal is None:
@@ -129,6 +142,10 @@ class Page:
             "default-src 'self'; style-src 'self'; img-src 'self' data:; "
             "form-action 'self'; frame-ancestors 'none'"
         )
+        if self.flash is not None:
+            response.delete_cookie(
+                flash.FLASH_COOKIE, **self.auth.cookie_options(self.request, "lax")
+            )
         if self._new_nonce is not None:
             response.set_cookie(
                 CSRF_COOKIE, self._new_nonce, **self.auth.cookie_options(self.request, "strict")

@@ -1,17 +1,18 @@
-"""Home, statements and the contractor overview (delivered tonnes, statement list)."""
+"""Home and the contractor overview (delivered tonnes, statement list, one statement)."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import RedirectResponse, Response
 
-from server.api.deps import ContractorScope, CurrentUser, SessionDep, StaffDep
+from server.api.deps import ContractorScope, CurrentUser, SessionDep
 from server.api.routes.statements import check_bin, check_period
-from server.contractors import contractors, overview
-from server.payments import LOCAL_TZ
-from server.statements import statement_for, statements_for
+from server.contractors import overview
+from server.payments import LOCAL_TZ, Statement
+from server.statements import list_statements, statement_for
 from server.web.render import PageDep
 
 router = APIRouter(include_in_schema=False)
@@ -44,23 +45,6 @@ def home(user: CurrentUser) -> Response:
     return RedirectResponse("/statements", status_code=303)
 
 
-@router.get("/statements")
-def statements_page(
-    page: PageDep,
-    session: SessionDep,
-    user: StaffDep,
-    period: str = Query("", pattern=r"^(\d{4}-\d{2})?$"),
-) -> Response:
-    period = period or this_month()
-    check_period(period)
-    return page.render(
-        "statements/list.html",
-        period=period,
-        statements=statements_for(session, period),
-        contractors=contractors(session, user.scope),
-    )
-
-
 @router.get("/contractors/{contractor_bin}")
 def contractor_page(
     page: PageDep, session: SessionDep, scope: ContractorScope, contractor_bin: str
@@ -69,7 +53,8 @@ def contractor_page(
     view = overview(session, scope, contractor_bin, today=datetime.now(LOCAL_TZ).date())
     if view is None:
         raise HTTPException(404, detail=f"no contract of {contractor_bin}")
-    return page.render("contractors/overview.html", view=view)
+    recorded = list_statements(session, contractor_bin=contractor_bin)
+    return page.render("contractors/overview.html", view=view, recorded=recorded)
 
 
 @router.get("/contractors/{contractor_bin}/statements/{period}")
@@ -82,13 +67,12 @@ def statement_page(
     statement = statement_for(session, contractor_bin, period)
     if statement is None:
         raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
+    return page.render("contractors/statement.html", **statement_context(statement))
+
+
+def statement_context(statement: Statement) -> dict[str, Any]:
+    """What ``statements/_body.html`` needs to show a statement."""
     canonical = statement.canonical()
     # Sections this page has no table for yet are still shown, as data.
     extra = {k: v for k, v in canonical.items() if k not in _KNOWN_SECTIONS}
-    return page.render(
-        "contractors/statement.html",
-        statement=statement,
-        canonical=canonical,
-        extra=extra,
-        local_tz=LOCAL_TZ,
-    )
+    return {"statement": statement, "canonical": canonical, "extra": extra, "local_tz": LOCAL_TZ}

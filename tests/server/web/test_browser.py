@@ -1,14 +1,19 @@
-"""What a person does in a real browser: sign in, read statements, audit a ticket."""
+"""What a person does in a real browser: sign in, read statements, audit a ticket, run
+the payment cycle."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
+from sqlalchemy.orm import Session, sessionmaker
 
+from server.holds import Finding, record
 from server.ledger.db import make_engine, migrate, session_factory
+from server.statements import list_statements
 from tests.support.accounts import BIN_A, BIN_B, PASSWORD
 from tests.support.web import PERIOD, Seeded, seed, serve
 
@@ -23,6 +28,19 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
     seeded = seed(session_factory(engine), Path(tmp))
     with serve(engine, url) as base:
         yield base, seeded
+    engine.dispose()
+
+
+@pytest.fixture
+def fresh_site(tmp_path: Path) -> Iterator[tuple[str, Seeded, sessionmaker[Session]]]:
+    """Like ``site``, but a ledger of its own: the test changes it."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    engine = make_engine(url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    seeded = seed(sessions, tmp_path)
+    with serve(engine, url) as base:
+        yield base, seeded, sessions
     engine.dispose()
 
 
@@ -105,3 +123,47 @@ def test_language_switch(page: Page, site: tuple[str, Seeded]) -> None:
     expect(page.locator("#device-rp-almaty-01")).to_contain_text("в сети")
     page.goto(f"{base}/statements?period={PERIOD}")  # the choice sticks across pages
     expect(page.locator("h1")).to_contain_text("Ведомости")
+
+
+def test_operator_releases_a_hold_and_approves_the_month(
+    page: Page, fresh_site: tuple[str, Seeded, sessionmaker[Session]]
+) -> None:
+    base, seeded, sessions = fresh_site
+    with sessions.begin() as session:  # the 600.5 kg ticket is held: not paid until released
+        (hold,) = record(
+            session,
+            [Finding(seeded.tickets_a[0], "implausible_weight", "re-check the scale")],
+            rules_version=None,
+            now=datetime.now(UTC),
+        )
+        hold_id = hold.id
+    sign_in(page, base, "operator1", "/holds")
+    row = page.locator(f"#hold-{hold_id}")
+    expect(row).to_contain_text("implausible weight")
+    row.get_by_label("Reason").fill("scale re-checked, weight confirmed")
+    row.get_by_role("button", name="Release (pay)").click()
+    expect(page.locator("#flash")).to_have_text(f"Hold {hold_id}: released by operator1.")
+    expect(page.locator(f"#hold-{hold_id}")).to_have_count(0)
+
+    page.goto(f"{base}/statements?period={PERIOD}")  # the nav link opens this month
+    page.get_by_role("button", name=f"Compute drafts for {PERIOD}").click()
+    expect(page.locator("#flash")).to_contain_text("2 new draft(s)")
+    with sessions() as session:
+        (mine,) = [s.id for s in list_statements(session, period=PERIOD, contractor_bin=BIN_A)]
+    draft = page.locator(f"#statement-{mine}")
+    expect(draft).to_contain_text("draft")
+    draft.get_by_role("button", name="Approve").click()
+    expect(page.locator("#flash")).to_have_text(
+        f"Statement {mine} ({BIN_A}, {PERIOD}) approved by operator1: 53,082.00 KZT."
+    )
+    expect(page.locator(f"#statement-{mine}")).to_contain_text("approved by operator1")
+    page.get_by_role("button", name="Sign out").click()
+
+    sign_in(page, base, "eco")
+    expect(page).to_have_url(f"{base}/contractors/{BIN_A}")
+    approved = page.locator(f"#statement-{mine}")
+    expect(approved).to_contain_text("approved")
+    expect(approved.locator("td.num")).to_have_text("53,082.00")
+    approved.get_by_role("link", name=str(mine)).click()
+    expect(page.locator("#status")).to_have_text("approved")
+    expect(page.locator("table.lines tfoot .total")).to_have_text("53,082.00")

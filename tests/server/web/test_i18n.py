@@ -17,13 +17,28 @@ DYNAMIC = {
     "signature.": ["valid", "invalid", "no_key", "unreadable"],
     "link.": ["linked", "genesis", "broken", "missing"],
     "availability.": ["online", "stale", "offline", "unknown"],
+    "statement_status.": ["draft", "approved", "paid", "superseded"],
+    "statement_kind.": ["original", "adjustment"],
+    "hold_status.": ["open", "released", "rejected"],
+    "dispute_status.": ["open", "accepted", "rejected"],
+    "alarm_state.": ["open", "acknowledged", "cleared"],
+    "dead_letter_status.": ["open", "resolved", "discarded", "all"],
+    "outcome.": ["accepted", "duplicate", "rejected", "error"],
 }
+ROUTES = Path(TEMPLATES).parent / "routes"
 
 
 def template_ids() -> set[str]:
     ids: set[str] = set()
     for path in Path(TEMPLATES).rglob("*.html"):
         ids |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.0-9]+)"', path.read_text(encoding="utf-8")))
+    # Messages the form routes write (page.t("…") and ids chosen in code).
+    for path in ROUTES.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        ids |= set(re.findall(r'\bt\("([a-z_]+\.[a-z_.0-9]+)"', text))
+        ids |= set(
+            re.findall(r'"((?:alarms|holds|disputes|statements|dead_letters)\.[a-z_]+)"', text)
+        )
     return ids
 
 

@@ -1,0 +1,56 @@
+"""Holds (staff): tickets kept out of payment; operators release or reject them.
+
+The resolution is ``server.holds.resolve`` under the signed-in operator's name, with
+the reason the form requires; a refusal (no reason, already resolved) is a message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Form, Query
+from fastapi.responses import Response
+
+from server.api.deps import OperatorDep, SessionDep, StaffDep
+from server.holds import HoldError, list_holds, resolve
+from server.web import flash
+from server.web.render import PageDep, safe_next
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/holds")
+def holds_page(
+    page: PageDep,
+    session: SessionDep,
+    user: StaffDep,
+    show: Annotated[Literal["open", "all"], Query()] = "open",
+) -> Response:
+    holds = list_holds(session, status="open" if show == "open" else None)
+    return page.render("holds/list.html", holds=holds, show=show)
+
+
+@router.post("/holds/{hold_id}/resolve")
+def resolve_hold(
+    page: PageDep,
+    session: SessionDep,
+    user: OperatorDep,
+    hold_id: int,
+    decision: Annotated[str, Form(max_length=20)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    target = safe_next(next, "/holds")
+    try:
+        r = resolve(session, hold_id, decision, actor=user.username, reason=reason)
+        session.commit()
+    except HoldError as exc:
+        session.rollback()
+        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
+    text = page.t(
+        "holds.resolved",
+        id=hold_id,
+        status=page.t.label("hold_status", "released" if r.decision == "release" else "rejected"),
+        who=r.actor,
+    )
+    return flash.redirect(page.request, target, "ok", text)

@@ -1,0 +1,156 @@
+"""Statements for staff: the month's preview and the recorded workflow — compute
+drafts, approve a draft, mark an approved statement paid — and one recorded
+statement's page (staff, or the contractor it belongs to).
+
+Every act calls the same ``server.statements`` function as the JSON API, under the
+signed-in operator's name; a refusal (``StatementError``, a missing MRP value) comes
+back to the list as a message and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Query
+from fastapi.responses import Response
+
+from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
+from server.api.routes.statements import check_period
+from server.contractors import contractors
+from server.ledger.accounting import StoredStatement
+from server.payments import MissingRate
+from server.statements import (
+    StatementError,
+    approve,
+    body_statement,
+    compute_and_store,
+    list_statements,
+    parse_period,
+    pay,
+    statements_for,
+)
+from server.web import flash
+from server.web.render import PageDep, safe_next
+from server.web.routes.contractors import statement_context, this_month
+
+router = APIRouter(include_in_schema=False)
+
+PeriodField = Annotated[str, Form(max_length=7)]
+NextField = Annotated[str, Form(max_length=2000)]
+
+
+@router.get("/statements")
+def statements_page(
+    page: PageDep,
+    session: SessionDep,
+    user: StaffDep,
+    period: str = Query("", pattern=r"^(\d{4}-\d{2})?$"),
+) -> Response:
+    period = period or this_month()
+    check_period(period)
+    preview_error = None
+    try:
+        preview = statements_for(session, period)
+    except MissingRate as exc:
+        preview, preview_error = [], str(exc)
+    names = {c.bin: c.name for c in contractors(session, user.scope)}
+    return page.render(
+        "statements/list.html",
+        period=period,
+        statements=preview,
+        preview_error=preview_error,
+        recorded=list_statements(session, period=period),
+        names=names,
+    )
+
+
+@router.post("/statements/compute")
+def compute(
+    page: PageDep, session: SessionDep, user: OperatorDep, period: PeriodField = ""
+) -> Response:
+    target = "/statements" + (f"?period={period}" if _is_period(period) else "")
+    try:
+        result = compute_and_store(session, [period], actor=user.username)
+        session.commit()
+    except (ValueError, MissingRate) as exc:  # StatementError, or a bad period
+        session.rollback()
+        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
+    text = page.t(
+        "statements.computed",
+        period=period,
+        drafts=len(result.drafts),
+        unchanged=result.unchanged,
+        holds=result.new_holds,
+    )
+    return flash.redirect(page.request, target, "ok", text)
+
+
+@router.post("/statements/{statement_id:int}/approve")
+def approve_statement(
+    page: PageDep, session: SessionDep, user: OperatorDep, statement_id: int, next: NextField = ""
+) -> Response:
+    target = safe_next(next, "/statements")
+    try:
+        row = approve(session, statement_id, actor=user.username)
+        session.commit()
+    except StatementError as exc:
+        session.rollback()
+        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
+    text = page.t(
+        "statements.approved",
+        id=row.id,
+        contractor=row.contractor_bin,
+        period=row.period,
+        total=page.money(row.total_kzt),
+        who=row.approved_by,
+    )
+    return flash.redirect(page.request, target, "ok", text)
+
+
+@router.post("/statements/{statement_id:int}/pay")
+def pay_statement(
+    page: PageDep,
+    session: SessionDep,
+    user: OperatorDep,
+    statement_id: int,
+    reference: Annotated[str, Form(max_length=100)] = "",
+    next: NextField = "",
+) -> Response:
+    target = safe_next(next, "/statements")
+    try:
+        row = pay(session, statement_id, actor=user.username, reference=reference)
+        session.commit()
+    except StatementError as exc:
+        session.rollback()
+        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
+    text = page.t("statements.paid", id=row.id, reference=row.payment_ref, who=row.paid_by)
+    return flash.redirect(page.request, target, "ok", text)
+
+
+@router.get("/statements/{statement_id:int}")
+def recorded_page(
+    page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: int
+) -> Response:
+    row = session.get(StoredStatement, statement_id)
+    if row is None or not scope.allows(row.contractor_bin):
+        # As in the API: another contractor's statement is not even confirmed to exist.
+        raise HTTPException(404, detail=f"statement {statement_id} does not exist")
+    body = json.loads(row.body)
+    shown = body if row.kind == "original" else body["recomputed"]
+    original = session.get(StoredStatement, row.adjusts_id) if row.adjusts_id else None
+    return page.render(
+        "statements/recorded.html",
+        row=row,
+        delta=body["lines"] if row.kind != "original" else None,
+        original=original,
+        **statement_context(body_statement(shown)),
+    )
+
+
+def _is_period(text: str) -> bool:
+    try:
+        parse_period(text)
+    except ValueError:
+        return False
+    return True
