@@ -227,7 +227,7 @@ class PlateInput(PortInput):
         if not line:
             return
         plate = "".join(ch for ch in line.decode("ascii", errors="replace").upper() if ch.isalnum())
-        if PLATE_RE.match(plate):
+        if PLATE_RE.fullmatch(plate):
             self.counters["plates"] += 1
             emit(PlateEvent(self.name, plate))
         else:

@@ -117,7 +117,7 @@ class AlarmState(StrEnum):
 
 def topic(device_id: str, channel: Channel) -> str:
     """The topic for ``channel`` of ``device_id``; refuses ids that would break a topic."""
-    if not DEVICE_ID_RE.match(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):
         raise ProtocolError("device_id", f"{device_id!r} is not a valid device id")
     return f"{TOPIC_ROOT}/{device_id}/{channel.value}"
 
@@ -128,7 +128,7 @@ def parse_topic(name: str) -> tuple[str, Channel]:
     if not name.startswith(prefix):
         raise ProtocolError("topic", f"{name!r} is not under {TOPIC_ROOT}/")
     device_id, _, rest = name[len(prefix) :].partition("/")
-    if not DEVICE_ID_RE.match(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):
         raise ProtocolError("topic", f"{device_id!r} is not a valid device id")
     try:
         return device_id, Channel(rest)
@@ -154,7 +154,7 @@ def format_ts(moment: datetime) -> str:
 
 
 def parse_ts(value: str) -> datetime:
-    if not _TS_RE.match(value):
+    if not _TS_RE.fullmatch(value):
         raise ValueError("expected UTC time like 2026-01-31T12:00:00.000Z")
     try:
         # Several times faster than strptime (ingest parses every record's time);
@@ -471,7 +471,7 @@ class _Fields:
             raise ProtocolError(name, f"expected a string, got {_kind(value)}")
         if len(value) > max_len:
             raise ProtocolError(name, f"longer than {max_len} characters")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise ProtocolError(name, f"{value[:40]!r} is not {hint or 'well formed'}")
         return value
 
@@ -658,7 +658,7 @@ def decode_health(raw: bytes) -> Health:
     if not isinstance(counters, dict) or len(counters) > 64:
         raise ProtocolError("counters", "expected an object of at most 64 counters")
     for key, value in counters.items():
-        if not _IDENT_RE.match(key) or not isinstance(value, int) or isinstance(value, bool):
+        if not _IDENT_RE.fullmatch(key) or not isinstance(value, int) or isinstance(value, bool):
             raise ProtocolError(f"counters.{key[:40]}", "expected an identifier -> integer")
         if not 0 <= value < _MAX_INT:
             raise ProtocolError(f"counters.{key[:40]}", "out of range")
@@ -788,7 +788,7 @@ def decode(channel: Channel, raw: bytes) -> Payload:
 
 def kg_to_decimal(value: str) -> Decimal:
     """A checked kg string as a Decimal (never via float)."""
-    if not _KG_RE.match(value):
+    if not _KG_RE.fullmatch(value):
         raise ProtocolError("kg", f"{value!r} is not a decimal string in kg")
     try:
         return Decimal(value)

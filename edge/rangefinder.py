@@ -40,7 +40,7 @@ class DistanceSource(Protocol):
 
 def parse_frame(raw: bytes, *, no_target_mm: int = 5000) -> int | None:
     """``R1234\\r`` -> 1234; the no-target value -> None; anything else a FrameError."""
-    match = _MAXBOTIX.match(raw)
+    match = _MAXBOTIX.fullmatch(raw)
     if match is None:
         raise FrameError("malformed range", raw)
     mm = int(match[1])

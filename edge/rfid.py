@@ -57,7 +57,7 @@ def parse_frame(raw: bytes) -> Badge:
     if raw[0] != STX or raw[-1] != ETX:
         raise FrameError("no STX/ETX framing", raw)
     digits = raw[1:13]
-    if not _HEX.match(digits):
+    if not _HEX.fullmatch(digits):
         raise FrameError("not hex digits", raw)
     data = bytes.fromhex(digits[:10].decode())
     check = int(digits[10:12], 16)

@@ -19,7 +19,7 @@ _TAG = re.compile(r"^[0-9A-F]{10}$")
 def format_frame(tag: str) -> bytes:
     """STX, ten hex digits, the XOR checksum of the five bytes as two hex digits, ETX."""
     tag = tag.upper()
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise ValueError(f"{tag!r}: a tag is ten hex digits")
     xor = 0
     for b in bytes.fromhex(tag):

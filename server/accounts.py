@@ -134,7 +134,7 @@ def _now(now: datetime | None) -> datetime:
 
 def normalise_username(username: str) -> str:
     name = username.strip().lower()
-    if not USERNAME_RE.match(name):
+    if not USERNAME_RE.fullmatch(name):
         raise AccountError(
             f"user name {username!r}: 3-64 characters, lower-case letters, digits, . _ - @"
         )
@@ -265,7 +265,7 @@ def authenticate(
     since = moment - timedelta(seconds=policy.window_s)
     with sessions() as session:
         _check_throttle(session, name, addr, since, moment, policy)
-        user = find_user(session, name) if USERNAME_RE.match(name) else None
+        user = find_user(session, name) if USERNAME_RE.fullmatch(name) else None
         snapshot = None if user is None else (user.id, user.password_hash, user.disabled_at)
         session.rollback()
     if snapshot is None:

@@ -114,7 +114,7 @@ def _check_row(raw: Mapping[str, str], where: str, problems: list[str]) -> Contr
         if not get(col):
             bad(col, "missing")
     for col in ("contract_id", "tender_id", "lot", "category"):
-        if get(col) and not _IDENT.match(get(col)):
+        if get(col) and not _IDENT.fullmatch(get(col)):
             bad(col, f"{get(col)!r} is not an identifier (letters, digits, _ . / : -)")
     if get("contractor_bin") and (reason := bin_problem(get("contractor_bin"))):
         bad("contractor_bin", reason)
@@ -145,7 +145,7 @@ def _check_row(raw: Mapping[str, str], where: str, problems: list[str]) -> Contr
         if not text:
             numbers[col] = None
             continue
-        if not _DECIMAL.match(text):
+        if not _DECIMAL.fullmatch(text):
             bad(col, f"{get(col)!r} is not a non-negative decimal (use . for the point)")
             continue
         try:

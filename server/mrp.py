@@ -103,7 +103,7 @@ def read_csv(path: Path) -> MrpTable:
                 where = f"{path}:{reader.line_num}"
                 start = (raw.get("valid_from") or "").strip()
                 value = (raw.get("mrp_kzt") or "").strip().replace(" ", "")
-                m = _VALID_FROM.match(start)
+                m = _VALID_FROM.fullmatch(start)
                 valid_from = None
                 if not m:
                     problems.append(f"{where}:valid_from: {start!r} is not YYYY or YYYY-MM")
@@ -113,7 +113,7 @@ def read_csv(path: Path) -> MrpTable:
                         problems.append(f"{where}:valid_from: month {month} is not 1..12")
                     else:
                         valid_from = date(int(m.group(1)), month, 1)
-                if not _KZT.match(value):
+                if not _KZT.fullmatch(value):
                     problems.append(
                         f"{where}:mrp_kzt: {value!r} is not tenge with at most 2 decimals"
                     )
@@ -123,7 +123,7 @@ def read_csv(path: Path) -> MrpTable:
                     problems.append(
                         f"{where}:valid_from: {valid_from:%Y-%m} repeats row {seen[valid_from]}"
                     )
-                if valid_from is not None and _KZT.match(value) and Decimal(value) > 0:
+                if valid_from is not None and _KZT.fullmatch(value) and Decimal(value) > 0:
                     seen[valid_from] = reader.line_num
                     rows.append(MrpRow(valid_from, Decimal(value), (raw.get("note") or "").strip()))
     except UnicodeDecodeError as exc:

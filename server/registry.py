@@ -82,7 +82,7 @@ def register_device(
     by: str = "system",
 ) -> Device:
     """Register a device as ``pending``; its weighings are refused until approved."""
-    if not DEVICE_ID_RE.match(device_id):
+    if not DEVICE_ID_RE.fullmatch(device_id):
         raise RegistryError(f"{device_id!r} is not a valid device id")
     try:
         raw = base64.b64decode(public_key, validate=True)

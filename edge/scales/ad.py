@@ -33,7 +33,7 @@ _NUMBER: Final = re.compile(r"^[+-] *([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 def parse_frame(raw: bytes) -> Reading:
     """Parse one line; raises :class:`FrameError` for anything that is not a valid frame."""
-    match = _FRAME.match(raw)
+    match = _FRAME.fullmatch(raw)
     if match is None:
         raise FrameError("malformed frame", raw)
     stability = _STABILITY.get(match["st"])
@@ -47,7 +47,7 @@ def parse_frame(raw: bytes) -> Reading:
         return Reading(stability, kind, None, unit, raw)
     # Spaces only: str.strip() would also eat control bytes such as \x1c (line noise).
     data = match["data"].decode("ascii", errors="replace").strip(" ")
-    if not _NUMBER.match(data):
+    if not _NUMBER.fullmatch(data):
         raise FrameError("weight is not a number", raw)
     return Reading(stability, kind, to_kg(data.replace(" ", ""), unit, raw), unit, raw)
 

@@ -67,7 +67,7 @@ def parse_reply(raw: bytes) -> Reply:
     """Split any MT-SICS reply; raises :class:`FrameError` for garbage and error replies."""
     if len(raw) > MAX_REPLY:
         raise FrameError("reply longer than 64 bytes", raw)
-    match = _REPLY.match(raw)
+    match = _REPLY.fullmatch(raw)
     if match is None:
         raise FrameError("malformed reply", raw)
     error = _ERRORS.get(match["cmd"])

@@ -74,6 +74,13 @@ def test_hash_covers_the_body(tmp_path: Path) -> None:
         ({"sig": "not-base64"}, "sig"),
         ({"v": 2}, "v"),
         ({"extra": 1}, "extra"),
+        # A trailing newline passes a ``^…$`` pattern under re.match: every field
+        # pattern must match the whole value.
+        ({"device_id": "rp-test-01\n"}, "device_id"),
+        ({"site_id": "almaty-rp-01\n"}, "site_id"),
+        ({"net_kg": "12.5\n"}, "net_kg"),
+        ({"ts": "2026-03-02T06:00:00.000Z\n"}, "ts"),
+        ({"prev_hash": "0" * 64 + "\n"}, "prev_hash"),
     ],
 )
 def test_bad_weighing_fields_are_named(

@@ -78,7 +78,7 @@ def open_(
     assert user.contractor_bin is not None  # a contractor account always has its BIN
     ticket_ref = None
     if ticket.strip():
-        match = TICKET_RE.match(ticket.strip())
+        match = TICKET_RE.fullmatch(ticket.strip())
         if match is None:
             return refused(page.t("disputes.bad_ticket", ticket=ticket))
         ticket_ref = (match.group(1), int(match.group(2)))

@@ -56,6 +56,7 @@ def test_overload_has_no_weight() -> None:
         (b"ST,GS,+00.12.34kg\r\n", "not a number"),
         (b"ST,GS,0012.34kg\r\n", "not a number"),
         (b"ST,GS,+0012.34kg\r\nST,GS,+0001.00kg\r\n", "malformed"),
+        (b"ST,GS,+0012.34kg\n\n", "malformed"),
     ],
 )
 def test_refuses_bad_frames_with_a_reason(raw: bytes, reason: str) -> None:
