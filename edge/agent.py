@@ -12,6 +12,7 @@ the journal refuses new weighings *before* writing anything; the agent then show
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -628,11 +629,8 @@ class Agent:
             if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
                 self._release_held(ch, force=True)
         if self.refusing:
-            try:
+            with contextlib.suppress(JournalFull):  # still full: keep refusing
                 self.journal.check_room()
-            except JournalFull:
-                pass
-            else:
                 self.refusing = False
                 self.alarms.clear("journal_full", "room again: weighings accepted")
                 log.info("journal has room again")
@@ -720,11 +718,11 @@ class Agent:
     def _step(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         try:
-            event = self.events.get(timeout=timeout)
+            first = self.events.get(timeout=timeout)
         except queue.Empty:
-            pass
-        else:
-            self.handle(event)
+            first = None
+        if first is not None:
+            self.handle(first)
             while time.monotonic() < deadline:
                 try:
                     self.handle(self.events.get_nowait())

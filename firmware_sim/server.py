@@ -98,14 +98,15 @@ class PortServer:
     def _pump(self, client: socket.socket) -> None:
         while not self._stop.is_set() and self._client is client:
             try:
-                data = client.recv(256)
-                if data == b"":
-                    break
-                self.device.write(data)
+                data: bytes | None = client.recv(256)
             except BlockingIOError:
-                pass
+                data = None  # nothing from the agent this turn
             except OSError:
                 break
+            if data == b"":
+                break
+            if data:
+                self.device.write(data)
             try:
                 out = _next_output(self.device)
             except OSError as exc:

@@ -54,10 +54,8 @@ class Ed25519Keys:
         """Signature checks done (a metric of what the run shortcut saves)."""
 
     def _key(self, public_key_b64: str) -> VerifyKey | None:
-        try:
+        if public_key_b64 in self._keys:  # a bad key is cached too, as None
             return self._keys[public_key_b64]
-        except KeyError:
-            pass
         key: VerifyKey | None
         try:
             key = VerifyKey(base64.b64decode(public_key_b64, validate=True))

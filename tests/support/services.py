@@ -6,6 +6,7 @@ CI must prove the system against the real thing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -18,7 +19,7 @@ from pathlib import Path
 
 
 class ServiceError(RuntimeError):
-    pass
+    """A service the tests need could not be started or did not become ready."""
 
 
 def free_port() -> int:
@@ -448,11 +449,9 @@ class InfluxDB1:
 
         deadline = time.monotonic() + timeout
         while True:
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet
                 if httpx.get(f"{self.url}/ping", timeout=2).status_code == 204:
                     return
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
                 raise ServiceError(f"InfluxDB not ready: {_tail(self.log)}")
             time.sleep(0.1)
