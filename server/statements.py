@@ -212,13 +212,10 @@ class SqlSource:
         for _, category, site_id, badge, device_id, _, _, lo, hi in self._rows[bucket.index]:
             if (category, site_id, badge) in wanted:
                 spans[device_id].append((lo, hi))
-        conditions = []
-        for device_id, parts in sorted(spans.items()):
-            # One range per device: the union of its groups' ranges (few extra rows).
-            conditions.append(
-                (Ticket.device_id == device_id)
-                & Ticket.seq.between(min(p[0] for p in parts), max(p[1] for p in parts))
-            )
+        # One range per device: the union of its groups' ranges (few extra rows).
+        ranges = sorted(
+            (d, min(p[0] for p in ps), max(p[1] for p in ps)) for d, ps in spans.items()
+        )
         categories = sorted({g[0] for g in wanted})
         # Plain columns: times are converted here, once per wanted row, instead of by
         # the column type for every row read.
@@ -227,9 +224,6 @@ class SqlSource:
         rows: Iterable[Any]
         if conn.dialect.name == "postgresql":
             # One index lookup per device range, joined from arrays: one statement.
-            spans_list = [
-                (d, min(p[0] for p in ps), max(p[1] for p in ps)) for d, ps in spans.items()
-            ]
             rows = conn.exec_driver_sql(
                 "SELECT t.id, t.device_id, t.seq, t.weighed_at, t.site_id, t.category,"
                 " t.net_g, t.badge FROM unnest(%(d)s::text[], %(lo)s::bigint[],"
@@ -237,14 +231,19 @@ class SqlSource:
                 " AND t.seq BETWEEN r.lo AND r.hi WHERE t.id <= %(hw)s"
                 " AND t.category = ANY(%(cats)s::text[])",
                 {
-                    "d": [x[0] for x in spans_list],
-                    "lo": [x[1] for x in spans_list],
-                    "hi": [x[2] for x in spans_list],
+                    "d": [x[0] for x in ranges],
+                    "lo": [x[1] for x in ranges],
+                    "hi": [x[2] for x in ranges],
                     "hw": self.high_water,
                     "cats": categories,
                 },
             ).all()
         else:
+            # SQL expressions only here: building them costs more than PostgreSQL's
+            # whole array join above.
+            conditions = [
+                (Ticket.device_id == d) & Ticket.seq.between(lo, hi) for d, lo, hi in ranges
+            ]
             rows = []
             for i in range(0, len(conditions), 200):
                 q = select(
