@@ -38,7 +38,7 @@ def test_a_documented_frame_byte_by_byte() -> None:
 @pytest.mark.parametrize(
     ("code", "digits", "kg"),
     [
-        (0, b"000012", "1200"),  # XXXX00: two dummy zeros
+        (0, b"000012", "1200"),  # code 0: two dummy zeros follow the digits
         (1, b"000012", "120"),
         (2, b"001234", "1234"),
         (3, b"001234", "123.4"),
