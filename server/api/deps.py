@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
@@ -30,6 +31,21 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
+
+
+@contextmanager
+def committed(
+    session: Session, refused: type[Exception] | tuple[type[Exception], ...], status: int
+) -> Iterator[None]:
+    """One library action in the request's transaction: committed when it returns; when
+    the library refuses it (``refused``), rolled back and answered with ``status`` and
+    the library's reason."""
+    try:
+        yield
+        session.commit()
+    except refused as exc:
+        session.rollback()
+        raise HTTPException(status, detail=str(exc)) from None
 
 
 def get_auth(request: Request) -> Auth:

@@ -10,16 +10,18 @@ redirects (303) back with a message (``server.web.flash``) that ``base.html`` sh
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
 from fastapi import Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.orm import Session
 
 from server.accounts import Account, Role
 from server.api.auth import CSRF_COOKIE, CSRF_FIELD, Auth, Principal
@@ -71,6 +73,7 @@ def _environment() -> Environment:
 
 
 ENV: Final = _environment()
+T = TypeVar("T")
 
 
 class Page:
@@ -151,6 +154,29 @@ class Page:
                 CSRF_COOKIE, self._new_nonce, **self.auth.cookie_options(self.request, "strict")
             )
         return response
+
+    def act(
+        self,
+        session: Session,
+        target: str,
+        action: Callable[[], T],
+        refused: type[Exception] | tuple[type[Exception], ...],
+        done: Callable[[T], str],
+    ) -> Response:
+        """A form's library action in the request's transaction, then back to ``target``
+        with one message: ``done(result)`` once committed, or the library's reason for
+        refusing it (``refused``) once rolled back."""
+        try:
+            result = action()
+            session.commit()
+        except refused as exc:
+            session.rollback()
+            return self.refuse(target, exc)
+        return flash.redirect(self.request, target, "ok", done(result))
+
+    def refuse(self, target: str, detail: object) -> Response:
+        """Back to ``target`` saying why nothing was done."""
+        return flash.redirect(self.request, target, "error", self.t("flash.refused", detail=detail))
 
     @property
     def here(self) -> str:

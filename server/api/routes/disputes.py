@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep
+from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep, committed
 from server.disputes import DisputeError, decide, list_disputes, open_dispute
 
 router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
@@ -56,7 +56,7 @@ def open_(
     if body.ticket is not None:
         device_id, _, seq = body.ticket.rpartition(":")
         ticket = (device_id, int(seq))
-    try:
+    with committed(session, DisputeError, 422):
         d = open_dispute(
             session,
             contractor_bin=body.contractor_bin,
@@ -66,10 +66,6 @@ def open_(
             statement_id=body.statement_id,
             line=body.line,
         )
-        session.commit()
-    except DisputeError as exc:
-        session.rollback()
-        raise HTTPException(422, detail=str(exc)) from None
     return {"id": d.id, "status": d.status}
 
 
@@ -77,10 +73,6 @@ def open_(
 def decide_(
     session: SessionDep, user: OperatorDep, dispute_id: int, body: DecideRequest
 ) -> dict[str, Any]:
-    try:
+    with committed(session, DisputeError, 409):
         d = decide(session, dispute_id, body.decision, actor=user.username, reason=body.reason)
-        session.commit()
-    except DisputeError as exc:
-        session.rollback()
-        raise HTTPException(409, detail=str(exc)) from None
     return {"id": d.id, "status": d.status, "decided_by": d.decided_by}

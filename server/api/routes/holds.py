@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import OperatorDep, SessionDep
+from server.api.deps import OperatorDep, SessionDep, committed
 from server.holds import HoldError, list_holds, resolve
 
 router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
@@ -32,12 +32,8 @@ def holds(
 def resolve_hold(
     session: SessionDep, user: OperatorDep, hold_id: int, body: ResolveRequest
 ) -> dict[str, Any]:
-    try:
+    with committed(session, HoldError, 409):
         r = resolve(session, hold_id, body.decision, actor=user.username, reason=body.reason)
-        session.commit()
-    except HoldError as exc:
-        session.rollback()
-        raise HTTPException(409, detail=str(exc)) from None
     return {
         "hold_id": r.hold_id,
         "decision": r.decision,

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
+from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
 from server.payments import MissingRate
@@ -104,12 +104,8 @@ def compute_statements(
 ) -> dict[str, Any]:
     for p in body.periods:
         check_period(p)
-    try:
+    with committed(session, (StatementError, MissingRate), 422):
         result = compute_and_store(session, body.periods, actor=user.username)
-        session.commit()
-    except (StatementError, MissingRate) as exc:
-        session.rollback()
-        raise HTTPException(422, detail=str(exc)) from None
     return {
         "run_id": result.run_id,
         "drafts": [stored_view(d) for d in result.drafts],
@@ -131,12 +127,8 @@ def stored_statement(
 
 @router.post("/statements/{statement_id:int}/approve")
 def approve_statement(session: SessionDep, user: OperatorDep, statement_id: int) -> dict[str, Any]:
-    try:
+    with committed(session, StatementError, 409):
         row = approve(session, statement_id, actor=user.username)
-        session.commit()
-    except StatementError as exc:
-        session.rollback()
-        raise HTTPException(409, detail=str(exc)) from None
     return stored_view(row)
 
 
@@ -144,12 +136,8 @@ def approve_statement(session: SessionDep, user: OperatorDep, statement_id: int)
 def pay_statement(
     session: SessionDep, user: OperatorDep, statement_id: int, body: PayRequest
 ) -> dict[str, Any]:
-    try:
+    with committed(session, StatementError, 409):
         row = pay(session, statement_id, actor=user.username, reference=body.reference)
-        session.commit()
-    except StatementError as exc:
-        session.rollback()
-        raise HTTPException(409, detail=str(exc)) from None
     return stored_view(row)
 
 

@@ -20,7 +20,6 @@ from server.accounts import Account, Role
 from server.api.deps import ContractorScope, CurrentUser, OperatorDep, RequireRole, SessionDep
 from server.disputes import DisputeError, decide, list_disputes, open_dispute
 from server.statements import list_statements
-from server.web import flash
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -70,39 +69,35 @@ def open_(
     ticket: Annotated[str, Form(max_length=200)] = "",
     line: Annotated[str, Form(max_length=300)] = "",
 ) -> Response:
-    def refused(detail: object) -> Response:
-        return flash.redirect(
-            page.request, "/disputes", "error", page.t("flash.refused", detail=detail)
-        )
-
     assert user.contractor_bin is not None  # a contractor account always has its BIN
     ticket_ref = None
     if ticket.strip():
         match = TICKET_RE.fullmatch(ticket.strip())
         if match is None:
-            return refused(page.t("disputes.bad_ticket", ticket=ticket))
+            return page.refuse("/disputes", page.t("disputes.bad_ticket", ticket=ticket))
         ticket_ref = (match.group(1), int(match.group(2)))
     statement_id, line_ref = None, None
     if line:
         sid, _, key = line.partition("|")
         if not sid.isdigit() or not key:
-            return refused(page.t("disputes.bad_line"))
+            return page.refuse("/disputes", page.t("disputes.bad_line"))
         statement_id, line_ref = int(sid), key
-    try:
-        d = open_dispute(
+    bin_ = user.contractor_bin
+    return page.act(
+        session,
+        "/disputes",
+        lambda: open_dispute(
             session,
-            contractor_bin=user.contractor_bin,
+            contractor_bin=bin_,
             comment=comment,
             actor=user.username,
             ticket=ticket_ref,
             statement_id=statement_id,
             line=line_ref,
-        )
-        session.commit()
-    except DisputeError as exc:
-        session.rollback()
-        return refused(exc)
-    return flash.redirect(page.request, "/disputes", "ok", page.t("disputes.opened", id=d.id))
+        ),
+        DisputeError,
+        lambda d: page.t("disputes.opened", id=d.id),
+    )
 
 
 @router.post("/disputes/{dispute_id}/decide")
@@ -116,16 +111,15 @@ def decide_(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     target = safe_next(next, "/disputes")
-    try:
-        d = decide(session, dispute_id, decision, actor=user.username, reason=reason)
-        session.commit()
-    except DisputeError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t(
-        "disputes.decided",
-        id=d.id,
-        status=page.t.label("dispute_status", d.status),
-        who=d.decided_by,
+    return page.act(
+        session,
+        target,
+        lambda: decide(session, dispute_id, decision, actor=user.username, reason=reason),
+        DisputeError,
+        lambda d: page.t(
+            "disputes.decided",
+            id=d.id,
+            status=page.t.label("dispute_status", d.status),
+            who=d.decided_by,
+        ),
     )
-    return flash.redirect(page.request, target, "ok", text)

@@ -13,7 +13,6 @@ from fastapi.responses import Response
 
 from server.api.deps import OperatorDep, SessionDep, StaffDep
 from server.holds import HoldError, list_holds, resolve
-from server.web import flash
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)
@@ -41,16 +40,17 @@ def resolve_hold(
     next: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     target = safe_next(next, "/holds")
-    try:
-        r = resolve(session, hold_id, decision, actor=user.username, reason=reason)
-        session.commit()
-    except HoldError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t(
-        "holds.resolved",
-        id=hold_id,
-        status=page.t.label("hold_status", "released" if r.decision == "release" else "rejected"),
-        who=r.actor,
+    return page.act(
+        session,
+        target,
+        lambda: resolve(session, hold_id, decision, actor=user.username, reason=reason),
+        HoldError,
+        lambda r: page.t(
+            "holds.resolved",
+            id=hold_id,
+            status=page.t.label(
+                "hold_status", "released" if r.decision == "release" else "rejected"
+            ),
+            who=r.actor,
+        ),
     )
-    return flash.redirect(page.request, target, "ok", text)

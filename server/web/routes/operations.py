@@ -51,15 +51,14 @@ def alarm_action(
 ) -> Response:
     target = safe_next(next, "/alarms")
     act = acknowledge if action == "acknowledge" else clear
-    try:
-        row = act(session, alarm_id, by=user.username)
-        session.commit()
-    except AlarmError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
     done = "alarms.acknowledged" if action == "acknowledge" else "alarms.cleared"
-    text = page.t(done, id=row.id, code=row.code, who=user.username)
-    return flash.redirect(page.request, target, "ok", text)
+    return page.act(
+        session,
+        target,
+        lambda: act(session, alarm_id, by=user.username),
+        AlarmError,
+        lambda row: page.t(done, id=row.id, code=row.code, who=user.username),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +105,13 @@ def discard_dead_letter(
     next: NextField = "",
 ) -> Response:
     target = safe_next(next, "/dead-letters")
-    try:
-        discard(session, dead_letter_id, by=user.username, reason=reason)
-        session.commit()
-    except DeadLetterError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t("dead_letters.discarded", id=dead_letter_id, who=user.username)
-    return flash.redirect(page.request, target, "ok", text)
+    return page.act(
+        session,
+        target,
+        lambda: discard(session, dead_letter_id, by=user.username, reason=reason),
+        DeadLetterError,
+        lambda _: page.t("dead_letters.discarded", id=dead_letter_id, who=user.username),
+    )
 
 
 @router.post("/dead-letters/{dead_letter_id}/reprocess")
@@ -128,8 +126,7 @@ def reprocess_dead_letter(
     row = session.get(DeadLetter, dead_letter_id)
     if row is None or row.status != "open":
         state = "—" if row is None else row.status
-        detail = page.t("dead_letters.not_open", id=dead_letter_id, status=state)
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=detail))
+        return page.refuse(target, page.t("dead_letters.not_open", id=dead_letter_id, status=state))
     session.rollback()  # end the read; ingest works in its own transaction
     # The acks ingest returns are not published from here: the device was answered
     # when the message first arrived (as with ``epr-server dead-letters retry``).

@@ -30,7 +30,6 @@ from server.statements import (
     pay,
     statements_for,
 )
-from server.web import flash
 from server.web.render import PageDep, safe_next
 from server.web.routes.contractors import statement_context, this_month
 
@@ -70,20 +69,19 @@ def compute(
     page: PageDep, session: SessionDep, user: OperatorDep, period: PeriodField = ""
 ) -> Response:
     target = "/statements" + (f"?period={period}" if _is_period(period) else "")
-    try:
-        result = compute_and_store(session, [period], actor=user.username)
-        session.commit()
-    except (ValueError, MissingRate) as exc:  # StatementError, or a bad period
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t(
-        "statements.computed",
-        period=period,
-        drafts=len(result.drafts),
-        unchanged=result.unchanged,
-        holds=result.new_holds,
+    return page.act(
+        session,
+        target,
+        lambda: compute_and_store(session, [period], actor=user.username),
+        (ValueError, MissingRate),  # StatementError, or a bad period
+        lambda result: page.t(
+            "statements.computed",
+            period=period,
+            drafts=len(result.drafts),
+            unchanged=result.unchanged,
+            holds=result.new_holds,
+        ),
     )
-    return flash.redirect(page.request, target, "ok", text)
 
 
 @router.post("/statements/{statement_id:int}/approve")
@@ -91,21 +89,20 @@ def approve_statement(
     page: PageDep, session: SessionDep, user: OperatorDep, statement_id: int, next: NextField = ""
 ) -> Response:
     target = safe_next(next, "/statements")
-    try:
-        row = approve(session, statement_id, actor=user.username)
-        session.commit()
-    except StatementError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t(
-        "statements.approved",
-        id=row.id,
-        contractor=row.contractor_bin,
-        period=row.period,
-        total=page.money(row.total_kzt),
-        who=row.approved_by,
+    return page.act(
+        session,
+        target,
+        lambda: approve(session, statement_id, actor=user.username),
+        StatementError,
+        lambda row: page.t(
+            "statements.approved",
+            id=row.id,
+            contractor=row.contractor_bin,
+            period=row.period,
+            total=page.money(row.total_kzt),
+            who=row.approved_by,
+        ),
     )
-    return flash.redirect(page.request, target, "ok", text)
 
 
 @router.post("/statements/{statement_id:int}/pay")
@@ -118,14 +115,15 @@ def pay_statement(
     next: NextField = "",
 ) -> Response:
     target = safe_next(next, "/statements")
-    try:
-        row = pay(session, statement_id, actor=user.username, reference=reference)
-        session.commit()
-    except StatementError as exc:
-        session.rollback()
-        return flash.redirect(page.request, target, "error", page.t("flash.refused", detail=exc))
-    text = page.t("statements.paid", id=row.id, reference=row.payment_ref, who=row.paid_by)
-    return flash.redirect(page.request, target, "ok", text)
+    return page.act(
+        session,
+        target,
+        lambda: pay(session, statement_id, actor=user.username, reference=reference),
+        StatementError,
+        lambda row: page.t(
+            "statements.paid", id=row.id, reference=row.payment_ref, who=row.paid_by
+        ),
+    )
 
 
 @router.get("/statements/{statement_id:int}")
