@@ -21,11 +21,12 @@ demo: $(STAMP)
 services:
 	@.ci/services
 
-## lint: ruff and mypy --strict
+## lint: ruff, mypy --strict and the layer rules (import-linter contracts in pyproject.toml)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 ## test: lint, then the whole suite against real Mosquitto, PostgreSQL, VictoriaMetrics, Chromium
 test: $(STAMP) services lint

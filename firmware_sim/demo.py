@@ -41,13 +41,13 @@ from edge.evidence import DeviceKey
 from firmware_sim import registry
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from server.contracts import read_csv, store
+from server.fleet.registry import register_device, set_device_status, upsert_site
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Ticket
-from server.payments import LOCAL_TZ
-from server.registry import register_device, set_device_status, upsert_site
-from server.report import money, print_statements
-from server.statements import parse_period, statements_for
+from server.money.contracts import read_csv, store
+from server.money.payments import LOCAL_TZ
+from server.money.report import money, print_statements
+from server.money.statements import parse_period, statements_for
 
 DATA = files("firmware_sim") / "data"
 log = logging.getLogger("demo")
@@ -234,7 +234,7 @@ def run(args: argparse.Namespace) -> int:
     broker = None
     broker_url = args.broker_url
     if broker_url is None:
-        from server.broker import EmbeddedBroker
+        from server.fleet.broker import EmbeddedBroker
 
         broker = EmbeddedBroker()
         broker.start()
@@ -254,8 +254,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  contracts {result.created} new, {result.unchanged} unchanged")
     fleet = build_fleet(workdir, broker_url, args.month, args.seed, sessions)
 
-    from server.ingest.handler import IngestHandler
-    from server.ingest.subscriber import Subscriber
+    from server.fleet.ingest.handler import IngestHandler
+    from server.fleet.ingest.subscriber import Subscriber
 
     handler = IngestHandler(sessions)
     subscriber = Subscriber(handler, broker_url=broker_url, client_id="epr-demo-ingest")
@@ -321,10 +321,10 @@ def run(args: argparse.Namespace) -> int:
 
         import uvicorn
 
-        from server.accounts import Role, create_user
         from server.api.app import create_app
         from server.config import Settings
-        from server.tokens import create_token
+        from server.people.accounts import Role, create_user
+        from server.people.tokens import create_token
 
         # Pages and API need a login: a throwaway operator (and one contractor user per
         # statement) with random passwords, shown once, for this demo ledger only.

@@ -9,7 +9,6 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
 
 from server import __version__
-from server.accounts import Role
 from server.api.auth import Auth
 from server.api.deps import RequireRole, current_user
 from server.api.routes import (
@@ -27,6 +26,7 @@ from server.api.routes import (
 )
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
+from server.people.accounts import Role
 from server.web import errors
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages

@@ -4,7 +4,7 @@
   request that presents a bearer header is judged by it alone.
 * ``epr_session`` cookie — ``<login token>.<HMAC>``, HttpOnly, SameSite=Lax, Secure
   over https. The signature lets a forged or truncated cookie be refused without a
-  database query; the login row (``server.logins``) lets it be ended at logout,
+  database query; the login row (``server.people.logins``) lets it be ended at logout,
   password change or when the user is disabled.
 * CSRF: a request authenticated by the cookie that changes anything (not GET/HEAD/
   OPTIONS) must carry a token, in the ``csrf_token`` form field or the
@@ -26,11 +26,11 @@ from typing import Any, Final, Literal
 from fastapi import Request, Response
 from sqlalchemy.orm import Session
 
-from server.accounts import Account, LoginPolicy
 from server.config import Settings
-from server.logins import resolve_login
-from server.passwords import ScryptCost
-from server.tokens import token_account
+from server.people.accounts import Account, LoginPolicy
+from server.people.logins import resolve_login
+from server.people.passwords import ScryptCost
+from server.people.tokens import token_account
 
 log = logging.getLogger(__name__)
 

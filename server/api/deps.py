@@ -3,11 +3,11 @@
 * ``SessionDep`` — a ledger session for the request.
 * ``OptionalPrincipal`` — the caller if authenticated (bearer token or login cookie),
   else None; cookie-authenticated unsafe requests are CSRF-checked here, once for all.
-* ``CurrentUser`` — the signed-in :class:`~server.accounts.Account`, else 401 (the
+* ``CurrentUser`` — the signed-in :class:`~server.people.accounts.Account`, else 401 (the
   pages turn that into a redirect to the login form).
 * ``RequireRole(*roles)`` — a dependency that admits only those roles (403 otherwise);
   ``OperatorDep`` and ``StaffDep`` (operator or auditor) are the common ones.
-* ``ContractorScope`` — the caller's :class:`~server.accounts.Scope`: pass it to every
+* ``ContractorScope`` — the caller's :class:`~server.people.accounts.Scope`: pass it to every
   query that returns contractor data.
 """
 
@@ -20,8 +20,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.accounts import Account, Role, Scope
 from server.api.auth import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, Auth, Principal
+from server.people.accounts import Account, Role, Scope
 
 
 def _session(request: Request) -> Iterator[Session]:

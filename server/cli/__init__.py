@@ -31,7 +31,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
-    from server.grafana import check, write
+    from server.fleet.grafana import check, write
 
     root = Path(args.dir)
     if args.action == "write":
@@ -40,7 +40,7 @@ def cmd_dashboards(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     stale = check(root)
     for name in stale:
-        print(f"{name}: differs from server/grafana.py; run `epr-server dashboards write`")
+        print(f"{name}: differs from server/fleet/grafana.py; run `epr-server dashboards write`")
     return 1 if stale else 0
 
 

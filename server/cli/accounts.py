@@ -24,7 +24,7 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
-    from server.accounts import (
+    from server.people.accounts import (
         AccountError,
         create_user,
         disable_user,
@@ -32,7 +32,7 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
         list_users,
         set_password,
     )
-    from server.passwords import PasswordError, ScryptCost
+    from server.people.passwords import PasswordError, ScryptCost
 
     cost = ScryptCost(log2_n=settings.password_scrypt_log2_n)
     sessions = ledger_sessions(settings)
@@ -84,8 +84,8 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
-    from server.accounts import AccountError
-    from server.tokens import create_token, list_tokens, revoke_token
+    from server.people.accounts import AccountError
+    from server.people.tokens import create_token, list_tokens, revoke_token
 
     sessions = ledger_sessions(settings)
     try:

@@ -11,7 +11,7 @@ from server.config import Settings
 
 
 def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
-    from server.registry import RegistryError, upsert_site
+    from server.fleet.registry import RegistryError, upsert_site
 
     try:
         with ledger_sessions(settings).begin() as session:
@@ -24,7 +24,7 @@ def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
-    from server.registry import (
+    from server.fleet.registry import (
         RegistryError,
         history,
         issue_credentials,
@@ -76,7 +76,7 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import date
 
-    from server.registry import RegistryError, register_scale
+    from server.fleet.registry import RegistryError, register_scale
 
     try:
         valid_until = date.fromisoformat(args.valid_until)
@@ -105,7 +105,13 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
-    from server.broker_config import BrokerLayout, ServiceAccount, TlsSettings, render, write
+    from server.fleet.broker_config import (
+        BrokerLayout,
+        ServiceAccount,
+        TlsSettings,
+        render,
+        write,
+    )
 
     password = os.environ.get("EPR_BROKER_INGEST_PASSWORD", "")
     if args.ingest_password_file:
@@ -150,7 +156,14 @@ def cmd_alarms(settings: Settings, args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from server.alarms import AlarmError, acknowledge, alarm_dict, clear, list_alarms, sweep
+    from server.fleet.alarms import (
+        AlarmError,
+        acknowledge,
+        alarm_dict,
+        clear,
+        list_alarms,
+        sweep,
+    )
 
     sessions = ledger_sessions(settings)
     try:

@@ -20,12 +20,12 @@ def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
             level=logging.INFO,
             format=f"%(asctime)s %(levelname)s ingest-{index} %(name)s: %(message)s",
         )
-    from server.alarms import AlarmRules
-    from server.ingest.handler import IngestHandler
-    from server.ingest.maintenance import Maintenance
-    from server.ingest.subscriber import Subscriber
-    from server.metrics import IngestMetrics
-    from server.telemetry import InfluxWriter
+    from server.fleet.alarms import AlarmRules
+    from server.fleet.ingest.handler import IngestHandler
+    from server.fleet.ingest.maintenance import Maintenance
+    from server.fleet.ingest.subscriber import Subscriber
+    from server.fleet.metrics import IngestMetrics
+    from server.fleet.telemetry import InfluxWriter
 
     sessions = ledger_sessions(settings)
     metrics = IngestMetrics()
@@ -144,7 +144,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from server.dead_letters import dead_letter_dict, discard, list_dead_letters
+    from server.fleet.dead_letters import dead_letter_dict, discard, list_dead_letters
 
     sessions = ledger_sessions(settings)
     if args.action == "list":
@@ -166,7 +166,7 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"{len(rows)} dead letter(s)")
         return 0
     if args.action == "discard":
-        from server.dead_letters import DeadLetterError
+        from server.fleet.dead_letters import DeadLetterError
 
         try:
             with sessions.begin() as session:
@@ -177,8 +177,8 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         print(f"{len(args.ids)} dead letter(s) discarded")
         return 0
-    from server.dead_letters import open_ids
-    from server.ingest.handler import IngestHandler
+    from server.fleet.dead_letters import open_ids
+    from server.fleet.ingest.handler import IngestHandler
 
     with sessions() as session:
         ids = open_ids(session) if args.all else list(args.ids)
@@ -201,8 +201,8 @@ def cmd_telemetry(settings: Settings, args: argparse.Namespace) -> int:
 
     from sqlalchemy import func, select
 
+    from server.fleet.telemetry import InfluxWriter
     from server.ledger.telemetry import TelemetrySpool
-    from server.telemetry import InfluxWriter
 
     if not settings.influx_url:
         print("EPR_INFLUX_URL is not set", file=sys.stderr)

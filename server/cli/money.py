@@ -19,7 +19,7 @@ def _problems(source: str, problems: list[str]) -> int:
 
 
 def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
-    from server.contracts import ImportProblems, read_file, store
+    from server.money.contracts import ImportProblems, read_file, store
 
     try:
         rows = read_file(Path(args.file))
@@ -34,8 +34,8 @@ def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_mrp(settings: Settings, args: argparse.Namespace) -> int:
-    from server import mrp
-    from server.contracts import ImportProblems
+    from server.money import mrp
+    from server.money.contracts import ImportProblems
 
     if args.action == "load":
         try:
@@ -59,8 +59,8 @@ def cmd_mrp(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_badges(settings: Settings, args: argparse.Namespace) -> int:
-    from server import badges
-    from server.contracts import ImportProblems
+    from server.money import badges
+    from server.money.contracts import ImportProblems
 
     try:
         badge_map = badges.read_csv(Path(args.file))
@@ -77,9 +77,9 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from server import statements as st
-    from server.payments import MissingRate
-    from server.report import print_statements, print_stored, print_unattributed
+    from server.money import statements as st
+    from server.money.payments import MissingRate
+    from server.money.report import print_statements, print_stored, print_unattributed
 
     sessions = ledger_sessions(settings)
     try:
@@ -149,9 +149,9 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
-    from server import holds
-    from server.contracts import ImportProblems
-    from server.report import print_holds
+    from server.money import holds
+    from server.money.contracts import ImportProblems
+    from server.money.report import print_holds
 
     sessions = ledger_sessions(settings)
     try:
@@ -211,7 +211,7 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from server import disputes
+    from server.money import disputes
 
     sessions = ledger_sessions(settings)
     try:
@@ -253,7 +253,7 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from server import audit
+    from server.money import audit
 
     with ledger_sessions(settings)() as session:
         if args.action == "head":

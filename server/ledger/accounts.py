@@ -1,6 +1,6 @@
 """Account tables: users and their roles, web logins, API tokens, failed logins.
 
-Secrets are never stored: passwords as scrypt hashes (``server.passwords``), login
+Secrets are never stored: passwords as scrypt hashes (``server.people.passwords``), login
 and API tokens as SHA-256 digests of random 32-byte values (a stolen database copy
 cannot be replayed as a login).
 """

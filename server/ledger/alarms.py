@@ -2,7 +2,7 @@
 
 At most one row per ``(code, subject)`` is not ``cleared`` (a partial unique index
 enforces it on both databases); raising it again bumps ``occurrences`` and
-``last_seen_at`` instead of adding a row. Logic lives in :mod:`server.alarms`.
+``last_seen_at`` instead of adding a row. Logic lives in :mod:`server.fleet.alarms`.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.accounts import OutOfScope
+from server.people.accounts import OutOfScope
 from server.web.render import Page
 
 

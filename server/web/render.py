@@ -23,10 +23,10 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from sqlalchemy.orm import Session
 
-from server.accounts import Account, Role
 from server.api.auth import CSRF_COOKIE, CSRF_FIELD, Auth, Principal
 from server.api.deps import AuthDep, NotAuthenticated, OptionalPrincipal
-from server.payments import LOCAL_TZ
+from server.money.payments import LOCAL_TZ
+from server.people.accounts import Account, Role
 from server.web import flash
 from server.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, negotiate
 

@@ -48,10 +48,10 @@ from firmware_sim.rangefinder import MaxBotix
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
 from firmware_sim.server import PortServer
-from server.ingest.handler import IngestHandler
-from server.ingest.subscriber import Subscriber
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.subscriber import Subscriber
+from server.fleet.registry import register_device, set_device_status, upsert_site
 from server.ledger.db import make_engine, migrate, session_factory
-from server.registry import register_device, set_device_status, upsert_site
 from tests.support.builders import draft
 from tests.support.services import Mosquitto
 

@@ -381,10 +381,10 @@ def main() -> int:
     from sqlalchemy import func, select, text
 
     from edge.evidence import DeviceKey
+    from server.fleet.registry import register_device, set_device_status, upsert_site
     from server.ledger.db import make_engine, migrate, session_factory
     from server.ledger.models import Ticket
     from server.ledger.telemetry import FillSeen, TelemetrySpool
-    from server.registry import register_device, set_device_status, upsert_site
     from tests.support.services import Mosquitto, Postgres, VictoriaMetrics
 
     work = Path(tempfile.mkdtemp(prefix="epr-bench-"))

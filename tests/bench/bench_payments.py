@@ -45,14 +45,14 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from edge.protocol import canonical_bytes
-from server import badges, holds, mrp
-from server.contracts import check_rows, store
 from server.identifiers import make_bin
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Device, Scale, Site
-from server.payments import LOCAL_TZ
+from server.money import badges, holds, mrp
+from server.money.contracts import check_rows, store
+from server.money.payments import LOCAL_TZ
+from server.money.statements import compute
 from server.regions import REGIONS
-from server.statements import compute
 
 console = Console(stderr=True)
 YEAR = 2026

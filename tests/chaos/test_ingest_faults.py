@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.ingest.handler import IngestHandler
-from server.ingest.subscriber import Subscriber
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.subscriber import Subscriber
+from server.fleet.telemetry import InfluxWriter
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import DeadLetter, Ticket
 from server.ledger.telemetry import TelemetrySpool
-from server.telemetry import InfluxWriter
 from tests.chaos.conftest import OUTAGE_S, RECORDS
 from tests.support.devices import SimulatedDevice, wait_all_acked
 from tests.support.fleet import wait_until

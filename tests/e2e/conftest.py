@@ -9,8 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.server import PortServer
-from server.ingest.handler import IngestHandler
-from server.ingest.subscriber import Subscriber
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.subscriber import Subscriber
 from tests.support.services import Mosquitto
 
 MakeIngest = Callable[[], Subscriber]

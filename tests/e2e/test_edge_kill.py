@@ -37,8 +37,8 @@ from sqlalchemy import select
 from edge.protocol import decode_weighing
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.server import PortServer
-from server.ingest.handler import IngestHandler
-from server.ingest.subscriber import Subscriber
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.subscriber import Subscriber
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Ticket
 from tests.support.fleet import AgentProcess, wait_until

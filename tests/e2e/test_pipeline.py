@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.protocol import AckStatus, Channel, decode_ack, topic
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from server.contracts import check_rows, store
 from server.ledger.models import Ticket
-from server.statements import statement_for
+from server.money.contracts import check_rows, store
+from server.money.statements import statement_for
 from tests.e2e.conftest import MakeIngest
 from tests.support.fleet import AgentProcess, wait_until
 from tests.support.services import Mosquitto

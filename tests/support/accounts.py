@@ -1,12 +1,12 @@
 """Accounts for tests: the real code paths with a cheap scrypt cost (hashing is not the
-subject of most tests; ``tests/server/test_passwords.py`` runs the production cost)."""
+subject of most tests; ``tests/server/people/test_passwords.py`` runs the production cost)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.accounts import Account, Role, create_user
-from server.passwords import ScryptCost
+from server.people.accounts import Account, Role, create_user
+from server.people.passwords import ScryptCost
 
 CHEAP = ScryptCost(log2_n=10, r=8, p=1)
 PASSWORD = "correct horse battery"

@@ -13,7 +13,7 @@ from edge.clock import ManualClock
 from edge.evidence import DeviceKey
 from edge.journal import Journal, WeighingDraft
 from edge.protocol import Weighing
-from server.registry import register_device, set_device_status, upsert_site
+from server.fleet.registry import register_device, set_device_status, upsert_site
 
 
 def draft(

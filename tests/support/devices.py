@@ -61,7 +61,7 @@ class SimulatedDevice:
     agent: Agent | None = None
 
     def register(self, sessions: sessionmaker[Session], site_id: str = "almaty-rp-01") -> None:
-        from server.registry import register_device, set_device_status, upsert_site
+        from server.fleet.registry import register_device, set_device_status, upsert_site
 
         with sessions.begin() as session:
             upsert_site(session, site_id, name=site_id, region="Almaty", kind="reception_point")

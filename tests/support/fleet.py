@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.registry import register_device, set_device_status, upsert_site
+from server.fleet.registry import register_device, set_device_status, upsert_site
 from tests.support.services import sigkill, terminate
 
 

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.journal import WeighingDraft
 from edge.protocol import AckStatus, Channel, Weighing, decode_ack, encode, topic
-from server.contracts import check_rows, store
-from server.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import Inbound, IngestHandler
 from server.ledger.models import Ticket
+from server.money.contracts import check_rows, store
 from tests.support.builders import FakeDevice
 
 BIN = "120440012349"

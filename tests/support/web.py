@@ -24,13 +24,13 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, FillEvent, FillReading, Status, encode, format_ts, topic
-from server.accounts import Role
 from server.api.app import create_app
 from server.config import Settings
-from server.contracts import check_rows, store
-from server.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import Inbound, IngestHandler
 from server.ledger.models import Ticket
-from server.tokens import create_token
+from server.money.contracts import check_rows, store
+from server.people.accounts import Role
+from server.people.tokens import create_token
 from tests.support.accounts import BIN_A, BIN_B, PASSWORD, add_user
 from tests.support.builders import fake_device, register
 from tests.support.services import ServiceError, free_port

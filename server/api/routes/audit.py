@@ -6,8 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from server import audit
 from server.api.deps import SessionDep
+from server.money import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

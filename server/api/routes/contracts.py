@@ -11,8 +11,8 @@ from fastapi import APIRouter, HTTPException, UploadFile
 from sqlalchemy import select
 
 from server.api.deps import OperatorDep, SessionDep
-from server.contracts import READERS, ImportProblems, latest_versions, read_file, store
 from server.ledger.models import Contract
+from server.money.contracts import READERS, ImportProblems, latest_versions, read_file, store
 
 router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"])
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep, committed
-from server.disputes import DisputeError, decide, list_disputes, open_dispute
+from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 
 router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
 

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from server.api.deps import OperatorDep, SessionDep
-from server.fleet import fleet
+from server.fleet.overview import fleet
 
 router = APIRouter(prefix="/api/v1", tags=["fleet"])
 

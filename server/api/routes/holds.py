@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import OperatorDep, SessionDep, committed
-from server.holds import HoldError, list_holds, resolve
+from server.money.holds import HoldError, list_holds, resolve
 
 router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from server.alarms import alarm_dict, list_alarms
 from server.api.deps import SessionDep
-from server.dead_letters import dead_letter_dict, list_dead_letters
+from server.fleet.alarms import alarm_dict, list_alarms
+from server.fleet.dead_letters import dead_letter_dict, list_dead_letters
 
 router = APIRouter(prefix="/api/v1", tags=["operations"])
 

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
-from server.payments import MissingRate
-from server.statements import (
+from server.money.payments import MissingRate
+from server.money.statements import (
     StatementError,
     approve,
     compute_and_store,

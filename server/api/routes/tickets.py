@@ -9,8 +9,8 @@ from fastapi.responses import StreamingResponse
 
 from server.api.deps import ContractorScope, SessionDep, StaffDep
 from server.api.routes.statements import check_period
-from server.evidence import Evidence, evidence_for
-from server.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
+from server.money.evidence import Evidence, evidence_for
+from server.money.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 

@@ -8,7 +8,9 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.accounts import (
+from server.api.auth import SESSION_COOKIE, Auth
+from server.api.deps import CurrentUser
+from server.people.accounts import (
     AccountError,
     LoginRefused,
     LoginThrottled,
@@ -16,10 +18,8 @@ from server.accounts import (
     find_user,
     set_password,
 )
-from server.api.auth import SESSION_COOKIE, Auth
-from server.api.deps import CurrentUser
-from server.logins import close_login, open_login
-from server.passwords import PasswordError, ScryptCost, verify_password
+from server.people.logins import close_login, open_login
+from server.people.passwords import PasswordError, ScryptCost, verify_password
 from server.web.i18n import LANG_COOKIE, LANGUAGES
 from server.web.render import PageDep, safe_next
 

@@ -16,10 +16,10 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Depends, Form, Query
 from fastapi.responses import Response
 
-from server.accounts import Account, Role
 from server.api.deps import ContractorScope, CurrentUser, OperatorDep, RequireRole, SessionDep
-from server.disputes import DisputeError, decide, list_disputes, open_dispute
-from server.statements import list_statements
+from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
+from server.money.statements import list_statements
+from server.people.accounts import Account, Role
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)

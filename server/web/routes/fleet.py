@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from server.api.deps import OperatorDep, SessionDep
-from server.fleet import Availability, fleet
+from server.fleet.overview import Availability, fleet
 from server.web.render import PageDep
 
 router = APIRouter(include_in_schema=False)

@@ -1,6 +1,6 @@
 """Holds (staff): tickets kept out of payment; operators release or reject them.
 
-The resolution is ``server.holds.resolve`` under the signed-in operator's name, with
+The resolution is ``server.money.holds.resolve`` under the signed-in operator's name, with
 the reason the form requires; a refusal (no reason, already resolved) is a message.
 """
 
@@ -12,7 +12,7 @@ from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
 from server.api.deps import OperatorDep, SessionDep, StaffDep
-from server.holds import HoldError, list_holds, resolve
+from server.money.holds import HoldError, list_holds, resolve
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)

@@ -1,7 +1,7 @@
 """Alarms (staff; operators acknowledge and clear) and dead letters (operators:
 re-process through ingest, or discard with a reason).
 
-Acts call ``server.alarms``, ``server.dead_letters`` and the ingest handler's
+Acts call ``server.fleet.alarms``, ``server.fleet.dead_letters`` and the ingest handler's
 ``reprocess`` — the same functions ``epr-server alarms|dead-letters`` calls — under
 the signed-in operator's name.
 """
@@ -14,10 +14,10 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.alarms import AlarmError, acknowledge, clear, list_alarms
 from server.api.deps import OperatorDep, SessionDep, StaffDep
-from server.dead_letters import DeadLetterError, discard, list_dead_letters
-from server.ingest.handler import IngestHandler
+from server.fleet.alarms import AlarmError, acknowledge, clear, list_alarms
+from server.fleet.dead_letters import DeadLetterError, discard, list_dead_letters
+from server.fleet.ingest.handler import IngestHandler
 from server.ledger.models import DeadLetter
 from server.web import flash
 from server.web.render import PageDep, safe_next

@@ -2,7 +2,7 @@
 drafts, approve a draft, mark an approved statement paid — and one recorded
 statement's page (staff, or the contractor it belongs to).
 
-Every act calls the same ``server.statements`` function as the JSON API, under the
+Every act calls the same ``server.money.statements`` function as the JSON API, under the
 signed-in operator's name; a refusal (``StatementError``, a missing MRP value) comes
 back to the list as a message and changes nothing.
 """
@@ -17,10 +17,10 @@ from fastapi.responses import Response
 
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
 from server.api.routes.statements import check_period
-from server.contractors import contractors
 from server.ledger.accounting import StoredStatement
-from server.payments import MissingRate
-from server.statements import (
+from server.money.contractors import contractors
+from server.money.payments import MissingRate
+from server.money.statements import (
     StatementError,
     approve,
     body_statement,

@@ -10,9 +10,9 @@ from fastapi.responses import Response
 from server.api.deps import ContractorScope, SessionDep, StaffDep
 from server.api.routes.statements import check_period
 from server.api.routes.tickets import csv_response
-from server.contractors import filter_choices
-from server.evidence import evidence_for
-from server.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
+from server.money.contractors import filter_choices
+from server.money.evidence import evidence_for
+from server.money.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
 from server.web.render import PageDep
 from server.web.routes.contractors import this_month
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.accounts import Role
 from server.api.app import create_app
 from server.config import Settings
 from server.ledger.db import make_engine
-from server.tokens import create_token
+from server.people.accounts import Role
+from server.people.tokens import create_token
 from tests.support.accounts import add_user
 from tests.support.web import web
 

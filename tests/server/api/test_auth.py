@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.accounts import disable_user
 from server.api.auth import SESSION_COOKIE, Signer
+from server.people.accounts import disable_user
 from tests.support.web import Web
 
 

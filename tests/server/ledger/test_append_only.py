@@ -10,10 +10,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import encode
-from server.ingest.handler import IngestHandler
+from server.fleet.ingest.handler import IngestHandler
 from server.ledger.flags import LedgerError, TicketReversal, reverse_ticket, reversed_ids
 from server.ledger.models import Ticket
-from tests.server.ingest.test_handler import inbound
+from tests.server.fleet.ingest.test_handler import inbound
 from tests.support.builders import fake_device, register
 
 

@@ -11,9 +11,9 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.holds import Finding, record
 from server.ledger.db import make_engine, migrate, session_factory
-from server.statements import list_statements
+from server.money.holds import Finding, record
+from server.money.statements import list_statements
 from tests.support.accounts import BIN_A, BIN_B, PASSWORD
 from tests.support.web import PERIOD, Seeded, seed, serve
 

@@ -13,13 +13,13 @@ import httpx
 from sqlalchemy import select
 
 from edge.protocol import Channel, topic
-from server.disputes import list_disputes
-from server.holds import Finding, list_holds, record
-from server.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import Inbound, IngestHandler
 from server.ledger.accounting import StoredStatement
 from server.ledger.alarms import AlarmRecord
 from server.ledger.models import DeadLetter, Ticket
-from server.statements import body_statement, compute_and_store, list_statements
+from server.money.disputes import list_disputes
+from server.money.holds import Finding, list_holds, record
+from server.money.statements import body_statement, compute_and_store, list_statements
 from tests.support.accounts import BIN_A, BIN_B
 from tests.support.web import PERIOD, Web, form_csrf
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.accounts import Role
+from server.people.accounts import Role
 from tests.server.api.conftest import ClientAs, TestClient
 from tests.support.accounts import BIN_B
 from tests.support.builders import fake_device, register

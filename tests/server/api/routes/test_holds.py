@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from server import holds
+from server.money import holds
 from tests.server.api.conftest import TestClient
 from tests.support.builders import fake_device, register
 from tests.support.tickets import ingest, weigh

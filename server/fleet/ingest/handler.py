@@ -1,0 +1,1004 @@
+"""Ingest: decode, validate, verify and store a batch of MQTT messages in one transaction.
+
+No paho import here: the subscriber hands over ``Inbound`` messages and publishes the
+``Outbound`` acks this returns, *after* :meth:`IngestHandler.handle_batch` has
+committed. A payload that fails any check goes to the dead-letter table with its raw
+bytes and the reason, and (where its ``seq`` can be read) gets a ``rejected`` ack, so
+the device stops resending and an operator can act. Nothing here raises on bad input;
+a database failure propagates so the caller can retry the whole batch unacked.
+
+A batch costs a handful of queries whatever its size: the messages are decoded
+first, then everything they refer to (devices, neighbouring tickets, event ids, fill
+duplicates, container states, rollups, open alarms) is loaded with one query per
+kind, decisions are made in memory, and rows are written in bulk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.protocol import (
+    GENESIS_HASH,
+    Ack,
+    AckItem,
+    AckStatus,
+    Alarm,
+    AlarmState,
+    Channel,
+    ConfigReported,
+    FillEvent,
+    FillReading,
+    Health,
+    Payload,
+    ProtocolError,
+    RecordKind,
+    Status,
+    Weighing,
+    decode,
+    decode_weighing_body,
+    encode,
+    parse_topic,
+    parse_ts,
+    topic,
+)
+from server.fleet.alarms import AlarmBook, AlarmRules
+from server.fleet.ingest.bulk import (
+    among,
+    chunks,
+    insert_rows,
+    is_postgres,
+    next_ids,
+    pairs_among,
+)
+from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
+from server.fleet.ingest.upsert import upsert
+from server.fleet.metrics import IngestMetrics
+from server.fleet.telemetry import (
+    TelemetrySink,
+    fill_line,
+    health_line,
+    spool_row,
+    weighing_line,
+)
+from server.ledger.devices import DeviceConfig
+from server.ledger.flags import FlagCode, TicketFlag
+from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
+from server.ledger.models import FillEvent as FillEventRow
+from server.ledger.signed import signed_columns
+from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
+
+log = logging.getLogger(__name__)
+
+#: Channels a device publishes and ingest stores.
+INGESTED: tuple[Channel, ...] = (
+    Channel.WEIGHING,
+    Channel.FILL,
+    Channel.HEALTH,
+    Channel.STATUS,
+    Channel.ALARM,
+    Channel.CONFIG_REPORTED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    topic: str
+    payload: bytes
+    received_at: datetime
+    dead_letter_id: int | None = None
+    """Set when an operator re-processes a dead letter: it is resolved, not duplicated."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class IngestStats:
+    """Counters by channel and outcome (also exported as Prometheus metrics)."""
+
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    batches: int = 0
+
+    def count(self, channel: str, outcome: str, n: int = 1) -> None:
+        self.outcomes[(channel, outcome)] += n
+
+
+class Rejected(Exception):
+    """A payload refused for ``reason``; ``seq`` is set when an ack can be sent."""
+
+    def __init__(self, reason: str, seq: int | None = None, kind: RecordKind | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.seq = seq
+        self.kind = kind
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying the same batch for (outage, race, lock)."""
+    if isinstance(exc, OperationalError | InterfaceError | IntegrityError):
+        return True
+    return bool(getattr(exc, "connection_invalidated", False))
+
+
+def _peek_seq(payload: bytes) -> int | None:
+    """Best-effort ``seq`` from a payload that failed validation, to ack it as rejected."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    seq = data.get("seq") if isinstance(data, dict) else None
+    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < 2**53 else None
+
+
+def _clean(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
+
+
+def _centi(pct: str) -> int:
+    return int(Decimal(pct) * 100)
+
+
+@dataclass
+class _Item:
+    index: int
+    msg: Inbound
+    device_id: str
+    channel: Channel
+    payload: Any
+    body: bytes = b""
+    """A weighing's canonical signed bytes (made once, while checking its hash)."""
+
+
+@dataclass
+class BatchResult:
+    acks: list[Outbound]
+    outcomes: list[str]
+    """Per message, in order: accepted, duplicate, rejected or error."""
+
+
+class IngestHandler:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        telemetry: TelemetrySink | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        rules: AlarmRules | None = None,
+        metrics: IngestMetrics | None = None,
+        spool_retry_after_s: float = 90.0,
+        verify: Verifier | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.verify: Verifier = verify or Ed25519Keys()
+        self.telemetry = telemetry
+        self.clock = clock
+        self.rules = rules or AlarmRules()
+        self.metrics = metrics or IngestMetrics()
+        self.spool_retry_after_s = spool_retry_after_s
+        self.stats = IngestStats()
+
+    def handle_batch(self, messages: Sequence[Inbound], attempt: int = 0) -> list[Outbound]:
+        """Store a batch atomically; returns the acks to publish once this returns."""
+        return self.process(messages, attempt=attempt).acks
+
+    def process(self, messages: Sequence[Inbound], *, attempt: int = 0) -> BatchResult:
+        """Like :meth:`handle_batch`, also reporting each message's outcome.
+
+        A transient database error propagates: the caller retries the same batch
+        (``attempt`` counts the tries). A unique-key race with another worker is
+        transient the first times; any other failure is a bug met by some payload, so
+        the batch is split until only the message that triggers it is dead-lettered
+        and the worker carries on.
+        """
+        try:
+            return self._process(messages)
+        except SQLAlchemyError as exc:
+            if is_transient(exc) and not (isinstance(exc, IntegrityError) and attempt >= 2):
+                raise
+            failure: BaseException = exc
+        except Exception as exc:
+            failure = exc
+        if len(messages) > 1:
+            log.warning("batch failed (%s); handling its messages one by one", failure)
+            parts = [self.process([m], attempt=attempt) for m in messages]
+            return BatchResult(
+                acks=[a for p in parts for a in p.acks],
+                outcomes=[o for p in parts for o in p.outcomes],
+            )
+        log.error("internal error on %s", messages[0].topic[:80], exc_info=failure)
+        return self._process(
+            messages, forced=f"internal error ({type(failure).__name__}): {failure}"
+        )
+
+    def _process(self, messages: Sequence[Inbound], forced: str | None = None) -> BatchResult:
+        now = self.clock()
+        with self.sessions.begin() as session:
+            batch = _Batch(self, session, now)
+            for i, msg in enumerate(messages):
+                if forced is not None:
+                    batch.dead_letter(i, msg, forced, "unknown", outcome="error")
+                    continue
+                batch.decode(i, msg)
+            batch.prefetch()
+            batch.authenticate()
+            # No autoflush: rows another worker may also touch (container and device
+            # state, rollups, alarms) are written by the one flush right before the
+            # commit, so their row locks are held for milliseconds, not the batch.
+            with session.no_autoflush:
+                for item in batch.items:
+                    batch.dispatch(item)
+                spool = batch.flush()
+        committed = self.clock()
+        for channel_outcome, n in batch.counts.items():
+            self.stats.count(*channel_outcome, n=n)
+            self.metrics.messages.labels(*channel_outcome).inc(n)
+        for channel, n in batch.dead_counts.items():
+            self.metrics.dead_letters.labels(channel).inc(n)
+        self.stats.batches += 1
+        self.metrics.batches.inc()
+        for msg in messages:
+            self.metrics.lag.observe(max(0.0, (committed - msg.received_at).total_seconds()))
+        for ts in batch.record_times:
+            self.metrics.record_age.observe(max(0.0, (committed - ts).total_seconds()))
+        if spool is not None and self.telemetry is not None:
+            self.telemetry.submit(*spool)
+        acks = [
+            Outbound(topic(device_id, Channel.ACK), encode(Ack(tuple(items))))
+            for device_id, items in batch.acks.items()
+        ]
+        return BatchResult(acks, batch.outcomes)
+
+    def reprocess(self, dead_letter_ids: Iterable[int]) -> BatchResult:
+        """Run dead letters through ingest again (after the cause was fixed)."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(DeadLetter)
+                .where(DeadLetter.id.in_(list(dead_letter_ids)), DeadLetter.status == "open")
+                .order_by(DeadLetter.id)
+            ).all()
+            messages = [
+                Inbound(r.topic, bytes(r.payload), r.received_at, dead_letter_id=r.id) for r in rows
+            ]
+        return self.process(messages)
+
+
+class _Batch:
+    """One transaction's worth of decisions, caches and pending rows."""
+
+    def __init__(self, handler: IngestHandler, session: Session, now: datetime) -> None:
+        self.h = handler
+        self.session = session
+        self.now = now
+        self.items: list[_Item] = []
+        self._acks: list[tuple[int, str, AckItem]] = []
+        self._dead: list[tuple[int, DeadLetter]] = []
+        self.outcomes: list[str] = []
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.dead_counts: Counter[str] = Counter()
+        self.record_times: list[datetime] = []
+        self.alarms = AlarmBook(session, now)
+        self.lines: list[str] = []
+        self.devices: dict[str, Device | None] = {}
+        # device_id, seq -> (id, hash, prev_hash) of stored or pending tickets
+        self.tickets: dict[tuple[str, int], tuple[int | None, str, str]] = {}
+        self.events: set[str] = set()
+        self.new_tickets: list[dict[str, Any]] = []
+        self.flags: list[tuple[tuple[str, int], str, str]] = []
+        self.flag_clears: list[tuple[tuple[str, int], str]] = []
+        self.fill_seen: set[tuple[str, int]] = set()
+        self.new_fill_seen: list[dict[str, Any]] = []
+        self.fill_events: list[dict[str, Any]] = []
+        self.containers: dict[str, ContainerState] = {}
+        # container_id -> the row as this batch leaves it (written by one upsert)
+        self.container_rows: dict[str, dict[str, Any]] = {}
+        # (container_id, hour) -> this batch's own aggregate, merged into the stored one
+        self.rollups: dict[tuple[str, datetime], dict[str, Any]] = {}
+        self.resolved: list[int] = []
+        self.authentic: set[int] = set()
+        """Indexes of weighings whose body a valid device signature covers."""
+        self.last_seen: dict[str, datetime] = {}
+        self._seen: set[str] = set()
+        self._states: dict[str, DeviceState] = {}
+        self._configs: dict[str, DeviceConfig] = {}
+
+    # ---------------------------------------------------------------- phase 1: decode
+
+    def decode(self, index: int, msg: Inbound) -> None:
+        self.outcomes.append("")
+        channel_name = "unknown"
+        try:
+            device_id, channel = parse_topic(msg.topic)
+            channel_name = channel.value
+            if channel not in INGESTED:
+                raise Rejected(f"topic: {channel.value} is written by the server, not a device")
+            body = b""
+            payload: Payload
+            if channel is Channel.WEIGHING:
+                payload, body = decode_weighing_body(msg.payload)
+            else:
+                payload = decode(channel, msg.payload)
+            said = getattr(payload, "device_id", None)
+            if said != device_id:
+                raise Rejected(
+                    f"device_id: payload says {said!r} but arrived on {device_id!r}'s topic",
+                    getattr(payload, "seq", None),
+                )
+        except ProtocolError as exc:
+            self.dead_letter(index, msg, str(exc), channel_name)
+            return
+        except Rejected as exc:
+            self.dead_letter(index, msg, exc.reason, channel_name, exc.seq)
+            return
+        self.items.append(_Item(index, msg, device_id, channel, payload, body))
+
+    # ---------------------------------------------------------------- phase 2: prefetch
+
+    def prefetch(self) -> None:
+        s = self.session
+        device_ids = sorted({i.device_id for i in self.items})
+        for chunk in chunks(s, device_ids):
+            for d in s.scalars(select(Device).where(among(s, Device.device_id, chunk))):
+                self.devices[d.device_id] = d
+        for device_id in device_ids:
+            self.devices.setdefault(device_id, None)
+        presence = sorted(
+            {
+                i.device_id
+                for i in self.items
+                if i.channel not in (Channel.WEIGHING, Channel.FILL)
+                and self.devices.get(i.device_id) is not None
+            }
+        )
+        if presence:
+            # Made here if missing, race-free against other workers, then loaded into
+            # the session so that state() finds them without a query each.
+            upsert(
+                s,
+                cast(Table, DeviceState.__table__),
+                [{"device_id": d} for d in presence],
+                keys=["device_id"],
+                merge=None,
+            )
+            for chunk in chunks(s, presence):
+                list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
+        weighings = [i.payload for i in self.items if i.channel is Channel.WEIGHING]
+        keys = {(w.device_id, w.seq + d) for w in weighings for d in (-1, 0, 1)}
+        for chunk in chunks(s, sorted(keys)):
+            rows = s.execute(
+                select(
+                    Ticket.device_id, Ticket.seq, Ticket.id, Ticket.hash, Ticket.prev_hash
+                ).where(pairs_among(s, Ticket.device_id, Ticket.seq, chunk))
+            )
+            for device_id, seq, tid, h, prev in rows:
+                self.tickets[(device_id, seq)] = (tid, h, prev)
+        for chunk in chunks(s, sorted({w.event_id for w in weighings})):
+            self.events.update(
+                s.scalars(select(Ticket.event_id).where(among(s, Ticket.event_id, chunk)))
+            )
+        fills = [i.payload for i in self.items if i.channel is Channel.FILL]
+        for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
+            seen = s.execute(
+                select(FillSeen.device_id, FillSeen.seq).where(
+                    pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
+                )
+            )
+            self.fill_seen.update((d, q) for d, q in seen)
+        for chunk in chunks(s, sorted({f.container_id for f in fills})):
+            for state in s.scalars(
+                select(ContainerState).where(among(s, ContainerState.container_id, chunk))
+            ):
+                self.containers[state.container_id] = state
+        subjects = set(device_ids)
+        # Every reading asks whether its container has a sensor fault open.
+        subjects.update(f.container_id for f in fills)
+        self.alarms.preload(subjects)
+
+    def authenticate(self) -> None:
+        """Signature checks for the batch's new weighings: one per chain run (signatures.py)."""
+        candidates = []
+        for item in self.items:
+            if item.channel is not Channel.WEIGHING:
+                continue
+            w: Weighing = item.payload
+            device = self.devices.get(item.device_id)
+            if device is None or device.status != "approved":
+                continue  # refused before any signature is looked at
+            if (w.device_id, w.seq) in self.tickets:
+                continue  # a duplicate (acked again) or a clash (refused): never verified
+            candidates.append(
+                Signed(item.index, w.device_id, w.seq, w.prev_hash, w.hash, item.body, w.sig)
+            )
+        if candidates:
+            keys = {d: dev.public_key for d, dev in self.devices.items() if dev is not None}
+            self.authentic = authenticate(candidates, keys.get, self.h.verify)
+
+    # ---------------------------------------------------------------- phase 3: decide
+
+    def dispatch(self, item: _Item) -> None:
+        name = item.channel.value
+        try:
+            if item.channel is Channel.WEIGHING:
+                outcome = self.weighing(item)
+                self.ack(item.index, item.device_id, AckItem(item.payload.seq, outcome))
+            elif item.channel is Channel.FILL:
+                outcome = self.fill(item)
+                self.ack(
+                    item.index, item.device_id, AckItem(item.payload.seq, outcome, RecordKind.FILL)
+                )
+            else:
+                self.presence(item)
+                outcome = AckStatus.ACCEPTED
+        except Rejected as exc:
+            kind = RecordKind.FILL if item.channel is Channel.FILL else exc.kind
+            self.dead_letter(item.index, item.msg, exc.reason, name, exc.seq, kind)
+            return
+        self.outcomes[item.index] = outcome.value
+        self.counts[(name, outcome.value)] += 1
+        if item.msg.dead_letter_id is not None:
+            self.resolved.append(item.msg.dead_letter_id)
+
+    def approved(self, item: _Item, seq: int | None, kind: RecordKind | None = None) -> Device:
+        device = self.devices.get(item.device_id)
+        if device is None:
+            raise Rejected(f"device {item.device_id!r} is not registered", seq, kind)
+        if device.status != "approved":
+            raise Rejected(f"device {item.device_id!r} is {device.status}, not approved", seq, kind)
+        return device
+
+    def weighing(self, item: _Item) -> AckStatus:
+        w: Weighing = item.payload
+        device = self.approved(item, w.seq)
+        key = (w.device_id, w.seq)
+        known = self.tickets.get(key)
+        if known is not None:
+            if known[1] == w.hash:
+                # Same record again (resend, redelivery): nothing to verify or store.
+                return AckStatus.DUPLICATE
+            raise Rejected(
+                f"seq {w.seq} already holds a different record (journal reset on the device?)",
+                w.seq,
+            )
+        if item.index not in self.authentic:
+            raise Rejected("sig: signature does not verify with the registered key", w.seq)
+        if w.event_id in self.events:
+            raise Rejected(f"event_id {w.event_id} already recorded under another seq", w.seq)
+        weighed_at = parse_ts(w.ts)
+        chain_ok: bool | None
+        if w.seq == 1:
+            chain_ok = w.prev_hash == GENESIS_HASH
+            if not chain_ok:
+                self.flags.append((key, FlagCode.CHAIN_FORK, "seq 1 does not start from genesis"))
+        else:
+            prev = self.tickets.get((w.device_id, w.seq - 1))
+            if prev is None:
+                chain_ok = None
+                self.flags.append(
+                    (key, FlagCode.CHAIN_GAP, f"seq {w.seq - 1} not received before seq {w.seq}")
+                )
+            else:
+                chain_ok = prev[1] == w.prev_hash
+                if not chain_ok:
+                    self.flags.append(
+                        (key, FlagCode.CHAIN_FORK, f"prev_hash differs from seq {w.seq - 1}'s hash")
+                    )
+        successor_key = (w.device_id, w.seq + 1)
+        successor = self.tickets.get(successor_key)
+        if successor is not None:
+            # The record that closes a gap: prove (or break) the successor's link.
+            pending_gap = next(
+                (f for f in self.flags if f[0] == successor_key and f[1] == FlagCode.CHAIN_GAP),
+                None,
+            )
+            if pending_gap is not None:
+                self.flags.remove(pending_gap)  # both arrived in this batch
+            else:
+                self.flag_clears.append((successor_key, FlagCode.CHAIN_GAP))
+            if successor[2] != w.hash:
+                self.flags.append(
+                    (
+                        successor_key,
+                        FlagCode.CHAIN_FORK,
+                        f"prev_hash differs from seq {w.seq}'s hash",
+                    )
+                )
+        tolerance = timedelta(seconds=self.h.rules.clock_tolerance_s)
+        if weighed_at > item.msg.received_at + tolerance:
+            ahead = int((weighed_at - item.msg.received_at).total_seconds())
+            self.flags.append(
+                (key, FlagCode.CLOCK_AHEAD, f"device time {ahead} s ahead of receipt")
+            )
+        self.tickets[key] = (None, w.hash, w.prev_hash)
+        self.events.add(w.event_id)
+        self.new_tickets.append(
+            {
+                **signed_columns(w, weighed_at),
+                "payload": item.msg.payload,
+                "received_at": item.msg.received_at,
+                "chain_ok": chain_ok,
+            }
+        )
+        self.record_times.append(weighed_at)
+        self.lines.append(weighing_line(w))
+        self.seen(device, item)
+        return AckStatus.ACCEPTED
+
+    def fill(self, item: _Item) -> AckStatus:
+        r: FillReading = item.payload
+        device = self.approved(item, r.seq, RecordKind.FILL)
+        key = (r.device_id, r.seq)
+        if key in self.fill_seen:
+            return AckStatus.DUPLICATE
+        self.fill_seen.add(key)
+        self.new_fill_seen.append(
+            {"device_id": r.device_id, "seq": r.seq, "received_at": item.msg.received_at}
+        )
+        measured = parse_ts(r.ts)
+        self.record_times.append(measured)
+        if r.event is not None:
+            self.fill_events.append(
+                {
+                    "device_id": r.device_id,
+                    "seq": r.seq,
+                    "container_id": r.container_id,
+                    "event": r.event.value,
+                    "measured_at": measured,
+                    "fill_pct": Decimal(r.fill_pct),
+                    "received_at": item.msg.received_at,
+                }
+            )
+        self.container(r, measured)
+        self.rollup(r, measured)
+        self.fill_alarms(r, device, measured)
+        self.lines.append(fill_line(r, device.site_id))
+        self.seen(device, item)
+        return AckStatus.ACCEPTED
+
+    def container(self, r: FillReading, measured: datetime) -> None:
+        """The latest reading per container wins; an event is kept until a newer one."""
+        cid = r.container_id
+        current = self.container_rows.get(cid)
+        last_event: str | None = None
+        if current is not None:
+            if measured < current["measured_at"]:
+                return
+            last_event = current["last_event"]
+        elif (stored := self.containers.get(cid)) is not None:
+            if measured < stored.measured_at:
+                return
+            last_event = stored.last_event
+        self.container_rows[cid] = {
+            "container_id": cid,
+            "device_id": r.device_id,
+            "measured_at": measured,
+            "fill_pct": Decimal(r.fill_pct),
+            "distance_mm": r.distance_mm,
+            "last_event": r.event.value if r.event else last_event,
+        }
+
+    def rollup(self, r: FillReading, measured: datetime) -> None:
+        key = (r.container_id, _hour(measured))
+        centi = _centi(r.fill_pct)
+        row = self.rollups.get(key)
+        if row is None:
+            self.rollups[key] = {
+                "container_id": r.container_id,
+                "hour": key[1],
+                "device_id": r.device_id,
+                "samples": 1,
+                "sum_centi": centi,
+                "min_centi": centi,
+                "max_centi": centi,
+                "last_centi": centi,
+                "last_at": measured,
+            }
+        else:
+            row["samples"] += 1
+            row["sum_centi"] += centi
+            row["min_centi"] = min(row["min_centi"], centi)
+            row["max_centi"] = max(row["max_centi"], centi)
+            if measured >= row["last_at"]:
+                row["last_centi"], row["last_at"] = centi, measured
+
+    def fill_alarms(self, r: FillReading, device: Device, measured: datetime) -> None:
+        book, cid = self.alarms, r.container_id
+        common: dict[str, Any] = {
+            "subject_kind": "container",
+            "device_id": r.device_id,
+            "site_id": device.site_id,
+            "at": measured,
+        }
+        if r.event is FillEvent.FULL:
+            book.raise_("container_full", cid, message=f"full at {r.fill_pct}%", **common)
+        elif r.event is FillEvent.OVERFLOW:
+            book.raise_(
+                "container_overflow",
+                cid,
+                message=f"overflowing at {r.fill_pct}%",
+                severity="critical",
+                **common,
+            )
+        elif r.event is FillEvent.EMPTIED:
+            book.clear("container_full", cid)
+            book.clear("container_overflow", cid)
+        if r.event is FillEvent.SENSOR_FAULT:
+            book.raise_("sensor_fault", cid, message="level sensor reports a fault", **common)
+        elif book.active("sensor_fault", cid) is not None:
+            book.clear("sensor_fault", cid)
+        if r.temperature_c is not None:
+            temp = float(r.temperature_c)
+            if temp >= self.h.rules.heat_c:
+                book.raise_(
+                    "container_heat",
+                    cid,
+                    message=f"temperature {r.temperature_c} °C (fire risk)",
+                    severity="critical",
+                    **common,
+                )
+            elif temp < self.h.rules.heat_clear_c:
+                book.clear("container_heat", cid)
+
+    # ---------------------------------------------------------------- other channels
+
+    def presence(self, item: _Item) -> None:
+        device = self.devices.get(item.device_id)
+        if device is None:
+            raise Rejected(f"device {item.device_id!r} is not registered")
+        if device.status == "revoked":
+            raise Rejected(f"device {item.device_id!r} is revoked")
+        p = item.payload
+        if isinstance(p, Status):
+            self.status(device, item, p)
+        elif isinstance(p, Health):
+            self.health(device, item, p)
+        elif isinstance(p, Alarm):
+            self.device_alarm(device, item, p)
+        elif isinstance(p, ConfigReported):
+            self.config_reported(device, item, p)
+        self.seen(device, item)
+
+    def state(self, device_id: str) -> DeviceState:
+        # Cached: without autoflush a pending new row is not found by session.get().
+        state = self._states.get(device_id) or self.session.get(DeviceState, device_id)
+        if state is None:
+            state = DeviceState(device_id=device_id)
+            self.session.add(state)
+        self._states[device_id] = state
+        return state
+
+    def seen(self, device: Device, item: _Item) -> None:
+        """Any message proves the device is alive: last seen is the latest receive time."""
+        # Written once per device and batch by an upsert that keeps the later time.
+        at = item.msg.received_at
+        last = self.last_seen.get(device.device_id)
+        if last is None or at > last:
+            self.last_seen[device.device_id] = at
+        if device.device_id not in self._seen:  # one alarm lookup per device and batch
+            self._seen.add(device.device_id)
+            self.alarms.clear("device_stale", device.device_id)
+
+    def clock_check(self, device: Device, item: _Item, ts: str | None, synced: bool) -> None:
+        if ts is None:
+            return
+        offset = parse_ts(ts) - item.msg.received_at
+        offset_ms = offset // timedelta(milliseconds=1)
+        self.state(device.device_id).clock_offset_ms = offset_ms
+        if abs(offset) > timedelta(seconds=self.h.rules.clock_tolerance_s):
+            self.alarms.raise_(
+                "clock_drift",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=f"device clock off by {offset_ms / 1000:.0f} s"
+                + ("" if synced else " (device reports it is not synchronised)"),
+            )
+        else:
+            self.alarms.clear("clock_drift", device.device_id)
+
+    def status(self, device: Device, item: _Item, p: Status) -> None:
+        state = self.state(device.device_id)
+        state.online = p.online
+        state.boot_id = p.boot_id or state.boot_id
+        if p.online:
+            self.alarms.clear("device_offline", device.device_id)
+            self.clock_check(device, item, p.ts, True)
+        else:
+            self.alarms.raise_(
+                "device_offline",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message="device went offline (last will or clean disconnect)",
+                at=item.msg.received_at,
+            )
+
+    def health(self, device: Device, item: _Item, p: Health) -> None:
+        state = self.state(device.device_id)
+        measured = parse_ts(p.ts)
+        previous = state.outbox_depth
+        if state.health_at is None or measured >= state.health_at:
+            state.online = True
+            state.boot_id = p.boot_id
+            state.last_health = item.msg.payload.decode()
+            state.health_at = measured
+            state.outbox_depth = p.outbox_depth
+            self.clock_check(device, item, p.ts, p.time_synced)
+            if p.outbox_depth == 0:
+                self.alarms.clear("outbox_backlog", device.device_id)
+            elif p.outbox_depth >= self.h.rules.outbox_warn and (
+                previous is None or p.outbox_depth > previous
+            ):
+                self.alarms.raise_(
+                    "outbox_backlog",
+                    device.device_id,
+                    subject_kind="device",
+                    device_id=device.device_id,
+                    site_id=device.site_id,
+                    message=f"{p.outbox_depth} records unacked, oldest {p.oldest_unacked_s} s",
+                )
+        self.lines.append(health_line(p, device.site_id))
+
+    def device_alarm(self, device: Device, item: _Item, p: Alarm) -> None:
+        code = f"device:{p.code}"
+        if p.state is AlarmState.RAISED:
+            self.alarms.raise_(
+                code,
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=p.message,
+                severity=p.severity,
+                source="device",
+                at=parse_ts(p.ts),
+            )
+        else:
+            self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
+
+    def config_reported(self, device: Device, item: _Item, p: ConfigReported) -> None:
+        row = self._configs.get(device.device_id) or self.session.get(
+            DeviceConfig, device.device_id
+        )
+        if row is None:
+            row = DeviceConfig(device_id=device.device_id)
+            self.session.add(row)
+        self._configs[device.device_id] = row
+        row.reported_revision = p.revision
+        row.reported_applied = p.applied
+        row.reported_reason = _clean(p.reason) if p.reason else None
+        row.reported_at = item.msg.received_at
+        if p.applied:
+            self.alarms.clear("config_rejected", device.device_id)
+        else:
+            self.alarms.raise_(
+                "config_rejected",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
+            )
+
+    # ---------------------------------------------------------------- dead letters
+
+    def dead_letter(
+        self,
+        index: int,
+        msg: Inbound,
+        reason: str,
+        channel_name: str,
+        seq: int | None = None,
+        kind: RecordKind | None = None,
+        outcome: str = "rejected",
+    ) -> None:
+        if index >= len(self.outcomes):
+            self.outcomes.append("")
+        self.outcomes[index] = outcome
+        self.counts[(channel_name, outcome)] += 1
+        self.dead_counts[channel_name] += 1
+        device_id: str | None
+        try:
+            device_id, _ = parse_topic(msg.topic)
+        except ProtocolError:
+            device_id = None
+        reason = _clean(reason)[:2000]
+        if msg.dead_letter_id is not None:
+            row = self.session.get(DeadLetter, msg.dead_letter_id)
+            if row is not None:
+                row.reason = reason
+                row.resolution = f"re-processed {self.now.isoformat()}: still refused"
+        else:
+            row = DeadLetter(
+                received_at=msg.received_at,
+                topic=_clean(msg.topic)[:256],
+                payload=msg.payload,
+                reason=reason,
+                device_id=device_id,
+                status="open",
+            )
+            self._dead.append((index, row))
+        log.warning("dead letter on %s: %s", msg.topic[:80], reason[:300])
+        if device_id is None or channel_name not in ("weighing", "fill"):
+            return
+        seq = seq if seq is not None else _peek_seq(msg.payload)
+        if seq is not None:
+            kind = kind or (RecordKind.FILL if channel_name == "fill" else RecordKind.WEIGHING)
+            self.ack(index, device_id, AckItem(seq, AckStatus.REJECTED, kind, reason[:500]))
+
+    def ack(self, index: int, device_id: str, item: AckItem) -> None:
+        self._acks.append((index, device_id, item))
+
+    @property
+    def acks(self) -> dict[str, list[AckItem]]:
+        """Acks per device, in the order the messages arrived."""
+        grouped: dict[str, list[AckItem]] = defaultdict(list)
+        for _, device_id, item in sorted(self._acks, key=lambda a: a[0]):
+            grouped[device_id].append(item)
+        return grouped
+
+    # ---------------------------------------------------------------- phase 4: write
+
+    def insert_tickets(self) -> None:
+        """Insert the new tickets; their ids are learnt only when flags must name them."""
+        s, table = self.session, cast(Table, Ticket.__table__)
+        rows: Sequence[tuple[Any, ...]]
+        if not is_postgres(s):
+            rows = [
+                tuple(r)
+                for r in s.execute(
+                    insert(table).returning(table.c.id, table.c.device_id, table.c.seq),
+                    self.new_tickets,
+                )
+            ]
+        elif self.flags:
+            ids = next_ids(s, table, len(self.new_tickets))
+            for tid, row in zip(ids, self.new_tickets, strict=True):
+                row["id"] = tid
+            insert_rows(s, table, self.new_tickets)
+            rows = [(r["id"], r["device_id"], r["seq"]) for r in self.new_tickets]
+        else:
+            insert_rows(s, table, self.new_tickets)
+            return
+        for tid, device_id, seq in rows:
+            _, h, prev = self.tickets[(device_id, seq)]
+            self.tickets[(device_id, seq)] = (tid, h, prev)
+
+    def flush(self) -> tuple[int, bytes] | None:
+        s = self.session
+        s.add_all([row for _, row in sorted(self._dead, key=lambda d: d[0])])
+        if self.new_tickets:
+            self.insert_tickets()
+        if self.flag_clears:
+            flags = cast(Table, TicketFlag.__table__)  # Core: one executemany, no ORM
+            s.execute(
+                update(flags)
+                .where(
+                    flags.c.ticket_id == bindparam("successor_id"),
+                    flags.c.code == bindparam("flag_code"),
+                    flags.c.cleared_at.is_(None),
+                )
+                .values(
+                    cleared_at=self.now,
+                    cleared_by="ingest",
+                    clear_reason=bindparam("reason"),
+                ),
+                [
+                    {
+                        "successor_id": self.tickets[key][0],
+                        "flag_code": code.value if isinstance(code, FlagCode) else code,
+                        "reason": f"seq {key[1] - 1} arrived; link checked",
+                    }
+                    for key, code in self.flag_clears
+                ],
+            )
+        if self.flags:
+            insert_rows(
+                s,
+                cast(Table, TicketFlag.__table__),
+                [
+                    {
+                        "ticket_id": self.tickets[key][0],
+                        "device_id": key[0],
+                        "seq": key[1],
+                        "code": code.value if isinstance(code, FlagCode) else code,
+                        "detail": detail,
+                        "raised_at": self.now,
+                    }
+                    for key, code, detail in self.flags
+                ],
+            )
+        insert_rows(s, cast(Table, FillSeen.__table__), self.new_fill_seen)
+        insert_rows(s, cast(Table, FillEventRow.__table__), self.fill_events)
+        if self.resolved:
+            s.execute(
+                update(DeadLetter)
+                .where(DeadLetter.id.in_(self.resolved))
+                .values(
+                    status="resolved",
+                    resolved_at=self.now,
+                    resolution="re-processed: accepted",
+                )
+            )
+        spool = None
+        if self.lines and self.h.telemetry is not None:
+            row = spool_row(self.lines, self.now, self.h.spool_retry_after_s)
+            spool_id = s.scalar(
+                insert(TelemetrySpool)
+                .values(
+                    body=row.body,
+                    points=row.points,
+                    created_at=row.created_at,
+                    next_attempt_at=row.next_attempt_at,
+                    attempts=0,
+                )
+                .returning(TelemetrySpool.id)
+            )
+            assert spool_id is not None
+            spool = (spool_id, row.body)
+        # Shared rows last, each table in key order (no deadlock between workers), as
+        # upserts that merge in SQL (no lost update, no insert race): upsert.py.
+        s.flush()  # dead letters, alarms, presence columns of device_state
+        containers = cast(Table, ContainerState.__table__)
+        upsert(
+            s,
+            containers,
+            list(self.container_rows.values()),
+            keys=["container_id"],
+            merge=lambda ex: {
+                c: getattr(ex, c)
+                for c in ("device_id", "measured_at", "fill_pct", "distance_mm", "last_event")
+            },
+            where=lambda ex: ex.measured_at >= containers.c.measured_at,
+        )
+        rollups = cast(Table, FillRollup.__table__)
+        upsert(
+            s,
+            rollups,
+            list(self.rollups.values()),
+            keys=["container_id", "hour"],
+            merge=lambda ex: _merge_rollup(rollups, ex),
+        )
+        states = cast(Table, DeviceState.__table__)
+        upsert(
+            s,
+            states,
+            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
+            keys=["device_id"],
+            merge=lambda ex: {"last_seen_at": ex.last_seen_at},
+            where=lambda ex: (
+                states.c.last_seen_at.is_(None) | (ex.last_seen_at > states.c.last_seen_at)
+            ),
+        )
+        return spool
+
+
+def _merge_rollup(t: Table, ex: Any) -> dict[str, Any]:
+    """A batch's aggregate of one container-hour added to the stored one."""
+    later = ex.last_at >= t.c.last_at
+    return {
+        "samples": t.c.samples + ex.samples,
+        "sum_centi": t.c.sum_centi + ex.sum_centi,
+        "min_centi": case((ex.min_centi < t.c.min_centi, ex.min_centi), else_=t.c.min_centi),
+        "max_centi": case((ex.max_centi > t.c.max_centi, ex.max_centi), else_=t.c.max_centi),
+        "last_centi": case((later, ex.last_centi), else_=t.c.last_centi),
+        "last_at": case((later, ex.last_at), else_=t.c.last_at),
+    }
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)

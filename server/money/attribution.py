@@ -1,0 +1,44 @@
+"""Which tickets count for which contractor.
+
+A ticket carries no contractor: it is the allocation (``server.money.payments.allocate``)
+that gives its tonnes to contracts, and so to contractors. A contractor's tickets are
+therefore exactly the tickets with a share in one of its contracts (paid or over the
+cap) — the same answer its statement is built from, never a second rule.
+
+The shares come from ``server.money.statements.compute`` itself (same contracts, holds,
+badges and MRP table), so they are the shares behind the statements.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date
+
+from sqlalchemy.orm import Session
+
+from server.money.payments import Share
+from server.money.statements import compute
+
+
+def contractor_shares(
+    session: Session, contractor_bin: str, first: date, last: date
+) -> list[Share]:
+    """Every share of ``contractor_bin``'s contracts in tickets weighed ``first``..``last``
+    (one local month), from the same computation as that month's statement preview."""
+    computation = compute(
+        session, [f"{first:%Y-%m}"], contractors={contractor_bin}, record_shares=True
+    )
+    return [
+        s
+        for s in computation.allocation.shares or ()
+        if s.contract is not None
+        and s.contract.contractor_bin == contractor_bin
+        and first <= s.ticket.local_date <= last
+    ]
+
+
+def shares_by_ticket(shares: list[Share]) -> dict[int, list[Share]]:
+    by_ticket: dict[int, list[Share]] = defaultdict(list)
+    for s in shares:
+        by_ticket[s.ticket.ticket_id].append(s)
+    return dict(by_ticket)

@@ -1,0 +1,819 @@
+"""Eligibility holds: tickets kept out of payment until an operator resolves them.
+
+Every reason is a rule driven by data (``server/data/hold_rules.toml``, loaded into the
+ledger as versioned reference data; ``docs/payments.md`` documents each one):
+
+==========================  ==========================================================
+reason                      when
+==========================  ==========================================================
+scale_verification_expired  the scale's certificate (``scales.verified_until``) had
+                            expired on the ticket's local date
+scale_not_verified          no certificate on file (only if the rules say so)
+clock_unsynced              ``time_synced`` false and the device time is further from
+                            the receive time than the tolerance
+evidence_broken             ``chain_ok`` false, the chain link to a neighbour breaks,
+                            or the payload fails re-verification (hash, signature with
+                            the registered key, stored columns = signed payload)
+implausible_weight          net weight outside the category's bounds
+no_fill_drop                a container pickup without an "emptied" fill event at the
+                            site within the window
+near_cap_boundary           repeated weighings just under a boundary weight
+site_outside_region         found by allocation: a badge's contractor holds contracts
+                            for the category, none covering the ticket's site
+==========================  ==========================================================
+
+``scan`` applies the rules to tickets not scanned yet (a watermark on ticket ids) and
+records each finding once; findings are never deleted. A resolution (``release`` or
+``reject``, with who, when and why) is a separate row, so the state at any earlier
+moment — what an approved statement saw — can be rebuilt. Rules that look at other
+tickets (chain links, near-boundary repetition) also re-check the older neighbours of
+each new ticket, so the final set of holds does not depend on arrival order.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from importlib.resources import files
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from edge.evidence import verify_signature
+from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
+from server.ledger import signed
+from server.ledger.accounting import Hold, HoldResolution, HoldScan
+from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
+from server.money import audit, reference
+from server.money.contracts import ImportProblems
+from server.money.payments import LOCAL_TZ, SITE_OUTSIDE_REGION, HoldIn, HoldStatus, TicketIn
+
+KIND: Final = "hold_rules"
+REASONS: Final = {
+    "scale_verification_expired": "scale verification certificate expired at weighing time",
+    "scale_not_verified": "no verification certificate on file for the scale",
+    "clock_unsynced": "device clock unsynced beyond tolerance",
+    "evidence_broken": "signature, hash or chain does not verify",
+    "implausible_weight": "weight outside the category's plausible bounds",
+    "no_fill_drop": "container pickup without a matching fill drop",
+    "near_cap_boundary": "repeated weighings just under a boundary weight",
+    SITE_OUTSIDE_REGION: "badge contractor's contracts do not cover the site",
+}
+DECISIONS: Final = ("release", "reject")
+
+
+# --------------------------------------------------------------------------- rules
+
+
+def _no_float(value: Any) -> Any:
+    # TOML floats would reach Decimal through binary floating point: refuse them.
+    if isinstance(value, float):
+        raise ValueError('write weights as strings, e.g. "2.5", never as floats')
+    return value
+
+
+Kg = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0)]
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ScaleRule(_Rule):
+    hold_without_certificate: bool = False
+    """Hold weighings on scales with no certificate on file (scale_not_verified)."""
+
+
+class ClockRule(_Rule):
+    tolerance_s: int = Field(300, ge=0)
+    """Seconds between device time and receive time tolerated on an unsynced clock."""
+
+
+class EvidenceRule(_Rule):
+    reverify: bool = True
+    """Re-check hash, signature and stored columns of every ticket's payload."""
+
+
+class Bounds(_Rule):
+    min_kg: Kg
+    max_kg: Kg
+
+
+class WeightRule(_Rule):
+    default: Bounds | None = None
+    """Bounds for categories not listed; None: unlisted categories are not checked."""
+    categories: dict[str, Bounds] = Field(default_factory=dict)
+
+    def bounds(self, category: str) -> Bounds | None:
+        return self.categories.get(category, self.default)
+
+
+class FillRule(_Rule):
+    site_kinds: tuple[str, ...] = ("container",)
+    """Sites of these kinds weigh container pickups."""
+    window_before_min: int = Field(240, ge=0)
+    window_after_min: int = Field(120, ge=0)
+
+
+class NearCapRule(_Rule):
+    margin_pct: Kg = Decimal(2)
+    """A weight within this percentage below a boundary is "just under" it."""
+    min_count: int = Field(3, ge=2)
+    window_days: int = Field(7, ge=1)
+    include_weight_max: bool = True
+    """Treat each category's max_kg as a boundary too."""
+    boundaries_kg: dict[str, tuple[Kg, ...]] = Field(default_factory=dict)
+
+
+class HoldRules(_Rule):
+    scale: ScaleRule = ScaleRule()
+    clock: ClockRule = ClockRule()
+    evidence: EvidenceRule = EvidenceRule()
+    weight: WeightRule = WeightRule()
+    fill: FillRule = FillRule()
+    near_cap: NearCapRule = NearCapRule()
+
+    def boundaries_g(self, category: str) -> list[int]:
+        kg = list(self.near_cap.boundaries_kg.get(category, ()))
+        bounds = self.weight.bounds(category)
+        if self.near_cap.include_weight_max and bounds is not None:
+            kg.append(bounds.max_kg)
+        return sorted({kg_to_grams(format(b, "f")) for b in kg if b > 0})
+
+
+DEFAULT_RULES_FILE: Final = files("server") / "data" / "hold_rules.toml"
+
+
+def read_rules(path: Path | None = None) -> HoldRules:
+    """Parse a rules file; every problem as ``file: key: reason``."""
+    where = str(path) if path is not None else "server/data/hold_rules.toml"
+    try:
+        text = path.read_text("utf-8") if path is not None else DEFAULT_RULES_FILE.read_text()
+        data = tomllib.loads(text)
+    except OSError as exc:
+        raise ImportProblems([f"{where}: cannot read ({exc.strerror})"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ImportProblems([f"{where}: not valid TOML ({exc})"]) from None
+    try:
+        return HoldRules.model_validate(data)
+    except ValidationError as exc:
+        raise ImportProblems(
+            [
+                f"{where}: {'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                for err in exc.errors()
+            ]
+        ) from None
+
+
+def store_rules(session: Session, rules: HoldRules, *, source: str, actor: str) -> int:
+    loaded = reference.store(
+        session, KIND, rules.model_dump(mode="json"), source=source, actor=actor
+    )
+    return loaded.version
+
+
+def current_rules(session: Session, actor: str = "system") -> tuple[int, HoldRules]:
+    """The latest rules; the shipped defaults are loaded (and audited) on first use."""
+    version = reference.latest_version(session, KIND)
+    if version is None:
+        version = store_rules(
+            session, read_rules(), source="server/data/hold_rules.toml", actor=actor
+        )
+    return version, HoldRules.model_validate(reference.body(session, KIND, version))
+
+
+# --------------------------------------------------------------------------- scan
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    ticket_id: int
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    rules_version: int
+    scanned: int
+    new_holds: int
+    last_ticket_id: int
+
+
+_SCAN_COLUMNS: Final = (
+    Ticket.id,
+    Ticket.device_id,
+    Ticket.seq,
+    Ticket.weighed_at,
+    Ticket.time_synced,
+    Ticket.received_at,
+    Ticket.site_id,
+    Ticket.scale_id,
+    Ticket.category,
+    Ticket.badge,
+    Ticket.net_g,
+    Ticket.chain_ok,
+)
+#: What re-verification also reads: the signed payload and every column it backs.
+EVIDENCE_COLUMNS: Final = (
+    *_SCAN_COLUMNS,
+    Ticket.payload,
+    *(
+        getattr(Ticket, name)
+        for name in signed.SIGNED_COLUMNS
+        if name not in {c.key for c in _SCAN_COLUMNS}
+    ),
+)
+
+
+def evidence_problem(row: Any, public_key: str | None) -> str | None:
+    """Why a stored ticket row is not what its device signed, or None."""
+    try:
+        w = decode_weighing(bytes(row.payload))
+    except ProtocolError as exc:
+        return f"payload does not decode: {exc}"
+    if public_key is None:
+        return f"device {row.device_id} is not registered"
+    if not verify_signature(public_key, w.signing_bytes(), w.sig):
+        return "signature does not verify with the registered key"
+    differ = [name for name, _, _ in signed.mismatches(row, w)]
+    if differ:
+        return f"stored {', '.join(differ)} differ from the signed payload"
+    return None
+
+
+class _Context:
+    """Reference data the rules need, loaded once per scan."""
+
+    def __init__(self, session: Session, rules: HoldRules) -> None:
+        self.rules = rules
+        self.scales: dict[str, date | None] = dict(
+            session.execute(select(Scale.scale_id, Scale.verified_until)).all()
+        )
+        self.keys: dict[str, str] = dict(
+            session.execute(select(Device.device_id, Device.public_key)).all()
+        )
+        self.site_kind: dict[str, str] = dict(
+            session.execute(select(Site.site_id, Site.kind)).all()
+        )
+        # Level sensors by site: a fill event's device is registered at a site.
+        self.sensor_sites: dict[str, str] = {}
+        for device_id, site_id in session.execute(
+            select(Device.device_id, Device.site_id).where(
+                Device.device_id.in_(select(FillEvent.device_id).distinct())
+            )
+        ):
+            self.sensor_sites[device_id] = site_id
+        self.sites_with_sensor = set(self.sensor_sites.values())
+        self._bounds: dict[str, tuple[int, int] | None] = {}
+        self._boundaries: dict[str, list[tuple[int, int]]] = {}
+
+    def bounds_g(self, category: str) -> tuple[int, int] | None:
+        """The category's plausible net weight range in grams (cached per scan)."""
+        if category not in self._bounds:
+            b = self.rules.weight.bounds(category)
+            self._bounds[category] = (
+                None
+                if b is None
+                else (kg_to_grams(format(b.min_kg, "f")), kg_to_grams(format(b.max_kg, "f")))
+            )
+        return self._bounds[category]
+
+    def just_under(self, category: str, net_g: int) -> bool:
+        """Within the margin below one of the category's boundaries (cached per scan)."""
+        ranges = self._boundaries.get(category)
+        if ranges is None:
+            margin = self.rules.near_cap.margin_pct
+            ranges = [
+                (int((Decimal(b) * (100 - margin) / 100).to_integral_value("ROUND_CEILING")), b)
+                for b in self.rules.boundaries_g(category)
+            ]
+            self._boundaries[category] = ranges
+        return any(lo <= net_g < hi for lo, hi in ranges)
+
+
+def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
+    rules = ctx.rules
+    out: list[Finding] = []
+    until = ctx.scales.get(row.scale_id)
+    if until is not None:
+        local_day = row.weighed_at.astimezone(LOCAL_TZ).date()
+        if local_day > until:
+            out.append(
+                Finding(
+                    row.id,
+                    "scale_verification_expired",
+                    f"scale {row.scale_id} verified until {until}, weighed {local_day}",
+                )
+            )
+    elif rules.scale.hold_without_certificate:
+        out.append(
+            Finding(row.id, "scale_not_verified", f"no certificate on file for {row.scale_id}")
+        )
+    if not row.time_synced:
+        drift = abs((row.weighed_at - row.received_at).total_seconds())
+        if drift > rules.clock.tolerance_s:
+            out.append(
+                Finding(
+                    row.id,
+                    "clock_unsynced",
+                    f"unsynced clock {drift:.0f} s from receive time"
+                    f" (tolerance {rules.clock.tolerance_s} s)",
+                )
+            )
+    if row.chain_ok is False:
+        out.append(
+            Finding(row.id, "evidence_broken", "prev_hash does not match the previous ticket")
+        )
+    elif rules.evidence.reverify:
+        problem = evidence_problem(row, ctx.keys.get(row.device_id))
+        if problem:
+            out.append(Finding(row.id, "evidence_broken", problem))
+    bounds = ctx.bounds_g(row.category)
+    if bounds is not None and not bounds[0] <= row.net_g <= bounds[1]:
+        b = rules.weight.bounds(row.category)
+        assert b is not None
+        out.append(
+            Finding(
+                row.id,
+                "implausible_weight",
+                f"{Decimal(row.net_g) / 1000} kg outside {b.min_kg}..{b.max_kg} kg"
+                f" for {row.category}",
+            )
+        )
+    return out
+
+
+def scan(
+    session: Session,
+    *,
+    actor: str = "system",
+    now: datetime | None = None,
+    chunk: int = 5000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanResult:
+    """Apply the current rules to every ticket not scanned yet; record new holds."""
+    now = now or datetime.now(UTC)
+    rules_version, rules = current_rules(session, actor)
+    last = session.scalar(select(func.max(HoldScan.last_ticket_id))) or 0
+    high = session.scalar(select(func.max(Ticket.id))) or 0
+    if high <= last:
+        return ScanResult(rules_version, 0, 0, last)
+    total = (
+        session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.id > last, Ticket.id <= high)
+        )
+        or 0
+    )
+    ctx = _Context(session, rules)
+    findings: list[Finding] = _chain_findings(session, last, high)
+    scanned = 0
+    start = last
+    columns = EVIDENCE_COLUMNS if rules.evidence.reverify else _SCAN_COLUMNS
+    while start < high:
+        rows = session.execute(
+            select(*columns)
+            .where(Ticket.id > start, Ticket.id <= high)
+            .order_by(Ticket.id)
+            .limit(chunk)
+        ).all()
+        if not rows:
+            break
+        for row in rows:
+            findings.extend(_row_findings(row, ctx))
+        findings.extend(_fill_findings(session, rows, ctx))
+        findings.extend(_near_cap_findings(session, rows, ctx, high))
+        scanned += len(rows)
+        start = rows[-1].id
+        if progress is not None:
+            progress(scanned, total)
+    created = record(session, findings, rules_version=rules_version, now=now)
+    session.add(
+        HoldScan(
+            rules_version=rules_version,
+            first_ticket_id=last + 1,
+            last_ticket_id=high,
+            new_holds=len(created),
+            scanned_at=now,
+        )
+    )
+    audit.append(
+        session,
+        actor=actor,
+        action="holds.scanned",
+        subject=f"tickets {last + 1}..{high}",
+        data={
+            "rules_version": rules_version,
+            "scanned": scanned,
+            "new_holds": [[h.ticket_id, h.reason] for h in created],
+        },
+        now=now,
+    )
+    session.flush()
+    return ScanResult(rules_version, scanned, len(created), high)
+
+
+def record(
+    session: Session,
+    findings: Iterable[Finding],
+    *,
+    rules_version: int | None,
+    now: datetime,
+) -> list[Hold]:
+    """Insert the findings not recorded yet (one hold per ticket and reason)."""
+    wanted: dict[tuple[int, str], Finding] = {}
+    for f in findings:
+        wanted.setdefault((f.ticket_id, f.reason), f)
+    if not wanted:
+        return []
+    ids = sorted({k[0] for k in wanted})
+    existing: set[tuple[int, str]] = set()
+    for i in range(0, len(ids), 500):
+        existing.update(
+            session.execute(
+                select(Hold.ticket_id, Hold.reason).where(Hold.ticket_id.in_(ids[i : i + 500]))
+            )
+        )
+    created = [
+        Hold(
+            ticket_id=f.ticket_id,
+            reason=f.reason,
+            detail=f.detail[:2000],
+            detected_at=now,
+            rules_version=rules_version,
+        )
+        for key, f in sorted(wanted.items())
+        if key not in existing
+    ]
+    session.add_all(created)
+    session.flush()
+    return created
+
+
+def _chain_findings(session: Session, last: int, high: int) -> list[Finding]:
+    """Links ingest could not check because a neighbour arrived later (``chain_ok`` is
+    null), now that one of the pair is new: checked once both are in the ledger."""
+    from sqlalchemy.orm import aliased
+
+    pred = aliased(Ticket)
+    rows = session.execute(
+        select(Ticket.id, Ticket.seq, Ticket.prev_hash, pred.hash)
+        .join(pred, (pred.device_id == Ticket.device_id) & (pred.seq == Ticket.seq - 1))
+        .where(
+            Ticket.chain_ok.is_(None),
+            Ticket.id <= high,
+            pred.id <= high,
+            (Ticket.id > last) | (pred.id > last),
+        )
+    ).all()
+    return [
+        Finding(tid, "evidence_broken", f"prev_hash does not match seq {seq - 1}")
+        for tid, seq, prev_hash, pred_hash in rows
+        if prev_hash != pred_hash
+    ]
+
+
+def _fill_findings(session: Session, rows: Sequence[Any], ctx: _Context) -> list[Finding]:
+    rule = ctx.rules.fill
+    pickups = [
+        r
+        for r in rows
+        if ctx.site_kind.get(r.site_id) in rule.site_kinds and r.site_id in ctx.sites_with_sensor
+    ]
+    if not pickups:
+        return []
+    before = timedelta(minutes=rule.window_before_min)
+    after = timedelta(minutes=rule.window_after_min)
+    lo = min(r.weighed_at for r in pickups) - before
+    hi = max(r.weighed_at for r in pickups) + after
+    sensors = [d for d, s in ctx.sensor_sites.items() if s in {r.site_id for r in pickups}]
+    drops: dict[str, list[datetime]] = defaultdict(list)
+    for device_id, measured_at in session.execute(
+        select(FillEvent.device_id, FillEvent.measured_at).where(
+            FillEvent.device_id.in_(sensors),
+            FillEvent.event == "emptied",
+            FillEvent.measured_at >= lo,
+            FillEvent.measured_at <= hi,
+        )
+    ):
+        drops[ctx.sensor_sites[device_id]].append(measured_at)
+    out = []
+    for r in pickups:
+        if not any(
+            r.weighed_at - before <= at <= r.weighed_at + after for at in drops.get(r.site_id, ())
+        ):
+            out.append(
+                Finding(
+                    r.id,
+                    "no_fill_drop",
+                    f"no 'emptied' fill event at {r.site_id} from"
+                    f" {rule.window_before_min} min before to {rule.window_after_min} min after",
+                )
+            )
+    return out
+
+
+def _near_cap_findings(
+    session: Session, rows: Sequence[Any], ctx: _Context, high: int
+) -> list[Finding]:
+    rules = ctx.rules
+    window = timedelta(days=rules.near_cap.window_days)
+    out: list[Finding] = []
+    for r in rows:
+        if not ctx.just_under(r.category, r.net_g):
+            continue
+        around = [
+            (tid, at, net)
+            for tid, at, net in session.execute(
+                select(Ticket.id, Ticket.weighed_at, Ticket.net_g).where(
+                    Ticket.device_id == r.device_id,
+                    Ticket.category == r.category,
+                    (Ticket.badge == r.badge) if r.badge is not None else Ticket.badge.is_(None),
+                    Ticket.weighed_at >= r.weighed_at - window,
+                    Ticket.weighed_at <= r.weighed_at + window,
+                    Ticket.id <= high,
+                )
+            )
+            if ctx.just_under(r.category, net)
+        ]
+        around.sort(key=lambda x: (x[1], x[0]))
+        # Every window of window_days that contains this ticket and holds min_count
+        # just-under weighings: all of them are held (so the result is the same
+        # whichever of them arrived last).
+        times = [at for _, at, _ in around]
+        flagged: set[int] = set()
+        for i, (_, start, _) in enumerate(around):
+            if start > r.weighed_at:
+                break
+            j = i
+            while j < len(around) and times[j] - start <= window:
+                j += 1
+            members = around[i:j]
+            if len(members) >= rules.near_cap.min_count and any(
+                tid == r.id for tid, _, _ in members
+            ):
+                flagged.update(tid for tid, _, _ in members)
+        for tid in sorted(flagged):
+            out.append(
+                Finding(
+                    tid,
+                    "near_cap_boundary",
+                    f"{len(flagged)} weighings by {r.device_id} within"
+                    f" {rules.near_cap.window_days} days just under a boundary",
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+class HoldError(ValueError):
+    """A hold request that cannot be done, with the reason."""
+
+
+def status_of(session: Session, hold_id: int, resolutions_high_water: int | None = None) -> str:
+    q = select(HoldResolution.decision).where(HoldResolution.hold_id == hold_id)
+    if resolutions_high_water is not None:
+        q = q.where(HoldResolution.id <= resolutions_high_water)
+    decision = session.scalars(q.order_by(HoldResolution.id.desc()).limit(1)).first()
+    return _status(decision)
+
+
+def _status(decision: str | None) -> str:
+    return {None: "open", "release": "released", "reject": "rejected"}[decision]
+
+
+def resolve(
+    session: Session,
+    hold_id: int,
+    decision: Literal["release", "reject"] | str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> HoldResolution:
+    """Release (pay) or reject (never pay) an open hold; audited. Decisions are final."""
+    if decision not in DECISIONS:
+        raise HoldError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+    if not actor.strip():
+        raise HoldError("who resolves the hold must be named")
+    if not reason.strip():
+        raise HoldError("a resolution needs a reason")
+    hold = session.get(Hold, hold_id)
+    if hold is None:
+        raise HoldError(f"hold {hold_id} does not exist")
+    current = status_of(session, hold_id)
+    if current != "open":
+        raise HoldError(f"hold {hold_id} is already {current}")
+    now = now or datetime.now(UTC)
+    resolution = HoldResolution(
+        hold_id=hold_id, decision=decision, actor=actor[:100], reason=reason, decided_at=now
+    )
+    session.add(resolution)
+    session.flush()
+    ticket = session.get(Ticket, hold.ticket_id)
+    audit.append(
+        session,
+        actor=actor,
+        action=f"hold.{_status(decision)}",
+        subject=f"hold {hold_id}",
+        data={
+            "hold_id": hold_id,
+            "resolution_id": resolution.id,
+            "reason_code": hold.reason,
+            "ticket": f"{ticket.device_id}:{ticket.seq}" if ticket else hold.ticket_id,
+            "why": reason,
+        },
+        now=now,
+    )
+    return resolution
+
+
+def resolve_ticket(
+    session: Session,
+    device_id: str,
+    seq: int,
+    decision: str,
+    *,
+    actor: str,
+    reason: str,
+    now: datetime | None = None,
+) -> list[HoldResolution]:
+    """Resolve every open hold of one ticket."""
+    ticket_id = session.scalar(
+        select(Ticket.id).where(Ticket.device_id == device_id, Ticket.seq == seq)
+    )
+    if ticket_id is None:
+        raise HoldError(f"ticket {device_id}:{seq} does not exist")
+    open_ids = [
+        h.id
+        for h in session.scalars(select(Hold).where(Hold.ticket_id == ticket_id).order_by(Hold.id))
+        if status_of(session, h.id) == "open"
+    ]
+    if not open_ids:
+        raise HoldError(f"ticket {device_id}:{seq} has no open hold")
+    return [
+        resolve(session, hid, decision, actor=actor, reason=reason, now=now) for hid in open_ids
+    ]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class HoldView:
+    hold_id: int
+    ticket_id: int
+    device_id: str
+    seq: int
+    weighed_at: datetime
+    site_id: str
+    category: str
+    net_g: int
+    reason: str
+    detail: str
+    detected_at: datetime
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    decision_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hold_id": self.hold_id,
+            "ticket": {
+                "id": self.ticket_id,
+                "device_id": self.device_id,
+                "seq": self.seq,
+                "weighed_at": self.weighed_at.isoformat(),
+                "site_id": self.site_id,
+                "category": self.category,
+                "net_kg": format(Decimal(self.net_g) / 1000, "f"),
+            },
+            "reason": self.reason,
+            "reason_text": REASONS.get(self.reason, self.reason),
+            "detail": self.detail,
+            "detected_at": self.detected_at.isoformat(),
+            "status": self.status,
+            "decided_by": self.decided_by,
+            "decided_at": self.decided_at.isoformat() if self.decided_at else None,
+            "decision_reason": self.decision_reason,
+        }
+
+
+def list_holds(session: Session, *, status: str | None = None, limit: int = 1000) -> list[HoldView]:
+    latest = (
+        select(HoldResolution.hold_id, func.max(HoldResolution.id).label("rid"))
+        .group_by(HoldResolution.hold_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Hold, Ticket, HoldResolution)
+        .join(Ticket, Ticket.id == Hold.ticket_id)
+        .outerjoin(latest, latest.c.hold_id == Hold.id)
+        .outerjoin(HoldResolution, HoldResolution.id == latest.c.rid)
+        .order_by(Hold.id)
+    ).all()
+    out = []
+    for hold, ticket, res in rows:
+        st = _status(res.decision if res else None)
+        if status is not None and st != status:
+            continue
+        out.append(
+            HoldView(
+                hold.id,
+                ticket.id,
+                ticket.device_id,
+                ticket.seq,
+                ticket.weighed_at,
+                ticket.site_id,
+                ticket.category,
+                ticket.net_g,
+                hold.reason,
+                hold.detail,
+                hold.detected_at,
+                st,
+                res.actor if res else None,
+                res.decided_at if res else None,
+                res.reason if res else None,
+            )
+        )
+        if len(out) >= limit:
+            break
+    return out
+
+
+def high_waters(session: Session) -> tuple[int, int]:
+    """(last hold id, last resolution id): what a statement records as its hold inputs."""
+    return (
+        int(session.scalar(select(func.max(Hold.id))) or 0),
+        int(session.scalar(select(func.max(HoldResolution.id))) or 0),
+    )
+
+
+def holds_as_of(
+    session: Session,
+    *,
+    holds_high_water: int,
+    resolutions_high_water: int,
+    tickets_high_water: int,
+    regions: Mapping[str, str],
+) -> list[HoldIn]:
+    """Recorded holds with their status as they stood at the given high-water marks."""
+    decisions: dict[int, str] = {}
+    for hold_id, decision in session.execute(
+        select(HoldResolution.hold_id, HoldResolution.decision)
+        .where(HoldResolution.id <= resolutions_high_water)
+        .order_by(HoldResolution.id)
+    ):
+        decisions[hold_id] = decision
+    out: list[HoldIn] = []
+    for (
+        hold_id,
+        reason,
+        tid,
+        device_id,
+        seq,
+        weighed_at,
+        site_id,
+        category,
+        net_g,
+        badge,
+    ) in session.execute(
+        select(
+            Hold.id,
+            Hold.reason,
+            Ticket.id,
+            Ticket.device_id,
+            Ticket.seq,
+            Ticket.weighed_at,
+            Ticket.site_id,
+            Ticket.category,
+            Ticket.net_g,
+            Ticket.badge,
+        )
+        .join(Ticket, Ticket.id == Hold.ticket_id)
+        .where(Hold.id <= holds_high_water, Ticket.id <= tickets_high_water)
+        .order_by(Hold.id)
+    ):
+        ticket = TicketIn(
+            tid,
+            device_id,
+            seq,
+            weighed_at,
+            site_id,
+            regions.get(site_id, ""),
+            category,
+            net_g,
+            badge,
+        )
+        out.append(HoldIn(ticket, reason, HoldStatus(_status(decisions.get(hold_id)))))
+    return out
