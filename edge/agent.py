@@ -1,8 +1,9 @@
-"""The agent: devices -> workflows -> journal -> link, and acks back into the journal.
+"""The agent loop: devices -> workflows -> journal -> link, and acks back into the journal.
 
 Threads: one per input device (:mod:`edge.inputs`), the link's network loop, and the
 agent loop, which alone touches the journal and the workflow state. Inputs and the
-link hand over through queues.
+link hand over through queues. :mod:`edge.assembly` builds an agent from its
+configuration.
 
 A weighing is committed to the journal before anything publishes it or the LED says
 "recorded"; it leaves the outbox only on the server's ack. When storage runs short
@@ -17,18 +18,14 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from edge import __version__
 from edge.alarms import AlarmBoard
-from edge.clock import Clock, SystemClock
+from edge.clock import Clock
 from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
 from edge.fill import FillSettings, FillTracker, FillUpdate, Geometry
 from edge.inputs import (
@@ -44,8 +41,8 @@ from edge.inputs import (
     TemperatureEvent,
 )
 from edge.journal import Journal, JournalFull
-from edge.link import LastWill, Link, LinkEvent, LinkEventKind
-from edge.panel import Indicator, LedState, Panel
+from edge.link import Link, LinkEvent, LinkEventKind
+from edge.panel import Indicator, Panel
 from edge.protocol import (
     AckStatus,
     Channel,
@@ -53,7 +50,6 @@ from edge.protocol import (
     FillEvent,
     Health,
     ProtocolError,
-    Status,
     Weighing,
     decode_ack,
     decode_config,
@@ -87,14 +83,6 @@ PUMP_EVERY_S = 1.0
 MAINTENANCE_S = 3600.0
 JOURNAL_BEAT_LIMIT_S = 30.0
 LINK_BEAT_LIMIT_S = 30.0
-
-
-def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
-    """The kernel's id of this boot (pairs with the monotonic clock); random off Linux."""
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return uuid.uuid4().hex
 
 
 @dataclass
@@ -237,9 +225,9 @@ class Agent:
             self._configure(decision.config)
             self._trial_until = self.clock.monotonic() + self.config.config_trial_s
             log.info("applied configuration revision %d (on trial)", decision.revision)
-        self._report(decision)
+        self.report_config(decision)
 
-    def _report(self, decision: Decision) -> None:
+    def report_config(self, decision: Decision) -> None:
         report = ConfigReported(
             device_id=self.config.device_id,
             revision=decision.revision,
@@ -522,7 +510,7 @@ class Agent:
         try:
             desired = decode_config(payload)
         except ProtocolError as exc:
-            self._report(Decision(0, False, f"config message refused: {exc}"))
+            self.report_config(Decision(0, False, f"config message refused: {exc}"))
             return
         self.apply_remote(self.remote.offer(desired))
 
@@ -780,177 +768,3 @@ class Agent:
         for panel in self.panels.values():
             panel.close()
         self.journal.close()
-
-
-def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[bytes, bytes]:
-    birth = Status(
-        device_id=config.device_id,
-        online=True,
-        boot_id=boot_id,
-        ts=format_ts(clock.now()),
-        agent_version=__version__,
-    )
-    will = Status(device_id=config.device_id, online=False, boot_id=boot_id)
-    return encode(birth), encode(will)
-
-
-def _sample_distance(container_id: str, source: Any) -> Event:
-    return DistanceEvent(container_id, source.distance_mm())
-
-
-def _inputs(config: AgentConfig, pin_factory: Any) -> list[Input]:
-    from functools import partial
-
-    from edge.inputs import BadgeInput, MaxBotixInput, PlateInput, SampledInput, ScaleInput
-    from edge.ports import open_port
-
-    made: list[Input] = []
-    for dev in config.devices:
-        if isinstance(dev, ScaleConfig):
-            options: dict[str, Any] = {}
-            if dev.protocol == "mtsics":
-                options = {
-                    "poll_interval_s": dev.poll_interval_s,
-                    "query_tare": dev.tare_source == "scale",
-                }
-            made.append(
-                ScaleInput(
-                    dev.id,
-                    partial(open_port, dev.port, baudrate=dev.baudrate),
-                    protocol=dev.protocol,
-                    options=options,
-                )
-            )
-        elif isinstance(dev, RfidConfig):
-            made.append(
-                BadgeInput(
-                    dev.id,
-                    partial(open_port, dev.port, baudrate=dev.baudrate),
-                    badge_format=dev.badge_format,
-                )
-            )
-        elif isinstance(dev, PlateConfig):
-            made.append(
-                PlateInput(
-                    dev.id, partial(open_port, dev.port, baudrate=dev.baudrate), beat_limit_s=30
-                )
-            )
-        elif isinstance(dev, FillConfig):
-            sensor = dev.sensor
-            if sensor.type == "maxbotix":
-                made.append(
-                    MaxBotixInput(
-                        dev.id,
-                        partial(open_port, sensor.port, baudrate=sensor.baudrate),
-                        no_target_mm=sensor.no_target_mm,
-                    )
-                )
-            else:
-                from edge.rangefinder import HcSr04
-
-                hc = HcSr04(
-                    trigger_pin=sensor.trigger_pin,
-                    echo_pin=sensor.echo_pin,
-                    # Above the container depth, or gpiozero clamps every reading to 1 m.
-                    max_distance_m=dev.empty_mm / 1000 * 1.5,
-                    pin_factory=pin_factory,
-                )
-                made.append(
-                    SampledInput(
-                        dev.id,
-                        partial(_sample_distance, dev.id, hc),
-                        sensor.sample_interval_s,
-                        hc.close,
-                    )
-                )
-            if dev.temperature is not None:
-                from edge.inputs import temperature_input
-
-                made.append(
-                    temperature_input(dev.id, dev.temperature.path, dev.temperature.interval_s)
-                )
-    return made
-
-
-def build_agent(
-    config: AgentConfig,
-    *,
-    clock: Clock | None = None,
-    link: Link | None = None,
-    on_recorded: Callable[[Weighing], None] | None = None,
-    pin_factory: Any = None,
-    notifier: Notifier | None = None,
-) -> Agent:
-    """Wire an agent from its configuration; the device key must already exist.
-
-    Only what the configuration uses is imported: a scale family's driver, pyserial
-    for a serial port, gpiozero for pins, paho for the MQTT link.
-    """
-    from edge.evidence import DeviceKey
-
-    clock = clock or SystemClock()
-    boot_id = read_boot_id()
-    key = DeviceKey.load(config.key_path)
-    remote = RemoteConfig(config)
-    effective, reverted = remote.startup()
-    journal = Journal(
-        config.journal_path,
-        device_id=config.device_id,
-        boot_id=boot_id,
-        signer=key,
-        clock=clock,
-        max_unacked=effective.journal_max_unacked,
-        fill_ttl=timedelta(hours=effective.fill_ttl_h),
-        min_free_bytes=effective.min_free_mb * 2**20,
-    )
-    if link is None:
-        from edge.link import MqttLink, MqttLinkSettings
-
-        birth, will = status_payloads(config, boot_id, clock)
-        status_topic = topic(config.device_id, Channel.STATUS)
-        m = config.mqtt
-        link = MqttLink(
-            MqttLinkSettings(
-                url=m.broker(),
-                client_id=config.device_id,
-                protocol=m.protocol,
-                keepalive_s=m.keepalive_s,
-                inflight_window=m.inflight_window,
-                ca_file=str(m.ca_file) if m.ca_file else None,
-                cert_file=str(m.cert_file) if m.cert_file else None,
-                key_file=str(m.key_file) if m.key_file else None,
-                subscriptions=[
-                    topic(config.device_id, Channel.ACK),
-                    topic(config.device_id, Channel.CONFIG),
-                ],
-                birth=(status_topic, birth),
-                will=LastWill(status_topic, will, m.will_delay_s),
-            )
-        )
-    agent_box: list[Agent] = []
-    panels: dict[str, Panel] = {}
-    for dev in config.devices:
-        if isinstance(dev, PanelConfig):
-            from edge.panel import GpioPanel
-
-            def press(category: str, panel_id: str = dev.id) -> None:
-                agent_box[0].emit(CategoryEvent(panel_id, category))
-
-            panels[dev.id] = GpioPanel(dev, press, pin_factory=pin_factory)
-    agent = Agent(
-        effective,
-        journal=journal,
-        link=link,
-        clock=clock,
-        inputs=_inputs(config, pin_factory),
-        panels=panels,
-        remote=remote,
-        notifier=notifier if notifier is not None else Notifier.from_env(),
-        on_recorded=on_recorded,
-    )
-    agent_box.append(agent)
-    if reverted is not None:
-        agent._report(reverted)
-    for pid in panels:
-        panels[pid].show(LedState.OFF)
-    return agent

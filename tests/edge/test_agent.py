@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from edge.agent import Agent, build_agent
+from edge.agent import Agent
+from edge.assembly import build_agent
 from edge.config import parse_config
 from edge.evidence import DeviceKey
 from edge.link import MemoryBus, MemoryLink
