@@ -2,8 +2,10 @@
 
 Threads: one per input device (:mod:`edge.inputs`), the link's network loop, and the
 agent loop, which alone touches the journal and the workflow state. Inputs and the
-link hand over through queues. :mod:`edge.assembly` builds an agent from its
-configuration.
+link hand over through queues. The loop carries out the workflows' intents, hands
+fill sensors' samples to its :class:`~edge.containers.Containers`, pumps the
+outbox, applies acks and remote configuration, keeps the alarms, LEDs, health and
+watchdog; :mod:`edge.assembly` builds an agent from its configuration.
 
 A weighing is committed to the journal before anything publishes it or the LED says
 "recorded"; it leaves the outbox only on the server's ack. When storage runs short
@@ -21,13 +23,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from edge.alarms import AlarmBoard
 from edge.clock import Clock
-from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
-from edge.fill import FillSettings, FillTracker, FillUpdate, Geometry
+from edge.config import AgentConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
+from edge.containers import Containers
 from edge.inputs import (
     BadgeEvent,
     CategoryEvent,
@@ -47,7 +48,6 @@ from edge.protocol import (
     AckStatus,
     Channel,
     ConfigReported,
-    FillEvent,
     Health,
     ProtocolError,
     Weighing,
@@ -59,7 +59,6 @@ from edge.protocol import (
 )
 from edge.remote import Decision, RemoteConfig
 from edge.system import cpu_temp_c, disk_free_mb
-from edge.thermometer import HeatAlarm
 from edge.watchdog import Notifier, Progress, watchdog_interval
 from edge.workflow import (
     Context,
@@ -89,45 +88,10 @@ LINK_BEAT_LIMIT_S = 30.0
 class AgentStats:
     recorded: int = 0
     refused_full: int = 0
-    fill_recorded: int = 0
-    fill_dropped: int = 0
     acks: Counter[str] = field(default_factory=Counter)
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class FillChannel:
-    config: FillConfig
-    tracker: FillTracker
-    heat: HeatAlarm | None
-    temperature_c: Decimal | None = None
-    #: An ``emptied`` reading waiting (briefly) for the load cells' pickup weighing.
-    held: tuple[FillUpdate, float] | None = None
-
-
-PICKUP_WAIT_S = 60.0  # how long an "emptied" waits for the load cells to settle
-
-
-def fill_settings(cfg: FillConfig) -> FillSettings:
-    return FillSettings(
-        geometry=Geometry(
-            empty_mm=cfg.empty_mm,
-            full_mm=cfg.full_mm,
-            blind_zone_mm=cfg.blind_zone_mm,
-            volume_table=tuple((level, litres) for level, litres in cfg.volume_table),
-        ),
-        full_pct=cfg.full_pct,
-        hysteresis_pct=cfg.hysteresis_pct,
-        emptied_drop_pct=cfg.emptied_drop_pct,
-        emptied_window_s=cfg.emptied_window_s,
-        emptied_confirm=cfg.emptied_confirm,
-        report_change_pct=cfg.report_change_pct,
-        report_interval_s=cfg.report_interval_s,
-        fault_samples=cfg.fault_samples,
-        silence_fault_s=cfg.silence_fault_s,
-    )
 
 
 class Agent:
@@ -160,9 +124,10 @@ class Agent:
         self.progress = Progress(clock.monotonic)
         self.events: queue.Queue[Event] = queue.Queue(maxsize=1000)
         self.workflows: dict[str, Workflow] = {}
-        self.fills: dict[str, FillChannel] = {}
+        self.containers = Containers(
+            journal, self.alarms, clock, self.progress, on_record=self._outbox_changed
+        )
         self.last_frame: dict[str, float] = {}
-        self.pickups: dict[str, tuple[str, float]] = {}
         self.refusing = False
         self._topics = {
             ch: topic(config.device_id, ch)
@@ -196,29 +161,8 @@ class Agent:
             if old is not None:
                 wf.adopt(old)
             workflows[scale.id] = wf
-        fills: dict[str, FillChannel] = {}
-        for dev in config.devices:
-            if not isinstance(dev, FillConfig):
-                continue
-            old_fill = self.fills.get(dev.id)
-            heat = (
-                HeatAlarm(dev.temperature.alarm_c, dev.temperature.clear_c)
-                if dev.temperature
-                else None
-            )
-            if old_fill is not None:
-                old_fill.tracker.s = fill_settings(dev)
-                tracker = old_fill.tracker
-                if heat is not None and old_fill.heat is not None:
-                    heat.raised = old_fill.heat.raised
-            else:
-                tracker = FillTracker(
-                    fill_settings(dev), window=dev.filter_window, outlier_mm=dev.outlier_mm
-                )
-            fills[dev.id] = FillChannel(
-                dev, tracker, heat, old_fill.temperature_c if old_fill else None
-            )
-        self.workflows, self.fills, self.config = workflows, fills, config
+        fills = self.containers.channels_for(config)
+        self.workflows, self.containers.channels, self.config = workflows, fills, config
 
     def apply_remote(self, decision: Decision) -> None:
         if decision.config is not None:
@@ -263,11 +207,9 @@ class Agent:
         elif isinstance(event, BadgeEvent | PlateEvent | CategoryEvent):
             self._select(event)
         elif isinstance(event, DistanceEvent):
-            ch = self.fills.get(event.container_id)
-            if ch is not None:
-                self._fill_updates(ch, ch.tracker.feed(event.mm, self.clock.monotonic()))
+            self.containers.on_distance(event)
         elif isinstance(event, TemperatureEvent):
-            self._temperature(event)
+            self.containers.on_temperature(event)
         elif isinstance(event, InputFault):
             self.alarms.raise_(f"port_error:{event.name}", event.message)
         elif isinstance(event, InputOk):
@@ -342,10 +284,7 @@ class Agent:
             latency,
         )
         if intent.pickup:
-            self.pickups[intent.scale_id] = (weighing.event_id, self.clock.monotonic())
-            for ch in self.fills.values():
-                if ch.config.load_cell_scale == intent.scale_id:
-                    self._release_held(ch, force=False)
+            self.containers.on_pickup(intent.scale_id, weighing.event_id)
         self._flash(intent.scale_id)
         if self.on_recorded is not None:
             self.on_recorded(weighing)
@@ -385,88 +324,6 @@ class Agent:
         for pid, indicator in self.indicators.items():
             if scale_id in self.config.covered(self._device(pid)):
                 indicator.flash(now)
-
-    # ------------------------------------------------------------------ fill
-
-    def _pickup_for(self, ch: FillChannel) -> str | None:
-        if ch.config.load_cell_scale is None:
-            return None
-        pickup = self.pickups.get(ch.config.load_cell_scale)
-        now = self.clock.monotonic()
-        if pickup is not None and now - pickup[1] <= ch.config.link_window_s:
-            return pickup[0]
-        return None
-
-    def _release_held(self, ch: FillChannel, *, force: bool) -> None:
-        """Record a held ``emptied`` once its pickup is known (or it waited long enough)."""
-        if ch.held is None:
-            return
-        update, _ = ch.held
-        if force or self._pickup_for(ch) is not None:
-            ch.held = None
-            self._fill_updates(ch, [update], hold=False)
-
-    def _fill_updates(
-        self, ch: FillChannel, updates: list[FillUpdate], *, hold: bool = True
-    ) -> None:
-        cid = ch.config.id
-        for update in updates:
-            if update.event is FillEvent.SENSOR_FAULT:
-                self.alarms.raise_(f"sensor_fault:{cid}", "no usable distance from the sensor")
-            elif ch.tracker.faulted is False:
-                self.alarms.clear(f"sensor_fault:{cid}", "readings again")
-            pickup_id = None
-            if update.event is FillEvent.EMPTIED and ch.config.load_cell_scale:
-                pickup_id = self._pickup_for(ch)
-                if pickup_id is None and hold:
-                    # The ultrasound can see the bin empty before the load cells have
-                    # settled on the new weight: wait for the pickup to link them.
-                    ch.held = (update, self.clock.monotonic())
-                    continue
-            try:
-                reading = self.journal.record_fill(
-                    container_id=cid,
-                    distance_mm=update.distance_mm,
-                    fill_pct=format(update.fill_pct, "f"),
-                    event=update.event,
-                    temperature_c=str(ch.temperature_c) if ch.temperature_c is not None else None,
-                    pickup_event_id=pickup_id,
-                )
-            except JournalFull as exc:
-                # Telemetry may be lost; weighings may not. Count it and move on.
-                self.stats.fill_dropped += 1
-                log.warning("fill reading dropped, storage short: %s", exc)
-                continue
-            self.progress.beat("journal")
-            self.stats.fill_recorded += 1
-            self._outbox_dirty = True
-            if update.event is not None:
-                log.info(
-                    "container %s: %s at %s %% (seq %d)",
-                    cid,
-                    update.event.value,
-                    reading.fill_pct,
-                    reading.seq,
-                )
-
-    def _temperature(self, event: TemperatureEvent) -> None:
-        ch = self.fills.get(event.container_id)
-        if ch is None:
-            return
-        code = f"heat:{event.container_id}"
-        if event.celsius is None:
-            self.alarms.raise_(f"sensor_fault:{event.container_id}:temperature", event.error or "")
-            return
-        self.alarms.clear(f"sensor_fault:{event.container_id}:temperature", "readings again")
-        ch.temperature_c = event.celsius
-        if ch.heat is None:
-            return
-        change = ch.heat.feed(event.celsius)
-        if change is True:
-            self.alarms.raise_(code, f"{event.celsius} °C in the container", "critical")
-            log.error("container %s: HEAT %s °C", event.container_id, event.celsius)
-        elif change is False:
-            self.alarms.clear(code, f"{event.celsius} °C")
 
     # ------------------------------------------------------------------ link
 
@@ -513,6 +370,9 @@ class Agent:
             self.report_config(Decision(0, False, f"config message refused: {exc}"))
             return
         self.apply_remote(self.remote.offer(desired))
+
+    def _outbox_changed(self) -> None:
+        self._outbox_dirty = True
 
     def pump(self) -> int:
         """Publish due outbox records within the in-flight window; returns how many."""
@@ -569,8 +429,8 @@ class Agent:
             counters.update(wf.counters)
         counters["recorded"] = self.stats.recorded
         counters["refused_full"] = self.stats.refused_full
-        counters["fill_recorded"] = self.stats.fill_recorded
-        counters["fill_dropped"] = self.stats.fill_dropped
+        counters["fill_recorded"] = self.containers.recorded
+        counters["fill_dropped"] = self.containers.dropped
         counters["open_passes"] = self.journal.open_passes()
         for status, n in self.stats.acks.items():
             counters[f"acks_{status}"] = n
@@ -612,10 +472,7 @@ class Agent:
             if now - last > wf.cfg.offline_after_s:
                 self.alarms.raise_(f"scale_offline:{sid}", f"no frame for {int(now - last)} s")
             self._execute(wf.poke(self._context()), None)
-        for ch in self.fills.values():
-            self._fill_updates(ch, ch.tracker.tick(now))
-            if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
-                self._release_held(ch, force=True)
+        self.containers.tick(now)
         if self.refusing:
             with contextlib.suppress(JournalFull):  # still full: keep refusing
                 self.journal.check_room()

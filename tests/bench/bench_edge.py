@@ -140,6 +140,7 @@ AGENT_IMPORTS = [
     "edge.cli",
     "edge.agent",
     "edge.assembly",
+    "edge.containers",
     "edge.config",
     "edge.journal",
     "edge.link",
