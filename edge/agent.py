@@ -1,8 +1,11 @@
-"""The agent: devices -> workflows -> journal -> link, and acks back into the journal.
+"""The agent loop: devices -> workflows -> journal -> link, and acks back into the journal.
 
 Threads: one per input device (:mod:`edge.inputs`), the link's network loop, and the
 agent loop, which alone touches the journal and the workflow state. Inputs and the
-link hand over through queues.
+link hand over through queues. The loop carries out the workflows' intents, hands
+fill sensors' samples to its :class:`~edge.containers.Containers`, pumps the
+outbox, applies acks and remote configuration, keeps the alarms, LEDs, health and
+watchdog; :mod:`edge.assembly` builds an agent from its configuration.
 
 A weighing is committed to the journal before anything publishes it or the LED says
 "recorded"; it leaves the outbox only on the server's ack. When storage runs short
@@ -17,20 +20,15 @@ import logging
 import queue
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from edge import __version__
 from edge.alarms import AlarmBoard
-from edge.clock import Clock, SystemClock
-from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
-from edge.fill import FillSettings, FillTracker, FillUpdate, Geometry
+from edge.clock import Clock
+from edge.config import AgentConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
+from edge.containers import Containers
 from edge.inputs import (
     BadgeEvent,
     CategoryEvent,
@@ -44,16 +42,14 @@ from edge.inputs import (
     TemperatureEvent,
 )
 from edge.journal import Journal, JournalFull
-from edge.link import LastWill, Link, LinkEvent, LinkEventKind
-from edge.panel import Indicator, LedState, Panel
+from edge.link import Link, LinkEvent, LinkEventKind
+from edge.panel import Indicator, Panel
 from edge.protocol import (
     AckStatus,
     Channel,
     ConfigReported,
-    FillEvent,
     Health,
     ProtocolError,
-    Status,
     Weighing,
     decode_ack,
     decode_config,
@@ -63,7 +59,6 @@ from edge.protocol import (
 )
 from edge.remote import Decision, RemoteConfig
 from edge.system import cpu_temp_c, disk_free_mb
-from edge.thermometer import HeatAlarm
 from edge.watchdog import Notifier, Progress, watchdog_interval
 from edge.workflow import (
     Context,
@@ -89,57 +84,14 @@ JOURNAL_BEAT_LIMIT_S = 30.0
 LINK_BEAT_LIMIT_S = 30.0
 
 
-def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
-    """The kernel's id of this boot (pairs with the monotonic clock); random off Linux."""
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return uuid.uuid4().hex
-
-
 @dataclass
 class AgentStats:
     recorded: int = 0
     refused_full: int = 0
-    fill_recorded: int = 0
-    fill_dropped: int = 0
     acks: Counter[str] = field(default_factory=Counter)
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
-
-
-@dataclass
-class FillChannel:
-    config: FillConfig
-    tracker: FillTracker
-    heat: HeatAlarm | None
-    temperature_c: Decimal | None = None
-    #: An ``emptied`` reading waiting (briefly) for the load cells' pickup weighing.
-    held: tuple[FillUpdate, float] | None = None
-
-
-PICKUP_WAIT_S = 60.0  # how long an "emptied" waits for the load cells to settle
-
-
-def fill_settings(cfg: FillConfig) -> FillSettings:
-    return FillSettings(
-        geometry=Geometry(
-            empty_mm=cfg.empty_mm,
-            full_mm=cfg.full_mm,
-            blind_zone_mm=cfg.blind_zone_mm,
-            volume_table=tuple((level, litres) for level, litres in cfg.volume_table),
-        ),
-        full_pct=cfg.full_pct,
-        hysteresis_pct=cfg.hysteresis_pct,
-        emptied_drop_pct=cfg.emptied_drop_pct,
-        emptied_window_s=cfg.emptied_window_s,
-        emptied_confirm=cfg.emptied_confirm,
-        report_change_pct=cfg.report_change_pct,
-        report_interval_s=cfg.report_interval_s,
-        fault_samples=cfg.fault_samples,
-        silence_fault_s=cfg.silence_fault_s,
-    )
 
 
 class Agent:
@@ -172,9 +124,10 @@ class Agent:
         self.progress = Progress(clock.monotonic)
         self.events: queue.Queue[Event] = queue.Queue(maxsize=1000)
         self.workflows: dict[str, Workflow] = {}
-        self.fills: dict[str, FillChannel] = {}
+        self.containers = Containers(
+            journal, self.alarms, clock, self.progress, on_record=self._outbox_changed
+        )
         self.last_frame: dict[str, float] = {}
-        self.pickups: dict[str, tuple[str, float]] = {}
         self.refusing = False
         self._topics = {
             ch: topic(config.device_id, ch)
@@ -208,38 +161,17 @@ class Agent:
             if old is not None:
                 wf.adopt(old)
             workflows[scale.id] = wf
-        fills: dict[str, FillChannel] = {}
-        for dev in config.devices:
-            if not isinstance(dev, FillConfig):
-                continue
-            old_fill = self.fills.get(dev.id)
-            heat = (
-                HeatAlarm(dev.temperature.alarm_c, dev.temperature.clear_c)
-                if dev.temperature
-                else None
-            )
-            if old_fill is not None:
-                old_fill.tracker.s = fill_settings(dev)
-                tracker = old_fill.tracker
-                if heat is not None and old_fill.heat is not None:
-                    heat.raised = old_fill.heat.raised
-            else:
-                tracker = FillTracker(
-                    fill_settings(dev), window=dev.filter_window, outlier_mm=dev.outlier_mm
-                )
-            fills[dev.id] = FillChannel(
-                dev, tracker, heat, old_fill.temperature_c if old_fill else None
-            )
-        self.workflows, self.fills, self.config = workflows, fills, config
+        fills = self.containers.channels_for(config)
+        self.workflows, self.containers.channels, self.config = workflows, fills, config
 
     def apply_remote(self, decision: Decision) -> None:
         if decision.config is not None:
             self._configure(decision.config)
             self._trial_until = self.clock.monotonic() + self.config.config_trial_s
             log.info("applied configuration revision %d (on trial)", decision.revision)
-        self._report(decision)
+        self.report_config(decision)
 
-    def _report(self, decision: Decision) -> None:
+    def report_config(self, decision: Decision) -> None:
         report = ConfigReported(
             device_id=self.config.device_id,
             revision=decision.revision,
@@ -275,11 +207,9 @@ class Agent:
         elif isinstance(event, BadgeEvent | PlateEvent | CategoryEvent):
             self._select(event)
         elif isinstance(event, DistanceEvent):
-            ch = self.fills.get(event.container_id)
-            if ch is not None:
-                self._fill_updates(ch, ch.tracker.feed(event.mm, self.clock.monotonic()))
+            self.containers.on_distance(event)
         elif isinstance(event, TemperatureEvent):
-            self._temperature(event)
+            self.containers.on_temperature(event)
         elif isinstance(event, InputFault):
             self.alarms.raise_(f"port_error:{event.name}", event.message)
         elif isinstance(event, InputOk):
@@ -354,10 +284,7 @@ class Agent:
             latency,
         )
         if intent.pickup:
-            self.pickups[intent.scale_id] = (weighing.event_id, self.clock.monotonic())
-            for ch in self.fills.values():
-                if ch.config.load_cell_scale == intent.scale_id:
-                    self._release_held(ch, force=False)
+            self.containers.on_pickup(intent.scale_id, weighing.event_id)
         self._flash(intent.scale_id)
         if self.on_recorded is not None:
             self.on_recorded(weighing)
@@ -397,88 +324,6 @@ class Agent:
         for pid, indicator in self.indicators.items():
             if scale_id in self.config.covered(self._device(pid)):
                 indicator.flash(now)
-
-    # ------------------------------------------------------------------ fill
-
-    def _pickup_for(self, ch: FillChannel) -> str | None:
-        if ch.config.load_cell_scale is None:
-            return None
-        pickup = self.pickups.get(ch.config.load_cell_scale)
-        now = self.clock.monotonic()
-        if pickup is not None and now - pickup[1] <= ch.config.link_window_s:
-            return pickup[0]
-        return None
-
-    def _release_held(self, ch: FillChannel, *, force: bool) -> None:
-        """Record a held ``emptied`` once its pickup is known (or it waited long enough)."""
-        if ch.held is None:
-            return
-        update, _ = ch.held
-        if force or self._pickup_for(ch) is not None:
-            ch.held = None
-            self._fill_updates(ch, [update], hold=False)
-
-    def _fill_updates(
-        self, ch: FillChannel, updates: list[FillUpdate], *, hold: bool = True
-    ) -> None:
-        cid = ch.config.id
-        for update in updates:
-            if update.event is FillEvent.SENSOR_FAULT:
-                self.alarms.raise_(f"sensor_fault:{cid}", "no usable distance from the sensor")
-            elif ch.tracker.faulted is False:
-                self.alarms.clear(f"sensor_fault:{cid}", "readings again")
-            pickup_id = None
-            if update.event is FillEvent.EMPTIED and ch.config.load_cell_scale:
-                pickup_id = self._pickup_for(ch)
-                if pickup_id is None and hold:
-                    # The ultrasound can see the bin empty before the load cells have
-                    # settled on the new weight: wait for the pickup to link them.
-                    ch.held = (update, self.clock.monotonic())
-                    continue
-            try:
-                reading = self.journal.record_fill(
-                    container_id=cid,
-                    distance_mm=update.distance_mm,
-                    fill_pct=format(update.fill_pct, "f"),
-                    event=update.event,
-                    temperature_c=str(ch.temperature_c) if ch.temperature_c is not None else None,
-                    pickup_event_id=pickup_id,
-                )
-            except JournalFull as exc:
-                # Telemetry may be lost; weighings may not. Count it and move on.
-                self.stats.fill_dropped += 1
-                log.warning("fill reading dropped, storage short: %s", exc)
-                continue
-            self.progress.beat("journal")
-            self.stats.fill_recorded += 1
-            self._outbox_dirty = True
-            if update.event is not None:
-                log.info(
-                    "container %s: %s at %s %% (seq %d)",
-                    cid,
-                    update.event.value,
-                    reading.fill_pct,
-                    reading.seq,
-                )
-
-    def _temperature(self, event: TemperatureEvent) -> None:
-        ch = self.fills.get(event.container_id)
-        if ch is None:
-            return
-        code = f"heat:{event.container_id}"
-        if event.celsius is None:
-            self.alarms.raise_(f"sensor_fault:{event.container_id}:temperature", event.error or "")
-            return
-        self.alarms.clear(f"sensor_fault:{event.container_id}:temperature", "readings again")
-        ch.temperature_c = event.celsius
-        if ch.heat is None:
-            return
-        change = ch.heat.feed(event.celsius)
-        if change is True:
-            self.alarms.raise_(code, f"{event.celsius} °C in the container", "critical")
-            log.error("container %s: HEAT %s °C", event.container_id, event.celsius)
-        elif change is False:
-            self.alarms.clear(code, f"{event.celsius} °C")
 
     # ------------------------------------------------------------------ link
 
@@ -522,9 +367,12 @@ class Agent:
         try:
             desired = decode_config(payload)
         except ProtocolError as exc:
-            self._report(Decision(0, False, f"config message refused: {exc}"))
+            self.report_config(Decision(0, False, f"config message refused: {exc}"))
             return
         self.apply_remote(self.remote.offer(desired))
+
+    def _outbox_changed(self) -> None:
+        self._outbox_dirty = True
 
     def pump(self) -> int:
         """Publish due outbox records within the in-flight window; returns how many."""
@@ -581,8 +429,8 @@ class Agent:
             counters.update(wf.counters)
         counters["recorded"] = self.stats.recorded
         counters["refused_full"] = self.stats.refused_full
-        counters["fill_recorded"] = self.stats.fill_recorded
-        counters["fill_dropped"] = self.stats.fill_dropped
+        counters["fill_recorded"] = self.containers.recorded
+        counters["fill_dropped"] = self.containers.dropped
         counters["open_passes"] = self.journal.open_passes()
         for status, n in self.stats.acks.items():
             counters[f"acks_{status}"] = n
@@ -624,10 +472,7 @@ class Agent:
             if now - last > wf.cfg.offline_after_s:
                 self.alarms.raise_(f"scale_offline:{sid}", f"no frame for {int(now - last)} s")
             self._execute(wf.poke(self._context()), None)
-        for ch in self.fills.values():
-            self._fill_updates(ch, ch.tracker.tick(now))
-            if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
-                self._release_held(ch, force=True)
+        self.containers.tick(now)
         if self.refusing:
             with contextlib.suppress(JournalFull):  # still full: keep refusing
                 self.journal.check_room()
@@ -780,177 +625,3 @@ class Agent:
         for panel in self.panels.values():
             panel.close()
         self.journal.close()
-
-
-def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[bytes, bytes]:
-    birth = Status(
-        device_id=config.device_id,
-        online=True,
-        boot_id=boot_id,
-        ts=format_ts(clock.now()),
-        agent_version=__version__,
-    )
-    will = Status(device_id=config.device_id, online=False, boot_id=boot_id)
-    return encode(birth), encode(will)
-
-
-def _sample_distance(container_id: str, source: Any) -> Event:
-    return DistanceEvent(container_id, source.distance_mm())
-
-
-def _inputs(config: AgentConfig, pin_factory: Any) -> list[Input]:
-    from functools import partial
-
-    from edge.inputs import BadgeInput, MaxBotixInput, PlateInput, SampledInput, ScaleInput
-    from edge.ports import open_port
-
-    made: list[Input] = []
-    for dev in config.devices:
-        if isinstance(dev, ScaleConfig):
-            options: dict[str, Any] = {}
-            if dev.protocol == "mtsics":
-                options = {
-                    "poll_interval_s": dev.poll_interval_s,
-                    "query_tare": dev.tare_source == "scale",
-                }
-            made.append(
-                ScaleInput(
-                    dev.id,
-                    partial(open_port, dev.port, baudrate=dev.baudrate),
-                    protocol=dev.protocol,
-                    options=options,
-                )
-            )
-        elif isinstance(dev, RfidConfig):
-            made.append(
-                BadgeInput(
-                    dev.id,
-                    partial(open_port, dev.port, baudrate=dev.baudrate),
-                    badge_format=dev.badge_format,
-                )
-            )
-        elif isinstance(dev, PlateConfig):
-            made.append(
-                PlateInput(
-                    dev.id, partial(open_port, dev.port, baudrate=dev.baudrate), beat_limit_s=30
-                )
-            )
-        elif isinstance(dev, FillConfig):
-            sensor = dev.sensor
-            if sensor.type == "maxbotix":
-                made.append(
-                    MaxBotixInput(
-                        dev.id,
-                        partial(open_port, sensor.port, baudrate=sensor.baudrate),
-                        no_target_mm=sensor.no_target_mm,
-                    )
-                )
-            else:
-                from edge.rangefinder import HcSr04
-
-                hc = HcSr04(
-                    trigger_pin=sensor.trigger_pin,
-                    echo_pin=sensor.echo_pin,
-                    # Above the container depth, or gpiozero clamps every reading to 1 m.
-                    max_distance_m=dev.empty_mm / 1000 * 1.5,
-                    pin_factory=pin_factory,
-                )
-                made.append(
-                    SampledInput(
-                        dev.id,
-                        partial(_sample_distance, dev.id, hc),
-                        sensor.sample_interval_s,
-                        hc.close,
-                    )
-                )
-            if dev.temperature is not None:
-                from edge.inputs import temperature_input
-
-                made.append(
-                    temperature_input(dev.id, dev.temperature.path, dev.temperature.interval_s)
-                )
-    return made
-
-
-def build_agent(
-    config: AgentConfig,
-    *,
-    clock: Clock | None = None,
-    link: Link | None = None,
-    on_recorded: Callable[[Weighing], None] | None = None,
-    pin_factory: Any = None,
-    notifier: Notifier | None = None,
-) -> Agent:
-    """Wire an agent from its configuration; the device key must already exist.
-
-    Only what the configuration uses is imported: a scale family's driver, pyserial
-    for a serial port, gpiozero for pins, paho for the MQTT link.
-    """
-    from edge.evidence import DeviceKey
-
-    clock = clock or SystemClock()
-    boot_id = read_boot_id()
-    key = DeviceKey.load(config.key_path)
-    remote = RemoteConfig(config)
-    effective, reverted = remote.startup()
-    journal = Journal(
-        config.journal_path,
-        device_id=config.device_id,
-        boot_id=boot_id,
-        signer=key,
-        clock=clock,
-        max_unacked=effective.journal_max_unacked,
-        fill_ttl=timedelta(hours=effective.fill_ttl_h),
-        min_free_bytes=effective.min_free_mb * 2**20,
-    )
-    if link is None:
-        from edge.link import MqttLink, MqttLinkSettings
-
-        birth, will = status_payloads(config, boot_id, clock)
-        status_topic = topic(config.device_id, Channel.STATUS)
-        m = config.mqtt
-        link = MqttLink(
-            MqttLinkSettings(
-                url=m.broker(),
-                client_id=config.device_id,
-                protocol=m.protocol,
-                keepalive_s=m.keepalive_s,
-                inflight_window=m.inflight_window,
-                ca_file=str(m.ca_file) if m.ca_file else None,
-                cert_file=str(m.cert_file) if m.cert_file else None,
-                key_file=str(m.key_file) if m.key_file else None,
-                subscriptions=[
-                    topic(config.device_id, Channel.ACK),
-                    topic(config.device_id, Channel.CONFIG),
-                ],
-                birth=(status_topic, birth),
-                will=LastWill(status_topic, will, m.will_delay_s),
-            )
-        )
-    agent_box: list[Agent] = []
-    panels: dict[str, Panel] = {}
-    for dev in config.devices:
-        if isinstance(dev, PanelConfig):
-            from edge.panel import GpioPanel
-
-            def press(category: str, panel_id: str = dev.id) -> None:
-                agent_box[0].emit(CategoryEvent(panel_id, category))
-
-            panels[dev.id] = GpioPanel(dev, press, pin_factory=pin_factory)
-    agent = Agent(
-        effective,
-        journal=journal,
-        link=link,
-        clock=clock,
-        inputs=_inputs(config, pin_factory),
-        panels=panels,
-        remote=remote,
-        notifier=notifier if notifier is not None else Notifier.from_env(),
-        on_recorded=on_recorded,
-    )
-    agent_box.append(agent)
-    if reverted is not None:
-        agent._report(reverted)
-    for pid in panels:
-        panels[pid].show(LedState.OFF)
-    return agent

@@ -39,7 +39,7 @@ def cmd_provision(args: argparse.Namespace) -> int:
 
 
 def cmd_journal_verify(args: argparse.Namespace) -> int:
-    from edge.agent import read_boot_id
+    from edge.assembly import read_boot_id
     from edge.clock import SystemClock
     from edge.evidence import DeviceKey
     from edge.journal import Journal
@@ -67,7 +67,7 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge.agent import build_agent
+    from edge.assembly import build_agent
     from edge.evidence import DeviceKeyError
 
     config = _load(args.config)

@@ -34,7 +34,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.agent import Agent, build_agent
+from edge.agent import Agent
+from edge.assembly import build_agent
 from edge.clock import SimulatedWallClock
 from edge.config import AgentConfig, MqttConfig, ScaleConfig
 from edge.evidence import DeviceKey

@@ -139,6 +139,8 @@ time.sleep(float(sys.argv[2]))
 AGENT_IMPORTS = [
     "edge.cli",
     "edge.agent",
+    "edge.assembly",
+    "edge.containers",
     "edge.config",
     "edge.journal",
     "edge.link",

@@ -3,7 +3,8 @@
 Every behaviour here also runs against a real broker in ``tests/e2e``; these are the
 fast checks of the agent's own logic: record before publish, leave the outbox only on
 the server's ack, refuse visibly when storage is full, remote configuration with
-trial and revert, fill events linked to pickups, heat alarms, health, the watchdog.
+trial and revert, health, the watchdog. Containers' fill readings are in
+``test_containers.py``, the wiring of devices into an agent in ``test_assembly.py``.
 """
 
 from __future__ import annotations
@@ -12,126 +13,29 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from edge.agent import Agent, build_agent
-from edge.config import parse_config
 from edge.evidence import DeviceKey
-from edge.link import MemoryBus, MemoryLink
 from edge.panel import LedState
 from edge.protocol import (
-    Ack,
-    AckItem,
-    AckStatus,
     AlarmState,
     Channel,
     ConfigDesired,
-    FillEvent,
-    RecordKind,
     decode_alarm,
     decode_config_reported,
-    decode_fill,
     decode_health,
     decode_weighing,
     encode,
     topic,
 )
 from edge.watchdog import Notifier
-from edge.workflow import ContainerWorkflow
-from firmware_sim import registry
-from firmware_sim.rangefinder import MaxBotix
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from firmware_sim.thermometer import W1Probe
-
-DEVICE = "rp-unit-01"
-
-
-def spin(agent: Agent, until: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        agent.step(0.01)
-        if until():
-            return
-    raise AssertionError("condition not reached")
-
-
-def messages(bus: MemoryBus, channel: Channel) -> list[bytes]:
-    return [p for t, p in bus.published if t == topic(DEVICE, channel)]
-
-
-class Harness:
-    def __init__(self, tmp_path: Path, devices: list[dict[str, Any]], **top: Any) -> None:
-        self.tmp_path = tmp_path
-        self.data = {
-            "device_id": DEVICE,
-            "site_id": "almaty-rp-01",
-            "data_dir": str(tmp_path / "data"),
-            "health_interval_s": 1,
-            "devices": devices,
-            **top,
-        }
-        self.bus = MemoryBus()
-        self.stop = threading.Event()
-        self.agent: Agent | None = None
-
-    def start(self, **kwargs: Any) -> Agent:
-        config = parse_config(self.data)
-        DeviceKey.load_or_create(config.key_path)
-        link = MemoryLink(self.bus, [topic(DEVICE, Channel.ACK), topic(DEVICE, Channel.CONFIG)])
-        self.agent = build_agent(config, link=link, **kwargs)
-        self.agent.start(self.stop)
-        return self.agent
-
-    def close(self) -> None:
-        self.stop.set()
-        if self.agent is not None:
-            self.agent.shutdown()
-
-    def ack(self, *seqs: int, kind: RecordKind = RecordKind.WEIGHING) -> None:
-        ack = Ack(tuple(AckItem(s, AckStatus.ACCEPTED, kind) for s in seqs))
-        self.bus.deliver(topic(DEVICE, Channel.ACK), encode(ack))
-
-
-class Harnesses:
-    """Makes harnesses and registers emulators; cleans both up."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.made: list[Harness] = []
-        self.names: list[str] = []
-
-    def __call__(self, devices: list[dict[str, Any]], **top: Any) -> Harness:
-        h = Harness(self.tmp_path / f"h{len(self.made)}", devices, **top)
-        self.made.append(h)
-        return h
-
-    def attach(self, name: str, device: Any) -> str:
-        self.names.append(name)
-        return registry.register(name, device)
-
-
-@pytest.fixture
-def harness(tmp_path: Path) -> Iterator[Harnesses]:
-    made = Harnesses(tmp_path)
-    yield made
-    for h in made.made:
-        h.close()
-    for name in made.names:
-        registry.unregister(name)
-
-
-def scale_dev(url: str, **kw: Any) -> dict[str, Any]:
-    return {"type": "scale", "id": "s1", "port": url, "min_load_kg": 5, **kw}
-
-
-def silent_scale(loads: list[Load]) -> ADScale:
-    return ADScale(loads, realtime=False, idle="silent", timeout=0.01)
+from tests.support.harness import DEVICE, Harnesses, messages, scale_dev, silent_scale, spin
 
 
 def test_records_before_publishing_and_keeps_it_until_the_servers_ack(
@@ -269,78 +173,6 @@ def test_a_trial_that_does_not_survive_is_reverted_and_never_reapplied(
     assert again.config.health_interval_s == 1
 
 
-def test_fill_readings_events_pickup_link_and_heat_alarm(
-    harness: Harnesses, tmp_path: Path
-) -> None:
-    sensor = MaxBotix(400, realtime=True, rate_hz=200, timeout=0.05)
-    cells = ADScale([], realtime=True, rate_hz=200, timeout=0.05)
-    probe = W1Probe(tmp_path / "w1" / "w1_slave", Decimal(25))
-    s_url = harness.attach("unit-range", sensor)
-    c_url = harness.attach("unit-cells", cells)
-    h = harness(
-        [
-            scale_dev(
-                c_url, id="cells", workflow="container", category="batteries", min_load_kg=20
-            ),
-            {
-                "type": "fill",
-                "id": "c-bat-1",
-                "sensor": {"type": "maxbotix", "port": s_url},
-                "empty_mm": 1500,
-                "full_mm": 300,
-                "blind_zone_mm": 250,
-                "emptied_confirm": 2,
-                "load_cell_scale": "cells",
-                "temperature": {"path": str(probe.path), "interval_s": 1, "alarm_c": "60"},
-            },
-        ]
-    )
-    cells.place(Decimal("180.5"), settle_ticks=1)
-    agent = h.start()
-    spin(
-        agent,
-        lambda: any(decode_fill(p).event is FillEvent.FULL for p in messages(h.bus, Channel.FILL)),
-    )
-    cells_wf = agent.workflows["cells"]
-    assert isinstance(cells_wf, ContainerWorkflow)
-    spin(agent, lambda: cells_wf.detector.level is not None)  # the bin's weight is known
-    cells.remove()  # the pickup: the bin is emptied into the truck
-    cells.place(Decimal("30.5"), settle_ticks=1)
-    sensor.set_distance(1450)
-    spin(
-        agent,
-        lambda: any(
-            decode_fill(p).event is FillEvent.EMPTIED for p in messages(h.bus, Channel.FILL)
-        ),
-    )
-    (pickup,) = [decode_weighing(p) for p in messages(h.bus, Channel.WEIGHING)]
-    assert (pickup.gross_kg, pickup.tare_kg, pickup.net_kg) == ("180.5", "30.5", "150")
-    (emptied,) = [
-        decode_fill(p)
-        for p in messages(h.bus, Channel.FILL)
-        if decode_fill(p).event is FillEvent.EMPTIED
-    ]
-    assert emptied.pickup_event_id == pickup.event_id
-    probe.set(Decimal("71.5"))
-    spin(
-        agent,
-        lambda: any(decode_alarm(p).code == "heat:c-bat-1" for p in messages(h.bus, Channel.ALARM)),
-        6,
-    )
-    (heat,) = [decode_alarm(p) for p in messages(h.bus, Channel.ALARM) if b"heat:" in p]
-    assert (heat.state, heat.severity) == (AlarmState.RAISED, "critical")
-    probe.set(Decimal("45"))
-    spin(
-        agent,
-        lambda: decode_alarm(messages(h.bus, Channel.ALARM)[-1]).state is AlarmState.CLEARED,
-        6,
-    )
-    fills_sent = [decode_fill(p).seq for p in messages(h.bus, Channel.FILL)]
-    h.ack(*fills_sent, kind=RecordKind.FILL)
-    unacked_fill = "SELECT count(*) FROM fill WHERE acked_at IS NULL"
-    spin(agent, lambda: agent.journal._db.execute(unacked_fill).fetchone()[0] == 0)
-
-
 def test_health_is_a_valid_protocol_message(harness: Harnesses) -> None:
     url = harness.attach(
         "unit-scale-6", ADScale([], realtime=False, timeout=0.01, garbage_rate=0.5)
@@ -418,43 +250,6 @@ def test_watchdog_is_fed_only_while_every_part_makes_progress(
     assert any("STATUS=stuck: s1" in m for m in received)
     port.release.set()
     sock.close()
-
-
-# Off a Pi, gpiozero times the echo in software and says so; only this test accepts that.
-@pytest.mark.filterwarnings("ignore::gpiozero.exc.PWMSoftwareFallback")
-def test_hc_sr04_container_through_gpiozero_mock_pins(harness: Harnesses) -> None:
-    from gpiozero.pins.mock import MockFactory
-
-    from firmware_sim.rangefinder import HCSR04
-
-    factory = MockFactory()
-    bin_sensor = HCSR04(trigger_pin=23, echo_pin=24, distance_m=1.2, factory=factory)
-    h = harness(
-        [
-            {
-                "type": "fill",
-                "id": "c-glass-7",
-                "sensor": {
-                    "type": "hcsr04",
-                    "trigger_pin": 23,
-                    "echo_pin": 24,
-                    "sample_interval_s": 0.1,
-                },
-                "empty_mm": 1500,
-                "full_mm": 300,
-                "report_change_pct": 3,
-            }
-        ]
-    )
-    agent = h.start(pin_factory=factory)
-    spin(agent, lambda: bool(messages(h.bus, Channel.FILL)), 10)
-    first = decode_fill(messages(h.bus, Channel.FILL)[0])
-    # 1.2 m in a 1.5 m bin is 25 %; the mock's timing reads a few percent long (more
-    # on a busy machine: scheduling only ever lengthens an echo).
-    assert 1140 <= first.distance_mm <= 1450
-    assert Decimal(0) <= Decimal(first.fill_pct) <= Decimal(30)
-    bin_sensor.distance_m = 0.45  # filled to ~87 %
-    spin(agent, lambda: Decimal(decode_fill(messages(h.bus, Channel.FILL)[-1]).fill_pct) > 75, 10)
 
 
 def test_weighbridge_paired_by_plate(harness: Harnesses) -> None:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.agent import Agent, status_payloads
+from edge.agent import Agent
+from edge.assembly import status_payloads
 from edge.clock import SystemClock
 from edge.config import AgentConfig, MqttConfig, ScaleConfig
 from edge.evidence import DeviceKey

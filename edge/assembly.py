@@ -1,0 +1,212 @@
+"""Assembly: an agent from its configuration, with its inputs, panels, link and journal.
+
+:func:`build_agent` turns an :class:`~edge.config.AgentConfig` into a ready
+:class:`~edge.agent.Agent`: the remote configuration's startup (last-known-good,
+or a reverted trial to report), the journal under the device key, the MQTT link
+with its birth and last will (:func:`status_payloads`), one input per device
+(:func:`_inputs`) and the GPIO panels. Only what the configuration uses is
+imported, so a Pi spends no memory on drivers it does not need.
+:func:`read_boot_id` names this boot for the journal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from edge import __version__
+from edge.agent import Agent
+from edge.clock import Clock, SystemClock
+from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
+from edge.inputs import CategoryEvent, DistanceEvent, Event, Input
+from edge.journal import Journal
+from edge.link import LastWill, Link
+from edge.panel import LedState, Panel
+from edge.protocol import Channel, Status, Weighing, encode, format_ts, topic
+from edge.remote import RemoteConfig
+from edge.watchdog import Notifier
+
+
+def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
+    """The kernel's id of this boot (pairs with the monotonic clock); random off Linux."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return uuid.uuid4().hex
+
+
+def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[bytes, bytes]:
+    birth = Status(
+        device_id=config.device_id,
+        online=True,
+        boot_id=boot_id,
+        ts=format_ts(clock.now()),
+        agent_version=__version__,
+    )
+    will = Status(device_id=config.device_id, online=False, boot_id=boot_id)
+    return encode(birth), encode(will)
+
+
+def _sample_distance(container_id: str, source: Any) -> Event:
+    return DistanceEvent(container_id, source.distance_mm())
+
+
+def _inputs(config: AgentConfig, pin_factory: Any) -> list[Input]:
+    from functools import partial
+
+    from edge.inputs import BadgeInput, MaxBotixInput, PlateInput, SampledInput, ScaleInput
+    from edge.ports import open_port
+
+    made: list[Input] = []
+    for dev in config.devices:
+        if isinstance(dev, ScaleConfig):
+            options: dict[str, Any] = {}
+            if dev.protocol == "mtsics":
+                options = {
+                    "poll_interval_s": dev.poll_interval_s,
+                    "query_tare": dev.tare_source == "scale",
+                }
+            made.append(
+                ScaleInput(
+                    dev.id,
+                    partial(open_port, dev.port, baudrate=dev.baudrate),
+                    protocol=dev.protocol,
+                    options=options,
+                )
+            )
+        elif isinstance(dev, RfidConfig):
+            made.append(
+                BadgeInput(
+                    dev.id,
+                    partial(open_port, dev.port, baudrate=dev.baudrate),
+                    badge_format=dev.badge_format,
+                )
+            )
+        elif isinstance(dev, PlateConfig):
+            made.append(
+                PlateInput(
+                    dev.id, partial(open_port, dev.port, baudrate=dev.baudrate), beat_limit_s=30
+                )
+            )
+        elif isinstance(dev, FillConfig):
+            sensor = dev.sensor
+            if sensor.type == "maxbotix":
+                made.append(
+                    MaxBotixInput(
+                        dev.id,
+                        partial(open_port, sensor.port, baudrate=sensor.baudrate),
+                        no_target_mm=sensor.no_target_mm,
+                    )
+                )
+            else:
+                from edge.rangefinder import HcSr04
+
+                hc = HcSr04(
+                    trigger_pin=sensor.trigger_pin,
+                    echo_pin=sensor.echo_pin,
+                    # Above the container depth, or gpiozero clamps every reading to 1 m.
+                    max_distance_m=dev.empty_mm / 1000 * 1.5,
+                    pin_factory=pin_factory,
+                )
+                made.append(
+                    SampledInput(
+                        dev.id,
+                        partial(_sample_distance, dev.id, hc),
+                        sensor.sample_interval_s,
+                        hc.close,
+                    )
+                )
+            if dev.temperature is not None:
+                from edge.inputs import temperature_input
+
+                made.append(
+                    temperature_input(dev.id, dev.temperature.path, dev.temperature.interval_s)
+                )
+    return made
+
+
+def build_agent(
+    config: AgentConfig,
+    *,
+    clock: Clock | None = None,
+    link: Link | None = None,
+    on_recorded: Callable[[Weighing], None] | None = None,
+    pin_factory: Any = None,
+    notifier: Notifier | None = None,
+) -> Agent:
+    """Wire an agent from its configuration; the device key must already exist.
+
+    Only what the configuration uses is imported: a scale family's driver, pyserial
+    for a serial port, gpiozero for pins, paho for the MQTT link.
+    """
+    from edge.evidence import DeviceKey
+
+    clock = clock or SystemClock()
+    boot_id = read_boot_id()
+    key = DeviceKey.load(config.key_path)
+    remote = RemoteConfig(config)
+    effective, reverted = remote.startup()
+    journal = Journal(
+        config.journal_path,
+        device_id=config.device_id,
+        boot_id=boot_id,
+        signer=key,
+        clock=clock,
+        max_unacked=effective.journal_max_unacked,
+        fill_ttl=timedelta(hours=effective.fill_ttl_h),
+        min_free_bytes=effective.min_free_mb * 2**20,
+    )
+    if link is None:
+        from edge.link import MqttLink, MqttLinkSettings
+
+        birth, will = status_payloads(config, boot_id, clock)
+        status_topic = topic(config.device_id, Channel.STATUS)
+        m = config.mqtt
+        link = MqttLink(
+            MqttLinkSettings(
+                url=m.broker(),
+                client_id=config.device_id,
+                protocol=m.protocol,
+                keepalive_s=m.keepalive_s,
+                inflight_window=m.inflight_window,
+                ca_file=str(m.ca_file) if m.ca_file else None,
+                cert_file=str(m.cert_file) if m.cert_file else None,
+                key_file=str(m.key_file) if m.key_file else None,
+                subscriptions=[
+                    topic(config.device_id, Channel.ACK),
+                    topic(config.device_id, Channel.CONFIG),
+                ],
+                birth=(status_topic, birth),
+                will=LastWill(status_topic, will, m.will_delay_s),
+            )
+        )
+    agent_box: list[Agent] = []
+    panels: dict[str, Panel] = {}
+    for dev in config.devices:
+        if isinstance(dev, PanelConfig):
+            from edge.panel import GpioPanel
+
+            def press(category: str, panel_id: str = dev.id) -> None:
+                agent_box[0].emit(CategoryEvent(panel_id, category))
+
+            panels[dev.id] = GpioPanel(dev, press, pin_factory=pin_factory)
+    agent = Agent(
+        effective,
+        journal=journal,
+        link=link,
+        clock=clock,
+        inputs=_inputs(config, pin_factory),
+        panels=panels,
+        remote=remote,
+        notifier=notifier if notifier is not None else Notifier.from_env(),
+        on_recorded=on_recorded,
+    )
+    agent_box.append(agent)
+    if reverted is not None:
+        agent.report_config(reverted)
+    for pid in panels:
+        panels[pid].show(LedState.OFF)
+    return agent
