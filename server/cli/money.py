@@ -78,7 +78,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from server.money import statements as st
-    from server.money.payments import MissingRate
+    from server.money.allocation import MissingRate
     from server.money.report import print_statements, print_stored, print_unattributed
 
     sessions = ledger_sessions(settings)

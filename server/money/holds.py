@@ -52,8 +52,9 @@ from server.ledger import signed
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
 from server.money import audit, reference
+from server.money.allocation import SITE_OUTSIDE_REGION, HoldIn, HoldStatus, TicketIn
+from server.money.amounts import LOCAL_TZ
 from server.money.contracts import ImportProblems
-from server.money.payments import LOCAL_TZ, SITE_OUTSIDE_REGION, HoldIn, HoldStatus, TicketIn
 
 KIND: Final = "hold_rules"
 REASONS: Final = {

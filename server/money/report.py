@@ -10,7 +10,7 @@ from rich.table import Table
 
 from server.ledger.accounting import StoredStatement
 from server.money.holds import REASONS, HoldView
-from server.money.payments import Statement
+from server.money.lines import Statement
 
 
 def money(value: Decimal) -> str:

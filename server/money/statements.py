@@ -46,28 +46,22 @@ from server.ledger.accounting import AuditEntry, StatementRun, StoredStatement
 from server.ledger.models import Contract, Device, Site, Ticket
 from server.ledger.types import UtcDateTime
 from server.money import audit, badges, holds, mrp
-from server.money.contracts import latest_versions
-from server.money.payments import (
+from server.money.allocation import (
     ENGINE,
-    ROUNDING_POLICY,
     SITE_OUTSIDE_REGION,
     Allocation,
     Bucket,
     GroupKey,
-    HeldLine,
     Portion,
     Scope,
-    Statement,
-    StatementLine,
     Terms,
     TicketIn,
-    UnpaidLine,
     allocate,
-    build_statements,
     make_buckets,
-    money_context,
-    next_month,
 )
+from server.money.amounts import ROUNDING_POLICY, money_context, next_month
+from server.money.contracts import latest_versions
+from server.money.lines import HeldLine, Statement, StatementLine, UnpaidLine, build_statements
 
 
 class StatementError(ValueError):

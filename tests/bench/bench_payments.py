@@ -49,8 +49,8 @@ from server.identifiers import make_bin
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Device, Scale, Site
 from server.money import badges, holds, mrp
+from server.money.amounts import LOCAL_TZ
 from server.money.contracts import check_rows, store
-from server.money.payments import LOCAL_TZ
 from server.money.statements import compute
 from server.regions import REGIONS
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
-from server.money.payments import MissingRate
+from server.money.allocation import MissingRate
 from server.money.statements import (
     StatementError,
     approve,

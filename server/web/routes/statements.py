@@ -18,8 +18,8 @@ from fastapi.responses import Response
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
 from server.api.routes.statements import check_period
 from server.ledger.accounting import StoredStatement
+from server.money.allocation import MissingRate
 from server.money.contractors import contractors
-from server.money.payments import MissingRate
 from server.money.statements import (
     StatementError,
     approve,
