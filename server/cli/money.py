@@ -79,7 +79,9 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.money import statements as st
     from server.money.allocation import MissingRate
+    from server.money.inputs import StatementError
     from server.money.report import print_statements, print_stored, print_unattributed
+    from server.money.verification import verify
 
     sessions = ledger_sessions(settings)
     try:
@@ -130,13 +132,13 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
                 progress.update(task, completed=done, total=total)
 
             with sessions() as session:
-                report = st.verify(
+                report = verify(
                     session,
                     period=args.period,
                     check_tickets=not args.no_tickets,
                     progress=checked,
                 )
-    except (st.StatementError, MissingRate, ValueError) as exc:
+    except (StatementError, MissingRate, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for problem in report.problems:
