@@ -151,7 +151,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
-    from server.money import holds
+    from server.money import hold_rules, holds
     from server.money.contracts import ImportProblems
     from server.money.report import print_holds
 
@@ -159,11 +159,11 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "rules":
             try:
-                rules = holds.read_rules(Path(args.file))
+                rules = hold_rules.read_rules(Path(args.file))
             except ImportProblems as exc:
                 return _problems(args.file, exc.problems)
             with sessions.begin() as session:
-                version = holds.store_rules(session, rules, source=args.file, actor=args.by)
+                version = hold_rules.store_rules(session, rules, source=args.file, actor=args.by)
             print(f"{args.file}: hold rules version {version}")
         elif args.action == "scan":
             with sessions.begin() as session:

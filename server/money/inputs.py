@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from server.ledger.accounting import StatementRun, StoredStatement
 from server.ledger.models import Contract, Site, Ticket
 from server.ledger.types import UtcDateTime
-from server.money import audit, badges, holds, mrp
+from server.money import audit, badges, hold_rules, holds, mrp
 from server.money.allocation import (
     ENGINE,
     Bucket,
@@ -336,7 +336,7 @@ def current_inputs(session: Session, terms: Sequence[Terms], *, settle: bool = F
         contracts=tuple(sorted(t.ref for t in terms)),
         mrp_table_version=reference.latest_version(session, mrp.KIND),
         badge_map_version=reference.latest_version(session, badges.KIND),
-        hold_rules_version=reference.latest_version(session, holds.KIND),
+        hold_rules_version=reference.latest_version(session, hold_rules.KIND),
         holds_high_water=holds_hw,
         hold_resolutions_high_water=res_hw,
     )
