@@ -45,10 +45,11 @@ from firmware_sim.scales.script import Load
 from server.fleet.registry import register_device, set_device_status, upsert_site
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Ticket
+from server.money.amounts import LOCAL_TZ
 from server.money.contracts import read_csv, store
-from server.money.payments import LOCAL_TZ
+from server.money.inputs import parse_period
 from server.money.report import money, print_statements
-from server.money.statements import parse_period, statements_for
+from server.money.statements import statements_for
 
 DATA = files("firmware_sim") / "data"
 log = logging.getLogger("demo")

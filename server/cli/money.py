@@ -78,8 +78,10 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
     from rich.progress import Progress
 
     from server.money import statements as st
-    from server.money.payments import MissingRate
+    from server.money.allocation import MissingRate
+    from server.money.inputs import StatementError
     from server.money.report import print_statements, print_stored, print_unattributed
+    from server.money.verification import verify
 
     sessions = ledger_sessions(settings)
     try:
@@ -130,13 +132,13 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
                 progress.update(task, completed=done, total=total)
 
             with sessions() as session:
-                report = st.verify(
+                report = verify(
                     session,
                     period=args.period,
                     check_tickets=not args.no_tickets,
                     progress=checked,
                 )
-    except (st.StatementError, MissingRate, ValueError) as exc:
+    except (StatementError, MissingRate, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1
     for problem in report.problems:
@@ -149,7 +151,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
-    from server.money import holds
+    from server.money import hold_rules, holds
     from server.money.contracts import ImportProblems
     from server.money.report import print_holds
 
@@ -157,11 +159,11 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
     try:
         if args.action == "rules":
             try:
-                rules = holds.read_rules(Path(args.file))
+                rules = hold_rules.read_rules(Path(args.file))
             except ImportProblems as exc:
                 return _problems(args.file, exc.problems)
             with sessions.begin() as session:
-                version = holds.store_rules(session, rules, source=args.file, actor=args.by)
+                version = hold_rules.store_rules(session, rules, source=args.file, actor=args.by)
             print(f"{args.file}: hold rules version {version}")
         elif args.action == "scan":
             with sessions.begin() as session:

@@ -1,6 +1,6 @@
 """Which tickets count for which contractor.
 
-A ticket carries no contractor: it is the allocation (``server.money.payments.allocate``)
+A ticket carries no contractor: it is the allocation (``server.money.allocation.allocate``)
 that gives its tonnes to contracts, and so to contractors. A contractor's tickets are
 therefore exactly the tickets with a share in one of its contracts (paid or over the
 cap) — the same answer its statement is built from, never a second rule.
@@ -16,7 +16,7 @@ from datetime import date
 
 from sqlalchemy.orm import Session
 
-from server.money.payments import Share
+from server.money.allocation import Share
 from server.money.statements import compute
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from server.ledger.models import Site, Ticket
 from server.money.contracts import latest_versions
-from server.money.payments import Statement
+from server.money.lines import Statement
 from server.money.statements import statement_for
 from server.people.accounts import Scope
 

@@ -20,7 +20,7 @@ from edge.evidence import verify_signature
 from edge.protocol import GENESIS_HASH, ProtocolError, Weighing, decode_weighing
 from server.ledger import signed
 from server.ledger.models import Device, Ticket
-from server.money.payments import LOCAL_TZ
+from server.money.amounts import LOCAL_TZ
 
 
 class Signature(StrEnum):

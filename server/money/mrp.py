@@ -5,7 +5,7 @@ the ticket's local date. The values are set by law each year (and have changed
 mid-year before), so they are data the operator loads from a file — never constants
 in code. Each row names the first month it applies to; a value applies until the
 next row or the end of its year, whichever comes first, so a year nobody loaded
-stops the computation (:class:`server.money.payments.MissingRate`) instead of silently
+stops the computation (:class:`server.money.allocation.MissingRate`) instead of silently
 reusing last year's value.
 
 CSV columns: ``valid_from`` (``YYYY`` or ``YYYY-MM``; a month start), ``mrp_kzt``

@@ -9,8 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from server.ledger.accounting import StoredStatement
-from server.money.holds import REASONS, HoldView
-from server.money.payments import Statement
+from server.money.hold_rules import REASONS
+from server.money.holds import HoldView
+from server.money.lines import Statement
 
 
 def money(value: Decimal) -> str:

@@ -18,9 +18,10 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from server.ledger.models import Ticket
+from server.money.allocation import Share
+from server.money.amounts import LOCAL_TZ, tonnes
 from server.money.attribution import contractor_shares, shares_by_ticket
-from server.money.payments import LOCAL_TZ, Share, tonnes
-from server.money.statements import parse_period
+from server.money.inputs import parse_period
 from server.people.accounts import Scope
 
 PER_PAGE: Final = 100

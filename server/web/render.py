@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from server.api.auth import CSRF_COOKIE, CSRF_FIELD, Auth, Principal
 from server.api.deps import AuthDep, NotAuthenticated, OptionalPrincipal
-from server.money.payments import LOCAL_TZ
+from server.money.amounts import LOCAL_TZ
 from server.people.accounts import Account, Role
 from server.web import flash
 from server.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, negotiate

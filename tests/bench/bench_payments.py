@@ -48,9 +48,9 @@ from edge.protocol import canonical_bytes
 from server.identifiers import make_bin
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Device, Scale, Site
-from server.money import badges, holds, mrp
+from server.money import badges, hold_rules, holds, mrp
+from server.money.amounts import LOCAL_TZ
 from server.money.contracts import check_rows, store
-from server.money.payments import LOCAL_TZ
 from server.money.statements import compute
 from server.regions import REGIONS
 
@@ -325,9 +325,9 @@ def load_reference(engine: Engine, world: World) -> None:
         mrp.store(session, table, source="bench", actor="bench")
         badges.store(session, badges.BadgeMap(tuple(world.badge_map)), source="bench",
                      actor="bench")  # fmt: skip
-        rules = holds.read_rules()
-        rules = rules.model_copy(update={"evidence": holds.EvidenceRule(reverify=False)})
-        holds.store_rules(session, rules, source="bench", actor="bench")
+        rules = hold_rules.read_rules()
+        rules = rules.model_copy(update={"evidence": hold_rules.EvidenceRule(reverify=False)})
+        hold_rules.store_rules(session, rules, source="bench", actor="bench")
 
 
 def insert_sqlite(path: Path, rows: Iterator[list[tuple[Any, ...]]]) -> None:

@@ -10,8 +10,8 @@ from fastapi import APIRouter, HTTPException, Query
 
 from server.api.deps import ContractorScope, SessionDep
 from server.api.routes.statements import check_bin
+from server.money.amounts import LOCAL_TZ
 from server.money.contractors import contractors, overview
-from server.money.payments import LOCAL_TZ
 
 router = APIRouter(prefix="/api/v1", tags=["contractors"])
 

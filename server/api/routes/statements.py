@@ -16,18 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
-from server.money.payments import MissingRate
+from server.money.allocation import MissingRate
+from server.money.inputs import StatementError, parse_period
 from server.money.statements import (
-    StatementError,
     approve,
     compute_and_store,
     list_statements,
-    parse_period,
     pay,
     statement_for,
     statements_for,
-    verify,
 )
+from server.money.verification import verify
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 

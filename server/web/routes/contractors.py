@@ -10,8 +10,9 @@ from fastapi.responses import RedirectResponse, Response
 
 from server.api.deps import ContractorScope, CurrentUser, SessionDep
 from server.api.routes.statements import check_bin, check_period
+from server.money.amounts import LOCAL_TZ
 from server.money.contractors import overview
-from server.money.payments import LOCAL_TZ, Statement
+from server.money.lines import Statement
 from server.money.statements import list_statements, statement_for
 from server.web.render import PageDep
 

@@ -18,15 +18,14 @@ from fastapi.responses import Response
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
 from server.api.routes.statements import check_period
 from server.ledger.accounting import StoredStatement
+from server.money.allocation import MissingRate
 from server.money.contractors import contractors
-from server.money.payments import MissingRate
+from server.money.inputs import StatementError, parse_period
 from server.money.statements import (
-    StatementError,
     approve,
     body_statement,
     compute_and_store,
     list_statements,
-    parse_period,
     pay,
     statements_for,
 )

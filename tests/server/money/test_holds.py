@@ -17,7 +17,6 @@ from server.ledger.accounting import AuditEntry
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import FillEvent, Scale
 from server.money import holds
-from server.money.contracts import ImportProblems
 from server.money.statements import statement_for
 from tests.support.builders import FakeDevice, fake_device, register
 from tests.support.tamper import bypassing_append_only
@@ -162,22 +161,6 @@ def test_resolution_releases_or_rejects_with_who_when_why(
         holds.resolve(session, second.hold_id, "reject", actor="B", reason="changed my mind")
     with sessions.begin() as session, pytest.raises(holds.HoldError, match="needs a reason"):
         holds.resolve(session, first.hold_id, "release", actor="B", reason=" ")
-
-
-def test_rules_files_are_checked(tmp_path: Path) -> None:
-    bad = tmp_path / "rules.toml"
-    bad.write_text('[weight]\ndefault = { min_kg = 0.5, max_kg = "10" }\n[colour]\nx = 1\n')
-    with pytest.raises(ImportProblems) as err:
-        holds.read_rules(bad)
-    text_ = "\n".join(err.value.problems)
-    assert f"{bad}: weight.default.min_kg:" in text_
-    assert "never as floats" in text_
-    assert f"{bad}: colour: Extra inputs are not permitted" in text_
-    broken = tmp_path / "broken.toml"
-    broken.write_text("[scale\n")
-    with pytest.raises(ImportProblems, match="not valid TOML"):
-        holds.read_rules(broken)
-    assert holds.read_rules().clock.tolerance_s == 300
 
 
 def _ledger(path: Path) -> sessionmaker[Session]:

@@ -1,8 +1,14 @@
-"""Allocation of weighed tonnage to contracts, and statements: pure functions, exact money.
+"""Allocation of weighed tonnage to contracts: the pure engine, exact integers.
+
+It owns what allocation reads — tickets, contract versions (:class:`Terms`), recorded
+holds, a :class:`TicketSource` that sums tickets per group and bucket — and what it
+gives: an :class:`Allocation` of grams per contract version, stage and month, with the
+tickets held and the tonnage no contract covers. Statements are built from it by
+:mod:`server.money.lines`; grams, rates and the rounding step are
+:mod:`server.money.amounts`.
 
 The rules (``docs/payments.md`` explains them with a worked example):
 
-* Weights are integer grams; tonnes = grams / 1,000,000, exact.
 * Each service stage is allocated on its own; one tonne is paid at most once per stage.
 * Tickets are taken in weighed-at order (ties: device id, then seq), so the order in
   which they reached the server never changes the result. The same ``(device, seq)``
@@ -13,10 +19,9 @@ The rules (``docs/payments.md`` explains them with a worked example):
   shown, unpaid) or *no contract*. A badge mapped to a contractor restricts the
   candidates to that contractor's contracts for the badge's stages.
 * Held tickets (see :mod:`server.money.holds`) are left out until released.
-* The one rounding step: each statement line's amount, tonnes × rate (KZT/t, or MRP/t
-  × the MRP in force that month), to 2 places (tiyn), half up. Totals are sums of
-  rounded lines. A budget cap is checked against those rounded line amounts, so the
-  tenge paid under a contract never exceeds its budget.
+* A budget cap is checked against the rounded line amounts (the one rounding step,
+  :mod:`server.money.amounts`), so the tenge paid under a contract never exceeds its
+  budget.
 
 Speed without losing exactness: tickets are summed per *group* — category, site and
 badge — within *buckets* (local-date ranges inside one month, split wherever a
@@ -27,59 +32,34 @@ step: ticket by ticket it would give the same result. Only groups that touch a c
 which may reach a cap inside the bucket are expanded to tickets and allocated one by
 one in weighed-at order. Every cap is reached at most once, so few buckets expand.
 Amounts are integers in 10⁻¹² KZT per tonne-gram units throughout allocation.
-
-A ``decimal`` context with the ``FloatOperation`` trap is active for money: a float
-reaching the money path raises instead of silently rounding.
 """
 
 from __future__ import annotations
 
 import bisect
-import decimal
-import hashlib
 import itertools
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Final, Protocol
-from zoneinfo import ZoneInfo
 
-from server.money.audit import canonical_json
+from server.money.amounts import (
+    GRAMS_PER_TONNE,
+    LOCAL_TZ,
+    RATE_SCALE,
+    UNITS_PER_TIYN,
+    local_midnight,
+    money_context,
+    month_start,
+    next_month,
+)
 from server.money.badges import BadgeMap
 from server.money.mrp import MrpTable
 
-GRAMS_PER_TONNE: Final = 1_000_000
-TIYN: Final = Decimal("0.01")
-ROUNDING_POLICY: Final = "line-half-up-2dp/v1"
 ENGINE: Final = "bucketed-allocation/v2"
-#: Kazakhstan's single time zone; periods and contract dates are local dates.
-LOCAL_TZ: Final = ZoneInfo("Asia/Almaty")
-#: Rates in KZT/t are carried as integers × 10^12 (contract rates have at most 6
-#: decimals and MRP values at most 2, so every rate is exact in these units).
-RATE_SCALE: Final = 10**12
-_UNITS_PER_TIYN: Final = GRAMS_PER_TONNE * RATE_SCALE // 100
-RATE_UNITS: Final = ("KZT/t", "MRP/t")
-
-MONEY_CONTEXT: Final = decimal.Context(
-    prec=34,
-    rounding=decimal.ROUND_HALF_UP,
-    traps=[
-        decimal.FloatOperation,
-        decimal.InvalidOperation,
-        decimal.DivisionByZero,
-        decimal.Overflow,
-    ],
-)
-
-
-@contextmanager
-def money_context() -> Iterator[decimal.Context]:
-    with decimal.localcontext(MONEY_CONTEXT) as ctx:
-        yield ctx
 
 
 class Portion(StrEnum):
@@ -196,36 +176,7 @@ def _scaled(value: Decimal, scale: int, what: str) -> int:
     return int(units)
 
 
-def amount_kzt(grams: int, rate_kzt_per_t: Decimal) -> Decimal:
-    """The one rounding step: tonnes × rate, to tiyn, half up."""
-    with money_context():
-        return line_amount(Decimal(grams) / GRAMS_PER_TONNE, rate_kzt_per_t)
-
-
-def line_amount(tonnes: Decimal, rate_kzt_per_t: Decimal) -> Decimal:
-    """The one rounding step, inside a :func:`money_context` the caller holds."""
-    return (tonnes * rate_kzt_per_t).quantize(TIYN, decimal.ROUND_HALF_UP)
-
-
-def tonnes(grams: int) -> Decimal:
-    with money_context():
-        return Decimal(grams) / GRAMS_PER_TONNE
-
-
 # --------------------------------------------------------------------------- buckets
-
-
-def local_midnight(day: date) -> datetime:
-    """The UTC instant a local date starts."""
-    return datetime.combine(day, time.min, LOCAL_TZ).astimezone(UTC)
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,14 +364,12 @@ class _Contract:
         budget = self.terms.budget_cap_kzt
         if self.month and budget is not None:
             # Close the previous month's line exactly as the statement will round it.
-            self.spent_tiyn += (
-                self.month_g * self.rate_u + _UNITS_PER_TIYN // 2
-            ) // _UNITS_PER_TIYN
+            self.spent_tiyn += (self.month_g * self.rate_u + UNITS_PER_TIYN // 2) // UNITS_PER_TIYN
         self.month, self.month_g = month, 0
         self.rate_u = _scaled(rate, RATE_SCALE, f"{self.terms.ref} rate")
         if budget is not None:
             budget_tiyn = _scaled(budget, 100, f"{self.terms.ref} budget")
-            self.budget_left_u = (budget_tiyn - self.spent_tiyn) * _UNITS_PER_TIYN
+            self.budget_left_u = (budget_tiyn - self.spent_tiyn) * UNITS_PER_TIYN
 
     def room(self) -> int:
         if self.budget_left_u is None or self.rate_u <= 0:
@@ -884,276 +833,3 @@ def _record_held(
             tuple(sorted((b, tuple(sorted(s))) for b, s in attribution.items())),
         )
     )
-
-
-# --------------------------------------------------------------------------- statements
-
-
-def _d(x: Decimal) -> str:
-    return format(x, "f")
-
-
-@dataclass(frozen=True, slots=True)
-class StatementLine:
-    """One contract version, one stage, one month. ``tickets``: weighings allocated to
-    the contract that month, whether their tonnes were paid or went over its cap."""
-
-    contract_id: str
-    version: int
-    category: str
-    stage: str
-    tickets: int
-    tonnes: Decimal
-    rate: Decimal
-    rate_unit: str
-    mrp_kzt: Decimal | None
-    rate_kzt_per_t: Decimal
-    amount_kzt: Decimal
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "contract_id": self.contract_id,
-            "version": self.version,
-            "category": self.category,
-            "stage": self.stage,
-            "tickets": self.tickets,
-            "tonnes": _d(self.tonnes),
-            "rate": _d(self.rate),
-            "rate_unit": self.rate_unit,
-            "mrp_kzt": None if self.mrp_kzt is None else _d(self.mrp_kzt),
-            "rate_kzt_per_t": _d(self.rate_kzt_per_t),
-            "amount_kzt": _d(self.amount_kzt),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class UnpaidLine:
-    """Tonnes allocated to a contract beyond its caps: recorded, shown, unpaid."""
-
-    contract_id: str | None
-    category: str
-    stage: str
-    reason: Portion
-    tonnes: Decimal
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "contract_id": self.contract_id,
-            "category": self.category,
-            "stage": self.stage,
-            "reason": self.reason.value,
-            "tonnes": _d(self.tonnes),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class HeldLine:
-    device_id: str
-    seq: int
-    weighed_at: datetime
-    site_id: str
-    category: str
-    tonnes: Decimal
-    reasons: tuple[tuple[str, str], ...]
-    stages: tuple[str, ...]
-
-    @property
-    def status(self) -> str:
-        return "open" if any(s == "open" for _, s in self.reasons) else "rejected"
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "device_id": self.device_id,
-            "seq": self.seq,
-            "weighed_at": self.weighed_at.astimezone(UTC).isoformat(),
-            "site_id": self.site_id,
-            "category": self.category,
-            "tonnes": _d(self.tonnes),
-            "reasons": [{"reason": r, "status": s} for r, s in self.reasons],
-            "stages": list(self.stages),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Statement:
-    contractor_bin: str
-    contractor_name: str
-    period: str  # YYYY-MM
-    lines: tuple[StatementLine, ...]
-    over_cap: tuple[UnpaidLine, ...]
-    total_tonnes: Decimal
-    total_kzt: Decimal
-    held: tuple[HeldLine, ...] = ()
-    rounding_policy: str = ROUNDING_POLICY
-    inputs: dict[str, Any] = field(default_factory=dict)
-
-    def canonical(self) -> dict[str, Any]:
-        return {
-            "kind": "original",
-            "contractor_bin": self.contractor_bin,
-            "contractor_name": self.contractor_name,
-            "period": self.period,
-            "lines": [ln.canonical() for ln in self.lines],
-            "over_cap": [u.canonical() for u in self.over_cap],
-            "held": [h.canonical() for h in self.held],
-            "total_tonnes": _d(self.total_tonnes),
-            "total_kzt": _d(self.total_kzt),
-            "rounding_policy": self.rounding_policy,
-            "inputs": self.inputs,
-        }
-
-    def canonical_text(self) -> str:
-        return canonical_json(self.canonical())
-
-    @property
-    def hash(self) -> str:
-        return hashlib.sha256(self.canonical_text().encode()).hexdigest()
-
-
-def period_of(t: TicketIn) -> str:
-    d = t.local_date
-    return f"{d.year:04d}-{d.month:02d}"
-
-
-def build_statements(
-    alloc: Allocation,
-    contracts: Sequence[Terms],
-    periods: Iterable[str],
-    *,
-    mrp: MrpTable | None = None,
-    inputs: Mapping[str, Any] | None = None,
-    contractors: Collection[str] | None = None,
-) -> list[Statement]:
-    """Every contractor's statement for each period (contractors with a contract
-    overlapping it), sorted by period then BIN."""
-    by_key = {c.key: c for c in contracts}
-    wanted = set(periods)
-    lines_by: dict[tuple[str, str], list[tuple[Terms, str, list[int]]]] = defaultdict(list)
-    for (stage, cid, version, month), acc in alloc.lines.items():
-        if month in wanted and (acc[0] or acc[1]):
-            terms = by_key[(cid, version)]
-            lines_by[(terms.contractor_bin, month)].append((terms, stage, acc))
-    held_by: dict[tuple[str, str], list[HeldLine]] = defaultdict(list)
-    for h in alloc.held:
-        month = period_of(h.ticket)
-        if month not in wanted:
-            continue
-        for contractor_bin, stages in h.attribution:
-            held_by[(contractor_bin, month)].append(
-                HeldLine(
-                    h.ticket.device_id,
-                    h.ticket.seq,
-                    h.ticket.weighed_at,
-                    h.ticket.site_id,
-                    h.ticket.category,
-                    tonnes(h.ticket.net_g),
-                    h.reasons,
-                    stages,
-                )
-            )
-    out: list[Statement] = []
-    for period in sorted(wanted):
-        first = date.fromisoformat(period + "-01")
-        last = next_month(first) - timedelta(days=1)
-        names: dict[str, str] = {}
-        for c in sorted(contracts, key=lambda c: (c.contract_id, c.version)):
-            if c.period_start <= last and c.period_end >= first:
-                names.setdefault(c.contractor_bin, c.contractor_name)
-        for contractor_bin in sorted(names):
-            if contractors is not None and contractor_bin not in contractors:
-                continue
-            out.append(
-                _statement(
-                    contractor_bin,
-                    names[contractor_bin],
-                    period,
-                    lines_by.get((contractor_bin, period), []),
-                    held_by.get((contractor_bin, period), []),
-                    alloc,
-                    mrp,
-                    dict(inputs or {}),
-                )
-            )
-    return out
-
-
-def _statement(
-    contractor_bin: str,
-    name: str,
-    period: str,
-    found: list[tuple[Terms, str, list[int]]],
-    held: list[HeldLine],
-    alloc: Allocation,
-    mrp: MrpTable | None,
-    inputs: dict[str, Any],
-) -> Statement:
-    month = date.fromisoformat(period + "-01")
-    found.sort(key=lambda x: (x[0].contract_id, x[0].version, x[1]))
-    million = Decimal(GRAMS_PER_TONNE)
-    with money_context():
-        lines = []
-        over_lines = []
-        for terms, stage, (paid_g, over_g, count) in found:
-            rate = alloc.rates.get((terms.contract_id, terms.version, period))
-            if rate is None:
-                rate = terms.rate_kzt_per_t(month, mrp)
-            mrp_value = None
-            if terms.rate_unit == "MRP/t" and mrp is not None:
-                mrp_value = mrp.value_for(month)
-            paid_t = Decimal(paid_g) / million
-            lines.append(
-                StatementLine(
-                    contract_id=terms.contract_id,
-                    version=terms.version,
-                    category=terms.category,
-                    stage=stage,
-                    tickets=count,
-                    tonnes=paid_t,
-                    rate=terms.rate,
-                    rate_unit=terms.rate_unit,
-                    mrp_kzt=mrp_value,
-                    rate_kzt_per_t=rate,
-                    amount_kzt=line_amount(paid_t, rate),  # the one rounding step
-                )
-            )
-            if over_g:
-                over_lines.append(
-                    UnpaidLine(
-                        terms.contract_id,
-                        terms.category,
-                        stage,
-                        Portion.OVER_CAP,
-                        Decimal(over_g) / million,
-                    )
-                )
-        held_lines = sorted(held, key=lambda h: (h.weighed_at, h.device_id, h.seq))
-        total_kzt = sum((ln.amount_kzt for ln in lines), Decimal("0.00"))
-        total_t = sum((ln.tonnes for ln in lines), Decimal(0))
-    return Statement(
-        contractor_bin=contractor_bin,
-        contractor_name=name,
-        period=period,
-        lines=tuple(lines),
-        over_cap=tuple(over_lines),
-        total_tonnes=total_t,
-        total_kzt=total_kzt,
-        held=tuple(held_lines),
-        inputs=inputs,
-    )
-
-
-def build_statement(
-    contractor_bin: str,
-    period: str,
-    alloc: Allocation,
-    contracts: Sequence[Terms],
-    *,
-    mrp: MrpTable | None = None,
-    inputs: Mapping[str, Any] | None = None,
-) -> Statement | None:
-    """One contractor's statement for one period, or None if no contract of theirs
-    overlaps it."""
-    found = build_statements(
-        alloc, contracts, [period], mrp=mrp, inputs=inputs, contractors={contractor_bin}
-    )
-    return found[0] if found else None
