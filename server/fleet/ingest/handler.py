@@ -1,8 +1,8 @@
 """Ingest: decode, validate, verify and store a batch of MQTT messages in one transaction.
 
 No paho import here: the subscriber hands over ``Inbound`` messages and publishes the
-``Outbound`` acks this returns, *after* :meth:`IngestHandler.handle_batch` has
-committed. A payload that fails any check goes to the dead-letter table with its raw
+``Outbound`` acks this returns (``messages.py``), *after*
+:meth:`IngestHandler.handle_batch` has committed. A payload that fails any check goes to the dead-letter table with its raw
 bytes and the reason, and (where its ``seq`` can be read) gets a ``rejected`` ack, so
 the device stops resending and an operator can act. Nothing here raises on bad input;
 a database failure propagates so the caller can retry the whole batch unacked.
@@ -19,13 +19,13 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import (
@@ -61,6 +61,14 @@ from server.fleet.ingest.bulk import (
     next_ids,
     pairs_among,
 )
+from server.fleet.ingest.messages import (
+    INGESTED,
+    Inbound,
+    IngestStats,
+    Outbound,
+    Rejected,
+    is_transient,
+)
 from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
 from server.fleet.ingest.upsert import upsert
 from server.fleet.metrics import IngestMetrics
@@ -79,59 +87,6 @@ from server.ledger.signed import signed_columns
 from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
 
 log = logging.getLogger(__name__)
-
-#: Channels a device publishes and ingest stores.
-INGESTED: tuple[Channel, ...] = (
-    Channel.WEIGHING,
-    Channel.FILL,
-    Channel.HEALTH,
-    Channel.STATUS,
-    Channel.ALARM,
-    Channel.CONFIG_REPORTED,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    topic: str
-    payload: bytes
-    received_at: datetime
-    dead_letter_id: int | None = None
-    """Set when an operator re-processes a dead letter: it is resolved, not duplicated."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    topic: str
-    payload: bytes
-
-
-@dataclass
-class IngestStats:
-    """Counters by channel and outcome (also exported as Prometheus metrics)."""
-
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    batches: int = 0
-
-    def count(self, channel: str, outcome: str, n: int = 1) -> None:
-        self.outcomes[(channel, outcome)] += n
-
-
-class Rejected(Exception):
-    """A payload refused for ``reason``; ``seq`` is set when an ack can be sent."""
-
-    def __init__(self, reason: str, seq: int | None = None, kind: RecordKind | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.seq = seq
-        self.kind = kind
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying the same batch for (outage, race, lock)."""
-    if isinstance(exc, OperationalError | InterfaceError | IntegrityError):
-        return True
-    return bool(getattr(exc, "connection_invalidated", False))
 
 
 def _peek_seq(payload: bytes) -> int | None:

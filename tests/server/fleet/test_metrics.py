@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import encode
 from server.fleet.broker import free_port
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.fleet.metrics import IngestMetrics
 from tests.server.fleet.ingest.test_handler import NOW, inbound
 from tests.support.builders import fake_device, register

@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel
 from server.api.routes import operations
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from tests.server.fleet.ingest.test_handler import NOW, inbound
 from tests.support.builders import fake_device, register
 

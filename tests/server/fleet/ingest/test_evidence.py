@@ -19,7 +19,8 @@ from edge.protocol import (
     encode,
     format_ts,
 )
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.alarms import AlarmRecord
 from server.ledger.devices import DeviceConfig
 from server.ledger.flags import TicketFlag, open_flags

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import AckStatus, Channel, decode_ack, encode, parse_topic, topic
 from edge.protocol import FillEvent as FillEventKind
-from server.fleet.ingest.handler import Inbound, IngestHandler, Outbound
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound, Outbound
 from server.ledger.models import ContainerState, DeadLetter, DeviceState, FillEvent, Ticket
 from tests.support.builders import fake_device, register
 
