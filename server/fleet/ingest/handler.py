@@ -1,16 +1,20 @@
-"""Ingest: decode, validate, verify and store a batch of MQTT messages in one transaction.
+"""Ingest's batch core: decode, check, verify and store a batch of MQTT messages at once.
 
 No paho import here: the subscriber hands over ``Inbound`` messages and publishes the
 ``Outbound`` acks this returns (``messages.py``), *after*
-:meth:`IngestHandler.handle_batch` has committed. A payload that fails any check goes to the dead-letter table with its raw
-bytes and the reason, and (where its ``seq`` can be read) gets a ``rejected`` ack, so
-the device stops resending and an operator can act. Nothing here raises on bad input;
-a database failure propagates so the caller can retry the whole batch unacked.
-
-A batch costs a handful of queries whatever its size: the messages are decoded
-first, then everything they refer to (devices, neighbouring tickets, event ids, fill
-duplicates, container states, rollups, open alarms) is loaded with one query per
-kind, decisions are made in memory, and rows are written in bulk.
+:meth:`IngestHandler.handle_batch` has committed. A batch costs a handful of queries
+whatever its size: the messages are decoded first, then everything they refer to
+(devices, neighbouring tickets, event ids, fill duplicates, container states, open
+alarms) is loaded with one query per kind, signatures are checked once per chain run
+(``signatures.py``), decisions are made in memory and rows are written in bulk, the
+rows every worker touches last. This module owns that sequence, the weighings
+(dedupe, chain flags, tickets), status, health, device alarms and reported
+configuration, dead letters and acks; fill readings go to
+:class:`~server.fleet.ingest.fill.Fills`. A payload that fails any check goes to the
+dead-letter table with its raw bytes and the reason, and (where its ``seq`` can be
+read) gets a ``rejected`` ack, so the device stops resending and an operator can act.
+Nothing here raises on bad input; a database failure propagates so the caller can
+retry the whole batch unacked.
 """
 
 from __future__ import annotations
@@ -21,10 +25,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,7 +40,6 @@ from edge.protocol import (
     AlarmState,
     Channel,
     ConfigReported,
-    FillEvent,
     FillReading,
     Health,
     Payload,
@@ -61,6 +63,7 @@ from server.fleet.ingest.bulk import (
     next_ids,
     pairs_among,
 )
+from server.fleet.ingest.fill import Fills
 from server.fleet.ingest.messages import (
     INGESTED,
     Inbound,
@@ -72,19 +75,12 @@ from server.fleet.ingest.messages import (
 from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
 from server.fleet.ingest.upsert import upsert
 from server.fleet.metrics import IngestMetrics
-from server.fleet.telemetry import (
-    TelemetrySink,
-    fill_line,
-    health_line,
-    spool_row,
-    weighing_line,
-)
+from server.fleet.telemetry import TelemetrySink, health_line, spool_row, weighing_line
 from server.ledger.devices import DeviceConfig
 from server.ledger.flags import FlagCode, TicketFlag
-from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
-from server.ledger.models import FillEvent as FillEventRow
+from server.ledger.models import DeadLetter, Device, DeviceState, Ticket
 from server.ledger.signed import signed_columns
-from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
+from server.ledger.telemetry import TelemetrySpool
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +97,6 @@ def _peek_seq(payload: bytes) -> int | None:
 
 def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
-
-
-def _centi(pct: str) -> int:
-    return int(Decimal(pct) * 100)
 
 
 @dataclass
@@ -254,17 +246,10 @@ class _Batch:
         self.new_tickets: list[dict[str, Any]] = []
         self.flags: list[tuple[tuple[str, int], str, str]] = []
         self.flag_clears: list[tuple[tuple[str, int], str]] = []
-        self.fill_seen: set[tuple[str, int]] = set()
-        self.new_fill_seen: list[dict[str, Any]] = []
-        self.fill_events: list[dict[str, Any]] = []
-        self.containers: dict[str, ContainerState] = {}
-        # container_id -> the row as this batch leaves it (written by one upsert)
-        self.container_rows: dict[str, dict[str, Any]] = {}
-        # (container_id, hour) -> this batch's own aggregate, merged into the stored one
-        self.rollups: dict[tuple[str, datetime], dict[str, Any]] = {}
         self.resolved: list[int] = []
         self.authentic: set[int] = set()
         """Indexes of weighings whose body a valid device signature covers."""
+        self.fills = Fills(session, self.alarms, handler.rules, self.lines, self.record_times)
         self.last_seen: dict[str, datetime] = {}
         self._seen: set[str] = set()
         self._states: dict[str, DeviceState] = {}
@@ -344,19 +329,8 @@ class _Batch:
             self.events.update(
                 s.scalars(select(Ticket.event_id).where(among(s, Ticket.event_id, chunk)))
             )
-        fills = [i.payload for i in self.items if i.channel is Channel.FILL]
-        for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
-            seen = s.execute(
-                select(FillSeen.device_id, FillSeen.seq).where(
-                    pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
-                )
-            )
-            self.fill_seen.update((d, q) for d, q in seen)
-        for chunk in chunks(s, sorted({f.container_id for f in fills})):
-            for state in s.scalars(
-                select(ContainerState).where(among(s, ContainerState.container_id, chunk))
-            ):
-                self.containers[state.container_id] = state
+        fills: list[FillReading] = [i.payload for i in self.items if i.channel is Channel.FILL]
+        self.fills.prefetch(fills)
         subjects = set(device_ids)
         # Every reading asks whether its container has a sensor fault open.
         subjects.update(f.container_id for f in fills)
@@ -492,119 +466,13 @@ class _Batch:
         return AckStatus.ACCEPTED
 
     def fill(self, item: _Item) -> AckStatus:
+        """A fill reading of an approved device, stored by fill.py."""
         r: FillReading = item.payload
         device = self.approved(item, r.seq, RecordKind.FILL)
-        key = (r.device_id, r.seq)
-        if key in self.fill_seen:
-            return AckStatus.DUPLICATE
-        self.fill_seen.add(key)
-        self.new_fill_seen.append(
-            {"device_id": r.device_id, "seq": r.seq, "received_at": item.msg.received_at}
-        )
-        measured = parse_ts(r.ts)
-        self.record_times.append(measured)
-        if r.event is not None:
-            self.fill_events.append(
-                {
-                    "device_id": r.device_id,
-                    "seq": r.seq,
-                    "container_id": r.container_id,
-                    "event": r.event.value,
-                    "measured_at": measured,
-                    "fill_pct": Decimal(r.fill_pct),
-                    "received_at": item.msg.received_at,
-                }
-            )
-        self.container(r, measured)
-        self.rollup(r, measured)
-        self.fill_alarms(r, device, measured)
-        self.lines.append(fill_line(r, device.site_id))
-        self.seen(device, item)
-        return AckStatus.ACCEPTED
-
-    def container(self, r: FillReading, measured: datetime) -> None:
-        """The latest reading per container wins; an event is kept until a newer one."""
-        cid = r.container_id
-        current = self.container_rows.get(cid)
-        last_event: str | None = None
-        if current is not None:
-            if measured < current["measured_at"]:
-                return
-            last_event = current["last_event"]
-        elif (stored := self.containers.get(cid)) is not None:
-            if measured < stored.measured_at:
-                return
-            last_event = stored.last_event
-        self.container_rows[cid] = {
-            "container_id": cid,
-            "device_id": r.device_id,
-            "measured_at": measured,
-            "fill_pct": Decimal(r.fill_pct),
-            "distance_mm": r.distance_mm,
-            "last_event": r.event.value if r.event else last_event,
-        }
-
-    def rollup(self, r: FillReading, measured: datetime) -> None:
-        key = (r.container_id, _hour(measured))
-        centi = _centi(r.fill_pct)
-        row = self.rollups.get(key)
-        if row is None:
-            self.rollups[key] = {
-                "container_id": r.container_id,
-                "hour": key[1],
-                "device_id": r.device_id,
-                "samples": 1,
-                "sum_centi": centi,
-                "min_centi": centi,
-                "max_centi": centi,
-                "last_centi": centi,
-                "last_at": measured,
-            }
-        else:
-            row["samples"] += 1
-            row["sum_centi"] += centi
-            row["min_centi"] = min(row["min_centi"], centi)
-            row["max_centi"] = max(row["max_centi"], centi)
-            if measured >= row["last_at"]:
-                row["last_centi"], row["last_at"] = centi, measured
-
-    def fill_alarms(self, r: FillReading, device: Device, measured: datetime) -> None:
-        book, cid = self.alarms, r.container_id
-        common: dict[str, Any] = {
-            "subject_kind": "container",
-            "device_id": r.device_id,
-            "site_id": device.site_id,
-            "at": measured,
-        }
-        if r.event is FillEvent.FULL:
-            book.raise_("container_full", cid, message=f"full at {r.fill_pct}%", **common)
-        elif r.event is FillEvent.OVERFLOW:
-            book.raise_(
-                "container_overflow",
-                cid,
-                message=f"overflowing at {r.fill_pct}%",
-                severity="critical",
-                **common,
-            )
-        elif r.event is FillEvent.EMPTIED:
-            book.clear("container_full", cid)
-            book.clear("container_overflow", cid)
-        if r.event is FillEvent.SENSOR_FAULT:
-            book.raise_("sensor_fault", cid, message="level sensor reports a fault", **common)
-        elif book.active("sensor_fault", cid) is not None:
-            book.clear("sensor_fault", cid)
-        if r.temperature_c is not None:
-            temp = float(r.temperature_c)
-            if temp >= self.h.rules.heat_c:
-                book.raise_(
-                    "container_heat",
-                    cid,
-                    message=f"temperature {r.temperature_c} °C (fire risk)",
-                    severity="critical",
-                    **common,
-                )
-            elif temp < self.h.rules.heat_clear_c:
-                book.clear("container_heat", cid)
+        outcome = self.fills.reading(r, device, item.msg.received_at)
+        if outcome is AckStatus.ACCEPTED:
+            self.seen(device, item)
+        return outcome
 
     # ---------------------------------------------------------------- other channels
 
@@ -877,8 +745,7 @@ class _Batch:
                     for key, code, detail in self.flags
                 ],
             )
-        insert_rows(s, cast(Table, FillSeen.__table__), self.new_fill_seen)
-        insert_rows(s, cast(Table, FillEventRow.__table__), self.fill_events)
+        self.fills.insert()
         if self.resolved:
             s.execute(
                 update(DeadLetter)
@@ -908,26 +775,7 @@ class _Batch:
         # Shared rows last, each table in key order (no deadlock between workers), as
         # upserts that merge in SQL (no lost update, no insert race): upsert.py.
         s.flush()  # dead letters, alarms, presence columns of device_state
-        containers = cast(Table, ContainerState.__table__)
-        upsert(
-            s,
-            containers,
-            list(self.container_rows.values()),
-            keys=["container_id"],
-            merge=lambda ex: {
-                c: getattr(ex, c)
-                for c in ("device_id", "measured_at", "fill_pct", "distance_mm", "last_event")
-            },
-            where=lambda ex: ex.measured_at >= containers.c.measured_at,
-        )
-        rollups = cast(Table, FillRollup.__table__)
-        upsert(
-            s,
-            rollups,
-            list(self.rollups.values()),
-            keys=["container_id", "hour"],
-            merge=lambda ex: _merge_rollup(rollups, ex),
-        )
+        self.fills.upsert()  # container states, rollups
         states = cast(Table, DeviceState.__table__)
         upsert(
             s,
@@ -940,20 +788,3 @@ class _Batch:
             ),
         )
         return spool
-
-
-def _merge_rollup(t: Table, ex: Any) -> dict[str, Any]:
-    """A batch's aggregate of one container-hour added to the stored one."""
-    later = ex.last_at >= t.c.last_at
-    return {
-        "samples": t.c.samples + ex.samples,
-        "sum_centi": t.c.sum_centi + ex.sum_centi,
-        "min_centi": case((ex.min_centi < t.c.min_centi, ex.min_centi), else_=t.c.min_centi),
-        "max_centi": case((ex.max_centi > t.c.max_centi, ex.max_centi), else_=t.c.max_centi),
-        "last_centi": case((later, ex.last_centi), else_=t.c.last_centi),
-        "last_at": case((later, ex.last_at), else_=t.c.last_at),
-    }
-
-
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
