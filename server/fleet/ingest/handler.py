@@ -8,13 +8,13 @@ whatever its size: the messages are decoded first, then everything they refer to
 alarms) is loaded with one query per kind, signatures are checked once per chain run
 (``signatures.py``), decisions are made in memory and rows are written in bulk, the
 rows every worker touches last. This module owns that sequence, the weighings
-(dedupe, chain flags, tickets), status, health, device alarms and reported
-configuration, dead letters and acks; fill readings go to
-:class:`~server.fleet.ingest.fill.Fills`. A payload that fails any check goes to the
-dead-letter table with its raw bytes and the reason, and (where its ``seq`` can be
-read) gets a ``rejected`` ack, so the device stops resending and an operator can act.
-Nothing here raises on bad input; a database failure propagates so the caller can
-retry the whole batch unacked.
+(dedupe, chain flags, tickets), dead letters and acks; fill readings go to
+:class:`~server.fleet.ingest.fill.Fills` and status, health, device alarms and
+reported configuration to :class:`~server.fleet.ingest.presence.Presence`. A payload
+that fails any check goes to the dead-letter table with its raw bytes and the reason,
+and (where its ``seq`` can be read) gets a ``rejected`` ack, so the device stops
+resending and an operator can act. Nothing here raises on bad input; a database
+failure propagates so the caller can retry the whole batch unacked.
 """
 
 from __future__ import annotations
@@ -36,16 +36,11 @@ from edge.protocol import (
     Ack,
     AckItem,
     AckStatus,
-    Alarm,
-    AlarmState,
     Channel,
-    ConfigReported,
     FillReading,
-    Health,
     Payload,
     ProtocolError,
     RecordKind,
-    Status,
     Weighing,
     decode,
     decode_weighing_body,
@@ -72,13 +67,12 @@ from server.fleet.ingest.messages import (
     Rejected,
     is_transient,
 )
+from server.fleet.ingest.presence import Presence
 from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
-from server.fleet.ingest.upsert import upsert
 from server.fleet.metrics import IngestMetrics
-from server.fleet.telemetry import TelemetrySink, health_line, spool_row, weighing_line
-from server.ledger.devices import DeviceConfig
+from server.fleet.telemetry import TelemetrySink, spool_row, weighing_line
 from server.ledger.flags import FlagCode, TicketFlag
-from server.ledger.models import DeadLetter, Device, DeviceState, Ticket
+from server.ledger.models import DeadLetter, Device, Ticket
 from server.ledger.signed import signed_columns
 from server.ledger.telemetry import TelemetrySpool
 
@@ -250,10 +244,7 @@ class _Batch:
         self.authentic: set[int] = set()
         """Indexes of weighings whose body a valid device signature covers."""
         self.fills = Fills(session, self.alarms, handler.rules, self.lines, self.record_times)
-        self.last_seen: dict[str, datetime] = {}
-        self._seen: set[str] = set()
-        self._states: dict[str, DeviceState] = {}
-        self._configs: dict[str, DeviceConfig] = {}
+        self.presence = Presence(session, self.alarms, handler.rules, self.lines)
 
     # ---------------------------------------------------------------- phase 1: decode
 
@@ -295,26 +286,16 @@ class _Batch:
                 self.devices[d.device_id] = d
         for device_id in device_ids:
             self.devices.setdefault(device_id, None)
-        presence = sorted(
-            {
-                i.device_id
-                for i in self.items
-                if i.channel not in (Channel.WEIGHING, Channel.FILL)
-                and self.devices.get(i.device_id) is not None
-            }
-        )
-        if presence:
-            # Made here if missing, race-free against other workers, then loaded into
-            # the session so that state() finds them without a query each.
-            upsert(
-                s,
-                cast(Table, DeviceState.__table__),
-                [{"device_id": d} for d in presence],
-                keys=["device_id"],
-                merge=None,
+        self.presence.prefetch(
+            sorted(
+                {
+                    i.device_id
+                    for i in self.items
+                    if i.channel not in (Channel.WEIGHING, Channel.FILL)
+                    and self.devices.get(i.device_id) is not None
+                }
             )
-            for chunk in chunks(s, presence):
-                list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
+        )
         weighings = [i.payload for i in self.items if i.channel is Channel.WEIGHING]
         keys = {(w.device_id, w.seq + d) for w in weighings for d in (-1, 0, 1)}
         for chunk in chunks(s, sorted(keys)):
@@ -369,7 +350,7 @@ class _Batch:
                     item.index, item.device_id, AckItem(item.payload.seq, outcome, RecordKind.FILL)
                 )
             else:
-                self.presence(item)
+                self.presence.message(self.registered(item), item.payload, item.msg)
                 outcome = AckStatus.ACCEPTED
         except Rejected as exc:
             kind = RecordKind.FILL if item.channel is Channel.FILL else exc.kind
@@ -386,6 +367,15 @@ class _Batch:
             raise Rejected(f"device {item.device_id!r} is not registered", seq, kind)
         if device.status != "approved":
             raise Rejected(f"device {item.device_id!r} is {device.status}, not approved", seq, kind)
+        return device
+
+    def registered(self, item: _Item) -> Device:
+        """The device of a presence message: registered and not revoked (may be pending)."""
+        device = self.devices.get(item.device_id)
+        if device is None:
+            raise Rejected(f"device {item.device_id!r} is not registered")
+        if device.status == "revoked":
+            raise Rejected(f"device {item.device_id!r} is revoked")
         return device
 
     def weighing(self, item: _Item) -> AckStatus:
@@ -462,7 +452,7 @@ class _Batch:
         )
         self.record_times.append(weighed_at)
         self.lines.append(weighing_line(w))
-        self.seen(device, item)
+        self.presence.seen(device, item.msg)
         return AckStatus.ACCEPTED
 
     def fill(self, item: _Item) -> AckStatus:
@@ -471,151 +461,8 @@ class _Batch:
         device = self.approved(item, r.seq, RecordKind.FILL)
         outcome = self.fills.reading(r, device, item.msg.received_at)
         if outcome is AckStatus.ACCEPTED:
-            self.seen(device, item)
+            self.presence.seen(device, item.msg)
         return outcome
-
-    # ---------------------------------------------------------------- other channels
-
-    def presence(self, item: _Item) -> None:
-        device = self.devices.get(item.device_id)
-        if device is None:
-            raise Rejected(f"device {item.device_id!r} is not registered")
-        if device.status == "revoked":
-            raise Rejected(f"device {item.device_id!r} is revoked")
-        p = item.payload
-        if isinstance(p, Status):
-            self.status(device, item, p)
-        elif isinstance(p, Health):
-            self.health(device, item, p)
-        elif isinstance(p, Alarm):
-            self.device_alarm(device, item, p)
-        elif isinstance(p, ConfigReported):
-            self.config_reported(device, item, p)
-        self.seen(device, item)
-
-    def state(self, device_id: str) -> DeviceState:
-        # Cached: without autoflush a pending new row is not found by session.get().
-        state = self._states.get(device_id) or self.session.get(DeviceState, device_id)
-        if state is None:
-            state = DeviceState(device_id=device_id)
-            self.session.add(state)
-        self._states[device_id] = state
-        return state
-
-    def seen(self, device: Device, item: _Item) -> None:
-        """Any message proves the device is alive: last seen is the latest receive time."""
-        # Written once per device and batch by an upsert that keeps the later time.
-        at = item.msg.received_at
-        last = self.last_seen.get(device.device_id)
-        if last is None or at > last:
-            self.last_seen[device.device_id] = at
-        if device.device_id not in self._seen:  # one alarm lookup per device and batch
-            self._seen.add(device.device_id)
-            self.alarms.clear("device_stale", device.device_id)
-
-    def clock_check(self, device: Device, item: _Item, ts: str | None, synced: bool) -> None:
-        if ts is None:
-            return
-        offset = parse_ts(ts) - item.msg.received_at
-        offset_ms = offset // timedelta(milliseconds=1)
-        self.state(device.device_id).clock_offset_ms = offset_ms
-        if abs(offset) > timedelta(seconds=self.h.rules.clock_tolerance_s):
-            self.alarms.raise_(
-                "clock_drift",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=f"device clock off by {offset_ms / 1000:.0f} s"
-                + ("" if synced else " (device reports it is not synchronised)"),
-            )
-        else:
-            self.alarms.clear("clock_drift", device.device_id)
-
-    def status(self, device: Device, item: _Item, p: Status) -> None:
-        state = self.state(device.device_id)
-        state.online = p.online
-        state.boot_id = p.boot_id or state.boot_id
-        if p.online:
-            self.alarms.clear("device_offline", device.device_id)
-            self.clock_check(device, item, p.ts, True)
-        else:
-            self.alarms.raise_(
-                "device_offline",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message="device went offline (last will or clean disconnect)",
-                at=item.msg.received_at,
-            )
-
-    def health(self, device: Device, item: _Item, p: Health) -> None:
-        state = self.state(device.device_id)
-        measured = parse_ts(p.ts)
-        previous = state.outbox_depth
-        if state.health_at is None or measured >= state.health_at:
-            state.online = True
-            state.boot_id = p.boot_id
-            state.last_health = item.msg.payload.decode()
-            state.health_at = measured
-            state.outbox_depth = p.outbox_depth
-            self.clock_check(device, item, p.ts, p.time_synced)
-            if p.outbox_depth == 0:
-                self.alarms.clear("outbox_backlog", device.device_id)
-            elif p.outbox_depth >= self.h.rules.outbox_warn and (
-                previous is None or p.outbox_depth > previous
-            ):
-                self.alarms.raise_(
-                    "outbox_backlog",
-                    device.device_id,
-                    subject_kind="device",
-                    device_id=device.device_id,
-                    site_id=device.site_id,
-                    message=f"{p.outbox_depth} records unacked, oldest {p.oldest_unacked_s} s",
-                )
-        self.lines.append(health_line(p, device.site_id))
-
-    def device_alarm(self, device: Device, item: _Item, p: Alarm) -> None:
-        code = f"device:{p.code}"
-        if p.state is AlarmState.RAISED:
-            self.alarms.raise_(
-                code,
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=p.message,
-                severity=p.severity,
-                source="device",
-                at=parse_ts(p.ts),
-            )
-        else:
-            self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
-
-    def config_reported(self, device: Device, item: _Item, p: ConfigReported) -> None:
-        row = self._configs.get(device.device_id) or self.session.get(
-            DeviceConfig, device.device_id
-        )
-        if row is None:
-            row = DeviceConfig(device_id=device.device_id)
-            self.session.add(row)
-        self._configs[device.device_id] = row
-        row.reported_revision = p.revision
-        row.reported_applied = p.applied
-        row.reported_reason = _clean(p.reason) if p.reason else None
-        row.reported_at = item.msg.received_at
-        if p.applied:
-            self.alarms.clear("config_rejected", device.device_id)
-        else:
-            self.alarms.raise_(
-                "config_rejected",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
-            )
 
     # ---------------------------------------------------------------- dead letters
 
@@ -776,15 +623,5 @@ class _Batch:
         # upserts that merge in SQL (no lost update, no insert race): upsert.py.
         s.flush()  # dead letters, alarms, presence columns of device_state
         self.fills.upsert()  # container states, rollups
-        states = cast(Table, DeviceState.__table__)
-        upsert(
-            s,
-            states,
-            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
-            keys=["device_id"],
-            merge=lambda ex: {"last_seen_at": ex.last_seen_at},
-            where=lambda ex: (
-                states.c.last_seen_at.is_(None) | (ex.last_seen_at > states.c.last_seen_at)
-            ),
-        )
+        self.presence.upsert()  # last seen
         return spool
