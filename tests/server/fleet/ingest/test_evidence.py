@@ -26,8 +26,8 @@ from server.ledger.devices import DeviceConfig
 from server.ledger.flags import TicketFlag, open_flags
 from server.ledger.models import DeadLetter, DeviceState, Ticket
 from server.ledger.telemetry import FillRollup
-from tests.server.fleet.ingest.test_handler import NOW, acks_of, count, inbound
 from tests.support.builders import FakeDevice, fake_device, register
+from tests.support.ingest import NOW, acks_of, count, inbound
 
 
 def flags(sessions: sessionmaker[Session]) -> list[tuple[int, str, bool]]:
