@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.protocol import DEVICE_CHANNELS, Channel, subscription
-from server.fleet.ingest.handler import INGESTED
+from server.fleet.ingest.messages import INGESTED
 from server.fleet.registry import mosquitto_hash
 from server.ledger.models import Device
 

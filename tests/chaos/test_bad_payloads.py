@@ -21,7 +21,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, FillEvent, encode, format_ts
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import DeadLetter, Ticket
 from tests.support.builders import fake_device, register

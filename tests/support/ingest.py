@@ -1,4 +1,10 @@
-"""Ingest workers as real processes (``python -m server.cli ingest``), for fault tests."""
+"""Ingest in tests: messages and acks as the handler sees them, and workers as processes.
+
+``inbound``, ``acks_of`` and ``count`` build what a subscriber would hand over, read
+the acks back and count stored rows, for tests that call the handler directly;
+:class:`IngestProcess` runs ``python -m server.cli ingest`` as a real process, for
+fault tests.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,34 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from edge.protocol import Channel, decode_ack, topic
+from server.fleet.ingest.messages import Inbound, Outbound
 from tests.support.services import sigkill, terminate
+
+NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+
+
+def inbound(device_id: str, payload: bytes, channel: Channel = Channel.WEIGHING) -> Inbound:
+    return Inbound(topic(device_id, channel), payload, NOW)
+
+
+def acks_of(outbound: list[Outbound]) -> list[tuple[int, str, str | None]]:
+    return [
+        (item.seq, item.status.value, item.reason)
+        for out in outbound
+        for item in decode_ack(out.payload).acks
+    ]
+
+
+def count(sessions: sessionmaker[Session], model: type[object]) -> int:
+    with sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 @dataclass

@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.journal import WeighingDraft
 from edge.protocol import AckStatus, Channel, Weighing, decode_ack, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.models import Ticket
 from server.money.contracts import check_rows, store
 from tests.support.builders import FakeDevice

@@ -26,7 +26,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.protocol import Channel, FillEvent, FillReading, Status, encode, format_ts, topic
 from server.api.app import create_app
 from server.config import Settings
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.models import Ticket
 from server.money.contracts import check_rows, store
 from server.people.accounts import Role

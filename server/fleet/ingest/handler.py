@@ -1,16 +1,20 @@
-"""Ingest: decode, validate, verify and store a batch of MQTT messages in one transaction.
+"""Ingest's batch core: decode, check, verify and store a batch of MQTT messages at once.
 
 No paho import here: the subscriber hands over ``Inbound`` messages and publishes the
-``Outbound`` acks this returns, *after* :meth:`IngestHandler.handle_batch` has
-committed. A payload that fails any check goes to the dead-letter table with its raw
-bytes and the reason, and (where its ``seq`` can be read) gets a ``rejected`` ack, so
-the device stops resending and an operator can act. Nothing here raises on bad input;
-a database failure propagates so the caller can retry the whole batch unacked.
-
-A batch costs a handful of queries whatever its size: the messages are decoded
-first, then everything they refer to (devices, neighbouring tickets, event ids, fill
-duplicates, container states, rollups, open alarms) is loaded with one query per
-kind, decisions are made in memory, and rows are written in bulk.
+``Outbound`` acks this returns (``messages.py``), *after*
+:meth:`IngestHandler.handle_batch` has committed. A batch costs a handful of queries
+whatever its size: the messages are decoded first, then everything they refer to
+(devices, neighbouring tickets, event ids, fill duplicates, container states, open
+alarms) is loaded with one query per kind, signatures are checked once per chain run
+(``signatures.py``), decisions are made in memory and rows are written in bulk, the
+rows every worker touches last. This module owns that sequence, the weighings
+(dedupe, chain flags, tickets), dead letters and acks; fill readings go to
+:class:`~server.fleet.ingest.fill.Fills` and status, health, device alarms and
+reported configuration to :class:`~server.fleet.ingest.presence.Presence`. A payload
+that fails any check goes to the dead-letter table with its raw bytes and the reason,
+and (where its ``seq`` can be read) gets a ``rejected`` ack, so the device stops
+resending and an operator can act. Nothing here raises on bad input; a database
+failure propagates so the caller can retry the whole batch unacked.
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import (
@@ -33,17 +36,11 @@ from edge.protocol import (
     Ack,
     AckItem,
     AckStatus,
-    Alarm,
-    AlarmState,
     Channel,
-    ConfigReported,
-    FillEvent,
     FillReading,
-    Health,
     Payload,
     ProtocolError,
     RecordKind,
-    Status,
     Weighing,
     decode,
     decode_weighing_body,
@@ -61,77 +58,25 @@ from server.fleet.ingest.bulk import (
     next_ids,
     pairs_among,
 )
-from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
-from server.fleet.ingest.upsert import upsert
-from server.fleet.metrics import IngestMetrics
-from server.fleet.telemetry import (
-    TelemetrySink,
-    fill_line,
-    health_line,
-    spool_row,
-    weighing_line,
+from server.fleet.ingest.fill import Fills
+from server.fleet.ingest.messages import (
+    INGESTED,
+    Inbound,
+    IngestStats,
+    Outbound,
+    Rejected,
+    is_transient,
 )
-from server.ledger.devices import DeviceConfig
+from server.fleet.ingest.presence import Presence
+from server.fleet.ingest.signatures import Ed25519Keys, Signed, Verifier, authenticate
+from server.fleet.metrics import IngestMetrics
+from server.fleet.telemetry import TelemetrySink, spool_row, weighing_line
 from server.ledger.flags import FlagCode, TicketFlag
-from server.ledger.models import ContainerState, DeadLetter, Device, DeviceState, Ticket
-from server.ledger.models import FillEvent as FillEventRow
+from server.ledger.models import DeadLetter, Device, Ticket
 from server.ledger.signed import signed_columns
-from server.ledger.telemetry import FillRollup, FillSeen, TelemetrySpool
+from server.ledger.telemetry import TelemetrySpool
 
 log = logging.getLogger(__name__)
-
-#: Channels a device publishes and ingest stores.
-INGESTED: tuple[Channel, ...] = (
-    Channel.WEIGHING,
-    Channel.FILL,
-    Channel.HEALTH,
-    Channel.STATUS,
-    Channel.ALARM,
-    Channel.CONFIG_REPORTED,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Inbound:
-    topic: str
-    payload: bytes
-    received_at: datetime
-    dead_letter_id: int | None = None
-    """Set when an operator re-processes a dead letter: it is resolved, not duplicated."""
-
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    topic: str
-    payload: bytes
-
-
-@dataclass
-class IngestStats:
-    """Counters by channel and outcome (also exported as Prometheus metrics)."""
-
-    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
-    batches: int = 0
-
-    def count(self, channel: str, outcome: str, n: int = 1) -> None:
-        self.outcomes[(channel, outcome)] += n
-
-
-class Rejected(Exception):
-    """A payload refused for ``reason``; ``seq`` is set when an ack can be sent."""
-
-    def __init__(self, reason: str, seq: int | None = None, kind: RecordKind | None = None):
-        super().__init__(reason)
-        self.reason = reason
-        self.seq = seq
-        self.kind = kind
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying the same batch for (outage, race, lock)."""
-    if isinstance(exc, OperationalError | InterfaceError | IntegrityError):
-        return True
-    return bool(getattr(exc, "connection_invalidated", False))
 
 
 def _peek_seq(payload: bytes) -> int | None:
@@ -146,10 +91,6 @@ def _peek_seq(payload: bytes) -> int | None:
 
 def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
-
-
-def _centi(pct: str) -> int:
-    return int(Decimal(pct) * 100)
 
 
 @dataclass
@@ -299,21 +240,11 @@ class _Batch:
         self.new_tickets: list[dict[str, Any]] = []
         self.flags: list[tuple[tuple[str, int], str, str]] = []
         self.flag_clears: list[tuple[tuple[str, int], str]] = []
-        self.fill_seen: set[tuple[str, int]] = set()
-        self.new_fill_seen: list[dict[str, Any]] = []
-        self.fill_events: list[dict[str, Any]] = []
-        self.containers: dict[str, ContainerState] = {}
-        # container_id -> the row as this batch leaves it (written by one upsert)
-        self.container_rows: dict[str, dict[str, Any]] = {}
-        # (container_id, hour) -> this batch's own aggregate, merged into the stored one
-        self.rollups: dict[tuple[str, datetime], dict[str, Any]] = {}
         self.resolved: list[int] = []
         self.authentic: set[int] = set()
         """Indexes of weighings whose body a valid device signature covers."""
-        self.last_seen: dict[str, datetime] = {}
-        self._seen: set[str] = set()
-        self._states: dict[str, DeviceState] = {}
-        self._configs: dict[str, DeviceConfig] = {}
+        self.fills = Fills(session, self.alarms, handler.rules, self.lines, self.record_times)
+        self.presence = Presence(session, self.alarms, handler.rules, self.lines)
 
     # ---------------------------------------------------------------- phase 1: decode
 
@@ -355,26 +286,16 @@ class _Batch:
                 self.devices[d.device_id] = d
         for device_id in device_ids:
             self.devices.setdefault(device_id, None)
-        presence = sorted(
-            {
-                i.device_id
-                for i in self.items
-                if i.channel not in (Channel.WEIGHING, Channel.FILL)
-                and self.devices.get(i.device_id) is not None
-            }
-        )
-        if presence:
-            # Made here if missing, race-free against other workers, then loaded into
-            # the session so that state() finds them without a query each.
-            upsert(
-                s,
-                cast(Table, DeviceState.__table__),
-                [{"device_id": d} for d in presence],
-                keys=["device_id"],
-                merge=None,
+        self.presence.prefetch(
+            sorted(
+                {
+                    i.device_id
+                    for i in self.items
+                    if i.channel not in (Channel.WEIGHING, Channel.FILL)
+                    and self.devices.get(i.device_id) is not None
+                }
             )
-            for chunk in chunks(s, presence):
-                list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
+        )
         weighings = [i.payload for i in self.items if i.channel is Channel.WEIGHING]
         keys = {(w.device_id, w.seq + d) for w in weighings for d in (-1, 0, 1)}
         for chunk in chunks(s, sorted(keys)):
@@ -389,19 +310,8 @@ class _Batch:
             self.events.update(
                 s.scalars(select(Ticket.event_id).where(among(s, Ticket.event_id, chunk)))
             )
-        fills = [i.payload for i in self.items if i.channel is Channel.FILL]
-        for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
-            seen = s.execute(
-                select(FillSeen.device_id, FillSeen.seq).where(
-                    pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
-                )
-            )
-            self.fill_seen.update((d, q) for d, q in seen)
-        for chunk in chunks(s, sorted({f.container_id for f in fills})):
-            for state in s.scalars(
-                select(ContainerState).where(among(s, ContainerState.container_id, chunk))
-            ):
-                self.containers[state.container_id] = state
+        fills: list[FillReading] = [i.payload for i in self.items if i.channel is Channel.FILL]
+        self.fills.prefetch(fills)
         subjects = set(device_ids)
         # Every reading asks whether its container has a sensor fault open.
         subjects.update(f.container_id for f in fills)
@@ -440,7 +350,7 @@ class _Batch:
                     item.index, item.device_id, AckItem(item.payload.seq, outcome, RecordKind.FILL)
                 )
             else:
-                self.presence(item)
+                self.presence.message(self.registered(item), item.payload, item.msg)
                 outcome = AckStatus.ACCEPTED
         except Rejected as exc:
             kind = RecordKind.FILL if item.channel is Channel.FILL else exc.kind
@@ -457,6 +367,15 @@ class _Batch:
             raise Rejected(f"device {item.device_id!r} is not registered", seq, kind)
         if device.status != "approved":
             raise Rejected(f"device {item.device_id!r} is {device.status}, not approved", seq, kind)
+        return device
+
+    def registered(self, item: _Item) -> Device:
+        """The device of a presence message: registered and not revoked (may be pending)."""
+        device = self.devices.get(item.device_id)
+        if device is None:
+            raise Rejected(f"device {item.device_id!r} is not registered")
+        if device.status == "revoked":
+            raise Rejected(f"device {item.device_id!r} is revoked")
         return device
 
     def weighing(self, item: _Item) -> AckStatus:
@@ -533,266 +452,17 @@ class _Batch:
         )
         self.record_times.append(weighed_at)
         self.lines.append(weighing_line(w))
-        self.seen(device, item)
+        self.presence.seen(device, item.msg)
         return AckStatus.ACCEPTED
 
     def fill(self, item: _Item) -> AckStatus:
+        """A fill reading of an approved device, stored by fill.py."""
         r: FillReading = item.payload
         device = self.approved(item, r.seq, RecordKind.FILL)
-        key = (r.device_id, r.seq)
-        if key in self.fill_seen:
-            return AckStatus.DUPLICATE
-        self.fill_seen.add(key)
-        self.new_fill_seen.append(
-            {"device_id": r.device_id, "seq": r.seq, "received_at": item.msg.received_at}
-        )
-        measured = parse_ts(r.ts)
-        self.record_times.append(measured)
-        if r.event is not None:
-            self.fill_events.append(
-                {
-                    "device_id": r.device_id,
-                    "seq": r.seq,
-                    "container_id": r.container_id,
-                    "event": r.event.value,
-                    "measured_at": measured,
-                    "fill_pct": Decimal(r.fill_pct),
-                    "received_at": item.msg.received_at,
-                }
-            )
-        self.container(r, measured)
-        self.rollup(r, measured)
-        self.fill_alarms(r, device, measured)
-        self.lines.append(fill_line(r, device.site_id))
-        self.seen(device, item)
-        return AckStatus.ACCEPTED
-
-    def container(self, r: FillReading, measured: datetime) -> None:
-        """The latest reading per container wins; an event is kept until a newer one."""
-        cid = r.container_id
-        current = self.container_rows.get(cid)
-        last_event: str | None = None
-        if current is not None:
-            if measured < current["measured_at"]:
-                return
-            last_event = current["last_event"]
-        elif (stored := self.containers.get(cid)) is not None:
-            if measured < stored.measured_at:
-                return
-            last_event = stored.last_event
-        self.container_rows[cid] = {
-            "container_id": cid,
-            "device_id": r.device_id,
-            "measured_at": measured,
-            "fill_pct": Decimal(r.fill_pct),
-            "distance_mm": r.distance_mm,
-            "last_event": r.event.value if r.event else last_event,
-        }
-
-    def rollup(self, r: FillReading, measured: datetime) -> None:
-        key = (r.container_id, _hour(measured))
-        centi = _centi(r.fill_pct)
-        row = self.rollups.get(key)
-        if row is None:
-            self.rollups[key] = {
-                "container_id": r.container_id,
-                "hour": key[1],
-                "device_id": r.device_id,
-                "samples": 1,
-                "sum_centi": centi,
-                "min_centi": centi,
-                "max_centi": centi,
-                "last_centi": centi,
-                "last_at": measured,
-            }
-        else:
-            row["samples"] += 1
-            row["sum_centi"] += centi
-            row["min_centi"] = min(row["min_centi"], centi)
-            row["max_centi"] = max(row["max_centi"], centi)
-            if measured >= row["last_at"]:
-                row["last_centi"], row["last_at"] = centi, measured
-
-    def fill_alarms(self, r: FillReading, device: Device, measured: datetime) -> None:
-        book, cid = self.alarms, r.container_id
-        common: dict[str, Any] = {
-            "subject_kind": "container",
-            "device_id": r.device_id,
-            "site_id": device.site_id,
-            "at": measured,
-        }
-        if r.event is FillEvent.FULL:
-            book.raise_("container_full", cid, message=f"full at {r.fill_pct}%", **common)
-        elif r.event is FillEvent.OVERFLOW:
-            book.raise_(
-                "container_overflow",
-                cid,
-                message=f"overflowing at {r.fill_pct}%",
-                severity="critical",
-                **common,
-            )
-        elif r.event is FillEvent.EMPTIED:
-            book.clear("container_full", cid)
-            book.clear("container_overflow", cid)
-        if r.event is FillEvent.SENSOR_FAULT:
-            book.raise_("sensor_fault", cid, message="level sensor reports a fault", **common)
-        elif book.active("sensor_fault", cid) is not None:
-            book.clear("sensor_fault", cid)
-        if r.temperature_c is not None:
-            temp = float(r.temperature_c)
-            if temp >= self.h.rules.heat_c:
-                book.raise_(
-                    "container_heat",
-                    cid,
-                    message=f"temperature {r.temperature_c} °C (fire risk)",
-                    severity="critical",
-                    **common,
-                )
-            elif temp < self.h.rules.heat_clear_c:
-                book.clear("container_heat", cid)
-
-    # ---------------------------------------------------------------- other channels
-
-    def presence(self, item: _Item) -> None:
-        device = self.devices.get(item.device_id)
-        if device is None:
-            raise Rejected(f"device {item.device_id!r} is not registered")
-        if device.status == "revoked":
-            raise Rejected(f"device {item.device_id!r} is revoked")
-        p = item.payload
-        if isinstance(p, Status):
-            self.status(device, item, p)
-        elif isinstance(p, Health):
-            self.health(device, item, p)
-        elif isinstance(p, Alarm):
-            self.device_alarm(device, item, p)
-        elif isinstance(p, ConfigReported):
-            self.config_reported(device, item, p)
-        self.seen(device, item)
-
-    def state(self, device_id: str) -> DeviceState:
-        # Cached: without autoflush a pending new row is not found by session.get().
-        state = self._states.get(device_id) or self.session.get(DeviceState, device_id)
-        if state is None:
-            state = DeviceState(device_id=device_id)
-            self.session.add(state)
-        self._states[device_id] = state
-        return state
-
-    def seen(self, device: Device, item: _Item) -> None:
-        """Any message proves the device is alive: last seen is the latest receive time."""
-        # Written once per device and batch by an upsert that keeps the later time.
-        at = item.msg.received_at
-        last = self.last_seen.get(device.device_id)
-        if last is None or at > last:
-            self.last_seen[device.device_id] = at
-        if device.device_id not in self._seen:  # one alarm lookup per device and batch
-            self._seen.add(device.device_id)
-            self.alarms.clear("device_stale", device.device_id)
-
-    def clock_check(self, device: Device, item: _Item, ts: str | None, synced: bool) -> None:
-        if ts is None:
-            return
-        offset = parse_ts(ts) - item.msg.received_at
-        offset_ms = offset // timedelta(milliseconds=1)
-        self.state(device.device_id).clock_offset_ms = offset_ms
-        if abs(offset) > timedelta(seconds=self.h.rules.clock_tolerance_s):
-            self.alarms.raise_(
-                "clock_drift",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=f"device clock off by {offset_ms / 1000:.0f} s"
-                + ("" if synced else " (device reports it is not synchronised)"),
-            )
-        else:
-            self.alarms.clear("clock_drift", device.device_id)
-
-    def status(self, device: Device, item: _Item, p: Status) -> None:
-        state = self.state(device.device_id)
-        state.online = p.online
-        state.boot_id = p.boot_id or state.boot_id
-        if p.online:
-            self.alarms.clear("device_offline", device.device_id)
-            self.clock_check(device, item, p.ts, True)
-        else:
-            self.alarms.raise_(
-                "device_offline",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message="device went offline (last will or clean disconnect)",
-                at=item.msg.received_at,
-            )
-
-    def health(self, device: Device, item: _Item, p: Health) -> None:
-        state = self.state(device.device_id)
-        measured = parse_ts(p.ts)
-        previous = state.outbox_depth
-        if state.health_at is None or measured >= state.health_at:
-            state.online = True
-            state.boot_id = p.boot_id
-            state.last_health = item.msg.payload.decode()
-            state.health_at = measured
-            state.outbox_depth = p.outbox_depth
-            self.clock_check(device, item, p.ts, p.time_synced)
-            if p.outbox_depth == 0:
-                self.alarms.clear("outbox_backlog", device.device_id)
-            elif p.outbox_depth >= self.h.rules.outbox_warn and (
-                previous is None or p.outbox_depth > previous
-            ):
-                self.alarms.raise_(
-                    "outbox_backlog",
-                    device.device_id,
-                    subject_kind="device",
-                    device_id=device.device_id,
-                    site_id=device.site_id,
-                    message=f"{p.outbox_depth} records unacked, oldest {p.oldest_unacked_s} s",
-                )
-        self.lines.append(health_line(p, device.site_id))
-
-    def device_alarm(self, device: Device, item: _Item, p: Alarm) -> None:
-        code = f"device:{p.code}"
-        if p.state is AlarmState.RAISED:
-            self.alarms.raise_(
-                code,
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=p.message,
-                severity=p.severity,
-                source="device",
-                at=parse_ts(p.ts),
-            )
-        else:
-            self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
-
-    def config_reported(self, device: Device, item: _Item, p: ConfigReported) -> None:
-        row = self._configs.get(device.device_id) or self.session.get(
-            DeviceConfig, device.device_id
-        )
-        if row is None:
-            row = DeviceConfig(device_id=device.device_id)
-            self.session.add(row)
-        self._configs[device.device_id] = row
-        row.reported_revision = p.revision
-        row.reported_applied = p.applied
-        row.reported_reason = _clean(p.reason) if p.reason else None
-        row.reported_at = item.msg.received_at
-        if p.applied:
-            self.alarms.clear("config_rejected", device.device_id)
-        else:
-            self.alarms.raise_(
-                "config_rejected",
-                device.device_id,
-                subject_kind="device",
-                device_id=device.device_id,
-                site_id=device.site_id,
-                message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
-            )
+        outcome = self.fills.reading(r, device, item.msg.received_at)
+        if outcome is AckStatus.ACCEPTED:
+            self.presence.seen(device, item.msg)
+        return outcome
 
     # ---------------------------------------------------------------- dead letters
 
@@ -922,8 +592,7 @@ class _Batch:
                     for key, code, detail in self.flags
                 ],
             )
-        insert_rows(s, cast(Table, FillSeen.__table__), self.new_fill_seen)
-        insert_rows(s, cast(Table, FillEventRow.__table__), self.fill_events)
+        self.fills.insert()
         if self.resolved:
             s.execute(
                 update(DeadLetter)
@@ -953,52 +622,6 @@ class _Batch:
         # Shared rows last, each table in key order (no deadlock between workers), as
         # upserts that merge in SQL (no lost update, no insert race): upsert.py.
         s.flush()  # dead letters, alarms, presence columns of device_state
-        containers = cast(Table, ContainerState.__table__)
-        upsert(
-            s,
-            containers,
-            list(self.container_rows.values()),
-            keys=["container_id"],
-            merge=lambda ex: {
-                c: getattr(ex, c)
-                for c in ("device_id", "measured_at", "fill_pct", "distance_mm", "last_event")
-            },
-            where=lambda ex: ex.measured_at >= containers.c.measured_at,
-        )
-        rollups = cast(Table, FillRollup.__table__)
-        upsert(
-            s,
-            rollups,
-            list(self.rollups.values()),
-            keys=["container_id", "hour"],
-            merge=lambda ex: _merge_rollup(rollups, ex),
-        )
-        states = cast(Table, DeviceState.__table__)
-        upsert(
-            s,
-            states,
-            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
-            keys=["device_id"],
-            merge=lambda ex: {"last_seen_at": ex.last_seen_at},
-            where=lambda ex: (
-                states.c.last_seen_at.is_(None) | (ex.last_seen_at > states.c.last_seen_at)
-            ),
-        )
+        self.fills.upsert()  # container states, rollups
+        self.presence.upsert()  # last seen
         return spool
-
-
-def _merge_rollup(t: Table, ex: Any) -> dict[str, Any]:
-    """A batch's aggregate of one container-hour added to the stored one."""
-    later = ex.last_at >= t.c.last_at
-    return {
-        "samples": t.c.samples + ex.samples,
-        "sum_centi": t.c.sum_centi + ex.sum_centi,
-        "min_centi": case((ex.min_centi < t.c.min_centi, ex.min_centi), else_=t.c.min_centi),
-        "max_centi": case((ex.max_centi > t.c.max_centi, ex.max_centi), else_=t.c.max_centi),
-        "last_centi": case((later, ex.last_centi), else_=t.c.last_centi),
-        "last_at": case((later, ex.last_at), else_=t.c.last_at),
-    }
-
-
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)

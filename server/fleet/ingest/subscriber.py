@@ -30,7 +30,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from edge.protocol import BrokerUrl, subscription
-from server.fleet.ingest.handler import INGESTED, Inbound, IngestHandler, is_transient
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import INGESTED, Inbound, is_transient
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from server.fleet.alarms import (
 )
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.registry import register_scale
-from tests.server.fleet.ingest.test_handler import NOW, inbound
 from tests.support.builders import fake_device, register
+from tests.support.ingest import NOW, inbound
 
 
 def test_sweep_raises_stale_and_certificate_alarms_once_and_ingest_clears_them(

@@ -9,10 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import encode
 from server.fleet.broker import free_port
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.fleet.metrics import IngestMetrics
-from tests.server.fleet.ingest.test_handler import NOW, inbound
 from tests.support.builders import fake_device, register
+from tests.support.ingest import NOW, inbound
 
 
 def test_outcomes_dead_letters_and_lag_are_exported(

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import FillEvent, FillReading, Health, encode, format_ts
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.fleet.metrics import IngestMetrics
 from server.fleet.telemetry import (
     InfluxWriter,

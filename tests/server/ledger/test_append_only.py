@@ -13,8 +13,8 @@ from edge.protocol import encode
 from server.fleet.ingest.handler import IngestHandler
 from server.ledger.flags import LedgerError, TicketReversal, reverse_ticket, reversed_ids
 from server.ledger.models import Ticket
-from tests.server.fleet.ingest.test_handler import inbound
 from tests.support.builders import fake_device, register
+from tests.support.ingest import inbound
 
 
 def _one_ticket(tmp_path: Path, sessions: sessionmaker[Session]) -> int:

@@ -8,7 +8,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.models import Device, Ticket
 from server.money.evidence import Link, Signature, evidence_for, printable
 from tests.support.builders import fake_device, register

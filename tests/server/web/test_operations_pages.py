@@ -13,7 +13,8 @@ import httpx
 from sqlalchemy import select
 
 from edge.protocol import Channel, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.accounting import StoredStatement
 from server.ledger.alarms import AlarmRecord
 from server.ledger.models import DeadLetter, Ticket

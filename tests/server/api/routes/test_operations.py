@@ -8,9 +8,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel
 from server.api.routes import operations
-from server.fleet.ingest.handler import Inbound, IngestHandler
-from tests.server.fleet.ingest.test_handler import NOW, inbound
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from tests.support.builders import fake_device, register
+from tests.support.ingest import NOW, inbound
 
 
 def test_alarms_and_dead_letters_are_served_as_json(

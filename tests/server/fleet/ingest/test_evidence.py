@@ -19,14 +19,15 @@ from edge.protocol import (
     encode,
     format_ts,
 )
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.alarms import AlarmRecord
 from server.ledger.devices import DeviceConfig
 from server.ledger.flags import TicketFlag, open_flags
 from server.ledger.models import DeadLetter, DeviceState, Ticket
 from server.ledger.telemetry import FillRollup
-from tests.server.fleet.ingest.test_handler import NOW, acks_of, count, inbound
 from tests.support.builders import FakeDevice, fake_device, register
+from tests.support.ingest import NOW, acks_of, count, inbound
 
 
 def flags(sessions: sessionmaker[Session]) -> list[tuple[int, str, bool]]:

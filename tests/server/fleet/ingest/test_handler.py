@@ -3,32 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol import AckStatus, Channel, decode_ack, encode, parse_topic, topic
-from edge.protocol import FillEvent as FillEventKind
-from server.fleet.ingest.handler import Inbound, IngestHandler, Outbound
-from server.ledger.models import ContainerState, DeadLetter, DeviceState, FillEvent, Ticket
+from edge.protocol import AckStatus, decode_ack, encode, parse_topic
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound, Outbound
+from server.ledger.models import DeadLetter, Ticket
 from tests.support.builders import fake_device, register
-
-NOW = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
-
-
-def inbound(device_id: str, payload: bytes, channel: Channel = Channel.WEIGHING) -> Inbound:
-    return Inbound(topic(device_id, channel), payload, NOW)
-
-
-def acks_of(outbound: list[Outbound]) -> list[tuple[int, str, str | None]]:
-    return [
-        (item.seq, item.status.value, item.reason)
-        for out in outbound
-        for item in decode_ack(out.payload).acks
-    ]
+from tests.support.ingest import NOW, acks_of, count, inbound
 
 
 def acks_by_device(outbound: list[Outbound]) -> dict[str, list[tuple[int, str]]]:
@@ -36,11 +21,6 @@ def acks_by_device(outbound: list[Outbound]) -> dict[str, list[tuple[int, str]]]
         parse_topic(out.topic)[0]: [(i.seq, i.status.value) for i in decode_ack(out.payload).acks]
         for out in outbound
     }
-
-
-def count(sessions: sessionmaker[Session], model: type[object]) -> int:
-    with sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model)) or 0)
 
 
 def test_accepts_then_acks_duplicates_without_storing_twice(
@@ -137,66 +117,3 @@ def test_reused_seq_with_different_content_is_not_a_duplicate(
     assert reason is not None
     assert "already holds a different record" in reason
     assert count(sessions, DeadLetter) == 1
-
-
-def test_status_and_health_update_device_state(
-    tmp_path: Path, sessions: sessionmaker[Session]
-) -> None:
-    dev = fake_device(tmp_path)
-    register(sessions, dev)
-    handler = IngestHandler(sessions)
-    status = json.dumps({"v": 1, "device_id": dev.device_id, "online": False}).encode()
-    assert handler.handle_batch([inbound(dev.device_id, status, Channel.STATUS)]) == []
-    with sessions() as s:
-        state = s.get(DeviceState, dev.device_id)
-        assert state is not None
-        assert state.online is False
-        assert state.last_seen_at == NOW
-
-
-def test_last_seen_is_the_latest_message_of_a_batch(
-    tmp_path: Path, sessions: sessionmaker[Session]
-) -> None:
-    dev = fake_device(tmp_path)
-    register(sessions, dev)
-    status = json.dumps({"v": 1, "device_id": dev.device_id, "online": True}).encode()
-    later = NOW + timedelta(minutes=5)
-    IngestHandler(sessions).handle_batch(
-        [
-            inbound(dev.device_id, encode(dev.weigh("10"))),
-            Inbound(topic(dev.device_id, Channel.STATUS), status, later),
-        ]
-    )
-    with sessions() as s:
-        state = s.get(DeviceState, dev.device_id)
-        assert state is not None
-        assert state.last_seen_at == later
-
-
-def test_fill_readings_update_state_and_keep_events_once(
-    tmp_path: Path, sessions: sessionmaker[Session]
-) -> None:
-    dev = fake_device(tmp_path, "ct-almaty-01")
-    register(sessions, dev)
-    handler = IngestHandler(sessions)
-    full = dev.journal.record_fill(
-        container_id="ct-7", distance_mm=150, fill_pct="92.5", event=FillEventKind.FULL
-    )
-    dev.clock.advance(3600)
-    emptied = dev.journal.record_fill(
-        container_id="ct-7", distance_mm=1900, fill_pct="3", event=FillEventKind.EMPTIED
-    )
-    msgs = [inbound(dev.device_id, encode(r), Channel.FILL) for r in (full, emptied, emptied)]
-    out = handler.handle_batch(msgs)
-    assert [(i.seq, i.status.value) for i in decode_ack(out[0].payload).acks] == [
-        (1, "accepted"),
-        (2, "accepted"),
-        (2, "duplicate"),  # a resend is acked again and counted once
-    ]
-    with sessions() as s:
-        events = s.execute(select(FillEvent.seq, FillEvent.event).order_by(FillEvent.seq)).all()
-        state = s.get(ContainerState, "ct-7")
-    assert [tuple(e) for e in events] == [(1, "full"), (2, "emptied")]
-    assert state is not None
-    assert state.fill_pct == Decimal(3)
-    assert state.last_event == "emptied"

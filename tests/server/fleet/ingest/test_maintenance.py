@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.journal import Journal
 from edge.protocol import Channel, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.maintenance import settle_chain_gaps
+from server.fleet.ingest.messages import Inbound
 from server.ledger.flags import TicketFlag
 from tests.support.builders import draft, fake_device, register
 

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.ledger.models import ContainerState, DeviceState, Ticket
 from server.ledger.telemetry import FillRollup
 from tests.support.builders import fake_device, register

@@ -10,12 +10,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from edge.evidence import DeviceKey
 from edge.protocol import Channel, Weighing, decode_ack, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
 from server.fleet.ingest.signatures import Ed25519Keys, Signed, authenticate, chain_runs
 from server.ledger.models import DeadLetter, Ticket
 from tests.support.builders import FakeDevice, fake_device, register
-
-from .test_handler import NOW
+from tests.support.ingest import NOW
 
 
 class Counting(Ed25519Keys):

@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import Channel, encode, topic
-from server.fleet.ingest.handler import Inbound, IngestHandler, Outbound
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound, Outbound
 from server.fleet.ingest.subscriber import Subscriber
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Ticket

@@ -1,0 +1,219 @@
+"""Ingest of what a device says about itself: status, health, its alarms, its configuration.
+
+Birth and last will (``status``), ``health``, the device's own ``alarm`` channel and
+``config/reported`` update the device's row in ``device_state`` or ``device_config``
+and raise or clear the deduplicated device alarms (offline, clock drift, outbox
+backlog, config rejected, ``device:<code>``); any accepted message, records included,
+also proves the device alive: its last seen time moves on and a ``device_stale``
+alarm is cleared. The batch core (``handler.py``) checks that the device is
+registered and not revoked and calls :class:`Presence`; the ``device_state`` rows
+are made if missing and loaded once per batch, and last seen, a column every worker
+writes, is set last by one upsert that keeps the later time (``upsert.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import cast
+
+from sqlalchemy import Table, select
+from sqlalchemy.orm import Session
+
+from edge.protocol import Alarm, AlarmState, ConfigReported, Health, Payload, Status, parse_ts
+from server.fleet.alarms import AlarmBook, AlarmRules
+from server.fleet.ingest.bulk import among, chunks
+from server.fleet.ingest.messages import Inbound
+from server.fleet.ingest.upsert import upsert
+from server.fleet.telemetry import health_line
+from server.ledger.devices import DeviceConfig
+from server.ledger.models import Device, DeviceState
+
+
+def _clean(text: str) -> str:
+    # PostgreSQL text cannot hold NUL; keep everything else as the device said it.
+    return text.replace("\x00", "\ufffd")
+
+
+class Presence:
+    """One transaction's device states, reported configurations and last seen times."""
+
+    def __init__(
+        self, session: Session, alarms: AlarmBook, rules: AlarmRules, lines: list[str]
+    ) -> None:
+        self.session = session
+        self.alarms = alarms
+        self.rules = rules
+        self.lines = lines
+        """The batch's telemetry lines, shared with the other channels."""
+        self.last_seen: dict[str, datetime] = {}
+        self._seen: set[str] = set()
+        self._states: dict[str, DeviceState] = {}
+        self._configs: dict[str, DeviceConfig] = {}
+
+    def prefetch(self, device_ids: Sequence[str]) -> None:
+        """Make the ``device_state`` rows of ``device_ids`` if missing, and load them."""
+        if not device_ids:
+            return
+        s = self.session
+        # Made here if missing, race-free against other workers, then loaded into
+        # the session so that state() finds them without a query each.
+        upsert(
+            s,
+            cast(Table, DeviceState.__table__),
+            [{"device_id": d} for d in device_ids],
+            keys=["device_id"],
+            merge=None,
+        )
+        for chunk in chunks(s, device_ids):
+            list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
+
+    def message(self, device: Device, p: Payload, msg: Inbound) -> None:
+        """A status, health, alarm or config/reported message of a registered device."""
+        if isinstance(p, Status):
+            self.status(device, msg, p)
+        elif isinstance(p, Health):
+            self.health(device, msg, p)
+        elif isinstance(p, Alarm):
+            self.device_alarm(device, p)
+        elif isinstance(p, ConfigReported):
+            self.config_reported(device, msg, p)
+        self.seen(device, msg)
+
+    def state(self, device_id: str) -> DeviceState:
+        # Cached: without autoflush a pending new row is not found by session.get().
+        state = self._states.get(device_id) or self.session.get(DeviceState, device_id)
+        if state is None:
+            state = DeviceState(device_id=device_id)
+            self.session.add(state)
+        self._states[device_id] = state
+        return state
+
+    def seen(self, device: Device, msg: Inbound) -> None:
+        """Any message proves the device is alive: last seen is the latest receive time."""
+        # Written once per device and batch by an upsert that keeps the later time.
+        at = msg.received_at
+        last = self.last_seen.get(device.device_id)
+        if last is None or at > last:
+            self.last_seen[device.device_id] = at
+        if device.device_id not in self._seen:  # one alarm lookup per device and batch
+            self._seen.add(device.device_id)
+            self.alarms.clear("device_stale", device.device_id)
+
+    def clock_check(self, device: Device, msg: Inbound, ts: str | None, synced: bool) -> None:
+        if ts is None:
+            return
+        offset = parse_ts(ts) - msg.received_at
+        offset_ms = offset // timedelta(milliseconds=1)
+        self.state(device.device_id).clock_offset_ms = offset_ms
+        if abs(offset) > timedelta(seconds=self.rules.clock_tolerance_s):
+            self.alarms.raise_(
+                "clock_drift",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=f"device clock off by {offset_ms / 1000:.0f} s"
+                + ("" if synced else " (device reports it is not synchronised)"),
+            )
+        else:
+            self.alarms.clear("clock_drift", device.device_id)
+
+    def status(self, device: Device, msg: Inbound, p: Status) -> None:
+        state = self.state(device.device_id)
+        state.online = p.online
+        state.boot_id = p.boot_id or state.boot_id
+        if p.online:
+            self.alarms.clear("device_offline", device.device_id)
+            self.clock_check(device, msg, p.ts, True)
+        else:
+            self.alarms.raise_(
+                "device_offline",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message="device went offline (last will or clean disconnect)",
+                at=msg.received_at,
+            )
+
+    def health(self, device: Device, msg: Inbound, p: Health) -> None:
+        state = self.state(device.device_id)
+        measured = parse_ts(p.ts)
+        previous = state.outbox_depth
+        if state.health_at is None or measured >= state.health_at:
+            state.online = True
+            state.boot_id = p.boot_id
+            state.last_health = msg.payload.decode()
+            state.health_at = measured
+            state.outbox_depth = p.outbox_depth
+            self.clock_check(device, msg, p.ts, p.time_synced)
+            if p.outbox_depth == 0:
+                self.alarms.clear("outbox_backlog", device.device_id)
+            elif p.outbox_depth >= self.rules.outbox_warn and (
+                previous is None or p.outbox_depth > previous
+            ):
+                self.alarms.raise_(
+                    "outbox_backlog",
+                    device.device_id,
+                    subject_kind="device",
+                    device_id=device.device_id,
+                    site_id=device.site_id,
+                    message=f"{p.outbox_depth} records unacked, oldest {p.oldest_unacked_s} s",
+                )
+        self.lines.append(health_line(p, device.site_id))
+
+    def device_alarm(self, device: Device, p: Alarm) -> None:
+        code = f"device:{p.code}"
+        if p.state is AlarmState.RAISED:
+            self.alarms.raise_(
+                code,
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=p.message,
+                severity=p.severity,
+                source="device",
+                at=parse_ts(p.ts),
+            )
+        else:
+            self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
+
+    def config_reported(self, device: Device, msg: Inbound, p: ConfigReported) -> None:
+        row = self._configs.get(device.device_id) or self.session.get(
+            DeviceConfig, device.device_id
+        )
+        if row is None:
+            row = DeviceConfig(device_id=device.device_id)
+            self.session.add(row)
+        self._configs[device.device_id] = row
+        row.reported_revision = p.revision
+        row.reported_applied = p.applied
+        row.reported_reason = _clean(p.reason) if p.reason else None
+        row.reported_at = msg.received_at
+        if p.applied:
+            self.alarms.clear("config_rejected", device.device_id)
+        else:
+            self.alarms.raise_(
+                "config_rejected",
+                device.device_id,
+                subject_kind="device",
+                device_id=device.device_id,
+                site_id=device.site_id,
+                message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
+            )
+
+    def upsert(self) -> None:
+        """Last seen per device: a shared column, set by one upsert keeping the later time."""
+        states = cast(Table, DeviceState.__table__)
+        upsert(
+            self.session,
+            states,
+            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
+            keys=["device_id"],
+            merge=lambda ex: {"last_seen_at": ex.last_seen_at},
+            where=lambda ex: (
+                states.c.last_seen_at.is_(None) | (ex.last_seen_at > states.c.last_seen_at)
+            ),
+        )
