@@ -33,6 +33,10 @@ GENESIS_HASH: Final = "0" * 64
 DEVICE_ID_RE: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{1,62}$")
 _IDENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _KG_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,8})(\.[0-9]{1,3})?$")
+#: The largest weight the wire carries (nine integer digits, grams): anything heavier is
+#: not a reading from a real scale, and a record with it could never be accepted.
+MAX_KG: Final = Decimal("999999999.999")
+GRAM: Final = Decimal("0.001")
 _PCT_RE: Final = re.compile(r"^(0|[1-9][0-9]{0,2})(\.[0-9]{1,2})?$")
 _HEX64_RE: Final = re.compile(r"^[0-9a-f]{64}$")
 _B64_RE: Final = re.compile(r"^[A-Za-z0-9+/]{86}==$")
@@ -794,6 +798,19 @@ def kg_to_decimal(value: str) -> Decimal:
         return Decimal(value)
     except InvalidOperation:  # pragma: no cover - the pattern already guarantees it
         raise ProtocolError("kg", f"{value!r} is not a number") from None
+
+
+def whole_grams(value: Decimal) -> bool:
+    """True when ``value`` kg is a whole number of grams (what the wire can carry exactly).
+
+    Never raises: NaN, infinities and numbers too long to quantise are simply not grams.
+    """
+    if not value.is_finite():
+        return False
+    try:
+        return value.quantize(GRAM) == value
+    except ArithmeticError:
+        return False
 
 
 def kg_to_grams(value: str) -> int:

@@ -8,6 +8,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
+from edge.protocol import MAX_KG
+
 
 class FrameError(ValueError):
     """A frame that cannot be read as a weight: garbage, bad checksum, unknown unit.
@@ -82,17 +84,22 @@ def count_bad(counters: Counter[str], exc: FrameError) -> None:
     counters[f"bad:{exc.reason}"[:64]] += 1
 
 
-_TO_KG = {"kg": Decimal(1), "t": Decimal(1000), "g": Decimal("0.001")}
+_TO_KG = {"kg": 0, "t": 3, "g": -3}  # powers of ten: a metric conversion is a shift
+_MAX_DIGITS = 20  # far more than any indicator shows; longer text is line noise
 
 
 def to_kg(number: str, unit: str, raw: bytes) -> Decimal:
     """Convert a scale's number in its own unit to kg, exactly.
 
     Only metric units are accepted: pounds are not a trade unit in Kazakhstan, and a
-    pound conversion cannot be exact in grams.
+    pound conversion cannot be exact in grams. The result is exact or refused: a
+    number with more digits than any indicator shows, or heavier than the wire can
+    carry (:data:`edge.protocol.MAX_KG`), is a :class:`FrameError`, never a rounded
+    or infinite value that would raise further down. A value finer than the gram is
+    returned as it is; the workflow refuses it as a weighing (``refused_sub_gram``).
     """
-    factor = _TO_KG.get(unit.strip().lower())
-    if factor is None:
+    shift = _TO_KG.get(unit.strip().lower())
+    if shift is None:
         raise FrameError(f"unit {unit.strip()!r} is not a metric trade unit", raw)
     try:
         value = Decimal(number.replace(" ", ""))
@@ -100,4 +107,12 @@ def to_kg(number: str, unit: str, raw: bytes) -> Decimal:
         raise FrameError("weight is not a number", raw) from None
     if not value.is_finite():
         raise FrameError("weight is not a number", raw)
-    return value * factor
+    _sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if len(digits) > _MAX_DIGITS or not -_MAX_DIGITS <= exponent <= _MAX_DIGITS:
+        raise FrameError("weight has too many digits", raw)
+    # scaleb on a short coefficient only moves the exponent: exact, never rounded.
+    kg = value.scaleb(shift)
+    if abs(kg) > MAX_KG:
+        raise FrameError("weight out of range", raw)
+    return kg

@@ -54,6 +54,10 @@ def test_range_replies_have_no_weight_and_a_tare_makes_it_net() -> None:
         (b"S + 12 kg\r\n", "malformed"),
         (b"\xffS S 1 kg\r\n", "malformed"),
         (b"S S " + b" " * 80 + b"1 kg\r\n", "longer than 64"),
+        # Converting 40 digits would round under Decimal's 28-digit context: refuse it.
+        (b"S S 1.000000000000000000000000000000000001 kg\r\n", "too many digits"),
+        (b"S S 99999999999999 kg\r\n", "out of range"),
+        (b"S S 999999999999 t\r\n", "out of range"),
     ],
 )
 def test_refuses_what_is_not_a_weight(raw: bytes, reason: str) -> None:
