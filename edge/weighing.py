@@ -4,6 +4,14 @@ Legal-for-trade habits: only stable frames make a weighing; overload, underload 
 a non-positive net never do; the scale must come back to zero before the next load
 is recorded, so one load standing on the platform is recorded once.
 
+Weights finer than the gram (a laboratory or counting balance, ``+01500.25 g``) are
+read and settle like any other, but a settled load whose gross, tare or net is not
+a whole number of grams is *refused* (``refused_sub_gram``, with the frame in the
+reason) and the platform must clear before the next load. The wire carries grams
+and the money path never rounds before its documented step, so the agent does not
+round a weight the scale indicated: the recorded number is always the one the
+indicator showed, which its raw frames prove.
+
 * :class:`PlatformDetector` — a load placed, settled, recorded once (platform scales
   and each pass over a weighbridge).
 * :func:`pair_passes` — a weighbridge's two passes make one gross/tare/net.
@@ -18,6 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from edge.protocol import MAX_KG, whole_grams
 from edge.scales.reading import Reading, Stability, WeightKind
 
 
@@ -38,6 +47,10 @@ class Measurement:
     net_kg: Decimal
     unit: str
     frames: tuple[bytes, ...]
+
+
+def _frame(raw: bytes) -> str:
+    return repr(raw[:48])
 
 
 def kg_str(value: Decimal) -> str:
@@ -79,6 +92,8 @@ class PlatformDetector:
         self.tare_source = tare_source
         self.tare_kg = tare_kg
         self.counters: Counter[str] = Counter()
+        #: Why the last :meth:`feed` refused a settled load (None: it did not).
+        self.refused: str | None = None
         self._armed = False
         self._run: list[Reading] = []
         self._scale_tare: Decimal | None = None
@@ -88,6 +103,7 @@ class PlatformDetector:
         return self._armed
 
     def feed(self, reading: Reading) -> Measurement | None:
+        self.refused = None
         if reading.kind is WeightKind.TARE:
             if reading.usable:
                 self._scale_tare = reading.weight_kg
@@ -126,18 +142,39 @@ class PlatformDetector:
     ) -> Measurement | None:
         if reading.kind is WeightKind.NET and self.tare_source is TareSource.NET:
             tare = Decimal(0)
-            gross, net = weight, weight
         elif reading.kind is WeightKind.NET:
             tare = reading.tare_kg or self._scale_tare or self.tare_kg
-            gross, net = weight + tare, weight
         else:
             tare = self.tare_kg if self.tare_source is TareSource.CONFIGURED else Decimal(0)
+        # Checked before any arithmetic: whole grams add and subtract exactly.
+        if not (whole_grams(weight) and whole_grams(tare)):
+            self._refuse(
+                "sub_gram",
+                f"{weight} kg (tare {tare} kg) is finer than the gram the record carries;"
+                f" frame {_frame(reading.raw)}",
+            )
+            return None
+        if tare < 0:
+            # A scale's tare below zero (``ST,TR,-…``) would make gross lighter than net.
+            self._refuse("negative_tare", f"the tare {tare} kg is below zero")
+            return None
+        if reading.kind is WeightKind.NET:
+            gross, net = weight + tare, weight
+        else:
             gross, net = weight, weight - tare
+        if gross > MAX_KG:
+            self._refuse("out_of_range", f"gross {gross} kg is beyond what a record carries")
+            return None
         if net <= 0:
             self.counters["refused_non_positive_net"] += 1
             self._armed = False  # wait for the platform to clear rather than retrying
             return None
         return Measurement(gross, tare, net, reading.unit, frames)
+
+    def _refuse(self, counter: str, reason: str) -> None:
+        self.counters[f"refused_{counter}"] += 1
+        self.refused = reason
+        self._armed = False  # the load was seen: wait for the platform to clear
 
 
 def pair_passes(first_kg: Decimal, second_kg: Decimal) -> tuple[Decimal, Decimal, Decimal]:
@@ -179,9 +216,12 @@ class PickupDetector:
         self.zero_band_kg = zero_band_kg
         self.level = level
         self.counters: Counter[str] = Counter()
+        #: Why the last :meth:`feed` refused a pickup (None: it did not).
+        self.refused: str | None = None
         self._run: list[Reading] = []
 
     def feed(self, reading: Reading) -> tuple[str, Level | Measurement] | None:
+        self.refused = None
         if not reading.usable or reading.kind is WeightKind.TARE:
             if reading.stability in (Stability.OVERLOAD, Stability.UNDERLOAD):
                 self.counters[f"refused_{reading.stability.value}"] += 1
@@ -202,6 +242,13 @@ class PickupDetector:
             return None
         self.level = new
         if before is not None and before.kg - weight >= self.min_drop_kg:
+            if not (whole_grams(before.kg) and whole_grams(weight)):
+                self.counters["refused_sub_gram"] += 1
+                self.refused = (
+                    f"pickup from {before.kg} to {weight} kg is finer than the gram the"
+                    f" record carries; frame {_frame(reading.raw)}"
+                )
+                return ("level", new)
             if weight < 0:
                 self.counters["refused_negative"] += 1
                 return ("level", new)

@@ -240,6 +240,8 @@ class _Settling(Workflow):
         out: list[Intent] = []
         if self.pending is not None and self.detector.armed:
             out.append(self._give_up("load removed while waiting for " + self._missing()))
+        if self.detector.refused is not None:
+            out.append(Refused(self.cfg.id, self.detector.refused))
         if measurement is not None:
             self.pending = _Pending(measurement, ctx.now)
         return out + self.poke(ctx)
@@ -394,7 +396,10 @@ class ContainerWorkflow(Workflow):
         kind, value = result
         if kind == "level":
             assert isinstance(value, Level)
-            return [SaveState(self.state_key, _level_json(value))]
+            out: list[Intent] = [SaveState(self.state_key, _level_json(value))]
+            if self.detector.refused is not None:
+                out.append(Refused(self.cfg.id, self.detector.refused))
+            return out
         assert isinstance(value, Measurement)
         level = self.detector.level
         assert level is not None

@@ -104,3 +104,40 @@ def test_kg_str() -> None:
     assert kg_str(Decimal("0.000")) == "0"
     with pytest.raises(ValueError, match="finer than"):
         kg_str(Decimal("1.0005"))
+
+
+def test_a_load_finer_than_the_gram_is_refused_with_its_frame_and_not_retried() -> None:
+    d = detector(min_load_kg=Decimal(1))
+    zero, sub_gram = "ST,GS,+00000.00 g", "ST,GS,+01500.25 g"
+    assert feed(d, [zero] + [sub_gram] * 2) == []
+    assert feed(d, [sub_gram]) == []
+    reason = d.refused
+    assert reason is not None
+    assert "1.50025 kg" in reason
+    assert "ST,GS,+01500.25 g" in reason  # the frame, for the log
+    assert d.counters["refused_sub_gram"] == 1
+    # Still standing (or the display settling on whole grams): not recorded until empty.
+    assert feed(d, [sub_gram] * 5 + ["ST,GS,+01500.00 g"] * 5) == []
+    assert d.counters["refused_sub_gram"] == 1
+    (m,) = feed(d, [zero] + ["ST,GS,+01500.00 g"] * 3)
+    assert (m.gross_kg, m.net_kg) == (Decimal("1.5"), Decimal("1.5"))
+
+
+def test_a_tare_finer_than_the_gram_refuses_the_load_too() -> None:
+    d = detector(tare_source=TareSource.SCALE)
+    lines = ["ST,NT,+0000.00kg", "ST,TR,+0030.0005kg"] + ["ST,NT,+0090.00kg"] * 3
+    assert feed(d, lines) == []
+    assert d.counters["refused_sub_gram"] == 1
+
+
+def test_a_negative_scale_tare_never_makes_a_weighing() -> None:
+    d = detector(tare_source=TareSource.SCALE)
+    lines = ["ST,NT,+0000.00kg", "ST,TR,-0030.00kg"] + ["ST,NT,+0090.00kg"] * 3
+    assert feed(d, lines) == []
+    assert d.counters["refused_negative_tare"] == 1
+
+
+def test_zero_and_negative_never_make_a_weighing() -> None:
+    d = detector(min_load_kg=Decimal(0))
+    assert feed(d, ["ST,GS,+0000.00kg"] * 5 + ["ST,GS,-0050.00kg"] * 5) == []
+    assert feed(d, ["ST,NT,-0050.00kg"] * 5) == []

@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from edge.config import ScaleConfig
 from edge.journal import StoredPass
+from edge.protocol import kg_to_grams
 from edge.scales.ad import parse_frame
+from edge.scales.reading import Reading, Stability, WeightKind
 from edge.weighing import PickupDetector
 from edge.workflow import (
     ContainerWorkflow,
@@ -214,3 +219,112 @@ def test_measurement_frames_are_capped_at_the_protocol_limit() -> None:
     wf = PlatformWorkflow(scale(category="tyres", settle_readings=8), "s")
     (record,) = [i for i in feed(wf, clock, load("10", n=10)) if isinstance(i, Record)]
     assert len(record.draft.raw) == 8
+
+
+SUB_GRAM = ["ST,GS,+00000.00 g"] * 2 + ["ST,GS,+01500.25 g"] * 4
+
+
+def test_a_platform_load_finer_than_the_gram_is_refused_visibly() -> None:
+    clock = Clock()
+    wf = PlatformWorkflow(scale(category="tyres", min_load_kg=1), "site-1")
+    (refused,) = feed(wf, clock, SUB_GRAM)
+    assert isinstance(refused, Refused)
+    assert "finer than the gram" in refused.reason
+    assert "01500.25" in refused.reason
+    assert wf.counters["refused_sub_gram"] == 1
+    (record,) = [i for i in feed(wf, clock, load("120.5")) if isinstance(i, Record)]
+    assert record.draft.net_kg == "120.5"
+
+
+def test_a_weighbridge_pass_finer_than_the_gram_is_refused_not_stored() -> None:
+    clock, store = Clock(), Passes()
+    wf = WeighbridgeWorkflow(
+        scale(workflow="weighbridge", category="tyres", min_load_kg=1), "site-1", store
+    )
+    clock.sel.set("badge", ["s1"], "7", clock.now, 10_000)
+    intents = feed(wf, clock, SUB_GRAM)
+    assert [type(i) for i in intents] == [Refused]
+
+
+def test_a_container_pickup_finer_than_the_gram_is_refused_and_the_level_kept() -> None:
+    clock = Clock()
+    cfg = scale(workflow="container", category="batteries", min_load_kg=20)
+    wf = ContainerWorkflow(cfg, "site-1", None)
+    feed(wf, clock, ["ST,GS,+0150.0004kg"] * 3)
+    intents = feed(wf, clock, ["ST,GS,+0031.50kg"] * 3)
+    assert [type(i) for i in intents] == [SaveState, Refused]
+    assert wf.counters["refused_sub_gram"] == 1
+    assert wf.detector.level is not None
+    assert wf.detector.level.kg == Decimal("31.5")  # the next pickup starts from here
+
+
+class _AnyPasses(Passes):
+    """Keeps every stored pass, as the journal does, for the property test below."""
+
+    def open_pass(self, scale_id: str, key: str) -> StoredPass | None:
+        return self.passes[-1] if self.passes else None
+
+
+_HOSTILE_KG = st.one_of(
+    st.sampled_from(["0", "-0", "0.0004", "1.50025", "-5", "999999999.999", "1E+3", "0E-30"]),
+    st.decimals(min_value=-(10**9), max_value=10**9, places=3, allow_nan=False),
+    st.decimals(min_value=-1000, max_value=1000, places=7, allow_nan=False),
+).map(Decimal)
+
+_READINGS = st.lists(
+    st.builds(
+        Reading,
+        st.sampled_from(list(Stability)),
+        st.sampled_from(list(WeightKind)),
+        _HOSTILE_KG,
+        st.sampled_from(["kg", "g", "t"]),
+        st.just(b"frame"),
+        st.one_of(st.none(), _HOSTILE_KG),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["platform", "weighbridge", "container"]),
+    st.sampled_from(["configured", "scale", "net"]),
+    _READINGS,
+)
+def test_no_reading_makes_a_workflow_raise_or_record_what_the_wire_cannot_carry(
+    workflow: str, tare_source: str, readings: list[Reading]
+) -> None:
+    clock, store = Clock(), _AnyPasses()
+    cfg = scale(
+        workflow=workflow,
+        category="tyres",
+        tare_source=tare_source,
+        tare_kg="0" if tare_source != "configured" else "0.5",
+        min_load_kg=1,
+        settle_readings=2,
+    )
+    wf: PlatformWorkflow | WeighbridgeWorkflow | ContainerWorkflow
+    if workflow == "platform":
+        wf = PlatformWorkflow(cfg, "site-1")
+    elif workflow == "weighbridge":
+        wf = WeighbridgeWorkflow(cfg, "site-1", store)
+    else:
+        wf = ContainerWorkflow(cfg, "site-1", None)
+    for reading in readings:
+        clock.sel.set("badge", ["s1"], "7", clock.now, 10_000)
+        for _ in range(2):  # each reading twice: let runs settle
+            for intent in feed_reading(wf, clock, reading):
+                if isinstance(intent, StorePass):
+                    store.store(intent, "2026-05-04T09:00:00.000Z")
+                if isinstance(intent, Record):
+                    d = intent.draft
+                    gross, tare, net = (kg_to_grams(v) for v in (d.gross_kg, d.tare_kg, d.net_kg))
+                    assert net > 0
+                    assert tare >= 0
+                    assert gross == tare + net
+
+
+def feed_reading(wf: object, clock: Clock, reading: Reading) -> list[Intent]:
+    clock.now += 0.1
+    intents: list[Intent] = wf.feed(reading, clock.ctx())  # type: ignore[attr-defined]
+    return intents
