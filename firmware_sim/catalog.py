@@ -6,7 +6,9 @@ Names: ``scale/ad``, ``scale/toledo``, ``scale/mtsics``, ``rfid/rdm6300``,
 (probabilities per tick) and ``disconnect_every`` (ticks). Scales take ``loads``
 (comma-separated kg, played in order), ``unstable`` (burst probability per stable
 tick), ``overload`` (comma-separated kg loads that overload) and ``idle``
-(zero/silent); Toledo ``tare`` and ``decimals``; the RDM6300 ``tags`` (comma-separated
+(zero/silent); A&D ``kind`` (GS, NT; ``none``: a balance's line without a weight
+type, ``ST,+00123.45  g``), ``unit`` (kg, g, t) and ``decimals``; Toledo ``tare``
+and ``decimals``; the RDM6300 ``tags`` (comma-separated
 ten-hex-digit tags, presented in turn) and ``hold`` (frames per presentation); the
 MaxBotix ``mm`` (distance; ``none`` for no target), ``noise`` and ``spikes``.
 """
@@ -81,7 +83,14 @@ def _scale_args(params: Params, timeout: float | None) -> dict[str, object]:
 def _ad(params: Params, timeout: float | None) -> SimDevice:
     from firmware_sim.scales.ad import ADScale
 
-    return ADScale(loads(params), kind=params.get("kind", "GS"), **_scale_args(params, timeout))  # type: ignore[arg-type]
+    kind = params.get("kind", "GS")
+    return ADScale(
+        loads(params),
+        kind=None if kind == "none" else kind,
+        unit=params.get("unit", "kg"),
+        decimals=_int(params, "decimals", 2),
+        **_scale_args(params, timeout),  # type: ignore[arg-type]
+    )
 
 
 def _toledo(params: Params, timeout: float | None) -> SimDevice:

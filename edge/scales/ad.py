@@ -1,4 +1,12 @@
-"""A&D / CAS style continuous output: ``ST,GS,+0012.34kg`` CR LF, several times a second.
+"""A&D / CAS style continuous output, several times a second, CR LF terminated.
+
+Two layouts, told apart by the second field:
+
+* indicators: ``ST,GS,+0012.34kg`` — header, weight type, data, unit;
+* balances (A&D GX/GF/FX, EK…, "A&D standard format"): ``ST,+00123.45  g`` — header,
+  data (sign and eight characters), unit right-aligned in three. There is no weight
+  type: the value is what the display shows, read as gross. An overload may come
+  without a unit (``OL,+9999999E+19``).
 
 Header one: ``ST`` stable, ``US`` unstable, ``OL`` overload (``QT`` counting mode is
 refused); header two: ``GS`` gross, ``NT`` net, ``TR`` tare. The data field is a
@@ -24,10 +32,12 @@ from edge.scales.reading import (
 )
 
 _FRAME: Final = re.compile(
-    rb"^(?P<st>[A-Z]{2}),(?P<kind>[A-Z]{2}),(?P<data>[^,\r\n]{1,12}?)(?P<unit>[A-Za-z]{1,3})\r?\n?$"
+    rb"^(?P<st>[A-Z]{2}),(?:(?P<kind>[A-Z]{2}),)?(?P<data>[^,\r\n]{1,12}?)"
+    rb"(?P<unit> *[A-Za-z%]{1,3})?\r?\n?$"
 )
 _STABILITY: Final = {b"ST": Stability.STABLE, b"US": Stability.UNSTABLE, b"OL": Stability.OVERLOAD}
 _KIND: Final = {b"GS": WeightKind.GROSS, b"NT": WeightKind.NET, b"TR": WeightKind.TARE}
+_BALANCE_UNITS: Final = frozenset({"g", "kg"})
 _NUMBER: Final = re.compile(r"^[+-] *([0-9]+(\.[0-9]*)?|\.[0-9]+)$")
 
 
@@ -39,12 +49,18 @@ def parse_frame(raw: bytes) -> Reading:
     stability = _STABILITY.get(match["st"])
     if stability is None:
         raise FrameError(f"unsupported header {match['st'].decode()}", raw)
-    kind = _KIND.get(match["kind"])
+    # A balance's line has no weight type: its display is the gross weight.
+    kind = _KIND.get(match["kind"]) if match["kind"] is not None else WeightKind.GROSS
     if kind is None:
         raise FrameError(f"unsupported weight type {match['kind'].decode()}", raw)
-    unit = match["unit"].decode("ascii").strip()
+    unit = match["unit"].decode("ascii").strip() if match["unit"] is not None else ""
     if stability is Stability.OVERLOAD:
         return Reading(stability, kind, None, unit, raw)
+    if not unit:
+        raise FrameError("no unit", raw)
+    if match["kind"] is None and unit.lower() not in _BALANCE_UNITS:
+        # On a balance "t" is the tola (11.66 g), not the tonne an indicator means.
+        raise FrameError(f"unit {unit!r} is not a metric trade unit", raw)
     # Spaces only: str.strip() would also eat control bytes such as \x1c (line noise).
     data = match["data"].decode("ascii", errors="replace").strip(" ")
     if not _NUMBER.fullmatch(data):

@@ -38,6 +38,70 @@ def test_parses_valid_frames(
     assert reading.raw == raw
 
 
+@pytest.mark.parametrize(
+    ("raw", "stability", "kg", "unit"),
+    [
+        (b"ST,+00123.45  g\r\n", Stability.STABLE, "0.12345", "g"),
+        (b"ST,+01500.00  g\r\n", Stability.STABLE, "1.5", "g"),
+        (b"US,-00001.20 kg\r\n", Stability.UNSTABLE, "-1.20", "kg"),
+        (b"ST,+  1234.5  g\r\n", Stability.STABLE, "1.2345", "g"),
+        (b"ST,+0012.345 kg", Stability.STABLE, "12.345", "kg"),
+    ],
+)
+def test_parses_a_balances_line_without_a_weight_type_as_gross(
+    raw: bytes, stability: Stability, kg: str, unit: str
+) -> None:
+    reading = parse_frame(raw)
+    assert (reading.stability, reading.kind) == (stability, WeightKind.GROSS)
+    assert reading.weight_kg == Decimal(kg)
+    assert reading.unit == unit
+
+
+@pytest.mark.parametrize("raw", [b"OL,+9999999E+19\r\n", b"OL,+999999.9  g\r\n"])
+def test_a_balances_overload_has_no_weight(raw: bytes) -> None:
+    reading = parse_frame(raw)
+    assert reading.stability is Stability.OVERLOAD
+    assert reading.weight_kg is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"QT,+00012345 PC\r\n", "unsupported header QT"),
+        # On a balance "t" is the tola, not the tonne.
+        (b"ST,+0001.278  t\r\n", "not a metric trade unit"),
+        (b"ST,+0001.278 ct\r\n", "not a metric trade unit"),
+        (b"ST,+00123.45\r\n", "no unit"),
+        (b"ST,+00123.45  %\r\n", "not a metric trade unit"),
+    ],
+)
+def test_refuses_balance_lines_that_are_not_weights(raw: bytes, reason: str) -> None:
+    with pytest.raises(FrameError, match=reason):
+        parse_frame(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"ST,GS,+1.5E+03kg\r\n", "not a number"),
+        (b"ST,GS,+15e2    kg\r\n", "not a number"),
+        (b"ST,GS,+nan     kg\r\n", "not a number"),
+        (b"ST,GS,+Infinitykg\r\n", "not a number"),
+        (b"ST,GS,+99999999999t\r\n", "out of range"),
+        (b"ST,+99999999999kg\r\n", "out of range"),
+    ],
+)
+def test_refuses_exponents_nan_and_absurd_weights(raw: bytes, reason: str) -> None:
+    with pytest.raises(FrameError, match=reason):
+        parse_frame(raw)
+
+
+def test_sub_gram_weights_are_read_exactly_for_the_workflow_to_refuse() -> None:
+    reading = parse_frame(b"ST,GS,+01500.25 g\r\n")
+    assert reading.weight_kg == Decimal("1.50025")
+    assert reading.usable
+
+
 def test_overload_has_no_weight() -> None:
     reading = parse_frame(b"OL,GS,+9999999E+19kg\r\n")
     assert reading.stability is Stability.OVERLOAD
@@ -65,7 +129,7 @@ def test_refuses_bad_frames_with_a_reason(raw: bytes, reason: str) -> None:
 
 
 _HEADS = [b"ST", b"US", b"OL", b"QT", b"S", b"ST,GS", b""]
-_KINDS = [b"GS", b"NT", b"TR", b"XX"]
+_KINDS = [b"GS", b"NT", b"TR", b"XX", b""]  # b"": a balance's line, no weight type
 
 
 def _shaped(seed: bytes) -> bytes:
@@ -77,11 +141,11 @@ def _shaped(seed: bytes) -> bytes:
     digits = bytes(48 + b % 10 for b in seed[2:10])
     number = b"+-  "[seed[10] % 4 : seed[10] % 4 + 1] + digits[:4] + b"." + digits[4:6]
     unit = [b"kg", b" g", b" t", b"lb", b"PC"][seed[11] % 5]
+    kind = _KINDS[seed[13] % len(_KINDS)]
     line = (
         _HEADS[seed[12] % len(_HEADS)]
         + b","
-        + _KINDS[seed[13] % len(_KINDS)]
-        + b","
+        + (kind + b"," if kind else b"")
         + number
         + unit
         + b"\r\n"
@@ -108,7 +172,7 @@ def test_fuzzed_bytes_never_crash_or_make_a_stable_weight_from_garbage(seed: byt
         # A&D lines carry no checksum, so a flipped digit is another valid line; what
         # must hold is that a usable reading came from a clean, stable, metric line
         # (space padding around the sign is how some models fill the fixed-width field).
-        assert re.fullmatch(rb"ST,(GS|NT|TR), *[+-] *[0-9.]+ *(?i:kg|g|t)\r?\n?", raw)
+        assert re.fullmatch(rb"ST,((GS|NT|TR),)? *[+-] *[0-9.]+ *(?i:kg|g|t)\r?\n?", raw)
 
 
 @given(
@@ -119,6 +183,27 @@ def test_simulator_frames_parse_back_exactly(state: str, kg: Decimal) -> None:
     frame = SimFrame(state, kg)  # type: ignore[arg-type]
     reading = parse_frame(format_frame(frame))
     assert reading.weight_kg == kg
+    assert reading.usable == (state == "stable")
+
+
+@given(
+    st.sampled_from(["stable", "unstable"]),
+    st.decimals(min_value=-99, max_value=99, places=5, allow_nan=False),
+    st.sampled_from([("g", 2), ("kg", 3), ("kg", 2)]),
+)
+def test_simulated_balance_frames_parse_back_as_displayed(
+    state: str, kg: Decimal, display: tuple[str, int]
+) -> None:
+    unit, decimals = display
+    frame = SimFrame(state, kg)  # type: ignore[arg-type]
+    raw = format_frame(frame, kind=None, unit=unit, decimals=decimals)
+    assert raw.startswith((b"ST,", b"US,"))
+    assert raw.count(b",") == 1
+    reading = parse_frame(raw)
+    assert reading.kind is WeightKind.GROSS
+    step = Decimal(1).scaleb(-decimals) / (1000 if unit == "g" else 1)
+    assert reading.weight_kg is not None
+    assert abs(reading.weight_kg - kg) <= step / 2  # the display's resolution, no more
     assert reading.usable == (state == "stable")
 
 
