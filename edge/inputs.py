@@ -6,6 +6,12 @@ journal, no locks around workflow state). A port that fails (a USB adapter pulle
 a TCP line cut) is closed and reopened with backoff; the failure and the recovery
 are events too, so they become alarms. Each loop iteration is a heartbeat for the
 watchdog (:class:`edge.watchdog.Progress`).
+
+Whatever a device sends, its thread keeps running: drivers refuse bad input the
+normal way (counted frame errors), and anything else a read raises is reported as a
+:class:`DeviceFault` (the ``device_fault:<name>`` alarm) and counted
+(``device_faults``) — a thread that died would stop that device for good and starve
+the watchdog, restarting the whole agent in a loop for as long as the device sends.
 """
 
 from __future__ import annotations
@@ -81,6 +87,14 @@ class InputOk:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceFault:
+    """Reading the device raised something no driver should (a bug meeting odd input)."""
+
+    name: str
+    reason: str
+
+
 Event = (
     ScaleEvent
     | BadgeEvent
@@ -90,8 +104,15 @@ Event = (
     | TemperatureEvent
     | InputFault
     | InputOk
+    | DeviceFault
 )
 Emit = Callable[[Event], None]
+
+
+def fault_reason(exc: BaseException) -> str:
+    """A short, single-line reason for an alarm message: the exception's type and text."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -117,12 +138,14 @@ class PortInput(Input):
     """A device on a port: opened in the thread, reopened with backoff after a failure."""
 
     BACKOFF_MAX_S = 30.0
+    FAULT_PAUSE_S = 0.1
 
     def __init__(self, name: str, opener: Callable[[], Port], *, beat_limit_s: float) -> None:
         super().__init__(name, beat_limit_s=beat_limit_s)
         self.opener = opener
         self.reader: Any = None
-        self._faulted = False
+        self._faulted = False  # the port failed; InputOk once it works again
+        self._device_faulted = False  # reading raised; InputOk after a clean read
 
     @abstractmethod
     def make_reader(self, port: Port) -> Any:
@@ -140,28 +163,45 @@ class PortInput(Input):
         self._faulted = True
         self.close()
 
+    def _open(self) -> None:
+        port = self.opener()
+        try:
+            reader = self.make_reader(port)
+        except BaseException:
+            port.close()  # or every retry would leak a file descriptor
+            raise
+        reader.counters = self.counters
+        self.reader = reader
+
+    def _device_fault(self, emit: Emit, exc: Exception) -> None:
+        # The port works; what came through it made the driver raise. Keep the port
+        # (closing a line over one odd frame loses good ones) and say so once.
+        self.counters["device_faults"] += 1
+        if not self._device_faulted:
+            log.error("%s: reading the device failed", self.name, exc_info=exc)
+            emit(DeviceFault(self.name, fault_reason(exc)))
+        self._device_faulted = True
+
     def run(self, stop: threading.Event, emit: Emit, progress: Progress) -> None:
         backoff = 1.0
         while not stop.is_set():
             progress.beat(self.name)
-            if self.reader is None:
-                try:
-                    self.reader = self.make_reader(self.opener())
-                    self.reader.counters = self.counters
-                except OSError as exc:
-                    self._fault(emit, exc)
-                    stop.wait(backoff)
-                    backoff = min(backoff * 2, self.BACKOFF_MAX_S)
-                    continue
             try:
+                if self.reader is None:
+                    self._open()
                 self.poll(emit)
             except OSError as exc:
                 self._fault(emit, exc)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, self.BACKOFF_MAX_S)
                 continue
-            if self._faulted:
-                self._faulted = False
+            except Exception as exc:  # no input may end the thread
+                self._device_fault(emit, exc)
+                # The next frames are probably good: read on soon, but never spin.
+                stop.wait(self.FAULT_PAUSE_S)
+                continue
+            if self._faulted or self._device_faulted:
+                self._faulted = self._device_faulted = False
                 emit(InputOk(self.name))
             backoff = 1.0
 
@@ -272,13 +312,26 @@ class SampledInput(Input):
         self._close = close
 
     def run(self, stop: threading.Event, emit: Emit, progress: Progress) -> None:
+        faulted = False
         while not stop.wait(self.interval_s):
             progress.beat(self.name)
             try:
-                emit(self.sample())
+                event = self.sample()
             except OSError as exc:
                 self.counters["sensor_errors"] += 1
                 emit(InputFault(self.name, str(exc)))
+                continue
+            except Exception as exc:  # no value may end the thread
+                self.counters["device_faults"] += 1
+                if not faulted:
+                    log.error("%s: sampling failed", self.name, exc_info=exc)
+                    emit(DeviceFault(self.name, fault_reason(exc)))
+                faulted = True
+                continue
+            if faulted:
+                faulted = False
+                emit(InputOk(self.name))
+            emit(event)
 
     def close(self) -> None:
         self._close()
