@@ -161,6 +161,8 @@ class FillTracker:
         self.faulted = False
         self.distance_mm: int | None = None
         self.fill_pct: Decimal | None = None
+        #: Samples that were not a distance at all (see :meth:`feed`).
+        self.rejected = 0
         self._invalid = 0
         self._last_sample: float | None = None
         self._last_report: tuple[float, Decimal] | None = None
@@ -171,8 +173,18 @@ class FillTracker:
     # ------------------------------------------------------------------ input
 
     def feed(self, distance_mm: int | None, now: float) -> list[FillUpdate]:
-        """One sample (None: no echo). Returns the readings to record, usually none."""
+        """One sample (None: no echo). Returns the readings to record, usually none.
+
+        A value that is not a distance (negative, not an integer: a float NaN from a
+        driver) counts as no echo, so a sensor sending nonsense ends in
+        ``sensor_fault`` instead of an exception in the agent loop.
+        """
         self._last_sample = now
+        if distance_mm is not None and (
+            type(distance_mm) is not int or distance_mm < 0  # bool is no distance either
+        ):
+            self.rejected += 1
+            distance_mm = None
         if distance_mm is None:
             self._invalid += 1
             if self._invalid >= self.s.fault_samples:

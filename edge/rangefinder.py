@@ -9,12 +9,15 @@ absorbing surface) — the fill filter decides what that means. The MaxBotix str
   some) means "no target".
 * **HC-SR04** via gpiozero's ``DistanceSensor`` (imported only when configured): its
   ``max_distance`` defaults to 1 m and clamps readings, so it is set above the
-  container depth here; a reading at the clamp means no echo.
+  container depth here; a reading at the clamp means no echo, and a value that is
+  not a distance (NaN, infinite, negative) is counted as a bad frame and read as
+  no echo too.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from collections import Counter
 from typing import Any, Final, Protocol
@@ -104,6 +107,11 @@ class HcSr04:
     def distance_mm(self) -> int | None:
         metres = float(self._sensor.distance)
         self.counters["frames"] += 1
+        if not math.isfinite(metres) or metres < 0:
+            # NaN or inf would raise in round(); a negative echo time is no distance.
+            self.counters["bad_frames"] += 1
+            self.counters["bad:distance not a number"] += 1
+            return None
         # gpiozero clamps to max_distance: at the clamp the echo never came back.
         if metres >= self.max_distance_m * 0.999:
             self.counters["no_target"] += 1

@@ -16,7 +16,9 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Final
 
-_T: Final = re.compile(r"t=(-?[0-9]+)\s*$")
+# Seven digits hold every millidegree a DS18B20 can report; an unbounded run of
+# digits would make int() raise ValueError (beyond 4300 digits), not a ProbeError.
+_T: Final = re.compile(r"t=(-?[0-9]{1,7})\s*$")
 TENTH: Final = Decimal("0.1")
 
 

@@ -122,3 +122,14 @@ def test_no_echo_and_silence_are_sensor_faults_once() -> None:
     assert not t.faulted
     assert t.tick(20) == []
     assert [u.event for u in t.tick(45)] == [FillEvent.SENSOR_FAULT]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -1, -(10**9), True, 12.5])
+def test_a_value_that_is_not_a_distance_counts_as_no_echo(value: object) -> None:
+    t = FillTracker(settings(fault_samples=3))
+    run(t, [900] * 3)
+    faults = run(t, [value] * 3, start=3)  # type: ignore[list-item]
+    assert [u.event for u in faults] == [FillEvent.SENSOR_FAULT]
+    assert t.rejected == 3
+    run(t, [900] * 2, start=6)
+    assert not t.faulted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 import pytest
 from hypothesis import given, settings
@@ -69,3 +70,25 @@ def test_hc_sr04_through_gpiozero_mock_pins(metres: float) -> None:
     # The mock's thread timing adds a few percent, and a busy machine only ever makes
     # an echo look later (longer), never earlier: the shortest reading is the truest.
     assert metres * 1000 * 0.95 <= min(readings) <= metres * 1000 * 1.10
+
+
+class _Reads:
+    """Stands in for gpiozero's sensor: ``distance`` is whatever the driver returned."""
+
+    def __init__(self, value: float) -> None:
+        self.distance = value
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("metres", [float("nan"), float("inf"), float("-inf"), -0.2])
+def test_hc_sr04_values_that_are_not_distances_read_as_no_echo(metres: float) -> None:
+    sensor = HcSr04.__new__(HcSr04)  # no pins: only the conversion is under test
+    sensor.counters = Counter()
+    sensor.max_distance_m = 3.0
+    sensor._sensor = _Reads(metres)
+    assert sensor.distance_mm() is None
+    assert sensor.counters["bad_frames"] == 1
+    sensor._sensor = _Reads(1.2)
+    assert sensor.distance_mm() == 1200

@@ -36,3 +36,15 @@ def test_heat_alarm_hysteresis() -> None:
     assert [alarm.feed(Decimal(t)) for t in temps] == [None, True, None, None, False, None, True]
     with pytest.raises(ValueError, match="below"):
         HeatAlarm(Decimal(50), Decimal(50))
+
+
+@pytest.mark.parametrize(
+    "reading",
+    ["t=" + "9" * 5000, "t=-" + "1" * 80, "t=nan", "t=inf", "t=", "t=999999", "t=-99999"],
+)
+def test_nonsense_from_the_probe_file_is_a_probe_error(tmp_path: Path, reading: str) -> None:
+    path = tmp_path / "w1_slave"
+    crc = "72 01 4b 46 7f ff 0e 10 57"
+    path.write_text(f"{crc} : crc=57 YES\n{crc} {reading}\n")
+    with pytest.raises(ProbeError):
+        read_w1(path)
