@@ -200,3 +200,42 @@ class SimDevice:
 
     def close(self) -> None:
         self._closed = True
+
+
+class Replay(SimDevice):
+    """A line that sends exactly the given bytes: one chunk per tick, then silence.
+
+    For hostile input (fuzzing a running agent through its ports): chunks need not be
+    frames. With ``reply=True`` each command line written is answered with the next
+    chunk instead (a request/response scale such as MT-SICS).
+    """
+
+    def __init__(
+        self,
+        chunks: list[bytes],
+        *,
+        reply: bool = False,
+        rate_hz: float = 100.0,
+        realtime: bool = False,
+        timeout: float | None = 0.02,
+    ) -> None:
+        super().__init__(rate_hz=rate_hz, realtime=realtime, timeout=timeout)
+        self.chunks: deque[bytes] = deque(chunks)
+        self.reply = reply
+
+    @property
+    def done(self) -> bool:
+        """Every chunk has been handed to the reader."""
+        with self._lock:
+            return not self.chunks and not self._out
+
+    def tick(self) -> bytes | None:
+        if self.reply:
+            return None
+        with self._lock:
+            return self.chunks.popleft() if self.chunks else None
+
+    def handle(self, line: bytes) -> bytes | None:
+        if not self.reply:
+            return None
+        return self.chunks.popleft() if self.chunks else None

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from firmware_sim.device import Faults
+from firmware_sim.device import Faults, Replay
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load, Platform
 
@@ -95,3 +95,21 @@ def test_script_with_burst_and_overload() -> None:
     assert "overload" in states
     assert states.count("stable") >= 8 + 4
     assert platform.script_done
+
+
+def test_replay_sends_exactly_its_chunks_then_nothing() -> None:
+    line = Replay([b"ST,GS,+01500.25 g\r\n", b"\x00\xffno newline", b"\r\n"])
+    assert line.readline() == b"ST,GS,+01500.25 g\r\n"
+    assert line.readline() == b"\x00\xffno newline\r\n"
+    assert line.done
+    assert line.readline() == b""
+
+
+def test_replay_answers_commands_with_its_chunks() -> None:
+    line = Replay([b"S S 1.0005 kg\r\n", b"garbage"], reply=True)
+    line.write(b"SI\r\n")
+    assert line.readline() == b"S S 1.0005 kg\r\n"
+    line.write(b"SI\r\n")
+    assert line.readline() == b"garbage"
+    line.write(b"SI\r\n")
+    assert line.readline() == b""
