@@ -11,6 +11,15 @@ A weighing is committed to the journal before anything publishes it or the LED s
 "recorded"; it leaves the outbox only on the server's ack. When storage runs short
 the journal refuses new weighings *before* writing anything; the agent then shows it
 (fast-blinking LED, ``journal_full`` alarm) until there is room again.
+
+No device can stop the loop: each event is handled on behalf of the device that
+sent it (:meth:`Agent.handle`), and an exception there marks only that device
+faulted — the ``device_fault:<name>`` alarm with the exception's short reason, the
+``device_faults`` counter, the fault pattern on the LEDs of panels it serves —
+until its input is handled cleanly again. Every other device keeps recording.
+Bad input is refused the normal way long before this (frame errors, refused
+loads); the isolation is for what nobody foresaw, which under systemd would
+otherwise be a restart loop for as long as the device kept sending it.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +41,7 @@ from edge.containers import Containers
 from edge.inputs import (
     BadgeEvent,
     CategoryEvent,
+    DeviceFault,
     DistanceEvent,
     Event,
     Input,
@@ -40,6 +50,7 @@ from edge.inputs import (
     PlateEvent,
     ScaleEvent,
     TemperatureEvent,
+    fault_reason,
 )
 from edge.journal import Journal, JournalFull
 from edge.link import Link, LinkEvent, LinkEventKind
@@ -84,10 +95,27 @@ JOURNAL_BEAT_LIMIT_S = 30.0
 LINK_BEAT_LIMIT_S = 30.0
 
 
+def event_source(event: Event) -> str:
+    """The device an event came from, by the name its input runs under."""
+    if isinstance(event, ScaleEvent):
+        return event.scale_id
+    if isinstance(event, BadgeEvent | PlateEvent):
+        return event.device_id
+    if isinstance(event, CategoryEvent):
+        return event.panel_id
+    if isinstance(event, DistanceEvent):
+        return event.container_id
+    if isinstance(event, TemperatureEvent):
+        return f"{event.container_id}:temperature"  # the probe's input name
+    return event.name
+
+
 @dataclass
 class AgentStats:
     recorded: int = 0
     refused_full: int = 0
+    #: Exceptions while handling a device's input, per device (see ``Agent.handle``).
+    device_faults: Counter[str] = field(default_factory=Counter)
     acks: Counter[str] = field(default_factory=Counter)
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
@@ -129,6 +157,8 @@ class Agent:
         )
         self.last_frame: dict[str, float] = {}
         self.refusing = False
+        #: Devices whose input raised while being handled, with the short reason.
+        self.faulted: dict[str, str] = {}
         self._topics = {
             ch: topic(config.device_id, ch)
             for ch in (Channel.ACK, Channel.CONFIG, Channel.CONFIG_REPORTED)
@@ -197,6 +227,45 @@ class Agent:
         return Context(self.clock.monotonic(), self.clock.now(), self.selections)
 
     def handle(self, event: Event) -> None:
+        """One event, on behalf of the device that sent it: whatever its handling raises
+        faults that device only (:meth:`_isolated`), and a clean pass clears the fault."""
+        name = event_source(event)
+        if isinstance(event, DeviceFault):
+            # Its input thread caught and counted it; the agent shows it.
+            self._device_fault(name, event.reason)
+            return
+        with self._isolated(name):
+            self._dispatch(event)
+            if not isinstance(event, InputFault):
+                self._device_ok(name)
+
+    @contextlib.contextmanager
+    def _isolated(self, name: str) -> Iterator[None]:
+        """Run one device's handling; an exception faults ``name`` instead of the loop.
+
+        Storage running out is not the device's doing: it goes on to :meth:`step`,
+        which shows it as ``journal_full``.
+        """
+        try:
+            yield
+        except JournalFull:
+            raise
+        except Exception as exc:
+            self.stats.device_faults[name] += 1
+            if name not in self.faulted:
+                log.exception("device %s: handling its input failed", name)
+            self._device_fault(name, fault_reason(exc))
+
+    def _device_fault(self, name: str, reason: str) -> None:
+        self.faulted[name] = reason
+        self.alarms.raise_(f"device_fault:{name}", reason)
+
+    def _device_ok(self, name: str) -> None:
+        if self.faulted.pop(name, None) is not None:
+            self.alarms.clear(f"device_fault:{name}", "input handled cleanly again")
+            log.info("device %s: input handled cleanly again", name)
+
+    def _dispatch(self, event: Event) -> None:
         if isinstance(event, ScaleEvent):
             self.last_frame[event.scale_id] = self.clock.monotonic()
             if self.alarms.clear(f"scale_offline:{event.scale_id}", "frames again"):
@@ -231,7 +300,9 @@ class Agent:
         for sid in scales:
             wf = self.workflows.get(sid)
             if wf is not None:
-                self._execute(wf.poke(ctx), None)
+                # A badge is fine even if a scale it serves cannot take it: fault the scale.
+                with self._isolated(sid):
+                    self._execute(wf.poke(ctx), None)
 
     # ------------------------------------------------------------------ intents
 
@@ -427,6 +498,9 @@ class Agent:
             counters.update(inp.counters)
         for wf in self.workflows.values():
             counters.update(wf.counters)
+        if self.stats.device_faults:
+            # Faults caught in input threads are in their counters already; these are the loop's.
+            counters["device_faults"] += sum(self.stats.device_faults.values())
         counters["recorded"] = self.stats.recorded
         counters["refused_full"] = self.stats.refused_full
         counters["fill_recorded"] = self.containers.recorded
@@ -471,8 +545,11 @@ class Agent:
             last = self.last_frame.get(sid, self.stats.started_mono)
             if now - last > wf.cfg.offline_after_s:
                 self.alarms.raise_(f"scale_offline:{sid}", f"no frame for {int(now - last)} s")
-            self._execute(wf.poke(self._context()), None)
-        self.containers.tick(now)
+            with self._isolated(sid):
+                self._execute(wf.poke(self._context()), None)
+        for cid in list(self.containers.channels):
+            with self._isolated(cid):
+                self.containers.tick_one(cid, now)
         if self.refusing:
             with contextlib.suppress(JournalFull):  # still full: keep refusing
                 self.journal.check_room()
@@ -502,7 +579,17 @@ class Agent:
             )
         self._publish_alarms()
 
+    def _broken(self) -> set[str]:
+        """Devices that cannot be relied on now: a port that fails, or input that raised."""
+        broken = set(self.faulted)
+        for code in self.alarms.raised:
+            kind, _, name = code.partition(":")
+            if kind == "port_error":
+                broken.add(name)
+        return broken
+
     def _leds(self, now: float) -> None:
+        broken = self._broken()
         for pid, panel in self.panels.items():
             dev = self._device(pid)
             scales = self.config.covered(dev)
@@ -513,9 +600,20 @@ class Agent:
                 if s in self.workflows
             )
             waiting = any(self.workflows[s].waiting for s in scales if s in self.workflows)
+            # The panel's own scales, and the badge and plate readers serving them.
+            serving = {pid, *scales} | {
+                d.id
+                for d in self.config.devices
+                if isinstance(d, RfidConfig | PlateConfig)
+                and set(self.config.covered(d)) & set(scales)
+            }
             panel.show(
                 self.indicators[pid].state(
-                    now=now, refusing=self.refusing, waiting=waiting, ready=ready
+                    now=now,
+                    refusing=self.refusing,
+                    waiting=waiting,
+                    ready=ready,
+                    faulted=bool(broken & serving),
                 )
             )
 

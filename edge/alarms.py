@@ -7,9 +7,10 @@ are sent again, because an alarm is a state, not an event. Alarms are not money:
 they live in memory, and a restart re-raises whatever is still true.
 
 Codes (``code[:subject]``): ``journal_full`` (critical: weighings refused),
-``scale_offline:<scale>``, ``port_error:<device>``, ``sensor_fault:<container>``,
-``heat:<container>`` (critical), ``record_rejected`` (critical: the server refused
-a record), ``clock_unsynced`` (info).
+``scale_offline:<scale>``, ``port_error:<device>``, ``device_fault:<device>`` (its
+input made its handling fail; see :meth:`edge.agent.Agent.handle`),
+``sensor_fault:<container>``, ``heat:<container>`` (critical), ``record_rejected``
+(critical: the server refused a record), ``clock_unsynced`` (info).
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from edge.fill import FillSettings, FillTracker, FillUpdate, Geometry
 from edge.inputs import DistanceEvent, TemperatureEvent
 from edge.journal import Journal, JournalFull
 from edge.protocol import FillEvent
-from edge.thermometer import HeatAlarm
+from edge.thermometer import PROBE_MAX_C, PROBE_MIN_C, HeatAlarm
 from edge.watchdog import Progress
 
 log = logging.getLogger(__name__)
@@ -125,19 +125,25 @@ class Containers:
         if ch is None:
             return
         code = f"heat:{event.container_id}"
-        if event.celsius is None:
-            self.alarms.raise_(f"sensor_fault:{event.container_id}:temperature", event.error or "")
+        celsius, error = event.celsius, event.error or ""
+        if celsius is not None and not (
+            celsius.is_finite() and PROBE_MIN_C <= celsius <= PROBE_MAX_C
+        ):
+            # read_w1 never gives one; a value from anywhere else is checked all the same.
+            celsius, error = None, f"implausible reading {celsius} °C"
+        if celsius is None:
+            self.alarms.raise_(f"sensor_fault:{event.container_id}:temperature", error)
             return
         self.alarms.clear(f"sensor_fault:{event.container_id}:temperature", "readings again")
-        ch.temperature_c = event.celsius
+        ch.temperature_c = celsius
         if ch.heat is None:
             return
-        change = ch.heat.feed(event.celsius)
+        change = ch.heat.feed(celsius)
         if change is True:
-            self.alarms.raise_(code, f"{event.celsius} °C in the container", "critical")
-            log.error("container %s: HEAT %s °C", event.container_id, event.celsius)
+            self.alarms.raise_(code, f"{celsius} °C in the container", "critical")
+            log.error("container %s: HEAT %s °C", event.container_id, celsius)
         elif change is False:
-            self.alarms.clear(code, f"{event.celsius} °C")
+            self.alarms.clear(code, f"{celsius} °C")
 
     def on_pickup(self, scale_id: str, event_id: str) -> None:
         """A pickup weighing was recorded on ``scale_id``: release what waited for it."""
@@ -148,10 +154,17 @@ class Containers:
 
     def tick(self, now: float) -> None:
         """Timers: interval reports, the silence fault, an ``emptied`` held too long."""
-        for ch in self.channels.values():
-            self._fill_updates(ch, ch.tracker.tick(now))
-            if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
-                self._release_held(ch, force=True)
+        for container_id in list(self.channels):
+            self.tick_one(container_id, now)
+
+    def tick_one(self, container_id: str, now: float) -> None:
+        """:meth:`tick` for one container (the agent isolates each container's timers)."""
+        ch = self.channels.get(container_id)
+        if ch is None:
+            return
+        self._fill_updates(ch, ch.tracker.tick(now))
+        if ch.held is not None and now - ch.held[1] > PICKUP_WAIT_S:
+            self._release_held(ch, force=True)
 
     # ------------------------------------------------------------------ readings
 

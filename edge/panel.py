@@ -6,9 +6,15 @@
 ERROR       fast blink: weighings are refused (storage full); never silently
 WAITING     slow blink: a settled load waits for a badge, plate or category
 RECORDED    three quick flashes after a weighing (or an entry pass) is committed
+FAULT       a short blink every two seconds: a device the panel serves (its
+            scale, or a badge or plate reader for it) has a failing port or input
+            that raised (``port_error``/``device_fault`` alarms)
 READY       steady: a category is known (fixed or chosen) for every scale served
 OFF         no category chosen yet
 ==========  =====================================================================
+
+FAULT ranks below WAITING and RECORDED: on a panel serving two scales, the one
+still working keeps telling its operator "waiting" and "recorded".
 
 :class:`GpioPanel` drives real pins (gpiozero imported only when a panel is
 configured); tests hand it gpiozero's ``MockFactory``.
@@ -28,6 +34,7 @@ class LedState(StrEnum):
     READY = "ready"
     WAITING = "waiting"
     RECORDED = "recorded"
+    FAULT = "fault"
     ERROR = "error"
 
 
@@ -43,13 +50,17 @@ class Indicator:
     def flash(self, now: float) -> None:
         self.flash_until = now + FLASH_S
 
-    def state(self, *, now: float, refusing: bool, waiting: bool, ready: bool) -> LedState:
+    def state(
+        self, *, now: float, refusing: bool, waiting: bool, ready: bool, faulted: bool = False
+    ) -> LedState:
         if refusing:
             return LedState.ERROR
         if waiting:
             return LedState.WAITING
         if now < self.flash_until:
             return LedState.RECORDED
+        if faulted:
+            return LedState.FAULT
         return LedState.READY if ready else LedState.OFF
 
 
@@ -95,6 +106,8 @@ class GpioPanel:
             led.blink(on_time=0.5, off_time=0.5)
         elif state is LedState.RECORDED:
             led.blink(on_time=0.15, off_time=0.15, n=3)
+        elif state is LedState.FAULT:
+            led.blink(on_time=0.2, off_time=1.8)
         elif state is LedState.READY:
             led.on()
         else:

@@ -20,6 +20,9 @@ from typing import Final
 # digits would make int() raise ValueError (beyond 4300 digits), not a ProbeError.
 _T: Final = re.compile(r"t=(-?[0-9]{1,7})\s*$")
 TENTH: Final = Decimal("0.1")
+#: The DS18B20's measuring range; outside it a reading is not a temperature.
+PROBE_MIN_C: Final = Decimal(-55)
+PROBE_MAX_C: Final = Decimal(125)
 
 
 class ProbeError(OSError):
@@ -40,7 +43,7 @@ def read_w1(path: Path) -> Decimal:
         raise ProbeError(f"{path}: no t= value")
     celsius = (Decimal(int(match[1])) / 1000).quantize(TENTH, rounding=ROUND_HALF_EVEN)
     # 85.0 is the DS18B20's power-on value: a conversion that never ran.
-    if celsius == 85 or not Decimal(-55) <= celsius <= Decimal(125):
+    if celsius == 85 or not PROBE_MIN_C <= celsius <= PROBE_MAX_C:
         raise ProbeError(f"{path}: implausible reading {celsius} °C")
     return celsius
 
