@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ lint: $(STAMP)
 ## test: lint, then the whole suite against real Mosquitto, PostgreSQL, VictoriaMetrics, Chromium
 test: $(STAMP) services lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## fuzz: the property and fuzz tests with fresh random examples (make test repeats fixed ones)
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=explore $(PY) -m pytest -q -p no:cacheprovider tests/edge tests/server/money/test_allocation.py $(PYTEST_ARGS)
 
 ## bench-edge: the real agent with a 10 frames/s scale and a 1 Hz fill sensor (BENCH_ARGS="--seconds 60")
 bench-edge: $(STAMP) services

@@ -6,14 +6,23 @@ a real PostgreSQL started for the session. The ledger must behave the same on bo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.db import make_engine, migrate, session_factory
 from tests.support.services import InfluxDB1, Mosquitto, Postgres, VictoriaMetrics
+
+# Property and fuzz tests are repeatable in `make test`: the same examples on every
+# run and machine, no example database carried between runs. `make fuzz` explores
+# with fresh random examples (HYPOTHESIS_PROFILE=explore) and prints a reproducer.
+settings.register_profile("repeatable", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

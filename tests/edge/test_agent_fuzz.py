@@ -195,8 +195,6 @@ def wait(condition: object, timeout: float) -> bool:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    derandomize=True,
-    database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(st.data())
