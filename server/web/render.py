@@ -69,6 +69,8 @@ def _environment() -> Environment:
         "" if d is None else d.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
     )
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
+    # An exact amount for a form field (no grouping, no exponent): what the server compares.
+    env.filters["amount"] = lambda d: format(d, "f")
     return env
 
 
