@@ -29,6 +29,7 @@ from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.people.accounts import Role
 from server.web import errors
+from server.web.routes import accounts as account_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         ticket_pages,
         fleet_pages,
         operation_pages,
+        account_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

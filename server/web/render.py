@@ -53,6 +53,7 @@ NAV: Final = [
     NavItem("/alarms", "nav.alarms", _STAFF),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
+    NavItem("/accounts", "nav.accounts", _OPERATOR),
     NavItem("/account", "nav.account", _ALL),
 ]
 
