@@ -43,6 +43,9 @@ class Permission(StrEnum):
     ADMIN = "accounts.admin"
 
 
+_KNOWN = frozenset(p.value for p in Permission)
+
+
 class PermissionDenied(PermissionError):
     """The account may not do this: no such permission, wrong role, or disabled."""
 
@@ -84,13 +87,9 @@ def _active(session: Session, user_id: int) -> list[AccountPermission]:
 
 
 def permissions_of(session: Session, user_id: int) -> frozenset[Permission]:
-    out = set()
-    for row in _active(session, user_id):
-        try:
-            out.add(Permission(row.permission))
-        except ValueError:  # a permission this version no longer knows grants nothing
-            continue
-    return frozenset(out)
+    return frozenset(
+        Permission(row.permission) for row in _active(session, user_id) if row.permission in _KNOWN
+    )
 
 
 def all_permissions(session: Session) -> dict[int, frozenset[Permission]]:
@@ -99,7 +98,7 @@ def all_permissions(session: Session) -> dict[int, frozenset[Permission]]:
     for row in session.scalars(
         select(AccountPermission).where(AccountPermission.revoked_at.is_(None))
     ):
-        if row.permission in Permission.__members__.values():
+        if row.permission in _KNOWN:  # one this version no longer knows grants nothing
             out.setdefault(row.user_id, set()).add(Permission(row.permission))
     return {k: frozenset(v) for k, v in out.items()}
 
