@@ -48,11 +48,20 @@ from server.ledger.models import Ticket
 from server.money.amounts import LOCAL_TZ
 from server.money.contracts import read_csv, store
 from server.money.inputs import parse_period
+from server.money.lines import Statement
 from server.money.report import money, print_statements
 from server.money.statements import statements_for
+from server.people.permissions import Permission
 
 DATA = files("firmware_sim") / "data"
 log = logging.getLogger("demo")
+#: ``--serve``'s operators: four eyes on payments, so computing, approving and paying
+#: are three accounts (the first also administers accounts).
+DEMO_OPERATORS = (
+    ("demo-operator", (Permission.ADMIN, Permission.COMPUTE)),
+    ("demo-approver", (Permission.APPROVE,)),
+    ("demo-payer", (Permission.PAY,)),
+)
 
 
 @dataclass
@@ -319,33 +328,18 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     if args.serve:
-        import secrets
-
         import uvicorn
 
         from server.api.app import create_app
         from server.config import Settings
-        from server.people.accounts import Role, create_user
-        from server.people.tokens import create_token
 
-        # Pages and API need a login: a throwaway operator (and one contractor user per
-        # statement) with random passwords, shown once, for this demo ledger only.
+        # Pages and API need a login: throwaway accounts with random passwords, shown
+        # once, for this demo ledger only.
         base = f"http://{args.host}:{args.port}"
-        with sessions.begin() as session:
-            password = secrets.token_urlsafe(12)
-            create_user(session, "demo-operator", password, Role.OPERATOR)
-            token, _ = create_token(session, "demo-operator", label="demo")
-            console.print(f"pages on {base}/ — sign in as demo-operator / {password}")
-            for i, st in enumerate(statements, 1):
-                pw = secrets.token_urlsafe(12)
-                create_user(
-                    session,
-                    f"demo-contractor-{i}",
-                    pw,
-                    Role.CONTRACTOR,
-                    contractor_bin=st.contractor_bin,
-                )
-                console.print(f"  contractor {st.contractor_name}: demo-contractor-{i} / {pw}")
+        logins, token = demo_accounts(sessions, statements)
+        console.print(f"pages on {base}/ — sign in as")
+        for name, password, what in logins:
+            console.print(f"  {name} / {password}  ({what})")
         console.print(
             f"API: curl -H 'Authorization: Bearer {token}' "
             f"{base}/api/v1/statements/{args.month} — Ctrl+C to stop"
@@ -354,6 +348,35 @@ def run(args: argparse.Namespace) -> int:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     ok = rec.lost == 0 and rec.duplicates == 0 and rec.ledger == rec.scripted
     return 0 if ok else 1
+
+
+def demo_accounts(
+    sessions: sessionmaker[Session], statements: list[Statement]
+) -> tuple[list[tuple[str, str, str]], str]:
+    """``--serve``'s throwaway accounts: the operators of ``DEMO_OPERATORS`` with their
+    permissions, and one contractor user per statement. Returns (name, password, what)
+    per account, and an API token of ``demo-operator``."""
+    import secrets
+
+    from server.people.accounts import Role, create_user
+    from server.people.permissions import grant
+    from server.people.tokens import create_token
+
+    logins = []
+    with sessions.begin() as session:
+        for name, permissions in DEMO_OPERATORS:
+            password = secrets.token_urlsafe(12)
+            create_user(session, name, password, Role.OPERATOR)
+            for permission in permissions:
+                grant(session, name, permission, by="demo")
+            logins.append((name, password, ", ".join(p.value for p in permissions)))
+        token, _ = create_token(session, "demo-operator", label="demo")
+        for i, st in enumerate(statements, 1):
+            password = secrets.token_urlsafe(12)
+            name = f"demo-contractor-{i}"
+            create_user(session, name, password, Role.CONTRACTOR, contractor_bin=st.contractor_bin)
+            logins.append((name, password, f"contractor {st.contractor_name}"))
+    return logins, token
 
 
 def main(argv: list[str] | None = None) -> int:

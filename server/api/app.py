@@ -12,6 +12,7 @@ from server import __version__
 from server.api.auth import Auth
 from server.api.deps import RequireRole, current_user
 from server.api.routes import (
+    accounts,
     audit,
     contractors,
     contracts,
@@ -28,6 +29,7 @@ from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.people.accounts import Role
 from server.web import errors
+from server.web.routes import accounts as account_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
@@ -52,7 +54,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Every JSON route needs a signed-in caller, even one that forgets to ask for it;
     # roles and the contractor scope are then each route's own dependencies.
     signed_in = [Depends(current_user)]
-    for api in (me, statements, contractors, tickets, fleet, disputes):
+    for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
         app.include_router(api.router, dependencies=signed_in)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         ticket_pages,
         fleet_pages,
         operation_pages,
+        account_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -30,7 +30,8 @@ from server.config import Settings
 from server.people.accounts import Account, LoginPolicy
 from server.people.logins import resolve_login
 from server.people.passwords import ScryptCost
-from server.people.tokens import token_account
+from server.people.permissions import Actor
+from server.people.tokens import resolve_token
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,12 @@ class Principal:
     via: Literal["bearer", "cookie"]
     anchor: str = ""
     """For cookie logins: the login's digest, which CSRF tokens are bound to."""
+    credential: str = ""
+    """What the audit log records besides the name: ``token #12`` or ``web session``."""
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.account, self.credential)
 
 
 class Auth:
@@ -109,14 +116,19 @@ class Auth:
             scheme, _, credential = header.partition(" ")
             if scheme.lower() != "bearer":
                 return None
-            account = token_account(session, credential.strip())
-            return None if account is None else Principal(account, "bearer")
+            found = resolve_token(session, credential.strip())
+            if found is None:
+                return None
+            account, token_id = found
+            return Principal(account, "bearer", credential=f"token #{token_id}")
         cookie = request.cookies.get(SESSION_COOKIE)
         token = self.signer.unsign(cookie) if cookie else None
         if token is None:
             return None
         login = resolve_login(session, token, idle_s=self.settings.session_idle_s)
-        return None if login is None else Principal(login.account, "cookie", login.token_hash)
+        if login is None:
+            return None
+        return Principal(login.account, "cookie", login.token_hash, credential="web session")
 
     # ------------------------------------------------------------------ cookies
 

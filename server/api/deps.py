@@ -9,6 +9,8 @@
   ``OperatorDep`` and ``StaffDep`` (operator or auditor) are the common ones.
 * ``ContractorScope`` — the caller's :class:`~server.people.accounts.Scope`: pass it to every
   query that returns contractor data.
+* ``ActorDep`` — the caller as an :class:`~server.people.permissions.Actor` (account and
+  credential), for library functions that check permissions and audit who acted.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.auth import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, Auth, Principal
 from server.people.accounts import Account, Role, Scope
+from server.people.permissions import Actor, PermissionDenied
 
 
 def _session(request: Request) -> Iterator[Session]:
@@ -43,6 +46,9 @@ def committed(
     try:
         yield
         session.commit()
+    except PermissionDenied as exc:  # the account may not do this (permission, four eyes)
+        session.rollback()
+        raise HTTPException(403, detail=str(exc)) from None
     except refused as exc:
         session.rollback()
         raise HTTPException(status, detail=str(exc)) from None
@@ -104,6 +110,15 @@ def current_user(principal: OptionalPrincipal) -> Account:
 
 
 CurrentUser = Annotated[Account, Depends(current_user)]
+
+
+def current_actor(principal: OptionalPrincipal) -> Actor:
+    if principal is None:
+        raise NotAuthenticated()
+    return principal.actor
+
+
+ActorDep = Annotated[Actor, Depends(current_actor)]
 
 
 class RequireRole:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from server.cli import accounts, fleet, ingest, money
-from server.cli.common import ledger_sessions
+from server.cli.common import Refused, close_ledgers, ledger_sessions
 from server.config import Settings
 
 
@@ -87,5 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("device register needs --site and --public-key")
     if args.command == "device" and args.action != "list" and not args.device_id:
         parser.error(f"device {args.action} needs a device id")
-    result: int = args.func(settings, args)
+    try:
+        result: int = args.func(settings, args)
+    except Refused as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    finally:
+        close_ledgers()
     return result

@@ -1,11 +1,24 @@
-"""``epr-server`` commands: web/API users and bearer tokens."""
+"""``epr-server`` commands: web/API users, their permissions, and bearer tokens.
+
+``user add`` and ``user grant|revoke`` without ``--as`` are console acts, made with the
+database's own credentials (as the first operator must be); they are audited under the
+login of whoever ran them (``cli:<login>``). With ``--as ADMIN`` the grant is made as that
+account, which must hold ``accounts.admin``. The first operator added gets
+``accounts.admin``, so a fresh install has an account that can grant the rest.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from server.cli.common import ledger_sessions
+from server.cli.common import (
+    acting_name,
+    add_actor_options,
+    cli_actor,
+    default_actor,
+    ledger_sessions,
+)
 from server.config import Settings
 
 
@@ -33,15 +46,24 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
         set_password,
     )
     from server.people.passwords import PasswordError, ScryptCost
+    from server.people.permissions import (
+        PermissionDenied,
+        all_permissions,
+        grant,
+        grant_first_admin,
+        revoke,
+    )
 
     cost = ScryptCost(log2_n=settings.password_scrypt_log2_n)
     sessions = ledger_sessions(settings)
     try:
         if args.action == "list":
             with sessions() as session:
+                held = all_permissions(session)
                 for u in list_users(session):
                     state = "disabled" if u.disabled_at else "active"
-                    print(f"{u.username}\t{u.role}\t{u.contractor_bin or '-'}\t{state}")
+                    perms = ",".join(sorted(p.value for p in held.get(u.id, ()))) or "-"
+                    print(f"{u.username}\t{u.role}\t{u.contractor_bin or '-'}\t{state}\t{perms}")
             return 0
         if not args.username:
             print(f"user {args.action} needs a user name", file=sys.stderr)
@@ -49,6 +71,9 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "add":
             if args.role is None:
                 print("user add needs --role operator|auditor|contractor", file=sys.stderr)
+                return 2
+            if args.grant and args.role != "operator":
+                print("user add --grant: only operators hold permissions", file=sys.stderr)
                 return 2
             password = _read_password(args)
             with sessions.begin() as session:
@@ -61,7 +86,31 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
                     display_name=args.name or "",
                     cost=cost,
                 )
+                first = grant_first_admin(session, account, by=default_actor())
+                for name in args.grant or ():
+                    grant(session, account.username, name, by=default_actor())
             print(f"user {account.username} added ({account.role.value})")
+            if first:
+                print(f"user {account.username}: accounts.admin granted (the first operator)")
+            for name in args.grant or ():
+                print(f"user {account.username}: {name} granted")
+        elif args.action in ("grant", "revoke"):
+            if not args.permission:
+                print(f"user {args.action} needs a PERMISSION", file=sys.stderr)
+                return 2
+            by = (
+                default_actor()
+                if acting_name(args) is None
+                else cli_actor(settings, sessions, args)
+            )
+            with sessions.begin() as session:
+                if args.action == "grant":
+                    changed = grant(session, args.username, args.permission, by=by)
+                else:
+                    changed = revoke(session, args.username, args.permission, by=by)
+            done = "granted" if args.action == "grant" else "revoked"
+            state = done if changed else f"not changed (already {done})"
+            print(f"user {args.username.strip().lower()}: {args.permission} {state}")
         elif args.action == "passwd":
             password = _read_password(args)
             with sessions.begin() as session:
@@ -75,7 +124,7 @@ def cmd_user(settings: Settings, args: argparse.Namespace) -> int:
             with sessions.begin() as session:
                 enable_user(session, args.username)
             print(f"user {args.username}: enabled")
-    except (AccountError, PasswordError) as exc:
+    except (AccountError, PasswordError, PermissionDenied) as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0
@@ -123,15 +172,32 @@ def cmd_token(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("user", help="add, change or disable a web/API user")
-    p.add_argument("action", choices=["add", "passwd", "disable", "enable", "list"])
+    p = sub.add_parser(
+        "user", help="add, change or disable a web/API user; grant or revoke a permission"
+    )
+    p.add_argument(
+        "action", choices=["add", "passwd", "disable", "enable", "list", "grant", "revoke"]
+    )
     p.add_argument("username", nargs="?")
+    p.add_argument(
+        "permission",
+        nargs="?",
+        help="grant/revoke: statements.compute, statements.approve, statements.pay or"
+        " accounts.admin",
+    )
     p.add_argument("--role", choices=["operator", "auditor", "contractor"])
     p.add_argument("--bin", help="contractor users: the contractor's BIN (12 digits)")
     p.add_argument("--name", help="display name")
     p.add_argument(
         "--password-stdin", action="store_true", help="read the password from the first line"
     )
+    p.add_argument(
+        "--grant",
+        action="append",
+        metavar="PERMISSION",
+        help="add (operators): also grant this permission (repeatable)",
+    )
+    add_actor_options(p)
     p.set_defaults(func=cmd_user)
     p = sub.add_parser("token", help="create, list or revoke API bearer tokens")
     p.add_argument("action", choices=["create", "list", "revoke"])

@@ -1,21 +1,148 @@
-"""What every ``epr-server`` command shares: the ledger and who is acting."""
+"""What every ``epr-server`` command shares: the ledger and who is acting.
+
+A command that decides something (money, holds, disputes, devices, ticket corrections)
+acts as a named, existing account: ``--as USERNAME`` (``--by`` is the old spelling of
+the same option), proved with the account's own credential — an API token of it in
+``EPR_TOKEN``, or else, on a terminal, its password typed at a ``getpass`` prompt
+(never on the command line). Unknown accounts, wrong credentials, disabled accounts
+and accounts of the wrong role are refused before anything is done; the permissions a
+step needs are checked by the library itself.
+"""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
+from collections.abc import Collection
+
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.config import Settings
+from server.people.accounts import Role
+from server.people.permissions import Actor
+
+TOKEN_ENV = "EPR_TOKEN"  # noqa: S105 - the name of a variable, not a secret
+
+
+class Refused(Exception):
+    """The command may not run as asked; the message says why (exit status 1)."""
+
+
+#: Engines the running command opened, closed by ``close_ledgers`` when it ends.
+_ENGINES: list[Engine] = []
 
 
 def ledger_sessions(settings: Settings) -> sessionmaker[Session]:
     from server.ledger.db import make_engine, migrate, session_factory
 
     engine = make_engine(settings.database_url)
+    _ENGINES.append(engine)
     migrate(engine)
     return session_factory(engine)
+
+
+def close_ledgers() -> None:
+    """Close the connections of every ledger the command opened."""
+    while _ENGINES:
+        _ENGINES.pop().dispose()
 
 
 def default_actor() -> str:
     import getpass
 
     return f"cli:{getpass.getuser()}"
+
+
+def add_actor_options(parser: argparse.ArgumentParser) -> None:
+    """``--as USERNAME`` and its deprecated alias ``--by``."""
+    parser.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USERNAME",
+        help=f"the account acting; proved by ${TOKEN_ENV} (an API token of it) or, on a"
+        " terminal, its password",
+    )
+    parser.add_argument(
+        "--by", dest="by_user", metavar="USERNAME", help="deprecated: the same as --as"
+    )
+
+
+def acting_name(args: argparse.Namespace) -> str | None:
+    """The account named by ``--as`` (or the deprecated ``--by``), if any."""
+    as_user: str | None = getattr(args, "as_user", None)
+    by_user: str | None = getattr(args, "by_user", None)
+    if by_user is not None:
+        print("--by is deprecated: use --as USERNAME", file=sys.stderr)
+        if as_user is not None and as_user.strip().lower() != by_user.strip().lower():
+            raise Refused(f"--as {as_user} and --by {by_user} name different accounts")
+    name = as_user if as_user is not None else by_user
+    return name.strip() if name is not None and name.strip() else None
+
+
+def cli_actor(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    args: argparse.Namespace,
+    *,
+    roles: Collection[Role] = (Role.OPERATOR,),
+) -> Actor:
+    """The account named by ``--as``, authenticated with its own credential."""
+    from server.people.accounts import (
+        USERNAME_RE,
+        LoginPolicy,
+        LoginRefused,
+        authenticate,
+        find_user,
+    )
+    from server.people.passwords import ScryptCost
+    from server.people.tokens import resolve_token
+
+    name = acting_name(args)
+    if name is None:
+        raise Refused("name the account acting: --as USERNAME")
+    name = name.lower()
+    with sessions() as session:
+        user = find_user(session, name) if USERNAME_RE.fullmatch(name) else None
+        if user is None:
+            raise Refused(f"no account {name!r}")
+        if user.disabled_at is not None:
+            raise Refused(f"account {name} is disabled")
+        user_id = user.id
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        with sessions.begin() as session:
+            found = resolve_token(session, token)
+        if found is None:
+            raise Refused(f"{TOKEN_ENV} is not a valid API token (unknown, revoked or expired)")
+        account, token_id = found
+        if account.id != user_id:
+            raise Refused(f"{TOKEN_ENV} is an API token of another account, not of {name}")
+        credential = f"token #{token_id}"
+    else:
+        if not sys.stdin.isatty():
+            raise Refused(
+                f"no credential for {name}: set {TOKEN_ENV} to one of its API tokens"
+                f" (epr-server token create {name}), or run on a terminal to type its password"
+            )
+        import getpass
+
+        password = getpass.getpass(f"password of {name}: ")
+        policy = LoginPolicy(
+            max_failures=settings.login_max_failures,
+            max_failures_per_addr=settings.login_max_failures_per_addr,
+            window_s=settings.login_window_s,
+            cost=ScryptCost(log2_n=settings.password_scrypt_log2_n),
+        )
+        try:
+            account = authenticate(sessions, name, password, policy=policy)
+        except LoginRefused as exc:
+            raise Refused(f"{name}: {exc}") from None
+        credential = "password"
+    if account.role not in roles:
+        needed = " or ".join(sorted(r.value for r in roles))
+        raise Refused(
+            f"{name} has the role {account.role.value}: this command needs the role {needed}"
+        )
+    return Actor(account, credential)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from server.cli.common import default_actor, ledger_sessions
+from server.cli.common import add_actor_options, cli_actor, ledger_sessions
 from server.config import Settings
 
 
@@ -33,9 +33,10 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
         set_device_status,
     )
 
-    by = args.by or default_actor()
+    sessions = ledger_sessions(settings)
+    by = "" if args.action in ("list", "history") else cli_actor(settings, sessions, args).name
     try:
-        with ledger_sessions(settings).begin() as session:
+        with sessions.begin() as session:
             if args.action == "list":
                 for d in list_devices(session):
                     pw = "password" if d.has_password else "-"
@@ -83,8 +84,10 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
     except ValueError:
         print(f"--valid-until: {args.valid_until!r} is not a date (YYYY-MM-DD)", file=sys.stderr)
         return 2
+    sessions = ledger_sessions(settings)
+    by = cli_actor(settings, sessions, args).name
     try:
-        with ledger_sessions(settings).begin() as session:
+        with sessions.begin() as session:
             register_scale(
                 session,
                 args.scale_id,
@@ -93,7 +96,7 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
                 verified_until=valid_until,
                 model=args.model,
                 serial_no=args.serial,
-                by=args.by or default_actor(),
+                by=by,
             )
     except RegistryError as exc:
         print(exc, file=sys.stderr)
@@ -185,12 +188,13 @@ def cmd_alarms(settings: Settings, args: argparse.Namespace) -> int:
                 f" scales_expiring={result.scales_expiring}"
             )
         else:
+            by = cli_actor(settings, sessions, args).name
             with sessions.begin() as session:
                 for alarm_id in args.ids:
                     if args.action == "ack":
-                        acknowledge(session, alarm_id, by=args.by or default_actor())
+                        acknowledge(session, alarm_id, by=by)
                     else:
-                        clear(session, alarm_id, by=args.by or default_actor())
+                        clear(session, alarm_id, by=by)
             print(f"{len(args.ids)} alarm(s): {args.action} done")
     except AlarmError as exc:
         print(exc, file=sys.stderr)
@@ -201,15 +205,15 @@ def cmd_alarms(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_ticket(settings: Settings, args: argparse.Namespace) -> int:
     from server.ledger.flags import LedgerError, clear_flag, reverse_ticket
 
+    sessions = ledger_sessions(settings)
+    by = cli_actor(settings, sessions, args).name
     try:
-        with ledger_sessions(settings).begin() as session:
+        with sessions.begin() as session:
             if args.action == "reverse":
-                entry = reverse_ticket(
-                    session, args.id, by=args.by or default_actor(), reason=args.reason
-                )
+                entry = reverse_ticket(session, args.id, by=by, reason=args.reason)
                 print(f"ticket {args.id} reversed (entry {entry.id})")
             else:
-                clear_flag(session, args.id, by=args.by or default_actor(), reason=args.reason)
+                clear_flag(session, args.id, by=by, reason=args.reason)
                 print(f"flag {args.id} cleared")
     except LedgerError as exc:
         print(exc, file=sys.stderr)
@@ -234,7 +238,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--kind", default="reception_point")
     p.add_argument("--approve", action="store_true", help="with register: approve at once")
     p.add_argument("--reason", help="with revoke: why")
-    p.add_argument("--by", help="who does this (default cli:<login>)")
+    add_actor_options(p)
     p.set_defaults(func=cmd_device)
     p = sub.add_parser("scale", help="record a scale and its verification certificate")
     p.add_argument("scale_id")
@@ -243,7 +247,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--valid-until", required=True, help="last valid day, YYYY-MM-DD")
     p.add_argument("--model", default="")
     p.add_argument("--serial", default="")
-    p.add_argument("--by")
+    add_actor_options(p)
     p.set_defaults(func=cmd_scale)
     p = sub.add_parser("broker-config", help="write Mosquitto passwd, ACL and listener config")
     p.add_argument("out", help="directory to write passwd, acl and epr.conf into")
@@ -264,12 +268,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("ids", nargs="*", type=int)
     p.add_argument("--all", action="store_true", help="with list: cleared ones too")
     p.add_argument("--device")
-    p.add_argument("--by")
+    add_actor_options(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_alarms)
     p = sub.add_parser("ticket", help="reverse a ticket or clear one of its flags")
     p.add_argument("action", choices=["reverse", "clear-flag"])
     p.add_argument("id", type=int, help="ticket id (reverse) or flag id (clear-flag)")
     p.add_argument("--reason", required=True)
-    p.add_argument("--by")
+    add_actor_options(p)
     p.set_defaults(func=cmd_ticket)

@@ -1,5 +1,8 @@
 """``epr-server`` commands for money: contracts, reference data, statements, holds,
-disputes and the audit log."""
+disputes and the audit log.
+
+Every command that changes something acts as an account (``--as USERNAME``, proved by
+``EPR_TOKEN`` or its password; see :mod:`server.cli.common`)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from server.cli.common import ledger_sessions
+from server.cli.common import (
+    Refused,
+    acting_name,
+    add_actor_options,
+    cli_actor,
+    default_actor,
+    ledger_sessions,
+)
 from server.config import Settings
 
 
@@ -21,12 +31,14 @@ def _problems(source: str, problems: list[str]) -> int:
 def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
     from server.money.contracts import ImportProblems, read_file, store
 
+    sessions = ledger_sessions(settings)
+    actor = cli_actor(settings, sessions, args)
     try:
         rows = read_file(Path(args.file))
     except ImportProblems as exc:
         return _problems(args.file, exc.problems)
-    with ledger_sessions(settings).begin() as session:
-        result = store(session, rows, actor=args.by, source=args.file)
+    with sessions.begin() as session:
+        result = store(session, rows, actor=actor.name, source=args.file)
     print(
         f"{args.file}: {result.created} new, {result.amended} amended, {result.unchanged} unchanged"
     )
@@ -38,12 +50,14 @@ def cmd_mrp(settings: Settings, args: argparse.Namespace) -> int:
     from server.money.contracts import ImportProblems
 
     if args.action == "load":
+        sessions = ledger_sessions(settings)
+        actor = cli_actor(settings, sessions, args)
         try:
             table = mrp.read_csv(Path(args.file))
         except ImportProblems as exc:
             return _problems(args.file, exc.problems)
-        with ledger_sessions(settings).begin() as session:
-            loaded = mrp.store(session, table, source=args.file, actor=args.by)
+        with sessions.begin() as session:
+            loaded = mrp.store(session, table, source=args.file, actor=actor.name)
         state = "new version" if loaded.created else "unchanged, still version"
         print(f"{args.file}: MRP table {state} {loaded.version} ({len(table.rows)} rows)")
         return 0
@@ -62,12 +76,14 @@ def cmd_badges(settings: Settings, args: argparse.Namespace) -> int:
     from server.money import badges
     from server.money.contracts import ImportProblems
 
+    sessions = ledger_sessions(settings)
+    actor = cli_actor(settings, sessions, args)
     try:
         badge_map = badges.read_csv(Path(args.file))
     except ImportProblems as exc:
         return _problems(args.file, exc.problems)
-    with ledger_sessions(settings).begin() as session:
-        loaded = badges.store(session, badge_map, source=args.file, actor=args.by)
+    with sessions.begin() as session:
+        loaded = badges.store(session, badge_map, source=args.file, actor=actor.name)
     state = "new version" if loaded.created else "unchanged, still version"
     print(f"{args.file}: badge map {state} {loaded.version} ({len(badge_map.entries)} badges)")
     return 0
@@ -82,6 +98,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
     from server.money.inputs import StatementError
     from server.money.report import print_statements, print_stored, print_unattributed
     from server.money.verification import verify
+    from server.people.permissions import PermissionDenied
 
     sessions = ledger_sessions(settings)
     try:
@@ -97,6 +114,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
                 print_stored(st.list_statements(session, period=args.period))
             return 0
         if args.action == "compute":
+            actor = cli_actor(settings, sessions, args)
             with Progress(console=Console(stderr=True), transient=True) as progress:
                 task = progress.add_task("hold scan", total=None)
 
@@ -105,7 +123,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 
                 with sessions.begin() as session:
                     result = st.compute_and_store(
-                        session, args.periods, actor=args.by, scan_progress=scanned
+                        session, args.periods, actor=actor, scan_progress=scanned
                     )
             print(
                 f"run {result.run_id}: {len(result.drafts)} draft(s), {result.unchanged}"
@@ -115,14 +133,27 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
                 print(f"  draft {d.id}: {d.contractor_bin} {d.period} {d.kind} {d.total_kzt} KZT")
             return 0
         if args.action == "approve":
+            actor = cli_actor(settings, sessions, args)
             with sessions.begin() as session:
-                row = st.approve(session, args.id, actor=args.by)
-            print(f"statement {row.id} approved: sha256 {row.sha256}")
+                row = st.approve(session, args.id, actor=actor, expected_total=args.total)
+            print(
+                f"statement {row.id} ({row.contractor_bin} {row.period}, {row.total_kzt} KZT)"
+                f" approved by {row.approved_by}: sha256 {row.sha256}"
+            )
             return 0
         if args.action == "pay":
+            actor = cli_actor(settings, sessions, args)
             with sessions.begin() as session:
-                row = st.pay(session, args.id, actor=args.by, reference=args.reference)
-            print(f"statement {row.id} paid ({row.payment_ref})")
+                row = st.pay(
+                    session,
+                    args.id,
+                    actor=actor,
+                    reference=args.reference,
+                    expected_total=args.total,
+                )
+            print(
+                f"statement {row.id} paid ({row.payment_ref}, {row.total_kzt} KZT) by {row.paid_by}"
+            )
             return 0
         # verify
         with Progress(console=Console(stderr=True), transient=True) as progress:
@@ -138,7 +169,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
                     check_tickets=not args.no_tickets,
                     progress=checked,
                 )
-    except (StatementError, MissingRate, ValueError) as exc:
+    except (StatementError, MissingRate, ValueError, PermissionDenied) as exc:
         print(exc, file=sys.stderr)
         return 1
     for problem in report.problems:
@@ -158,16 +189,23 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
     sessions = ledger_sessions(settings)
     try:
         if args.action == "rules":
+            actor = cli_actor(settings, sessions, args)
             try:
                 rules = hold_rules.read_rules(Path(args.file))
             except ImportProblems as exc:
                 return _problems(args.file, exc.problems)
             with sessions.begin() as session:
-                version = hold_rules.store_rules(session, rules, source=args.file, actor=args.by)
+                version = hold_rules.store_rules(session, rules, source=args.file, actor=actor.name)
             print(f"{args.file}: hold rules version {version}")
         elif args.action == "scan":
+            # Not a decision: recorded under the account if one is named, else the login.
+            by = (
+                default_actor()
+                if acting_name(args) is None
+                else cli_actor(settings, sessions, args).name
+            )
             with sessions.begin() as session:
-                result = holds.scan(session, actor=args.by)
+                result = holds.scan(session, actor=by)
             print(
                 f"scanned {result.scanned} ticket(s) with rules v{result.rules_version}:"
                 f" {result.new_holds} new hold(s)"
@@ -176,6 +214,7 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
             with sessions() as session:
                 print_holds(holds.list_holds(session, status=args.status))
         else:
+            actor = cli_actor(settings, sessions, args)
             with sessions.begin() as session:
                 if args.ticket:
                     device_id, _, seq = args.ticket.rpartition(":")
@@ -186,7 +225,7 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
                         device_id,
                         int(seq),
                         args.decision,
-                        actor=args.by,
+                        actor=actor.name,
                         reason=args.reason,
                     )
                 elif args.hold_id is not None:
@@ -195,7 +234,7 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
                             session,
                             args.hold_id,
                             args.decision,
-                            actor=args.by,
+                            actor=actor.name,
                             reason=args.reason,
                         )
                     ]
@@ -214,10 +253,17 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from server.money import disputes
+    from server.people.accounts import OutOfScope, Role
 
     sessions = ledger_sessions(settings)
     try:
         if args.action == "open":
+            # A contractor's account opens its own disputes; an operator may record one.
+            actor = cli_actor(settings, sessions, args, roles=(Role.CONTRACTOR, Role.OPERATOR))
+            try:
+                actor.account.scope.require(args.bin)
+            except OutOfScope as exc:
+                raise Refused(f"{actor.name}: {exc}") from None
             ticket = None
             if args.ticket:
                 device_id, _, seq = args.ticket.rpartition(":")
@@ -229,16 +275,17 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
                     session,
                     contractor_bin=args.bin,
                     comment=args.comment,
-                    actor=args.by,
+                    actor=actor.name,
                     ticket=ticket,
                     statement_id=args.statement,
                     line=args.line,
                 )
             print(f"dispute {d.id} opened")
         elif args.action == "decide":
+            actor = cli_actor(settings, sessions, args)
             with sessions.begin() as session:
                 d = disputes.decide(
-                    session, args.id, args.decision, actor=args.by, reason=args.reason
+                    session, args.id, args.decision, actor=actor.name, reason=args.reason
                 )
             print(f"dispute {d.id} {d.status}")
         else:
@@ -290,17 +337,17 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("import-contracts", help="import awarded lots (CSV, JSON or XLSX)")
     p.add_argument("file")
-    p.add_argument("--by", default="operator", help="who imports (audit log)")
+    add_actor_options(p)
     p.set_defaults(func=cmd_import_contracts)
     p = sub.add_parser("mrp", help="load or show the MRP table")
     p.add_argument("action", choices=["load", "show"])
     p.add_argument("file", nargs="?")
-    p.add_argument("--by", default="operator", help="who loads it (audit log)")
+    add_actor_options(p)
     p.set_defaults(func=cmd_mrp)
     p = sub.add_parser("badges", help="load the badge -> contractor map (CSV)")
     p.add_argument("action", choices=["load"])
     p.add_argument("file")
-    p.add_argument("--by", default="operator", help="who loads it (audit log)")
+    add_actor_options(p)
     p.set_defaults(func=cmd_badges)
     p = sub.add_parser(
         "statements", help="statements: show | list | compute | approve | pay | verify"
@@ -312,14 +359,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--period")
     q = st_sub.add_parser("compute", help="scan holds, store draft statements for months")
     q.add_argument("periods", nargs="+", help="YYYY-MM ...")
-    q.add_argument("--by", default="system")
-    q = st_sub.add_parser("approve", help="approve a draft (frozen from then on)")
+    add_actor_options(q)
+    q = st_sub.add_parser(
+        "approve", help="approve a draft (frozen from then on); not by the account that computed it"
+    )
     q.add_argument("id", type=int)
-    q.add_argument("--by", required=True)
-    q = st_sub.add_parser("pay", help="mark an approved statement paid")
+    add_actor_options(q)
+    q.add_argument(
+        "--total", required=True, help="the statement's total in KZT as checked, e.g. 546731.72"
+    )
+    q = st_sub.add_parser(
+        "pay", help="mark an approved statement paid; not by the account that approved it"
+    )
     q.add_argument("id", type=int)
-    q.add_argument("--by", required=True)
+    add_actor_options(q)
     q.add_argument("--reference", required=True, help="the payment order's reference")
+    q.add_argument("--total", required=True, help="the total on the payment order in KZT")
     q = st_sub.add_parser("verify", help="recompute stored statements from recorded inputs")
     q.add_argument("--period")
     q.add_argument("--no-tickets", action="store_true", help="skip per-ticket evidence checks")
@@ -329,16 +384,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q = h_sub.add_parser("rules", help="load hold rules (TOML)")
     q.add_argument("load", choices=["load"])
     q.add_argument("file")
-    q.add_argument("--by", default="operator")
+    add_actor_options(q)
     q = h_sub.add_parser("scan", help="apply the rules to tickets not scanned yet")
-    q.add_argument("--by", default="system")
+    add_actor_options(q)
     q = h_sub.add_parser("list", help="list holds")
     q.add_argument("--status", choices=["open", "released", "rejected"])
     q = h_sub.add_parser("resolve", help="release (pay) or reject a hold")
     q.add_argument("hold_id", type=int, nargs="?")
     q.add_argument("--ticket", help="DEVICE:SEQ: every open hold of this ticket")
     q.add_argument("--decision", choices=["release", "reject"], required=True)
-    q.add_argument("--by", required=True)
+    add_actor_options(q)
     q.add_argument("--reason", required=True)
     p.set_defaults(func=cmd_holds)
     p = sub.add_parser("disputes", help="open, decide or list disputes")
@@ -349,12 +404,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--statement", type=int, help="statement id (with --line)")
     q.add_argument("--line", help="contract_id@vN:stage")
     q.add_argument("--comment", required=True)
-    q.add_argument("--by", required=True)
+    add_actor_options(q)
     q = d_sub.add_parser("decide", help="accept or reject a dispute")
     q.add_argument("id", type=int)
     q.add_argument("--decision", choices=["accept", "reject"], required=True)
     q.add_argument("--reason", required=True)
-    q.add_argument("--by", required=True)
+    add_actor_options(q)
     q = d_sub.add_parser("list", help="disputes with comments and decisions")
     q.add_argument("--bin")
     q.add_argument("--status", choices=["open", "accepted", "rejected"])

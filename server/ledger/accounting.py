@@ -15,6 +15,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from server.ledger import accounts as _accounts  # noqa: F401 - users, referenced below
 from server.ledger.models import Base, BigId
 from server.ledger.types import DecimalText, UtcDateTime
 
@@ -118,13 +119,22 @@ class StoredStatement(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     total_kzt: Mapped[Decimal] = mapped_column(DecimalText())
     computed_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    computed_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    """The account (user name) whose computation stored this draft; None before 0500."""
+    computed_by_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id"), default=None
+    )
     approved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     approved_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    approved_by_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id"), default=None
+    )
     evidence_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     """SHA-256 over the stored rows of every ticket in the statement's scope, taken
     at approval (also written to the audit log)."""
     paid_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     paid_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    paid_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"), default=None)
     payment_ref: Mapped[str | None] = mapped_column(String(100), default=None)
 
 

@@ -77,3 +77,21 @@ class LoginFailure(Base):
     username: Mapped[str] = mapped_column(String(64), index=True)
     remote_addr: Mapped[str] = mapped_column(String(64), index=True)
     failed_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+
+
+class AccountPermission(Base):
+    """A permission granted to an operator account (``server.people.permissions``).
+
+    Rows are never deleted: a revocation sets ``revoked_at``/``revoked_by``, and a
+    later grant is a new row; both are also written to the audit log.
+    """
+
+    __tablename__ = "account_permissions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    permission: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    granted_by: Mapped[str] = mapped_column(String(100))
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), default=None)

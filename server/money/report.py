@@ -91,11 +91,21 @@ def print_stored(rows: Sequence[StoredStatement], console: Console | None = None
         console.print("[yellow]no stored statements[/]")
         return
     table = Table(title="stored statements", title_justify="left")
-    for col in ("id", "period", "contractor", "kind", "status", "total KZT", "sha256", "by"):
+    cols = (
+        "id",
+        "period",
+        "contractor",
+        "kind",
+        "status",
+        "total KZT",
+        "sha256",
+        "computed/approved/paid by",
+    )
+    for col in cols:
         table.add_column(col, justify="right" if col in ("id", "total KZT") else "left")
     for r in rows:
         kind = r.kind if r.adjusts_id is None else f"{r.kind} of {r.adjusts_id}"
-        by = r.paid_by or r.approved_by or ""
+        by = " / ".join(who or "-" for who in (r.computed_by, r.approved_by, r.paid_by))
         table.add_row(
             str(r.id),
             r.period,

@@ -14,6 +14,14 @@ demo, the read API). The recorded workflow:
 * ``approve`` freezes a draft (also taking a SHA-256 over every ticket in its scope);
   ``pay`` marks an approved statement paid. Both are audited.
 
+Four eyes: each step is taken by an :class:`~server.people.permissions.Actor` (an
+account and the credential it proved itself with) holding that step's permission
+(``statements.compute``, ``statements.approve``, ``statements.pay``); the approver
+must be another account than the one that computed the draft, the payer another than
+the approver, and both name the total they saw (``expected_total``): a statement that
+totals anything else is refused, so nobody approves or pays from a stale view. The
+rule lives here, so the API, the pages and the command line share it.
+
 What a computation reads is :mod:`server.money.inputs`; re-checking what was stored is
 :mod:`server.money.verification`.
 """
@@ -22,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +58,7 @@ from server.money.inputs import (
     terms_of,
 )
 from server.money.lines import HeldLine, Statement, StatementLine, UnpaidLine, build_statements
+from server.people.permissions import Actor, Permission, PermissionDenied, require
 
 # --------------------------------------------------------------------------- computation
 
@@ -243,18 +253,20 @@ def compute_and_store(
     session: Session,
     periods: Sequence[str],
     *,
-    actor: str,
+    actor: Actor,
     now: datetime | None = None,
     scan_progress: Callable[[int, int], None] | None = None,
 ) -> ComputeResult:
-    """Scan for holds, compute, and store drafts (and draft adjustments); audited."""
+    """Scan for holds, compute, and store drafts (and draft adjustments) as computed by
+    ``actor``, who must hold ``statements.compute``; audited."""
+    user = require(session, actor, Permission.COMPUTE)
     now = now or datetime.now(UTC)
     if session.get_bind().dialect.name == "postgresql":
         # Holds and resolutions are recorded by id high-water marks too: no resolution
         # or second run may commit an id below the marks this run records. The lock
         # conflicts with itself, so concurrent runs queue instead of deadlocking.
         session.execute(text("LOCK TABLE holds, hold_resolutions IN SHARE ROW EXCLUSIVE MODE"))
-    scanned = holds.scan(session, actor=actor, now=now, progress=scan_progress)
+    scanned = holds.scan(session, actor=actor.name, now=now, progress=scan_progress)
     comp = compute(session, periods, settle=True)
     run = StatementRun(
         inputs=audit.canonical_json(comp.inputs.to_dict()),
@@ -323,13 +335,15 @@ def compute_and_store(
             sha256=sha256_hex(text_),
             total_kzt=total,
             computed_at=now,
+            computed_by=user.username,
+            computed_by_id=user.id,
         )
         session.add(row)
         result.drafts.append(row)
     session.flush()
     audit.append(
         session,
-        actor=actor,
+        actor=actor.name,
         action="statements.computed",
         subject=f"run {run.id}",
         data={
@@ -337,7 +351,8 @@ def compute_and_store(
             "periods": sorted(set(periods)),
             "inputs_sha256": comp.inputs.sha256,
             "drafts": [[d.id, d.sha256] for d in result.drafts],
-        },
+        }
+        | actor.audit_data(),
         now=now,
     )
     return result
@@ -350,15 +365,64 @@ def _get(session: Session, statement_id: int) -> StoredStatement:
     return row
 
 
+class SameAccount(PermissionDenied):
+    """Four eyes: the step needs another account than the one that took the one before."""
+
+
+class TotalMismatch(StatementError):
+    """The total the approver or payer saw is not the statement's total (a stale view)."""
+
+
+_AMOUNT = re.compile(r"-?\d{1,15}(\.\d{1,2})?")
+
+
+def parse_total(text: str | Decimal) -> Decimal:
+    """An expected total as given by a person or a program: ``546731.72`` (a dot, at
+    most two decimals, no grouping), never a float."""
+    if isinstance(text, Decimal):
+        if not text.is_finite():
+            raise StatementError(f"expected total {text}: not an amount")
+        return text
+    if not isinstance(text, str) or not _AMOUNT.fullmatch(text.strip()):
+        raise StatementError(
+            f"expected total {text!r}: an amount in KZT with a dot and at most two"
+            " decimals, such as 546731.72"
+        )
+    return Decimal(text.strip())
+
+
+def _check_total(row: StoredStatement, expected: str | Decimal, step: str) -> None:
+    value = parse_total(expected)
+    if value != row.total_kzt:
+        raise TotalMismatch(
+            f"statement {row.id} totals {format(row.total_kzt, 'f')} KZT, not"
+            f" {format(value, 'f')}: {step} refused; reload the statement and check it again"
+        )
+
+
 def approve(
-    session: Session, statement_id: int, *, actor: str, now: datetime | None = None
+    session: Session,
+    statement_id: int,
+    *,
+    actor: Actor,
+    expected_total: str | Decimal,
+    now: datetime | None = None,
 ) -> StoredStatement:
-    """draft -> approved: frozen from now on; the evidence digest is taken and audited."""
-    if not actor.strip():
-        raise StatementError("who approves must be named")
+    """draft -> approved: frozen from now on; the evidence digest is taken and audited.
+
+    ``actor`` holds ``statements.approve`` and is not the account that computed the
+    draft; ``expected_total`` is the total the approver was shown.
+    """
+    user = require(session, actor, Permission.APPROVE)
     row = _get(session, statement_id)
     if row.status != "draft":
         raise StatementError(f"statement {statement_id} is {row.status}, only a draft is approved")
+    if row.computed_by_id is not None and row.computed_by_id == user.id:
+        raise SameAccount(
+            "approval must come from another account than the one that computed"
+            f" statement {row.id} ({row.computed_by})"
+        )
+    _check_total(row, expected_total, "approval")
     if sha256_hex(row.body) != row.sha256:
         raise StatementError(f"statement {statement_id}: body does not match its SHA-256")
     if row.kind == "original" and session.scalar(
@@ -377,11 +441,12 @@ def approve(
         )
     now = now or datetime.now(UTC)
     digest, count = evidence_digest(session, row)
-    row.status, row.approved_at, row.approved_by = "approved", now, actor[:100]
+    row.status, row.approved_at = "approved", now
+    row.approved_by, row.approved_by_id = user.username, user.id
     row.evidence_sha256 = digest
     audit.append(
         session,
-        actor=actor,
+        actor=actor.name,
         action="statement.approved",
         subject=f"statement {row.id}",
         data={
@@ -393,7 +458,9 @@ def approve(
             "total_kzt": format(row.total_kzt, "f"),
             "evidence_sha256": digest,
             "evidence_tickets": count,
-        },
+            "computed_by": row.computed_by,
+        }
+        | actor.audit_data(),
         now=now,
     )
     return row
@@ -403,13 +470,17 @@ def pay(
     session: Session,
     statement_id: int,
     *,
-    actor: str,
+    actor: Actor,
     reference: str,
+    expected_total: str | Decimal,
     now: datetime | None = None,
 ) -> StoredStatement:
-    """approved -> paid, with the payment order's reference."""
-    if not actor.strip():
-        raise StatementError("who records the payment must be named")
+    """approved -> paid, with the payment order's reference.
+
+    ``actor`` holds ``statements.pay`` and is not the account that approved the
+    statement; ``expected_total`` is the total on the payment order.
+    """
+    user = require(session, actor, Permission.PAY)
     if not reference.strip():
         raise StatementError("a payment needs the payment order's reference")
     row = _get(session, statement_id)
@@ -417,24 +488,33 @@ def pay(
         raise StatementError(
             f"statement {statement_id} is {row.status}, only an approved one is paid"
         )
+    if row.approved_by_id is not None and row.approved_by_id == user.id:
+        raise SameAccount(
+            "payment must be recorded by another account than the one that approved"
+            f" statement {row.id} ({row.approved_by})"
+        )
+    _check_total(row, expected_total, "payment")
     now = now or datetime.now(UTC)
-    row.status, row.paid_at, row.paid_by, row.payment_ref = (
+    row.status, row.paid_at, row.paid_by, row.paid_by_id, row.payment_ref = (
         "paid",
         now,
-        actor[:100],
-        reference[:100],
+        user.username,
+        user.id,
+        reference.strip()[:100],
     )
     audit.append(
         session,
-        actor=actor,
+        actor=actor.name,
         action="statement.paid",
         subject=f"statement {row.id}",
         data={
             "statement_id": row.id,
             "sha256": row.sha256,
             "total_kzt": format(row.total_kzt, "f"),
-            "payment_ref": reference[:100],
-        },
+            "payment_ref": row.payment_ref,
+            "approved_by": row.approved_by,
+        }
+        | actor.audit_data(),
         now=now,
     )
     return row

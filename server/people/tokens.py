@@ -51,6 +51,15 @@ def create_token(
 
 def token_account(session: Session, token: str, *, now: datetime | None = None) -> Account | None:
     """The account behind a bearer token, or None if unknown, revoked, expired or disabled."""
+    found = resolve_token(session, token, now=now)
+    return None if found is None else found[0]
+
+
+def resolve_token(
+    session: Session, token: str, *, now: datetime | None = None
+) -> tuple[Account, int] | None:
+    """The account behind a bearer token and the token's number, or None if unknown,
+    revoked, expired or disabled."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 100:
         return None
     moment = now or datetime.now(UTC)
@@ -71,7 +80,7 @@ def token_account(session: Session, token: str, *, now: datetime | None = None) 
     if api_token.last_used_at is None or moment - api_token.last_used_at >= _TOUCH_EVERY:
         api_token.last_used_at = moment
         session.flush()
-    return Account.of(user)
+    return Account.of(user), api_token.id
 
 
 def revoke_token(session: Session, token_id: int, *, now: datetime | None = None) -> ApiToken:

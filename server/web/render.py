@@ -53,6 +53,7 @@ NAV: Final = [
     NavItem("/alarms", "nav.alarms", _STAFF),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
+    NavItem("/accounts", "nav.accounts", _OPERATOR),
     NavItem("/account", "nav.account", _ALL),
 ]
 
@@ -69,6 +70,8 @@ def _environment() -> Environment:
         "" if d is None else d.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
     )
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
+    # An exact amount for a form field (no grouping, no exponent): what the server compares.
+    env.filters["amount"] = lambda d: format(d, "f")
     return env
 
 

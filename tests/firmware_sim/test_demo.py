@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim import demo
+from server.money.statements import approve, compute_and_store, pay, statements_for
+from server.people.accounts import Account, find_user
+from server.people.permissions import Actor
+from server.people.tokens import resolve_token
+from tests.support.builders import fake_device, register
+from tests.support.tickets import contract, import_contracts, ingest, weigh
 
 
 def test_demo_month_ends_with_a_clean_summary(
@@ -28,3 +36,47 @@ def test_demo_month_ends_with_a_clean_summary(
     assert float(amount) > 0
     assert (lost, duplicates) == ("0", "0")
     assert "over cap, unpaid" in out
+
+
+def test_serve_accounts_run_the_payment_cycle_with_four_eyes(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """``--serve`` prints logins for three operators: one computes, one approves, one pays."""
+    import_contracts(sessions, contract())
+    dev = fake_device(tmp_path, start=datetime(2026, 3, 2, 4, 0, tzinfo=UTC))
+    register(sessions, dev)
+    ingest(sessions, [weigh(dev, "1000")])
+    with sessions() as session:
+        previews = statements_for(session, "2026-03")
+    logins, token = demo.demo_accounts(sessions, previews)
+    assert [(name, what) for name, _, what in logins] == [
+        ("demo-operator", "accounts.admin, statements.compute"),
+        ("demo-approver", "statements.approve"),
+        ("demo-payer", "statements.pay"),
+        ("demo-contractor-1", "contractor Eco Tyre Recycling LLP"),
+    ]
+    with sessions.begin() as session:
+        found = resolve_token(session, token)
+        assert found is not None
+        assert found[0].username == "demo-operator"
+        actors = {
+            name: Actor(Account.of(user), "password")
+            for name, _, _ in logins
+            if (user := find_user(session, name)) is not None
+        }
+        (draft,) = compute_and_store(session, ["2026-03"], actor=actors["demo-operator"]).drafts
+    with sessions.begin() as session:
+        approve(session, draft.id, actor=actors["demo-approver"], expected_total=draft.total_kzt)
+    with sessions.begin() as session:
+        row = pay(
+            session,
+            draft.id,
+            actor=actors["demo-payer"],
+            reference="PP-DEMO-1",
+            expected_total=draft.total_kzt,
+        )
+        assert (row.computed_by, row.approved_by, row.paid_by) == (
+            "demo-operator",
+            "demo-approver",
+            "demo-payer",
+        )

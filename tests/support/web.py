@@ -1,8 +1,10 @@
 """The web app for tests: a real uvicorn server in a thread, and a seeded ledger.
 
 The ledger is filled through the real ingest handler with really signed weighings
-(``tests.support.builders``): two contractors in two regions, an operator, an
-auditor and a user per contractor, device and container state for the fleet page.
+(``tests.support.builders``): two contractors in two regions, three operators (one
+computes statements, one approves, one pays: ``operator1``, ``approver1``,
+``payer1``), an auditor and a user per contractor, device and container state for the
+fleet page.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from server.fleet.ingest.messages import Inbound
 from server.ledger.models import Ticket
 from server.money.contracts import check_rows, store
 from server.people.accounts import Role
+from server.people.permissions import Permission
 from server.people.tokens import create_token
-from tests.support.accounts import BIN_A, BIN_B, PASSWORD, add_user
+from tests.support.accounts import BIN_A, BIN_B, PASSWORD, add_user, operator
 from tests.support.builders import fake_device, register
 from tests.support.services import ServiceError, free_port
 
@@ -131,7 +134,9 @@ def seed(sessions: sessionmaker[Session], tmp: Path) -> Seeded:
     with sessions() as session:
         for t in session.query(Ticket).order_by(Ticket.id):
             (seeded.tickets_a if t.device_id == dev_a.device_id else seeded.tickets_b).append(t.id)
-    add_user(sessions, "operator1", Role.OPERATOR)
+    operator(sessions, "operator1", Permission.COMPUTE)
+    operator(sessions, "approver1", Permission.APPROVE)
+    operator(sessions, "payer1", Permission.PAY)
     add_user(sessions, "auditor1", Role.AUDITOR)
     add_user(sessions, "eco", Role.CONTRACTOR, BIN_A)
     add_user(sessions, "steppe", Role.CONTRACTOR, BIN_B)

@@ -6,16 +6,18 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from server.api.deps import CurrentUser
+from server.api.deps import CurrentUser, SessionDep
+from server.people.permissions import permissions_of
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
 @router.get("/me")
-def me(user: CurrentUser) -> dict[str, Any]:
+def me(session: SessionDep, user: CurrentUser) -> dict[str, Any]:
     return {
         "username": user.username,
         "display_name": user.display_name,
         "role": user.role.value,
         "contractor_bin": user.contractor_bin,
+        "permissions": sorted(p.value for p in permissions_of(session, user.id)),
     }

@@ -2,7 +2,11 @@
 
 Staff see every contractor's statements; a contractor user sees only its own (lists
 are filtered to it, another BIN is refused with 403). Computing, approving and paying
-are operators' acts, recorded under the signed-in operator's name.
+are operators' acts, each needing its own permission (``statements.compute``,
+``statements.approve``, ``statements.pay``) and recorded under the caller's account
+and credential. Approving and paying name the total the caller saw
+(``expected_total_kzt``): another total is refused (409), and so is an approval by the
+account that computed the draft or a payment by the one that approved it (403).
 """
 
 from __future__ import annotations
@@ -13,7 +17,14 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
+from server.api.deps import (
+    ActorDep,
+    ContractorScope,
+    OperatorDep,
+    SessionDep,
+    StaffDep,
+    committed,
+)
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
 from server.money.allocation import MissingRate
@@ -41,8 +52,21 @@ class ComputeRequest(_Body):
     periods: list[str] = Field(min_length=1, description="months, YYYY-MM")
 
 
+AMOUNT_PATTERN = r"^-?\d{1,15}(\.\d{1,2})?$"
+
+
+class ApproveRequest(_Body):
+    expected_total_kzt: str = Field(
+        pattern=AMOUNT_PATTERN,
+        description="the statement's total as the approver saw it, e.g. 546731.72",
+    )
+
+
 class PayRequest(_Body):
     reference: str = Field(min_length=1, max_length=100, description="payment order reference")
+    expected_total_kzt: str = Field(
+        pattern=AMOUNT_PATTERN, description="the total on the payment order, e.g. 546731.72"
+    )
 
 
 def stored_view(row: StoredStatement, with_body: bool = False) -> dict[str, Any]:
@@ -56,6 +80,7 @@ def stored_view(row: StoredStatement, with_body: bool = False) -> dict[str, Any]
         "total_kzt": format(row.total_kzt, "f"),
         "sha256": row.sha256,
         "computed_at": row.computed_at.isoformat(),
+        "computed_by": row.computed_by,
         "approved_at": row.approved_at.isoformat() if row.approved_at else None,
         "approved_by": row.approved_by,
         "evidence_sha256": row.evidence_sha256,
@@ -99,12 +124,12 @@ def verify_statements(
 
 @router.post("/statements/compute")
 def compute_statements(
-    session: SessionDep, user: OperatorDep, body: ComputeRequest
+    session: SessionDep, _: OperatorDep, actor: ActorDep, body: ComputeRequest
 ) -> dict[str, Any]:
     for p in body.periods:
         check_period(p)
     with committed(session, (StatementError, MissingRate), 422):
-        result = compute_and_store(session, body.periods, actor=user.username)
+        result = compute_and_store(session, body.periods, actor=actor)
     return {
         "run_id": result.run_id,
         "drafts": [stored_view(d) for d in result.drafts],
@@ -125,18 +150,26 @@ def stored_statement(
 
 
 @router.post("/statements/{statement_id:int}/approve")
-def approve_statement(session: SessionDep, user: OperatorDep, statement_id: int) -> dict[str, Any]:
+def approve_statement(
+    session: SessionDep, _: OperatorDep, actor: ActorDep, statement_id: int, body: ApproveRequest
+) -> dict[str, Any]:
     with committed(session, StatementError, 409):
-        row = approve(session, statement_id, actor=user.username)
+        row = approve(session, statement_id, actor=actor, expected_total=body.expected_total_kzt)
     return stored_view(row)
 
 
 @router.post("/statements/{statement_id:int}/pay")
 def pay_statement(
-    session: SessionDep, user: OperatorDep, statement_id: int, body: PayRequest
+    session: SessionDep, _: OperatorDep, actor: ActorDep, statement_id: int, body: PayRequest
 ) -> dict[str, Any]:
     with committed(session, StatementError, 409):
-        row = pay(session, statement_id, actor=user.username, reference=body.reference)
+        row = pay(
+            session,
+            statement_id,
+            actor=actor,
+            reference=body.reference,
+            expected_total=body.expected_total_kzt,
+        )
     return stored_view(row)
 
 

@@ -2,9 +2,12 @@
 drafts, approve a draft, mark an approved statement paid — and one recorded
 statement's page (staff, or the contractor it belongs to).
 
-Every act calls the same ``server.money.statements`` function as the JSON API, under the
-signed-in operator's name; a refusal (``StatementError``, a missing MRP value) comes
-back to the list as a message and changes nothing.
+Every act calls the same ``server.money.statements`` function as the JSON API, as the
+signed-in operator's account (its permission checked there, and the four-eyes rule); a
+refusal (``StatementError``, a missing permission, a missing MRP value) comes back to
+the list as a message and changes nothing. The approve and pay forms show the
+contractor and the total, need a tick to confirm it, and carry the total shown in a
+hidden field: the library refuses it if the statement now totals anything else.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
+from server.api.deps import ActorDep, ContractorScope, OperatorDep, SessionDep, StaffDep
 from server.api.routes.statements import check_period
 from server.ledger.accounting import StoredStatement
 from server.money.allocation import MissingRate
@@ -29,6 +32,7 @@ from server.money.statements import (
     pay,
     statements_for,
 )
+from server.people.permissions import PermissionDenied
 from server.web.render import PageDep, safe_next
 from server.web.routes.contractors import statement_context, this_month
 
@@ -36,6 +40,9 @@ router = APIRouter(include_in_schema=False)
 
 PeriodField = Annotated[str, Form(max_length=7)]
 NextField = Annotated[str, Form(max_length=2000)]
+TotalField = Annotated[str, Form(max_length=40)]
+ConfirmField = Annotated[str, Form(max_length=8)]
+REFUSED = (StatementError, PermissionDenied)
 
 
 @router.get("/statements")
@@ -65,14 +72,18 @@ def statements_page(
 
 @router.post("/statements/compute")
 def compute(
-    page: PageDep, session: SessionDep, user: OperatorDep, period: PeriodField = ""
+    page: PageDep,
+    session: SessionDep,
+    _: OperatorDep,
+    actor: ActorDep,
+    period: PeriodField = "",
 ) -> Response:
     target = "/statements" + (f"?period={period}" if _is_period(period) else "")
     return page.act(
         session,
         target,
-        lambda: compute_and_store(session, [period], actor=user.username),
-        (ValueError, MissingRate),  # StatementError, or a bad period
+        lambda: compute_and_store(session, [period], actor=actor),
+        (ValueError, MissingRate, PermissionDenied),  # StatementError, or a bad period
         lambda result: page.t(
             "statements.computed",
             period=period,
@@ -85,14 +96,23 @@ def compute(
 
 @router.post("/statements/{statement_id:int}/approve")
 def approve_statement(
-    page: PageDep, session: SessionDep, user: OperatorDep, statement_id: int, next: NextField = ""
+    page: PageDep,
+    session: SessionDep,
+    _: OperatorDep,
+    actor: ActorDep,
+    statement_id: int,
+    expected_total: TotalField = "",
+    confirm: ConfirmField = "",
+    next: NextField = "",
 ) -> Response:
     target = safe_next(next, "/statements")
+    if confirm != "yes":
+        return page.refuse(target, page.t("statements.confirm_needed", id=statement_id))
     return page.act(
         session,
         target,
-        lambda: approve(session, statement_id, actor=user.username),
-        StatementError,
+        lambda: approve(session, statement_id, actor=actor, expected_total=expected_total),
+        REFUSED,
         lambda row: page.t(
             "statements.approved",
             id=row.id,
@@ -108,17 +128,28 @@ def approve_statement(
 def pay_statement(
     page: PageDep,
     session: SessionDep,
-    user: OperatorDep,
+    _: OperatorDep,
+    actor: ActorDep,
     statement_id: int,
     reference: Annotated[str, Form(max_length=100)] = "",
+    expected_total: TotalField = "",
+    confirm: ConfirmField = "",
     next: NextField = "",
 ) -> Response:
     target = safe_next(next, "/statements")
+    if confirm != "yes":
+        return page.refuse(target, page.t("statements.confirm_needed", id=statement_id))
     return page.act(
         session,
         target,
-        lambda: pay(session, statement_id, actor=user.username, reference=reference),
-        StatementError,
+        lambda: pay(
+            session,
+            statement_id,
+            actor=actor,
+            reference=reference,
+            expected_total=expected_total,
+        ),
+        REFUSED,
         lambda row: page.t(
             "statements.paid", id=row.id, reference=row.payment_ref, who=row.paid_by
         ),

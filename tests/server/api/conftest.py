@@ -1,14 +1,15 @@
 """API tests: an app on the test's ledger (SQLite and PostgreSQL, like every ledger test).
 
-``client`` is signed in as an operator with a bearer token; ``client_as`` gives a
-client for any other account, so each route's role and contractor scope is tested
-through the same authentication a program would use.
+``client`` is signed in as an operator (holding no permission) with a bearer token;
+``client_as`` gives a client for any other account, with the permissions asked for, so
+each route's role, permission and contractor scope is tested through the same
+authentication a program would use.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,6 +18,7 @@ from server.api.app import create_app
 from server.config import Settings
 from server.ledger.db import make_engine
 from server.people.accounts import Role
+from server.people.permissions import Permission, grant
 from server.people.tokens import create_token
 from tests.support.accounts import add_user
 from tests.support.web import web
@@ -37,9 +39,16 @@ def client_as(ledger_url: str, sessions: sessionmaker[Session]) -> Iterator[Clie
     app = create_app(Settings(database_url=ledger_url), engine=engine)
     opened: list[TestClient] = []
 
-    def make(username: str, role: Role, contractor_bin: str | None = None) -> TestClient:
+    def make(
+        username: str,
+        role: Role,
+        contractor_bin: str | None = None,
+        permissions: Iterable[Permission] = (),
+    ) -> TestClient:
         add_user(sessions, username, role, contractor_bin)
         with sessions.begin() as session:
+            for permission in permissions:
+                grant(session, username, permission, by="test")
             token, _ = create_token(session, username, label="test")
         c = TestClient(app, headers={"Authorization": f"Bearer {token}"})
         c.__enter__()

@@ -33,6 +33,7 @@ def test_bearer_token_identifies_the_user(web: Web) -> None:
             "display_name": "",
             "role": "contractor",
             "contractor_bin": "120440012349",
+            "permissions": [],
         }
         bad = c.get("/api/v1/me", headers={"Authorization": "Bearer epr_forged"})
         assert bad.status_code == 401

@@ -44,7 +44,10 @@ def test_first_operator_then_a_contractor_and_a_token(
         "--password-stdin",
         stdin="a long admin password\n",
     )
-    assert (code, out) == (0, "user admin added (operator)\n")
+    assert (code, out) == (
+        0,
+        "user admin added (operator)\nuser admin: accounts.admin granted (the first operator)\n",
+    )
     code, _, err = run(
         monkeypatch,
         capsys,
@@ -88,8 +91,8 @@ def test_first_operator_then_a_contractor_and_a_token(
         assert account.contractor_bin == "120440012349"
     code, out, _ = run(monkeypatch, capsys, url, "user", "list")
     assert out.splitlines() == [
-        "admin\toperator\t-\tactive",
-        "eco\tcontractor\t120440012349\tactive",
+        "admin\toperator\t-\tactive\taccounts.admin",  # the first operator
+        "eco\tcontractor\t120440012349\tactive\t-",
     ]
     code, out, _ = run(
         monkeypatch, capsys, url, "user", "passwd", "eco", "--password-stdin", stdin="short\n"

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.ledger.accounting import AuditEntry
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 from server.money.statements import compute_and_store
+from server.people.permissions import Permission
+from tests.support.accounts import operator
 from tests.support.builders import fake_device, register
 from tests.support.tickets import BIN, OTHER_BIN, contract, import_contracts, ingest, weigh
 
@@ -24,8 +26,9 @@ def test_dispute_a_ticket_and_a_line(tmp_path: Path, sessions: sessionmaker[Sess
     dev = fake_device(tmp_path, start=T0)
     register(sessions, dev)
     ingest(sessions, [weigh(dev, "1200"), weigh(dev, "800")])
+    computer = operator(sessions, "ops", Permission.COMPUTE)
     with sessions.begin() as session:
-        (draft,) = compute_and_store(session, ["2026-03"], actor="ops").drafts
+        (draft,) = compute_and_store(session, ["2026-03"], actor=computer).drafts
     with sessions.begin() as session:
         on_ticket = open_dispute(
             session,

@@ -203,6 +203,8 @@ def test_a_badge_outside_its_contractors_regions_is_held_then_released(
 ) -> None:
     from server.money import badges
     from server.money.statements import compute_and_store
+    from server.people.permissions import Permission
+    from tests.support.accounts import operator
     from tests.support.tickets import OTHER_BIN
 
     import_contracts(
@@ -221,8 +223,9 @@ def test_a_badge_outside_its_contractors_regions_is_held_then_released(
     dev = fake_device(tmp_path, start=T0)
     register(sessions, dev)  # an Almaty site
     ingest(sessions, [weigh(dev, "1000"), weigh(dev, "500", badge="B-OTHER")])
+    computer = operator(sessions, "ops", Permission.COMPUTE)
     with sessions.begin() as session:
-        result = compute_and_store(session, ["2026-03"], actor="ops")
+        result = compute_and_store(session, ["2026-03"], actor=computer)
     assert result.new_holds == 1
     by_bin = {d.contractor_bin: json.loads(d.body) for d in result.drafts}
     assert by_bin[BIN]["total_tonnes"] == "1"  # the badge says it is not Eco's tonne
@@ -235,7 +238,7 @@ def test_a_badge_outside_its_contractors_regions_is_held_then_released(
         holds.resolve(session, view.hold_id, "release", actor="ops.almaty",
                       reason="delivered from a neighbouring region by agreement")  # fmt: skip
     with sessions.begin() as session:
-        again = compute_and_store(session, ["2026-03"], actor="ops")
+        again = compute_and_store(session, ["2026-03"], actor=computer)
     totals = {d.contractor_bin: json.loads(d.body)["total_tonnes"] for d in again.drafts}
     assert totals == {OTHER_BIN: "0.5"}  # Eco's draft is unchanged, Other's now pays it
     with sessions() as session:

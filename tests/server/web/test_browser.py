@@ -150,13 +150,21 @@ def test_operator_releases_a_hold_and_approves_the_month(
     expect(page.locator("#flash")).to_contain_text("2 new draft(s)")
     with sessions() as session:
         (mine,) = [s.id for s in list_statements(session, period=PERIOD, contractor_bin=BIN_A)]
+    expect(page.locator(f"#statement-{mine}")).to_contain_text("computed by operator1")
+    page.get_by_role("button", name="Sign out").click()
+
+    # Four eyes: another operator approves, after confirming contractor and total.
+    sign_in(page, base, "approver1", f"/statements?period={PERIOD}")
     draft = page.locator(f"#statement-{mine}")
     expect(draft).to_contain_text("draft")
+    draft.get_by_role("button", name="Approve").click()  # the tick is required first
+    expect(page.locator("#flash")).to_have_count(0)
+    draft.get_by_label("I checked the statement of Eco Tyre LLP: 53,082.00 KZT").check()
     draft.get_by_role("button", name="Approve").click()
     expect(page.locator("#flash")).to_have_text(
-        f"Statement {mine} ({BIN_A}, {PERIOD}) approved by operator1: 53,082.00 KZT."
+        f"Statement {mine} ({BIN_A}, {PERIOD}) approved by approver1: 53,082.00 KZT."
     )
-    expect(page.locator(f"#statement-{mine}")).to_contain_text("approved by operator1")
+    expect(page.locator(f"#statement-{mine}")).to_contain_text("approved by approver1")
     page.get_by_role("button", name="Sign out").click()
 
     sign_in(page, base, "eco")

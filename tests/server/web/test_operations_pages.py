@@ -21,7 +21,8 @@ from server.ledger.models import DeadLetter, Ticket
 from server.money.disputes import list_disputes
 from server.money.holds import Finding, list_holds, record
 from server.money.statements import body_statement, compute_and_store, list_statements
-from tests.support.accounts import BIN_A, BIN_B
+from server.people.permissions import Permission
+from tests.support.accounts import BIN_A, BIN_B, operator
 from tests.support.web import PERIOD, Web, form_csrf
 
 EN = {"Accept-Language": "en"}
@@ -142,6 +143,11 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert "No statement recorded yet." in page.text
         assert 'action="/statements/compute"' not in page.text
         assert post(c, "/statements/compute", listing, period=PERIOD).status_code == 403
+    with web.login("approver1") as c:  # an operator, but not one who computes
+        refused, _ = flash(c, post(c, "/statements/compute", listing, period=PERIOD))
+        assert refused == (
+            "error: Refused: approver1 does not hold the permission statements.compute"
+        )
     with web.login("operator1") as c:
         assert c.post("/statements/compute", data={"period": PERIOD}).status_code == 403
         message, page_text = flash(c, post(c, "/statements/compute", listing, period=PERIOD))
@@ -153,22 +159,86 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert "draft" in row
         assert "53,082.00" in row
         assert a.sha256[:16] in row
+        assert "computed by operator1" in row
+        # The approve form shows contractor and total and carries the total shown.
         assert f'action="/statements/{a.id}/approve"' in row
-        message, page_text = flash(c, post(c, f"/statements/{a.id}/approve", listing, next=listing))
+        assert "I checked the statement of Eco Tyre LLP: 53,082.00 KZT" in row
+        assert 'name="expected_total" value="53082.00"' in row
+        assert 'name="confirm" value="yes" required' in row
+        approve = {"next": listing, "confirm": "yes", "expected_total": "53082.00"}
+        own, _ = flash(c, post(c, f"/statements/{a.id}/approve", listing, **approve))
+        assert own == "error: Refused: operator1 does not hold the permission statements.approve"
+    operator(web.sessions, "operator1", Permission.APPROVE)
+    with web.login("operator1") as c:  # now it may approve, but not its own computation
+        own, _ = flash(c, post(c, f"/statements/{a.id}/approve", listing, **approve))
+        assert own == (
+            "error: Refused: approval must come from another account than the one that"
+            f" computed statement {a.id} (operator1)"
+        )
+    with web.login("approver1") as c:
+        unconfirmed, _ = flash(
+            c, post(c, f"/statements/{a.id}/approve", listing, **(approve | {"confirm": ""}))
+        )
+        assert unconfirmed == (
+            f"error: Refused: statement {a.id}: tick the box to confirm its contractor and"
+            " total first"
+        )
+        stale, _ = flash(
+            c,
+            post(c, f"/statements/{a.id}/approve", listing, **(approve | {"expected_total": "1"})),
+        )
+        assert stale == (
+            f"error: Refused: statement {a.id} totals 53082.00 KZT, not 1: approval refused;"
+            " reload the statement and check it again"
+        )
+        message, page_text = flash(c, post(c, f"/statements/{a.id}/approve", listing, **approve))
         assert message == (
-            f"ok: Statement {a.id} ({BIN_A}, {PERIOD}) approved by operator1: 53,082.00 KZT."
+            f"ok: Statement {a.id} ({BIN_A}, {PERIOD}) approved by approver1: 53,082.00 KZT."
         )
         row = page_text.split(f'id="statement-{a.id}"')[1].split("</tr>")[0]
-        assert "approved by operator1" in row
+        assert "approved by approver1" in row
         assert f'action="/statements/{a.id}/pay"' in row
-        again, _ = flash(c, post(c, f"/statements/{a.id}/approve", listing, next=listing))
+        assert "Paid 53,082.00 KZT to Eco Tyre LLP" in row
+        again, _ = flash(c, post(c, f"/statements/{a.id}/approve", listing, **approve))
         assert again == (f"error: Refused: statement {a.id} is approved, only a draft is approved")
-        early, _ = flash(c, post(c, f"/statements/{b.id}/pay", listing, reference="PO-1"))
+    operator(web.sessions, "approver1", Permission.PAY)
+    pay = {"confirm": "yes", "expected_total": "53082.00"}
+    with web.login("approver1") as c:  # may pay now, but not what it approved
+        own, _ = flash(c, post(c, f"/statements/{a.id}/pay", listing, reference="PO-1", **pay))
+        assert own == (
+            "error: Refused: payment must be recorded by another account than the one that"
+            f" approved statement {a.id} (approver1)"
+        )
+    with web.login("payer1") as c:
+        early, _ = flash(
+            c,
+            post(
+                c,
+                f"/statements/{b.id}/pay",
+                listing,
+                reference="PO-1",
+                **(pay | {"expected_total": "1.00"}),
+            ),
+        )
         assert early == f"error: Refused: statement {b.id} is draft, only an approved one is paid"
-        no_ref, _ = flash(c, post(c, f"/statements/{a.id}/pay", listing, reference=""))
+        no_ref, _ = flash(c, post(c, f"/statements/{a.id}/pay", listing, reference="", **pay))
         assert no_ref == "error: Refused: a payment needs the payment order's reference"
-        paid, _ = flash(c, post(c, f"/statements/{a.id}/pay", listing, reference="PO-2026-17"))
-        assert paid == f"ok: Statement {a.id} marked paid (order PO-2026-17) by operator1."
+        stale, _ = flash(
+            c,
+            post(
+                c,
+                f"/statements/{a.id}/pay",
+                listing,
+                reference="PO-2026-17",
+                **(pay | {"expected_total": "53082.01"}),
+            ),
+        )
+        assert "payment refused" in stale
+        paid, _ = flash(
+            c, post(c, f"/statements/{a.id}/pay", listing, reference="PO-2026-17", **pay)
+        )
+        assert paid == f"ok: Statement {a.id} marked paid (order PO-2026-17) by payer1."
+    with web.login("operator1") as c:
         bad, _ = flash(c, post(c, "/statements/compute", listing, period="2026-13"))
         assert bad == "error: Refused: period '2026-13' is not YYYY-MM"
         # The recorded statement, shown with the statement page's own sections.
@@ -177,6 +247,9 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert "53,082.00" in detail
         assert a.sha256 in detail
         assert "PO-2026-17" in detail
+        assert "computed by operator1" in detail
+        assert "approved by approver1" in detail
+        assert "recorded by payer1" in detail
         assert "over cap" in detail  # 0.151 t over the 1 t cap
         # A hold found after approval: the next computation is an adjusting draft.
         hold_on(web, web.seeded.tickets_a[0])
@@ -190,6 +263,7 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert adj.total_kzt < 0
         row = page_text.split(f'id="statement-{adj.id}"')[1].split("</tr>")[0]
         assert f"adjusts #{a.id}" in row
+        assert f'name="expected_total" value="{adj.total_kzt}"' in row  # a negative total
         detail = c.get(f"/statements/{adj.id}", headers=EN).text
         assert "change against what was approved" in detail
         assert "implausible weight" in detail  # the held ticket in the recomputed body
@@ -198,9 +272,10 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert stored is not None
         assert (stored.status, stored.paid_by, stored.payment_ref) == (
             "paid",
-            "operator1",
+            "payer1",
             "PO-2026-17",
         )
+        assert (stored.computed_by, stored.approved_by) == ("operator1", "approver1")
         body = json.loads(stored.body)
         assert body_statement(body).canonical() == body  # the page shows exactly the body
         assert body_statement(body).hash == stored.sha256
@@ -222,8 +297,9 @@ def test_disputes_scope_open_and_decide(web: Web) -> None:
         ticket_ref(web, web.seeded.tickets_a[1]),
         ticket_ref(web, web.seeded.tickets_b[0]),
     )
+    computer = operator(web.sessions, "operator1")
     with web.sessions.begin() as session:
-        compute_and_store(session, [PERIOD], actor="operator1")
+        compute_and_store(session, [PERIOD], actor=computer)
     with web.sessions() as session:
         rows = {r.contractor_bin: r for r in list_statements(session, period=PERIOD)}
     line_a = f"{rows[BIN_A].id}|EPR-A1@v1:collection"
