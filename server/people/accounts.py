@@ -50,8 +50,21 @@ class AccountError(ValueError):
     """A request about accounts that cannot be carried out, with the reason."""
 
 
-class OutOfScope(PermissionError):
-    """The account asked for another contractor's data."""
+class NotFound(LookupError):
+    """Something asked for that does not exist, or that the caller may not see.
+
+    One answer for both, word for word (the faces turn it into a 404), so that the
+    answer never tells a caller whether another contractor's ticket, statement or
+    dispute exists.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class OutOfScope(NotFound):
+    """The account asked for another contractor's data: answered as "not found"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +85,23 @@ class Scope:
         return self.contractor_bin is None or self.contractor_bin == contractor_bin
 
     def require(self, contractor_bin: str) -> None:
+        """Refuse another contractor's BIN as if it did not exist (:class:`OutOfScope`)."""
         if not self.allows(contractor_bin):
-            raise OutOfScope(f"this account sees only BIN {self.contractor_bin}")
+            raise OutOfScope(f"contractor {contractor_bin}")
+
+    def visible(self, owner_bin: str | None, what: str) -> None:
+        """The one rule for a single object: ``owner_bin`` is the contractor the object
+        belongs to, None when it does not exist. Raises :class:`NotFound` (``what``,
+        e.g. ``"statement 7"``) alike for a missing object and for one of another
+        contractor, so the two cannot be told apart."""
+        if owner_bin is None or not self.allows(owner_bin):
+            raise NotFound(what)
 
     def narrow(self, contractor_bin: str | None) -> str | None:
         """The BIN a query must filter on: the scope's own, or the one asked for (staff)."""
         if self.contractor_bin is not None:
             if contractor_bin not in (None, "", self.contractor_bin):
-                raise OutOfScope(f"this account sees only BIN {self.contractor_bin}")
+                raise OutOfScope(f"contractor {contractor_bin}")
             return self.contractor_bin
         return contractor_bin or None
 

@@ -1,8 +1,8 @@
 """Statements: previews by month, and the recorded workflow (compute, approve, pay, verify).
 
 Staff see every contractor's statements; a contractor user sees only its own (lists
-are filtered to it, another BIN is refused with 403). Computing, approving and paying
-are operators' acts, recorded under the signed-in operator's name.
+are filtered to it; another BIN, or another's statement, is "not found": 404).
+Computing, approving and paying are operators' acts, recorded under the signed-in operator's name.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from server.money.statements import (
     statements_for,
 )
 from server.money.verification import verify
+from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 
@@ -118,9 +119,9 @@ def stored_statement(
     session: SessionDep, scope: ContractorScope, statement_id: int
 ) -> dict[str, Any]:
     row = session.get(StoredStatement, statement_id)
-    if row is None or not scope.allows(row.contractor_bin):
-        # Another contractor's statement is not even confirmed to exist.
-        raise HTTPException(404, detail=f"statement {statement_id} does not exist")
+    # Another contractor's statement is not even confirmed to exist.
+    scope.visible(row.contractor_bin if row else None, f"statement {statement_id}")
+    assert row is not None
     return stored_view(row, with_body=True)
 
 
@@ -167,7 +168,7 @@ def contractor_statement(
     except MissingRate as exc:
         raise HTTPException(422, detail=str(exc)) from None
     if statement is None:
-        raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
+        raise NotFound(f"statement of {contractor_bin} for {period}")
     return statement.canonical() | {"hash": statement.hash}
 
 

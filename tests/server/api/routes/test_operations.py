@@ -9,8 +9,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.protocol import Channel
 from server.api.routes import operations
 from server.fleet.ingest.handler import Inbound, IngestHandler
+from server.people.accounts import Account, Role
 from tests.server.fleet.ingest.test_handler import NOW, inbound
 from tests.support.builders import fake_device, register
+
+OPERATOR = Account(1, "ops", Role.OPERATOR, None, "")
 
 
 def test_alarms_and_dead_letters_are_served_as_json(
@@ -24,7 +27,9 @@ def test_alarms_and_dead_letters_are_served_as_json(
     )
     with sessions() as s:
         alarms = operations.alarms(s, all=False, device_id=None, limit=200)
-        (dead,) = operations.dead_letters(s, status="open", device_id=None, limit=200)
+        (dead,) = operations.dead_letters(
+            s, user=OPERATOR, status="open", device_id=None, limit=200
+        )
     assert [(a["code"], a["subject"], a["state"]) for a in alarms] == [
         ("device_offline", "rp-test-01", "open")
     ]
