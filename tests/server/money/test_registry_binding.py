@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.fleet.registry import (
     RegistryError,
-    move_device,
     register_device,
     register_scale,
     set_device_status,
@@ -83,6 +82,8 @@ def test_an_almaty_device_claiming_a_shymkent_site_is_held_and_never_paid_there(
 def test_a_device_that_moved_is_paid_where_it_stood_when_it_weighed(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
+    from server.fleet.registry import move_device
+
     _two_regions(sessions)
     dev = fake_device(tmp_path, "rp-mobile-01", start=T0)
     with sessions.begin() as session:
