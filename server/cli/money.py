@@ -214,6 +214,7 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from server.money import disputes
+    from server.people.accounts import NotFound
 
     sessions = ledger_sessions(settings)
     try:
@@ -246,7 +247,7 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
                 views = disputes.list_disputes(session, contractor_bin=args.bin, status=args.status)
             for v in views:
                 print(json.dumps(v.to_dict(), ensure_ascii=False))
-    except disputes.DisputeError as exc:
+    except (disputes.DisputeError, NotFound) as exc:  # NotFound: not that BIN's ticket
         print(exc, file=sys.stderr)
         return 1
     return 0
