@@ -345,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
             f"{base}/api/v1/statements/{args.month} — Ctrl+C to stop"
         )
         app = create_app(Settings(database_url=database_url), engine=engine)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=False)
     ok = rec.lost == 0 and rec.duplicates == 0 and rec.ledger == rec.scripted
     return 0 if ok else 1
 

@@ -6,10 +6,11 @@ their own with their own database and broker.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -69,14 +70,33 @@ class Settings(BaseSettings):
     session_idle_s: int = Field(3600, ge=60, le=7 * 86400)
     """...or after this long without a request."""
     cookie_secure: bool | None = None
-    """Mark cookies ``Secure``. None: when the request came over https (behind a proxy,
-    run uvicorn with ``--proxy-headers`` so it sees the original scheme)."""
+    """Mark cookies ``Secure``. None: when the request came over https (behind a proxy:
+    ``X-Forwarded-Proto`` from one of ``trusted_proxies``)."""
     login_max_failures: int = Field(5, ge=1, le=100)
-    """Failed sign-ins per user name within ``login_window_s`` before the name is locked."""
+    """Failed sign-ins of one user name from one address within ``login_window_s``
+    before each further attempt of that pair waits (1 s, 2 s, 4 s … up to
+    ``login_max_delay_s``). Sign-ins of the same name from other addresses do not wait."""
     login_max_failures_per_addr: int = Field(20, ge=1, le=10_000)
-    """Failed sign-ins from one address within ``login_window_s`` before it is locked."""
-    login_window_s: int = Field(900, ge=10, le=86400)
+    """Failed sign-ins from one address, whatever the names, before its attempts wait."""
+    login_max_failures_per_account: int = Field(100, ge=1, le=100_000)
+    """Failed sign-ins of one name from all addresses before every attempt on it waits:
+    slows a guess spread over many addresses, and the real user with it (keep it high)."""
+    login_max_delay_s: int = Field(900, ge=1, le=86400)
+    """The longest wait a run of failures can impose."""
+    login_window_s: int = Field(86400, ge=10, le=7 * 86400)
+    """Failures older than this are forgotten."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or networks (e.g. ``["127.0.0.1", "10.0.0.0/8"]``) of reverse proxies whose
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed. Empty: the socket peer is
+    the client, and those headers are ignored."""
     password_scrypt_log2_n: int = Field(15, ge=10, le=20)
     """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
+        return value

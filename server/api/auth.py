@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass
@@ -106,9 +107,12 @@ class Auth:
         self.policy = LoginPolicy(
             max_failures=settings.login_max_failures,
             max_failures_per_addr=settings.login_max_failures_per_addr,
+            max_failures_per_account=settings.login_max_failures_per_account,
             window_s=settings.login_window_s,
+            max_delay_s=settings.login_max_delay_s,
             cost=ScryptCost(log2_n=settings.password_scrypt_log2_n),
         )
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
 
     def principal(self, request: Request, session: Session) -> Principal | None:
         header = request.headers.get("authorization")
@@ -132,9 +136,33 @@ class Auth:
 
     # ------------------------------------------------------------------ cookies
 
+    def _trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
+
+    def client_address(self, request: Request) -> str:
+        """Who is asking, for login throttling: the socket peer; behind one of
+        ``trusted_proxies``, the nearest address in ``X-Forwarded-For`` that is not a
+        trusted proxy itself (what a client writes further left is not believed)."""
+        peer = request.client.host if request.client else ""
+        if not self._trusted(peer):
+            return peer
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",")]
+        for hop in reversed([h for h in hops if h]):
+            if not self._trusted(hop):
+                return hop
+        return peer
+
     def secure(self, request: Request) -> bool:
         if self.settings.cookie_secure is not None:
             return self.settings.cookie_secure
+        if request.client is not None and self._trusted(request.client.host):
+            proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip()
+            if proto:
+                return proto == "https"
         return request.url.scheme == "https"
 
     def cookie_options(

@@ -6,9 +6,13 @@
 * ``CurrentUser`` — the signed-in :class:`~server.people.accounts.Account`, else 401 (the
   pages turn that into a redirect to the login form).
 * ``RequireRole(*roles)`` — a dependency that admits only those roles (403 otherwise);
-  ``OperatorDep`` and ``StaffDep`` (operator or auditor) are the common ones.
+  ``OperatorDep`` and ``StaffDep`` (operator or auditor) are the common ones;
+  ``ContractorDep`` for what a contractor does in its own name.
 * ``ContractorScope`` — the caller's :class:`~server.people.accounts.Scope`: pass it to every
-  query that returns contractor data.
+  query that returns contractor data. ``scope.visible(owner_bin, "statement 7")`` is the
+  one rule for a single object: missing and another contractor's are the same
+  :class:`~server.people.accounts.NotFound`, a 404 with the same words
+  (``server/web/errors.py``).
 * ``ActorDep`` — the caller as an :class:`~server.people.permissions.Actor` (account and
   credential), for library functions that check permissions and audit who acted.
 """
@@ -136,6 +140,8 @@ class RequireRole:
 
 OperatorDep = Annotated[Account, Depends(RequireRole(Role.OPERATOR))]
 StaffDep = Annotated[Account, Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
+ContractorDep = Annotated[Account, Depends(RequireRole(Role.CONTRACTOR))]
+"""Acts only a contractor does in its own name (opening a dispute): staff get 403."""
 
 
 def _scope(user: CurrentUser) -> Scope:

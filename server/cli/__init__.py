@@ -26,7 +26,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.api.app import create_app
 
     ledger_sessions(settings)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    # The app believes X-Forwarded-* only from EPR_TRUSTED_PROXIES (server/api/auth.py);
+    # uvicorn's own handling would trust any local peer's header.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        proxy_headers=False,
+    )
     return 0
 
 

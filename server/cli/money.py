@@ -253,13 +253,14 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
     from server.money import disputes
-    from server.people.accounts import OutOfScope, Role
+    from server.people.accounts import NotFound, OutOfScope, Role
 
     sessions = ledger_sessions(settings)
     try:
         if args.action == "open":
-            # A contractor's account opens its own disputes; an operator may record one.
-            actor = cli_actor(settings, sessions, args, roles=(Role.CONTRACTOR, Role.OPERATOR))
+            # Only a contractor's own account opens its disputes: staff never act in a
+            # contractor's name (the API and the pages have the same rule).
+            actor = cli_actor(settings, sessions, args, roles=(Role.CONTRACTOR,))
             try:
                 actor.account.scope.require(args.bin)
             except OutOfScope as exc:
@@ -293,7 +294,7 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
                 views = disputes.list_disputes(session, contractor_bin=args.bin, status=args.status)
             for v in views:
                 print(json.dumps(v.to_dict(), ensure_ascii=False))
-    except disputes.DisputeError as exc:
+    except (disputes.DisputeError, NotFound) as exc:  # NotFound: not that BIN's ticket
         print(exc, file=sys.stderr)
         return 1
     return 0

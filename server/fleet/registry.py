@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edge.protocol import DEVICE_ID_RE
@@ -44,7 +46,10 @@ def upsert_site(session: Session, site_id: str, *, name: str, region: str, kind:
 
 
 #: Registry changes that decide whose weighings are paid go to the audit log as well.
-_AUDITED = frozenset({"registered", "approved", "revoked", "scale"})
+_AUDITED = frozenset({"registered", "approved", "revoked", "scale", "moved"})
+#: History actions that set the device's site (detail ``site=<id> …``).
+_SITE_ACTIONS = ("registered", "moved")
+_SITE_RE = re.compile(r"\bsite=(\S+)")
 
 
 def _history(
@@ -140,6 +145,75 @@ def set_device_status(
     _history(session, device_id, status, by, now, reason or "")
     session.flush()
     return device
+
+
+def move_device(
+    session: Session,
+    device_id: str,
+    site_id: str,
+    *,
+    effective_at: datetime | None = None,
+    by: str = "system",
+    now: datetime | None = None,
+) -> Device:
+    """Record that a device now stands at another site, from ``effective_at`` (default:
+    now). Its weighings are paid at the site it was registered at when they were made
+    (:func:`site_history`); a weighing naming another site is held."""
+    device = session.get(Device, device_id)
+    if device is None:
+        raise RegistryError(f"device {device_id!r} is not registered")
+    if session.get(Site, site_id) is None:
+        raise RegistryError(f"{device_id}: site {site_id!r} is not registered")
+    if device.site_id == site_id:
+        return device
+    at = effective_at or now or datetime.now(UTC)
+    last = session.scalar(
+        select(func.max(DeviceHistory.at)).where(
+            DeviceHistory.device_id == device_id, DeviceHistory.action.in_(_SITE_ACTIONS)
+        )
+    )
+    if last is not None and at < (last if last.tzinfo else last.replace(tzinfo=UTC)):
+        raise RegistryError(
+            f"{device_id}: a move cannot take effect before the device's registration"
+            f" or last move ({last.isoformat()})"
+        )
+    moved_from = device.site_id
+    device.site_id = site_id
+    session.flush()
+    _history(session, device_id, "moved", by, at, f"site={site_id} from={moved_from}")
+    session.flush()
+    return device
+
+
+class SiteHistory:
+    """Where each device was registered, and since when, from ``device_history``."""
+
+    def __init__(self, session: Session) -> None:
+        self._current: dict[str, str] = dict(
+            session.execute(select(Device.device_id, Device.site_id)).all()
+        )
+        self._spans: dict[str, tuple[list[datetime], list[str]]] = {}
+        rows = session.execute(
+            select(DeviceHistory.device_id, DeviceHistory.at, DeviceHistory.detail)
+            .where(DeviceHistory.action.in_(_SITE_ACTIONS))
+            .order_by(DeviceHistory.at, DeviceHistory.id)
+        )
+        for device_id, at, detail in rows:
+            match = _SITE_RE.search(detail)
+            if match is not None:
+                times, sites = self._spans.setdefault(device_id, ([], []))
+                times.append(at)
+                sites.append(match.group(1))
+
+    def site_at(self, device_id: str, at: datetime) -> str | None:
+        """The site ``device_id`` was registered at, at ``at``: the last registration or
+        move up to then (before the first one: the site it was registered at); None for
+        an unknown device."""
+        span = self._spans.get(device_id)
+        if span is None:
+            return self._current.get(device_id)
+        times, sites = span
+        return sites[max(bisect.bisect_right(times, at) - 1, 0)]
 
 
 def register_scale(

@@ -20,12 +20,22 @@ from server.identifiers import bin_problem
 from server.ledger.accounting import Dispute, StoredStatement
 from server.ledger.models import Ticket
 from server.money import audit
+from server.money.allocation import MissingRate
+from server.money.attribution import owns_ticket
+from server.people.accounts import NotFound, Scope
 
 DECISIONS: Final = ("accept", "reject")
 
 
 class DisputeError(ValueError):
     """A dispute request that cannot be done, with the reason."""
+
+
+def _owns(session: Session, contractor_bin: str, ticket_id: int, weighed_at: datetime) -> bool:
+    try:
+        return owns_ticket(session, contractor_bin, ticket_id, weighed_at)
+    except MissingRate as exc:
+        raise DisputeError(f"the ticket's month cannot be computed: {exc}") from None
 
 
 def open_dispute(
@@ -40,7 +50,12 @@ def open_dispute(
     now: datetime | None = None,
 ) -> Dispute:
     """Dispute a ticket (``(device_id, seq)``) or a line (``contract_id@vN:stage``) of
-    one of the contractor's statements."""
+    one of the contractor's statements.
+
+    Only the contractor's own: a ticket attributed to one of its contracts
+    (:func:`server.money.attribution.owns_ticket`), a statement of its BIN. Anything
+    else raises :class:`~server.people.accounts.NotFound`, word for word as for a
+    ticket or statement that does not exist."""
     if problem := bin_problem(contractor_bin):
         raise DisputeError(f"contractor_bin: {problem}")
     if not comment.strip():
@@ -51,19 +66,22 @@ def open_dispute(
         raise DisputeError("dispute either a ticket or a statement line")
     ticket_id = None
     if ticket is not None:
-        ticket_id = session.scalar(
-            select(Ticket.id).where(Ticket.device_id == ticket[0], Ticket.seq == ticket[1])
-        )
-        if ticket_id is None:
-            raise DisputeError(f"ticket {ticket[0]}:{ticket[1]} does not exist")
+        found = session.execute(
+            select(Ticket.id, Ticket.weighed_at).where(
+                Ticket.device_id == ticket[0], Ticket.seq == ticket[1]
+            )
+        ).one_or_none()
+        # Another contractor's ticket is answered exactly as a missing one.
+        if found is None or not _owns(session, contractor_bin, found.id, found.weighed_at):
+            raise NotFound(f"ticket {ticket[0]}:{ticket[1]}")
+        ticket_id = found.id
     if statement_id is not None or line is not None:
         if statement_id is None:
             raise DisputeError("a disputed line needs its statement id")
         st = session.get(StoredStatement, statement_id)
-        if st is None:
-            raise DisputeError(f"statement {statement_id} does not exist")
-        if st.contractor_bin != contractor_bin:
-            raise DisputeError(f"statement {statement_id} is not {contractor_bin}'s")
+        owner = st.contractor_bin if st else None
+        Scope(contractor_bin).visible(owner, f"statement {statement_id}")
+        assert st is not None
         if line is not None:
             known = {
                 f"{ln['contract_id']}@v{ln['version']}:{ln['stage']}"

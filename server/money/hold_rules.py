@@ -11,8 +11,13 @@ Every reason is a rule driven by data (``docs/payments.md`` documents each one):
 reason                      when
 ==========================  ==========================================================
 scale_verification_expired  the scale's certificate (``scales.verified_until``) had
-                            expired on the ticket's local date
+                            expired on the ticket's local date; for a scale not on
+                            file for the device, any of the device's scales' had
 scale_not_verified          no certificate on file (only if the rules say so)
+scale_not_registered        the scale is not one registered to the device (checked for
+                            devices with scales on file, or all with the rule above)
+site_not_registered         the site is not the one the device was registered at when
+                            it weighed; released only once the registry agrees
 clock_unsynced              ``time_synced`` false and the device time is further from
                             the receive time than the tolerance
 evidence_broken             ``chain_ok`` false, the chain link to a neighbour breaks,
@@ -44,9 +49,13 @@ from server.money.allocation import SITE_OUTSIDE_REGION
 from server.money.contracts import ImportProblems
 
 KIND: Final = "hold_rules"
+SITE_NOT_REGISTERED: Final = "site_not_registered"
+SCALE_NOT_REGISTERED: Final = "scale_not_registered"
 REASONS: Final = {
     "scale_verification_expired": "scale verification certificate expired at weighing time",
     "scale_not_verified": "no verification certificate on file for the scale",
+    SCALE_NOT_REGISTERED: "scale is not registered to the device",
+    SITE_NOT_REGISTERED: "site is not the one the device was registered at",
     "clock_unsynced": "device clock unsynced beyond tolerance",
     "evidence_broken": "signature, hash or chain does not verify",
     "implausible_weight": "weight outside the category's plausible bounds",
@@ -72,7 +81,9 @@ class _Rule(BaseModel):
 
 class ScaleRule(_Rule):
     hold_without_certificate: bool = False
-    """Hold weighings on scales with no certificate on file (scale_not_verified)."""
+    """Hold weighings on scales with no certificate on file (scale_not_verified), and
+    weighings naming a scale not registered to their device even when the device has
+    no scale on file (scale_not_registered)."""
 
 
 class ClockRule(_Rule):

@@ -27,13 +27,20 @@ from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
+from server.fleet.registry import SiteHistory
 from server.ledger import signed
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
 from server.money import audit
 from server.money.allocation import HoldIn, HoldStatus, TicketIn
 from server.money.amounts import LOCAL_TZ
-from server.money.hold_rules import REASONS, HoldRules, current_rules
+from server.money.hold_rules import (
+    REASONS,
+    SCALE_NOT_REGISTERED,
+    SITE_NOT_REGISTERED,
+    HoldRules,
+    current_rules,
+)
 
 DECISIONS: Final = ("release", "reject")
 
@@ -103,9 +110,16 @@ class _Context:
 
     def __init__(self, session: Session, rules: HoldRules) -> None:
         self.rules = rules
-        self.scales: dict[str, date | None] = dict(
-            session.execute(select(Scale.scale_id, Scale.verified_until)).all()
-        )
+        #: scale -> (the device it is registered to, last day of its certificate)
+        self.scales: dict[str, tuple[str, date | None]] = {}
+        #: device -> its scales on file, with their certificates
+        self.device_scales: dict[str, list[tuple[str, date | None]]] = defaultdict(list)
+        for scale_id, device_id, until in session.execute(
+            select(Scale.scale_id, Scale.device_id, Scale.verified_until).order_by(Scale.scale_id)
+        ):
+            self.scales[scale_id] = (device_id, until)
+            self.device_scales[device_id].append((scale_id, until))
+        self.sites = SiteHistory(session)
         self.keys: dict[str, str] = dict(
             session.execute(select(Device.device_id, Device.public_key)).all()
         )
@@ -148,24 +162,60 @@ class _Context:
         return any(lo <= net_g < hi for lo, hi in ranges)
 
 
-def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
-    rules = ctx.rules
+def _registry_findings(row: Any, ctx: _Context) -> list[Finding]:
+    """The site and scale a weighing names must be its device's, as registered."""
     out: list[Finding] = []
-    until = ctx.scales.get(row.scale_id)
-    if until is not None:
-        local_day = row.weighed_at.astimezone(LOCAL_TZ).date()
-        if local_day > until:
-            out.append(
-                Finding(
-                    row.id,
-                    "scale_verification_expired",
-                    f"scale {row.scale_id} verified until {until}, weighed {local_day}",
-                )
+    local_day = row.weighed_at.astimezone(LOCAL_TZ).date()
+    site = ctx.sites.site_at(row.device_id, row.weighed_at)
+    if site is not None and row.site_id != site:
+        out.append(
+            Finding(
+                row.id,
+                SITE_NOT_REGISTERED,
+                f"{row.device_id} was registered at {site}, not {row.site_id}, on {local_day}",
             )
-    elif rules.scale.hold_without_certificate:
+        )
+    on_file = ctx.scales.get(row.scale_id)
+    own = ctx.device_scales.get(row.device_id, [])
+    if on_file is not None and on_file[0] == row.device_id:
+        certificates = [(row.scale_id, on_file[1])]
+        which = ""
+    else:
+        if own or on_file is not None or ctx.rules.scale.hold_without_certificate:
+            where = (
+                f"registered to {on_file[0]}"
+                if on_file is not None
+                else f"not on file (scales of {row.device_id}: "
+                + (", ".join(s for s, _ in own) or "none")
+                + ")"
+            )
+            out.append(Finding(row.id, SCALE_NOT_REGISTERED, f"scale {row.scale_id} is {where}"))
+        # Which scale weighed is unknown: each of the device's must have been verified.
+        certificates = own
+        which = f"{row.scale_id} is not {row.device_id}'s; "
+    expired = [(s, until) for s, until in certificates if until is not None and local_day > until]
+    if expired:
+        out.append(
+            Finding(
+                row.id,
+                "scale_verification_expired",
+                which
+                + "; ".join(f"scale {s} verified until {until}" for s, until in expired)
+                + f", weighed {local_day}",
+            )
+        )
+    elif ctx.rules.scale.hold_without_certificate and (
+        not certificates or any(until is None for _, until in certificates)
+    ):
         out.append(
             Finding(row.id, "scale_not_verified", f"no certificate on file for {row.scale_id}")
         )
+    return out
+
+
+def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
+    rules = ctx.rules
+    out: list[Finding] = _registry_findings(row, ctx)
     if not row.time_synced:
         drift = abs((row.weighed_at - row.received_at).total_seconds())
         if drift > rules.clock.tolerance_s:
@@ -449,7 +499,9 @@ def resolve(
     reason: str,
     now: datetime | None = None,
 ) -> HoldResolution:
-    """Release (pay) or reject (never pay) an open hold; audited. Decisions are final."""
+    """Release (pay) or reject (never pay) an open hold; audited. Decisions are final.
+    A ``site_not_registered`` hold is released only once the registry agrees with the
+    site the weighing names (:func:`_check_site_release`)."""
     if decision not in DECISIONS:
         raise HoldError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
     if not actor.strip():
@@ -462,6 +514,8 @@ def resolve(
     current = status_of(session, hold_id)
     if current != "open":
         raise HoldError(f"hold {hold_id} is already {current}")
+    if decision == "release" and hold.reason == SITE_NOT_REGISTERED:
+        _check_site_release(session, hold)
     now = now or datetime.now(UTC)
     resolution = HoldResolution(
         hold_id=hold_id, decision=decision, actor=actor[:100], reason=reason, decided_at=now
@@ -484,6 +538,22 @@ def resolve(
         now=now,
     )
     return resolution
+
+
+def _check_site_release(session: Session, hold: Hold) -> None:
+    """A weighing is never paid at a site its device did not stand at: releasing a
+    ``site_not_registered`` hold pays under the claimed site's contracts, so it is
+    allowed only once the registry says the device stood there when it weighed (a
+    move recorded with its date); otherwise the hold can only be rejected."""
+    ticket = session.get(Ticket, hold.ticket_id)
+    assert ticket is not None  # holds reference tickets (foreign key)
+    site = SiteHistory(session).site_at(ticket.device_id, ticket.weighed_at)
+    if site != ticket.site_id:
+        raise HoldError(
+            f"hold {hold.id}: {ticket.device_id} was registered at {site}, not"
+            f" {ticket.site_id}, when it weighed; it is never paid at {ticket.site_id}:"
+            " reject the hold, or first record the device's move there with its date"
+        )
 
 
 def resolve_ticket(

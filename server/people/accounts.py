@@ -13,6 +13,7 @@ applied where the data is read, not where it is shown.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -50,8 +51,21 @@ class AccountError(ValueError):
     """A request about accounts that cannot be carried out, with the reason."""
 
 
-class OutOfScope(PermissionError):
-    """The account asked for another contractor's data."""
+class NotFound(LookupError):
+    """Something asked for that does not exist, or that the caller may not see.
+
+    One answer for both, word for word (the faces turn it into a 404), so that the
+    answer never tells a caller whether another contractor's ticket, statement or
+    dispute exists.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"{what} not found")
+        self.what = what
+
+
+class OutOfScope(NotFound):
+    """The account asked for another contractor's data: answered as "not found"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,14 +86,23 @@ class Scope:
         return self.contractor_bin is None or self.contractor_bin == contractor_bin
 
     def require(self, contractor_bin: str) -> None:
+        """Refuse another contractor's BIN as if it did not exist (:class:`OutOfScope`)."""
         if not self.allows(contractor_bin):
-            raise OutOfScope(f"this account sees only BIN {self.contractor_bin}")
+            raise OutOfScope(f"contractor {contractor_bin}")
+
+    def visible(self, owner_bin: str | None, what: str) -> None:
+        """The one rule for a single object: ``owner_bin`` is the contractor the object
+        belongs to, None when it does not exist. Raises :class:`NotFound` (``what``,
+        e.g. ``"statement 7"``) alike for a missing object and for one of another
+        contractor, so the two cannot be told apart."""
+        if owner_bin is None or not self.allows(owner_bin):
+            raise NotFound(what)
 
     def narrow(self, contractor_bin: str | None) -> str | None:
         """The BIN a query must filter on: the scope's own, or the one asked for (staff)."""
         if self.contractor_bin is not None:
             if contractor_bin not in (None, "", self.contractor_bin):
-                raise OutOfScope(f"this account sees only BIN {self.contractor_bin}")
+                raise OutOfScope(f"contractor {contractor_bin}")
             return self.contractor_bin
         return contractor_bin or None
 
@@ -112,10 +135,38 @@ class Account:
 
 @dataclass(frozen=True, slots=True)
 class LoginPolicy:
+    """Growing delays after failed sign-ins, never a lock-out of the real user.
+
+    Failures are counted per (user name, address), per address, and per user name
+    from all addresses, each within ``window_s``. Past its free allowance a count
+    makes the next attempt of that pair, address or name wait ``2**(n - free)``
+    seconds after the last failure (1 s, 2 s, 4 s …), at most ``max_delay_s``:
+
+    * ``max_failures`` — per (name, address): someone guessing one account from one
+      address. The real user at another address does not count them.
+    * ``max_failures_per_addr`` — per address, whatever names: one address spraying
+      guesses over many accounts.
+    * ``max_failures_per_account`` — per name from all addresses: a ceiling against a
+      guess distributed over many addresses. It is the one count an attacker elsewhere
+      can raise for the real user too, so it is much higher; reaching it slows the real
+      user's sign-ins (by delays, never a lock) — the price of slowing a botnet.
+
+    A throttled attempt is refused without checking the password and is not counted;
+    a success clears the failures of its own (name, address) pair only.
+    """
+
     max_failures: int = 5
     max_failures_per_addr: int = 20
-    window_s: int = 900
+    max_failures_per_account: int = 100
+    window_s: int = 86400
+    max_delay_s: int = 900
     cost: ScryptCost = DEFAULT_COST
+
+    def delay_s(self, failures: int, free: int) -> int:
+        """Seconds the next attempt waits after the last of ``failures`` (0: none)."""
+        if failures < free:
+            return 0
+        return min(1 << min(failures - free, 30), self.max_delay_s)
 
 
 class LoginRefused(Exception):
@@ -251,13 +302,13 @@ def authenticate(
     policy: LoginPolicy = LoginPolicy(),
     now: datetime | None = None,
 ) -> Account:
-    """Check a sign-in, throttled per user name and per address.
+    """Check a sign-in, throttled by growing delays (see :class:`LoginPolicy`).
 
-    Raises :class:`LoginThrottled` (without checking the password) when either has
-    too many recent failures, :class:`LoginRefused` for a wrong name or password or a
-    disabled user; each refusal is recorded. Runs its own short transactions: the
-    password check (about half a second of scrypt) holds no database lock, which on
-    SQLite would stall every other request.
+    Raises :class:`LoginThrottled` (without checking the password) while a delay runs,
+    :class:`LoginRefused` for a wrong name or password or a disabled user; each
+    refusal is recorded. Runs its own short transactions: the password check (about
+    half a second of scrypt) holds no database lock, which on SQLite would stall
+    every other request.
     """
     moment = _now(now)
     name = username.strip().lower()[:64]
@@ -283,7 +334,13 @@ def authenticate(
         hash_password(password, policy.cost) if needs_rehash(snapshot[1], policy.cost) else None
     )
     with sessions.begin() as session:
-        session.execute(delete(LoginFailure).where(LoginFailure.username == name))
+        # Only this pair's: the real user's success must not wipe an attacker's count
+        # elsewhere, nor an attacker's own success its address's spraying count.
+        session.execute(
+            delete(LoginFailure).where(
+                LoginFailure.username == name, LoginFailure.remote_addr == addr
+            )
+        )
         user = session.get(User, snapshot[0])
         if user is None or user.disabled_at is not None:  # removed or disabled meanwhile
             raise LoginRefused("wrong user name or password")
@@ -302,18 +359,22 @@ def _check_throttle(
     moment: datetime,
     policy: LoginPolicy,
 ) -> None:
-    checks = [(LoginFailure.username, name, policy.max_failures)]
+    recent = LoginFailure.failed_at > since
+    checks = [
+        (LoginFailure.username == name, policy.max_failures_per_account),
+        ((LoginFailure.username == name) & (LoginFailure.remote_addr == addr), policy.max_failures),
+    ]
     if addr:
-        checks.append((LoginFailure.remote_addr, addr, policy.max_failures_per_addr))
-    for column, value, limit in checks:
-        count, oldest = session.execute(
-            select(func.count(), func.min(LoginFailure.failed_at)).where(
-                column == value, LoginFailure.failed_at > since
-            )
+        checks.append((LoginFailure.remote_addr == addr, policy.max_failures_per_addr))
+    wait = 0.0
+    for where, free in checks:
+        count, last = session.execute(
+            select(func.count(), func.max(LoginFailure.failed_at)).where(where, recent)
         ).one()
-        if count >= limit:
-            assert oldest is not None
-            if oldest.tzinfo is None:  # aggregate results bypass the column type
-                oldest = oldest.replace(tzinfo=UTC)
-            retry = oldest + timedelta(seconds=policy.window_s) - moment
-            raise LoginThrottled(max(1, int(retry.total_seconds()) + 1))
+        delay = policy.delay_s(count, free)
+        if delay and last is not None:
+            if last.tzinfo is None:  # aggregate results bypass the column type
+                last = last.replace(tzinfo=UTC)
+            wait = max(wait, (last + timedelta(seconds=delay) - moment).total_seconds())
+    if wait > 0:
+        raise LoginThrottled(math.ceil(wait))

@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.people.accounts import OutOfScope
+from server.people.accounts import NotFound
 from server.web.render import Page
 
 
@@ -52,11 +52,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return _page(request).render("error.html", status=400, code=400, detail=problems)
 
 
-async def _out_of_scope(request: Request, exc: Exception) -> Response:
-    return await _http_error(request, HTTPException(403, detail=str(exc)))
+async def _not_found(request: Request, exc: Exception) -> Response:
+    # Missing, or another contractor's: the same 404 and the same words (NotFound).
+    return await _http_error(request, HTTPException(404, detail=str(exc)))
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(OutOfScope, _out_of_scope)
+    app.add_exception_handler(NotFound, _not_found)

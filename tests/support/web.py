@@ -157,7 +157,14 @@ def test_settings(database_url: str, **overrides: object) -> Settings:
 def live_server(app: FastAPI) -> Iterator[str]:
     """Serve ``app`` with uvicorn on a free port in a thread; yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        proxy_headers=False,  # as `epr-server serve`: the app decides whom to believe
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 
 from server.api.deps import ContractorScope, SessionDep
 from server.api.routes.statements import check_bin
 from server.money.amounts import LOCAL_TZ
 from server.money.contractors import contractors, overview
+from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["contractors"])
 
@@ -38,7 +39,7 @@ def contractor_overview(
     check_bin(contractor_bin)
     view = overview(session, scope, contractor_bin, today=today_local(), max_months=months)
     if view is None:
-        raise HTTPException(404, detail=f"no contract of {contractor_bin}")
+        raise NotFound(f"contractor {contractor_bin}")
     return {
         "bin": view.contractor.bin,
         "name": view.contractor.name,

@@ -1,17 +1,25 @@
 """Disputes: a contractor's challenge and the operator's decision, visible to both.
 
-A contractor user opens and reads disputes of its own BIN only; operators decide.
-Each act is recorded under the signed-in user's name.
+A contractor user opens disputes in its own name only, on its own tickets and
+statements (another's is "not found", as a missing one), and reads its own; staff
+never open one in a contractor's name (403); operators decide. Each act is recorded
+under the signed-in user's name.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep, committed
+from server.api.deps import (
+    ContractorDep,
+    ContractorScope,
+    OperatorDep,
+    SessionDep,
+    committed,
+)
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 
 router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
@@ -20,7 +28,9 @@ router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
 class OpenRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    contractor_bin: str
+    contractor_bin: str | None = Field(
+        None, description="optional; if given, the caller's own BIN (no one acts for another)"
+    )
     comment: str = Field(min_length=1)
     ticket: str | None = Field(None, pattern=r"^.+:\d+$", description="DEVICE:SEQ")
     statement_id: int | None = None
@@ -48,10 +58,10 @@ def disputes(
 
 
 @router.post("", status_code=201)
-def open_(
-    session: SessionDep, user: CurrentUser, scope: ContractorScope, body: OpenRequest
-) -> dict[str, Any]:
-    scope.require(body.contractor_bin)
+def open_(session: SessionDep, user: ContractorDep, body: OpenRequest) -> dict[str, Any]:
+    assert user.contractor_bin is not None  # a contractor account always has its BIN
+    if body.contractor_bin not in (None, user.contractor_bin):
+        raise HTTPException(403, detail="a dispute is opened in the caller's own name only")
     ticket = None
     if body.ticket is not None:
         device_id, _, seq = body.ticket.rpartition(":")
@@ -59,7 +69,7 @@ def open_(
     with committed(session, DisputeError, 422):
         d = open_dispute(
             session,
-            contractor_bin=body.contractor_bin,
+            contractor_bin=user.contractor_bin,
             comment=body.comment,
             actor=user.username,
             ticket=ticket,

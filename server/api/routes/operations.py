@@ -1,4 +1,4 @@
-"""Alarms and dead letters, read-only, for the operators' pages."""
+"""Alarms (staff) and dead letters (operators only, as on the pages), read-only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from server.api.deps import SessionDep
+from server.api.deps import OperatorDep, SessionDep
 from server.fleet.alarms import alarm_dict, list_alarms
 from server.fleet.dead_letters import dead_letter_dict, list_dead_letters
 
@@ -27,6 +27,7 @@ def alarms(
 @router.get("/dead-letters")
 def dead_letters(
     session: SessionDep,
+    user: OperatorDep,
     status: str = Query("open", pattern="^(open|resolved|discarded|all)$"),
     device_id: str | None = None,
     limit: int = Query(200, ge=1, le=5000),

@@ -1,10 +1,10 @@
 """Statements: previews by month, and the recorded workflow (compute, approve, pay, verify).
 
 Staff see every contractor's statements; a contractor user sees only its own (lists
-are filtered to it, another BIN is refused with 403). Computing, approving and paying
-are operators' acts, each needing its own permission (``statements.compute``,
-``statements.approve``, ``statements.pay``) and recorded under the caller's account
-and credential. Approving and paying name the total the caller saw
+are filtered to it; another BIN, or another's statement, is "not found": 404). Computing,
+approving and paying are operators' acts, each needing its own permission
+(``statements.compute``, ``statements.approve``, ``statements.pay``) and recorded under
+the caller's account and credential. Approving and paying name the total the caller saw
 (``expected_total_kzt``): another total is refused (409), and so is an approval by the
 account that computed the draft or a payment by the one that approved it (403).
 """
@@ -38,6 +38,7 @@ from server.money.statements import (
     statements_for,
 )
 from server.money.verification import verify
+from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 
@@ -143,9 +144,9 @@ def stored_statement(
     session: SessionDep, scope: ContractorScope, statement_id: int
 ) -> dict[str, Any]:
     row = session.get(StoredStatement, statement_id)
-    if row is None or not scope.allows(row.contractor_bin):
-        # Another contractor's statement is not even confirmed to exist.
-        raise HTTPException(404, detail=f"statement {statement_id} does not exist")
+    # Another contractor's statement is not even confirmed to exist.
+    scope.visible(row.contractor_bin if row else None, f"statement {statement_id}")
+    assert row is not None
     return stored_view(row, with_body=True)
 
 
@@ -200,7 +201,7 @@ def contractor_statement(
     except MissingRate as exc:
         raise HTTPException(422, detail=str(exc)) from None
     if statement is None:
-        raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
+        raise NotFound(f"statement of {contractor_bin} for {period}")
     return statement.canonical() | {"hash": statement.hash}
 
 

@@ -1,16 +1,19 @@
-"""Tickets: scoped lists, CSV export, and (staff only) the evidence of one ticket."""
+"""Tickets: scoped lists, CSV export, and (staff only; "not found" for others) the
+evidence of one ticket."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
+from sqlalchemy.orm import Session
 
-from server.api.deps import ContractorScope, SessionDep, StaffDep
+from server.api.deps import ContractorScope, CurrentUser, SessionDep
 from server.api.routes.statements import check_period
 from server.money.evidence import Evidence, evidence_for
 from server.money.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
+from server.people.accounts import Account, NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
@@ -116,8 +119,13 @@ def evidence_json(e: Evidence) -> dict[str, Any]:
 
 
 @router.get("/tickets/{ticket_id}/evidence")
-def ticket_evidence(session: SessionDep, user: StaffDep, ticket_id: int) -> dict[str, Any]:
-    evidence = evidence_for(session, ticket_id)
+def ticket_evidence(session: SessionDep, user: CurrentUser, ticket_id: int) -> dict[str, Any]:
+    return evidence_json(visible_evidence(session, user, ticket_id))
+
+
+def visible_evidence(session: Session, user: Account, ticket_id: int) -> Evidence:
+    """A ticket's evidence (staff only): for anyone else, as for a missing ticket."""
+    evidence = evidence_for(session, ticket_id) if user.is_staff else None
     if evidence is None:
-        raise HTTPException(404, detail=f"no ticket {ticket_id}")
-    return evidence_json(evidence)
+        raise NotFound(f"ticket {ticket_id}")
+    return evidence

@@ -27,7 +27,8 @@ router = APIRouter(include_in_schema=False)
 
 
 def _client(request: Request) -> str:
-    return request.client.host if request.client else ""
+    auth: Auth = request.app.state.auth
+    return auth.client_address(request)
 
 
 @router.get("/login")

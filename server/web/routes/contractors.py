@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
 from server.api.deps import ContractorScope, CurrentUser, SessionDep
@@ -14,6 +14,7 @@ from server.money.amounts import LOCAL_TZ
 from server.money.contractors import overview
 from server.money.lines import Statement
 from server.money.statements import list_statements, statement_for
+from server.people.accounts import NotFound
 from server.web.render import PageDep
 
 router = APIRouter(include_in_schema=False)
@@ -53,7 +54,7 @@ def contractor_page(
     check_bin(contractor_bin)
     view = overview(session, scope, contractor_bin, today=datetime.now(LOCAL_TZ).date())
     if view is None:
-        raise HTTPException(404, detail=f"no contract of {contractor_bin}")
+        raise NotFound(f"contractor {contractor_bin}")
     recorded = list_statements(session, contractor_bin=contractor_bin)
     return page.render("contractors/overview.html", view=view, recorded=recorded)
 
@@ -67,7 +68,7 @@ def statement_page(
     check_period(period)
     statement = statement_for(session, contractor_bin, period)
     if statement is None:
-        raise HTTPException(404, detail=f"no contract of {contractor_bin} covers {period}")
+        raise NotFound(f"statement of {contractor_bin} for {period}")
     return page.render("contractors/statement.html", **statement_context(statement))
 
 

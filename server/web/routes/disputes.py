@@ -4,7 +4,8 @@ it with a reason both sides read.
 
 Scope as in the JSON API (``server/api/routes/disputes.py``): a contractor's list is
 narrowed to its own BIN and a dispute is always opened for the signed-in
-contractor's BIN; the library checks that a disputed statement is that BIN's.
+contractor's BIN; the library checks that a disputed ticket or statement is that
+BIN's, and refuses another's with the words it uses for a missing one.
 """
 
 from __future__ import annotations
@@ -13,18 +14,17 @@ import json
 import re
 from typing import Annotated, Final, Literal
 
-from fastapi import APIRouter, Depends, Form, Query
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, CurrentUser, OperatorDep, RequireRole, SessionDep
+from server.api.deps import ContractorDep, ContractorScope, CurrentUser, OperatorDep, SessionDep
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 from server.money.statements import list_statements
-from server.people.accounts import Account, Role
+from server.people.accounts import NotFound, Role
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)
 
-ContractorDep = Annotated[Account, Depends(RequireRole(Role.CONTRACTOR))]
 TICKET_RE: Final = re.compile(r"^(.+):(\d+)$")
 
 
@@ -95,7 +95,7 @@ def open_(
             statement_id=statement_id,
             line=line_ref,
         ),
-        DisputeError,
+        (DisputeError, NotFound),
         lambda d: page.t("disputes.opened", id=d.id),
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Query
+from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
 from server.api.deps import ActorDep, ContractorScope, OperatorDep, SessionDep, StaffDep
@@ -161,9 +161,9 @@ def recorded_page(
     page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: int
 ) -> Response:
     row = session.get(StoredStatement, statement_id)
-    if row is None or not scope.allows(row.contractor_bin):
-        # As in the API: another contractor's statement is not even confirmed to exist.
-        raise HTTPException(404, detail=f"statement {statement_id} does not exist")
+    # As in the API: another contractor's statement is not even confirmed to exist.
+    scope.visible(row.contractor_bin if row else None, f"statement {statement_id}")
+    assert row is not None
     body = json.loads(row.body)
     shown = body if row.kind == "original" else body["recomputed"]
     original = session.get(StoredStatement, row.adjusts_id) if row.adjusts_id else None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, SessionDep, StaffDep
+from server.api.deps import ContractorScope, CurrentUser, SessionDep
 from server.api.routes.statements import check_period
-from server.api.routes.tickets import csv_response
+from server.api.routes.tickets import csv_response, visible_evidence
 from server.money.contractors import filter_choices
-from server.money.evidence import evidence_for
 from server.money.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
 from server.web.render import PageDep
 from server.web.routes.contractors import this_month
@@ -68,8 +67,7 @@ def tickets_csv(
 
 
 @router.get("/tickets/{ticket_id}")
-def evidence_page(page: PageDep, session: SessionDep, user: StaffDep, ticket_id: int) -> Response:
-    evidence = evidence_for(session, ticket_id)
-    if evidence is None:
-        raise HTTPException(404, detail=f"no ticket {ticket_id}")
-    return page.render("tickets/evidence.html", e=evidence)
+def evidence_page(
+    page: PageDep, session: SessionDep, user: CurrentUser, ticket_id: int
+) -> Response:
+    return page.render("tickets/evidence.html", e=visible_evidence(session, user, ticket_id))

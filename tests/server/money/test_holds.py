@@ -35,8 +35,10 @@ def reasons(session: Session) -> dict[tuple[str, int], set[str]]:
 def test_each_rule_holds_its_ticket(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     dev = fake_device(tmp_path, "rp-hold-01", start=T0)
     box = fake_device(tmp_path, "rp-box-01", start=T0)
+    bin_ = fake_device(tmp_path, "rp-bin-01", start=T0)  # weighs container pickups
     register(sessions, dev)
     register(sessions, box)
+    register(sessions, bin_, site_id="almaty-c-01")
     with sessions.begin() as session:
         upsert_site(session, "almaty-c-01", name="container", region="Almaty", kind="container")
         sensor = DeviceKey.generate().public_key_b64()
@@ -54,22 +56,23 @@ def test_each_rule_holds_its_ticket(tmp_path: Path, sessions: sessionmaker[Sessi
         weigh(dev, "120.5", at=T0),  # 1: fine
         weigh(dev, "300", scale_id="s-old"),  # 2: certificate expired the day before
         weigh(dev, "0.5"),  # 3: implausible for tyres (2 kg at least)
-        weigh(dev, "80", site_id="almaty-c-01", category="packaging_paper"),  # 4: no drop near
-        weigh(dev, "90", at=T0 + timedelta(hours=5, minutes=30), site_id="almaty-c-01",
-              category="packaging_paper"),  # 5: the emptying 30 min before: fine
-        weigh(dev, "4950", at=T0 + timedelta(days=1)),  # 6-8: just under 5,000 kg thrice
+        weigh(bin_, "80", at=T0, site_id="almaty-c-01", scale_id="c1",
+              category="packaging_paper"),  # bin 1: no drop near
+        weigh(bin_, "90", at=T0 + timedelta(hours=5, minutes=30), site_id="almaty-c-01",
+              scale_id="c1", category="packaging_paper"),  # bin 2: the emptying 30 min before: fine
+        weigh(dev, "4950", at=T0 + timedelta(days=1)),  # 4-6: just under 5,000 kg thrice
         weigh(dev, "4960", at=T0 + timedelta(days=2)),
         weigh(dev, "4999.5", at=T0 + timedelta(days=3)),
-        weigh(dev, "4950", at=T0 + timedelta(days=20)),  # 9: just under, but alone
+        weigh(dev, "4950", at=T0 + timedelta(days=20)),  # 7: just under, but alone
     ]  # fmt: skip
-    unsynced = weigh(dev, "200", at=T0 + timedelta(days=21), synced=False)  # 10
+    unsynced = weigh(dev, "200", at=T0 + timedelta(days=21), synced=False)  # 8
     ingest(sessions, w)
     # The device clock was an hour off: received an hour after its own time.
     ingest(sessions, [unsynced], delay=timedelta(hours=1))
     # A validly signed record whose chain does not link, sent before its predecessor.
-    b1 = weigh(box, "100", at=T0)
-    b2 = weigh(box, "110")
-    b3 = weigh(box, "120")
+    b1 = weigh(box, "100", at=T0, scale_id="b1")  # dev's s1 would be another device's scale
+    b2 = weigh(box, "110", scale_id="b1")
+    b3 = weigh(box, "120", scale_id="b1")
     ingest(sessions, [b1, b3])
     ingest(sessions, [forge(box, b2, net_kg="111", gross_kg="111")])
     with sessions.begin() as session:
@@ -81,11 +84,11 @@ def test_each_rule_holds_its_ticket(tmp_path: Path, sessions: sessionmaker[Sessi
     assert found == {
         (dev.device_id, 2): {"scale_verification_expired"},
         (dev.device_id, 3): {"implausible_weight"},
-        (dev.device_id, 4): {"no_fill_drop"},
+        (bin_.device_id, 1): {"no_fill_drop"},
+        (dev.device_id, 4): {"near_cap_boundary"},
+        (dev.device_id, 5): {"near_cap_boundary"},
         (dev.device_id, 6): {"near_cap_boundary"},
-        (dev.device_id, 7): {"near_cap_boundary"},
-        (dev.device_id, 8): {"near_cap_boundary"},
-        (dev.device_id, 10): {"clock_unsynced"},
+        (dev.device_id, 8): {"clock_unsynced"},
         (box.device_id, 3): {"evidence_broken"},
     }
     assert all(v.status == "open" and v.detail for v in views)

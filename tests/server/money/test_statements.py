@@ -241,7 +241,7 @@ def test_a_run_waits_for_tickets_still_in_flight(tmp_path: Path, postgres: Postg
         )
     )
     in_flight.flush()  # its id is drawn now, below the next worker's
-    ingest(sessions, [weigh(fast, "3000")])
+    ingest(sessions, [weigh(fast, "3000", site_id="almaty-rp-02")])
 
     computer = payment_team(sessions).computer
 

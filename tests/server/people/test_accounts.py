@@ -29,7 +29,14 @@ from server.people.tokens import create_token, revoke_token, token_account
 from tests.support.accounts import BIN_A, BIN_B, CHEAP, PASSWORD, add_user
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-POLICY = LoginPolicy(max_failures=3, max_failures_per_addr=5, window_s=600, cost=CHEAP)
+POLICY = LoginPolicy(
+    max_failures=3,
+    max_failures_per_addr=5,
+    max_failures_per_account=12,
+    window_s=600,
+    max_delay_s=60,
+    cost=CHEAP,
+)
 
 
 def test_roles_and_scopes(sessions: sessionmaker[Session]) -> None:
@@ -79,41 +86,93 @@ def test_duplicate_user(sessions: sessionmaker[Session]) -> None:
         add_user(sessions, "ALICE", Role.AUDITOR)
 
 
-def test_authenticate_throttles_per_name_and_recovers(sessions: sessionmaker[Session]) -> None:
+def _fail(
+    sessions: sessionmaker[Session],
+    name: str,
+    addr: str,
+    at: datetime,
+    password: str = "wrong pw!",  # noqa: S107 - a wrong password on purpose
+) -> None:
+    with pytest.raises(LoginRefused) as exc:
+        authenticate(sessions, name, password, remote_addr=addr, policy=POLICY, now=at)
+    assert not isinstance(exc.value, LoginThrottled), exc.value
+
+
+def _throttled(sessions: sessionmaker[Session], name: str, addr: str, at: datetime) -> int:
+    """The wait asked of a sign-in with the right password, which is not even checked."""
+    with pytest.raises(LoginThrottled) as exc:
+        authenticate(sessions, name, PASSWORD, remote_addr=addr, policy=POLICY, now=at)
+    return exc.value.retry_after_s
+
+
+ATTACKER, USER = "203.0.113.66", "198.51.100.7"
+
+
+def test_an_attacker_elsewhere_cannot_lock_the_real_user_out(
+    sessions: sessionmaker[Session],
+) -> None:
     add_user(sessions, "alice", Role.AUDITOR)
-    for i in range(3):
-        with pytest.raises(LoginRefused) as exc:
-            authenticate(
-                sessions,
-                "alice",
-                "wrong password",
-                remote_addr="10.0.0.1",
-                policy=POLICY,
-                now=T0 + timedelta(seconds=i),
-            )
-        assert not isinstance(exc.value, LoginThrottled)
-    # Locked now, even with the right password; the wait is what is left of the window.
-    with pytest.raises(LoginThrottled) as throttled:
-        authenticate(sessions, "alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=100))
-    assert throttled.value.retry_after_s == 501
+    for i in range(10):  # far past the pair's allowance of 3, each after its delay
+        _fail(sessions, "alice", ATTACKER, T0 + timedelta(minutes=i))
+    # The attacker waits; the real user, from its own address, signs in at once.
+    assert _throttled(sessions, "alice", ATTACKER, T0 + timedelta(minutes=9, seconds=1)) > 0
     account = authenticate(
-        sessions, "Alice", PASSWORD, policy=POLICY, now=T0 + timedelta(seconds=601)
+        sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=T0 + timedelta(minutes=9)
     )
-    assert account.role is Role.AUDITOR
+    assert account.username == "alice"
+    # ...and that success does not wipe the attacker's count.
+    assert _throttled(sessions, "alice", ATTACKER, T0 + timedelta(minutes=9, seconds=2)) > 0
+
+
+def test_delays_grow_to_a_cap_and_a_success_resets_them(sessions: sessionmaker[Session]) -> None:
+    add_user(sessions, "alice", Role.AUDITOR)
+    at = T0
+    for _ in range(3):  # the pair's free allowance
+        _fail(sessions, "alice", USER, at)
+    waits = []
+    for _ in range(8):
+        wait = _throttled(sessions, "alice", USER, at)
+        waits.append(wait)
+        at += timedelta(seconds=wait)
+        _fail(sessions, "alice", USER, at)
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60]  # doubling, capped at max_delay_s
+    at += timedelta(seconds=_throttled(sessions, "alice", USER, at))
+    authenticate(sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=at)
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(LoginFailure)) == 0
+    _fail(sessions, "alice", USER, at)  # counted from zero again: no wait
+    authenticate(sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=at)
 
 
-def test_authenticate_throttles_per_address(sessions: sessionmaker[Session]) -> None:
+def test_failures_are_forgotten_after_the_window(sessions: sessionmaker[Session]) -> None:
+    add_user(sessions, "alice", Role.AUDITOR)
+    for i in range(3):
+        _fail(sessions, "alice", USER, T0 + timedelta(seconds=i))
+    assert _throttled(sessions, "alice", USER, T0 + timedelta(seconds=2)) == 1
+    later = T0 + timedelta(seconds=POLICY.window_s + 3)
+    authenticate(sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=later)
+
+
+def test_one_address_spraying_names_is_delayed_and_no_one_else(
+    sessions: sessionmaker[Session],
+) -> None:
     add_user(sessions, "alice", Role.AUDITOR)
     for i in range(5):
-        with pytest.raises(LoginRefused):
-            authenticate(
-                sessions, f"ghost{i}", "whatever pw", remote_addr="10.9.9.9", policy=POLICY, now=T0
-            )
-    with pytest.raises(LoginThrottled):
-        authenticate(sessions, "alice", PASSWORD, remote_addr="10.9.9.9", policy=POLICY, now=T0)
-    authenticate(sessions, "alice", PASSWORD, remote_addr="10.0.0.2", policy=POLICY, now=T0)
+        _fail(sessions, f"ghost{i}", ATTACKER, T0, password="whatever pw")
+    assert _throttled(sessions, "alice", ATTACKER, T0) == 1
+    authenticate(sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=T0)
+
+
+def test_a_distributed_guess_meets_the_account_ceiling(sessions: sessionmaker[Session]) -> None:
+    """The documented trade-off: past the (much higher) per-account ceiling every
+    address waits, the real user's too — delayed, never locked."""
+    add_user(sessions, "alice", Role.AUDITOR)
+    for i in range(POLICY.max_failures_per_account):
+        _fail(sessions, "alice", f"192.0.2.{i + 1}", T0)
+    assert _throttled(sessions, "alice", USER, T0) == 1
+    authenticate(
+        sessions, "alice", PASSWORD, remote_addr=USER, policy=POLICY, now=T0 + timedelta(seconds=1)
+    )
 
 
 def test_login_rehashes_an_old_cost(sessions: sessionmaker[Session]) -> None:

@@ -311,7 +311,13 @@ def test_disputes_scope_open_and_decide(web: Web) -> None:
         assert message.startswith("ok: Dispute ")
         # Another contractor's statement line, by editing the form: refused, nothing stored.
         message, _ = flash(c, post(c, "/disputes", "/disputes", line=line_a, comment="mine?"))
-        assert message == (f"error: Refused: statement {rows[BIN_A].id} is not {BIN_B}'s")
+        # Word for word what a statement that does not exist gets.
+        assert message == f"error: Refused: statement {rows[BIN_A].id} not found"
+        missing, _ = flash(c, post(c, "/disputes", "/disputes", line="999|X", comment="?"))
+        assert missing == "error: Refused: statement 999 not found"
+        # Another contractor's ticket, likewise.
+        message, _ = flash(c, post(c, "/disputes", "/disputes", ticket=mine, comment="mine?"))
+        assert message == f"error: Refused: ticket {mine} not found"
     with web.login("eco") as c:
         tickets = c.get(f"/tickets?period={PERIOD}", headers=EN).text
         link = f"/disputes?ticket={mine.replace(':', '%3A')}"

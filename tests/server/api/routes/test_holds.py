@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.fleet.registry import upsert_site
 from server.money import holds
 from tests.server.api.conftest import TestClient
 from tests.support.builders import fake_device, register
@@ -40,3 +41,26 @@ def test_list_and_resolve(
     released = client.get("/api/v1/holds", params={"status": "released"}).json()
     assert released[0]["decided_by"] == "ops"
     assert released[0]["decision_reason"] == "lamp box, checked"
+
+
+def test_a_weighing_at_a_site_its_device_is_not_registered_at_is_only_rejected(
+    tmp_path: Path, sessions: sessionmaker[Session], client: TestClient
+) -> None:
+    with sessions.begin() as session:
+        upsert_site(session, "shymkent-rp-01", name="Shymkent", region="Shymkent", kind="x")
+    dev = fake_device(tmp_path, start=T0)
+    register(sessions, dev)  # at almaty-rp-01
+    ingest(sessions, [weigh(dev, "500", site_id="shymkent-rp-01")])
+    with sessions.begin() as session:
+        holds.scan(session)
+    (held,) = client.get("/api/v1/holds", params={"status": "open"}).json()
+    assert (held["reason"], held["reason_text"]) == (
+        "site_not_registered",
+        "site is not the one the device was registered at",
+    )
+    url = f"/api/v1/holds/{held['hold_id']}/resolve"
+    release = client.post(url, json={"decision": "release", "reason": "trust the device"})
+    assert release.status_code == 409
+    assert "never paid at shymkent-rp-01" in release.json()["detail"]
+    reject = client.post(url, json={"decision": "reject", "reason": "device is in Almaty"})
+    assert reject.status_code == 200

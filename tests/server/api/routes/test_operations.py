@@ -10,8 +10,11 @@ from edge.protocol import Channel
 from server.api.routes import operations
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
+from server.people.accounts import Account, Role
 from tests.support.builders import fake_device, register
 from tests.support.ingest import NOW, inbound
+
+OPERATOR = Account(1, "ops", Role.OPERATOR, None, "")
 
 
 def test_alarms_and_dead_letters_are_served_as_json(
@@ -25,7 +28,9 @@ def test_alarms_and_dead_letters_are_served_as_json(
     )
     with sessions() as s:
         alarms = operations.alarms(s, all=False, device_id=None, limit=200)
-        (dead,) = operations.dead_letters(s, status="open", device_id=None, limit=200)
+        (dead,) = operations.dead_letters(
+            s, user=OPERATOR, status="open", device_id=None, limit=200
+        )
     assert [(a["code"], a["subject"], a["state"]) for a in alarms] == [
         ("device_offline", "rp-test-01", "open")
     ]
