@@ -12,7 +12,9 @@ loaded by Python's ``hashlib``, so the agent signs through it with ``ctypes``
 byte-identical signatures, which the tests check. The key file is standard PKCS#8
 PEM, read and written here without either library (for Ed25519 it is a fixed
 16-byte prefix and the 32-byte seed). Verification (server side, ``journal verify``)
-uses ``cryptography``.
+uses ``cryptography``; the agent verifies the server's signed configuration with
+:class:`PublicKey`, which goes through libcrypto the same way (and falls back to
+``cryptography`` likewise).
 """
 
 from __future__ import annotations
@@ -82,6 +84,23 @@ class _LibCrypto:
                     c.c_char_p,
                     c.c_size_t,
                 ]
+                lib.EVP_PKEY_new_raw_public_key.restype = c.c_void_p
+                lib.EVP_PKEY_new_raw_public_key.argtypes = [
+                    c.c_int,
+                    c.c_void_p,
+                    c.c_char_p,
+                    c.c_size_t,
+                ]
+                lib.EVP_DigestVerifyInit.restype = c.c_int
+                lib.EVP_DigestVerifyInit.argtypes = [c.c_void_p] * 5
+                lib.EVP_DigestVerify.restype = c.c_int
+                lib.EVP_DigestVerify.argtypes = [
+                    c.c_void_p,
+                    c.c_char_p,
+                    c.c_size_t,
+                    c.c_char_p,
+                    c.c_size_t,
+                ]
                 cls._lib = lib
             return cls._lib
 
@@ -116,6 +135,47 @@ class _LibCrypto:
             return sig.raw[: size.value]
         finally:
             self.lib.EVP_MD_CTX_free(ctx)
+
+
+class _LibCryptoPublic:
+    """An Ed25519 public key through the system's libcrypto (EVP one-shot verify)."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.lib = _LibCrypto.library()
+        self.pkey = self.lib.EVP_PKEY_new_raw_public_key(_EVP_PKEY_ED25519, None, raw, 32)
+        if not self.pkey:
+            raise ValueError("libcrypto refused the Ed25519 public key")
+
+    def __del__(self) -> None:
+        if getattr(self, "pkey", None):
+            self.lib.EVP_PKEY_free(self.pkey)
+
+    def verify(self, sig: bytes, data: bytes) -> bool:
+        ctx = self.lib.EVP_MD_CTX_new()
+        if not ctx:
+            raise MemoryError("EVP_MD_CTX_new")
+        try:
+            if self.lib.EVP_DigestVerifyInit(ctx, None, None, None, self.pkey) != 1:
+                raise OSError("EVP_DigestVerifyInit failed")
+            return bool(self.lib.EVP_DigestVerify(ctx, sig, len(sig), data, len(data)) == 1)
+        finally:
+            self.lib.EVP_MD_CTX_free(ctx)
+
+
+class _CryptographyPublic:
+    def __init__(self, raw: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        self._key = Ed25519PublicKey.from_public_bytes(raw)
+
+    def verify(self, sig: bytes, data: bytes) -> bool:
+        from cryptography.exceptions import InvalidSignature
+
+        try:
+            self._key.verify(sig, data)
+        except InvalidSignature:
+            return False
+        return True
 
 
 class _Cryptography:
@@ -223,3 +283,52 @@ def verify_signature(public_key_b64: str, data: bytes, sig_b64: str) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+class PublicKey:
+    """An Ed25519 public key that verifies signatures, for the agent.
+
+    The agent pins the server's configuration-signing key with this and checks every
+    remote configuration against it; like :class:`DeviceKey` it goes through the
+    system's libcrypto (no ``cryptography`` import on the Pi) where it can.
+    """
+
+    def __init__(self, raw: bytes, *, backend: str = "auto") -> None:
+        if len(raw) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        self.raw = raw
+        self._impl: _LibCryptoPublic | _CryptographyPublic
+        if backend != "cryptography":
+            try:
+                self._impl = _LibCryptoPublic(raw)
+                return
+            except (OSError, AttributeError):
+                if backend == "libcrypto":
+                    raise
+        self._impl = _CryptographyPublic(raw)
+
+    @classmethod
+    def from_b64(cls, text: str, *, backend: str = "auto") -> PublicKey:
+        """From base64 (as ``epr-server config-key show`` prints it); ValueError if not one."""
+        try:
+            raw = base64.b64decode(text.strip(), validate=True)
+        except ValueError:
+            raise ValueError("not base64") from None
+        return cls(raw, backend=backend)
+
+    @property
+    def backend(self) -> str:
+        return "libcrypto" if isinstance(self._impl, _LibCryptoPublic) else "cryptography"
+
+    def b64(self) -> str:
+        return base64.b64encode(self.raw).decode()
+
+    def verify(self, data: bytes, sig_b64: str) -> bool:
+        """True if ``sig_b64`` is a valid signature of ``data`` by this key."""
+        try:
+            sig = base64.b64decode(sig_b64, validate=True)
+        except ValueError:
+            return False
+        if len(sig) != 64:
+            return False
+        return self._impl.verify(sig, data)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from edge.evidence import DeviceKey, DeviceKeyError, verify_signature
+from edge.evidence import DeviceKey, DeviceKeyError, PublicKey, verify_signature
 
 
 def test_libcrypto_and_cryptography_sign_identically() -> None:
@@ -57,3 +57,24 @@ def test_bad_key_files_are_named(tmp_path: Path) -> None:
     (tmp_path / "junk.key").write_text("hello")
     with pytest.raises(DeviceKeyError, match="not a PEM private key"):
         DeviceKey.load(tmp_path / "junk.key")
+
+
+def test_public_key_verifies_alike_through_libcrypto_and_cryptography() -> None:
+    for _ in range(10):
+        key = DeviceKey.generate()
+        data = os.urandom(200)
+        sig = key.sign(data)
+        fast = PublicKey.from_b64(key.public_key_b64(), backend="libcrypto")
+        slow = PublicKey.from_b64(key.public_key_b64(), backend="cryptography")
+        assert fast.backend == "libcrypto"
+        other = DeviceKey.generate().sign(data)
+        for candidate in (fast, slow):
+            assert candidate.verify(data, sig)
+            assert not candidate.verify(data + b"x", sig)
+            assert not candidate.verify(data, other)
+            assert not candidate.verify(data, "not base64!")
+            assert not candidate.verify(data, sig[:40] + "==")
+    with pytest.raises(ValueError, match="32 bytes"):
+        PublicKey.from_b64("AAAA")
+    with pytest.raises(ValueError, match="base64"):
+        PublicKey.from_b64("%%%")
