@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -47,8 +47,9 @@ _MAX_INT: Final = 2**53  # JSON integers stay exact in every consumer below this
 
 #: Optional v1 additions to a weighing; omitted from the payload (and the hash) when None.
 #: ``plate``: vehicle plate a two-pass weighing was paired by; ``entry_ts``: time of the
-#: first pass of a two-pass weighing (``ts`` is the second).
-WEIGHING_OPTIONAL: Final = ("plate", "entry_ts")
+#: first pass of a two-pass weighing (``ts`` is the second); ``config_revision``: the
+#: signed remote configuration revision in force when the weighing was recorded.
+WEIGHING_OPTIONAL: Final = ("plate", "entry_ts", "config_revision")
 PLATE_RE: Final = re.compile(r"^[A-Z0-9]{2,16}$")
 
 
@@ -205,12 +206,14 @@ class Weighing:
     v: int = PROTOCOL_VERSION
     plate: str | None = None
     entry_ts: str | None = None
+    config_revision: int | None = None
 
     def body(self) -> dict[str, Any]:
         """The signed fields: everything except ``hash`` and ``sig``.
 
-        Optional additions to v1 (``plate``, ``entry_ts``) are left out when absent, so a
-        record without them hashes exactly as it did before they existed.
+        Optional additions to v1 (``plate``, ``entry_ts``, ``config_revision``) are left
+        out when absent, so a record without them hashes exactly as it did before they
+        existed.
         """
         # Spelled out rather than ``asdict`` (a deep copy, most of a decode's time);
         # a test checks that it names every field but those two.
@@ -239,6 +242,8 @@ class Weighing:
             data["plate"] = self.plate
         if self.entry_ts is not None:
             data["entry_ts"] = self.entry_ts
+        if self.config_revision is not None:
+            data["config_revision"] = self.config_revision
         return data
 
     def signing_bytes(self) -> bytes:
@@ -365,26 +370,77 @@ class Ack:
 
 @dataclass(frozen=True, slots=True)
 class ConfigDesired:
-    """Desired agent settings, retained on ``config``; the agent validates them itself."""
+    """Desired agent settings, retained on ``config``; the agent validates them itself.
+
+    Signed by the server's configuration key: ``sig`` is the Ed25519 signature of the
+    canonical :meth:`body` (``v``, ``device_id``, ``revision``, ``issued_at``,
+    ``settings``). ``device_id``, ``issued_at`` and ``sig`` are absent only from the
+    unsigned messages of older servers, which a device with a pinned key refuses.
+    """
 
     revision: int
     settings: dict[str, Any]
     v: int = PROTOCOL_VERSION
+    device_id: str | None = None
+    issued_at: str | None = None
+    sig: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields: everything except ``sig`` (absent ones left out)."""
+        data: dict[str, Any] = {"v": self.v, "revision": self.revision, "settings": self.settings}
+        if self.device_id is not None:
+            data["device_id"] = self.device_id
+        if self.issued_at is not None:
+            data["issued_at"] = self.issued_at
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = self.body()
+        if self.sig is not None:
+            data["sig"] = self.sig
+        return data
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigReported:
+    """Whether a revision was applied, and why not; signed by the device key.
+
+    ``sig`` is the Ed25519 signature of the canonical :meth:`body` (every field but
+    ``sig``) with the device's key; ``ts`` is the device's time of the report. The
+    server keeps only signed reports.
+    """
+
     device_id: str
     revision: int
     applied: bool
     reason: str | None = None
     v: int = PROTOCOL_VERSION
+    ts: str | None = None
+    sig: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "v": self.v,
+            "device_id": self.device_id,
+            "revision": self.revision,
+            "applied": self.applied,
+            "reason": self.reason,
+        }
+        if self.ts is not None:
+            data["ts"] = self.ts
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = self.body()
+        if self.sig is not None:
+            data["sig"] = self.sig
+        return data
 
 
 Payload = Weighing | FillReading | Health | Alarm | Status | Ack | ConfigDesired | ConfigReported
@@ -571,6 +627,7 @@ def decode_weighing_body(raw: bytes) -> tuple[Weighing, bytes]:
         sig=f.str_("sig", pattern=_B64_RE, hint="a base64 Ed25519 signature"),
         plate=f.str_("plate", pattern=PLATE_RE, optional=True, max_len=16, hint="a plate"),
         entry_ts=f.ts("entry_ts", optional=True),
+        config_revision=f.int_("config_revision", minimum=1, optional=True),
     )
     if not weighing.stable:
         raise ProtocolError("stable", "only stable readings make a weighing")
@@ -754,22 +811,184 @@ def decode_ack(raw: bytes) -> Ack:
     return Ack(acks=tuple(acks))
 
 
+_SETTINGS_DEPTH: Final = 4
+
+
+def check_plain(value: Any, where: str = "settings", depth: int = 0) -> None:
+    """Settings hold objects, strings, integers, booleans and null only.
+
+    A fraction travels as a string (``"12.5"``), as weights do everywhere on the wire:
+    the canonical bytes a signature covers then read back exactly on every side.
+    """
+    if isinstance(value, dict):
+        if depth >= _SETTINGS_DEPTH:
+            raise ProtocolError(where, "nested too deeply")
+        for key, item in value.items():
+            if not isinstance(key, str) or not _IDENT_RE.fullmatch(key):
+                raise ProtocolError(where, f"{str(key)[:40]!r} is not an identifier")
+            check_plain(item, f"{where}.{key}", depth + 1)
+    elif isinstance(value, str):
+        if len(value) > 256:
+            raise ProtocolError(where, "longer than 256 characters")
+    elif isinstance(value, int):  # bool included
+        if not -_MAX_INT < value < _MAX_INT:
+            raise ProtocolError(where, "out of range")
+    elif value is not None:
+        kind = "a fraction: write it as a string" if isinstance(value, Decimal | float) else None
+        raise ProtocolError(where, kind or f"{_kind(value)} is not a setting value")
+
+
 def decode_config(raw: bytes) -> ConfigDesired:
-    f = _Fields(_load(raw), frozenset({"v", "revision", "settings"}))
+    f = _Fields(
+        _load(raw), frozenset({"v", "device_id", "revision", "issued_at", "settings", "sig"})
+    )
     settings = f._get("settings", False)
     if not isinstance(settings, dict):
         raise ProtocolError("settings", "expected an object")
-    return ConfigDesired(revision=f.int_("revision", minimum=1), settings=settings)
+    check_plain(settings)
+    return ConfigDesired(
+        revision=f.int_("revision", minimum=1),
+        settings=settings,
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, optional=True, hint="a device id"),
+        issued_at=f.ts("issued_at", optional=True),
+        sig=f.str_("sig", pattern=_B64_RE, optional=True, hint="a base64 Ed25519 signature"),
+    )
 
 
 def decode_config_reported(raw: bytes) -> ConfigReported:
-    f = _Fields(_load(raw), frozenset({"v", "device_id", "revision", "applied", "reason"}))
+    f = _Fields(
+        _load(raw),
+        frozenset({"v", "device_id", "revision", "applied", "reason", "ts", "sig"}),
+    )
     return ConfigReported(
         device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
         revision=f.int_("revision"),
         applied=f.bool_("applied"),
         reason=f.str_("reason", optional=True, max_len=512),
+        ts=f.ts("ts", optional=True),
+        sig=f.str_("sig", pattern=_B64_RE, optional=True, hint="a base64 Ed25519 signature"),
     )
+
+
+# --------------------------------------------------------------------------- remote settings
+
+#: Settings a remote configuration may change, at the top level and per device type;
+#: ports, pins, ids, keys and the broker stay with the file on the device.
+CONFIG_TUNABLE_TOP: Final = frozenset(
+    {"health_interval_s", "journal_max_unacked", "min_free_mb", "fill_ttl_h"}
+)
+CONFIG_TUNABLE: Final[Mapping[str, frozenset[str]]] = {
+    "scale": frozenset(
+        {
+            "category",
+            "badge",
+            "min_load_kg",
+            "settle_readings",
+            "zero_band_kg",
+            "tare_source",
+            "tare_kg",
+            "identity_wait_s",
+            "pass_max_age_h",
+            "offline_after_s",
+            "poll_interval_s",
+        }
+    ),
+    "rfid": frozenset({"hold_s"}),
+    "plate": frozenset({"hold_s"}),
+    "panel": frozenset({"hold_s"}),
+    "fill": frozenset(
+        {
+            "full_pct",
+            "hysteresis_pct",
+            "emptied_drop_pct",
+            "emptied_window_s",
+            "emptied_confirm",
+            "report_change_pct",
+            "report_interval_s",
+            "fault_samples",
+            "silence_fault_s",
+            "link_window_s",
+        }
+    ),
+}
+_ANY_DEVICE_TUNABLE: Final = frozenset().union(*CONFIG_TUNABLE.values())
+
+#: Bounds on the settings that change money when they come from a remote configuration
+#: (the device's own file is set on site). The device also keeps a remote tare within
+#: its scale's ``capacity_kg``, a minimum load above its zero band and a category
+#: within the categories its file names.
+REMOTE_TARE_MAX_KG: Final = Decimal(200)
+REMOTE_MIN_LOAD_FLOOR_KG: Final = Decimal("0.5")
+REMOTE_MIN_LOAD_MAX_KG: Final = Decimal(5000)
+
+
+def _remote_kg(value: Any) -> Decimal | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str) and _KG_RE.fullmatch(value):
+        return Decimal(value)
+    return None
+
+
+def remote_setting_problem(name: str, value: Any) -> str | None:
+    """Why a remote value of the device setting ``name`` is out of bounds, or None."""
+    if name == "tare_kg":
+        kg = _remote_kg(value)
+        if kg is None:
+            return "expected kg as a decimal string or an integer"
+        if kg > REMOTE_TARE_MAX_KG:
+            return f"{kg} kg is above the {REMOTE_TARE_MAX_KG} kg a remote tare may be"
+    elif name == "min_load_kg":
+        kg = _remote_kg(value)
+        if kg is None:
+            return "expected kg as a decimal string or an integer"
+        if not REMOTE_MIN_LOAD_FLOOR_KG <= kg <= REMOTE_MIN_LOAD_MAX_KG:
+            return (
+                f"{kg} kg is outside {REMOTE_MIN_LOAD_FLOOR_KG}..{REMOTE_MIN_LOAD_MAX_KG} kg,"
+                " the range of a remote minimum load"
+            )
+    elif name == "category" and not (isinstance(value, str) and _IDENT_RE.fullmatch(value)):
+        return "expected a category code"
+    return None
+
+
+def settings_problems(
+    settings: Mapping[str, Any], *, categories: Collection[str] | None = None
+) -> list[str]:
+    """What a remote configuration's settings break, each as ``settings.<key>: <reason>``.
+
+    The checks that need no knowledge of the device (what may be changed remotely, the
+    bounds on money settings, plain values; a category among ``categories`` if given);
+    the device repeats them and adds its own (device ids and types, its file's limits).
+    """
+    problems: list[str] = []
+    try:
+        check_plain(dict(settings))
+    except ProtocolError as exc:
+        problems.append(str(exc))
+    for key, value in settings.items():
+        if key == "devices":
+            if not isinstance(value, Mapping):
+                problems.append("settings.devices: expected an object of device id -> settings")
+                continue
+            for dev_id, changes in value.items():
+                where = f"settings.devices.{dev_id}"
+                if not isinstance(changes, Mapping):
+                    problems.append(f"{where}: expected an object")
+                    continue
+                for name, new in changes.items():
+                    if name not in _ANY_DEVICE_TUNABLE:
+                        problems.append(f"{where}.{name}: cannot be changed remotely")
+                        continue
+                    problem = remote_setting_problem(name, new)
+                    known = categories is None or new in categories
+                    if problem is None and name == "category" and not known:
+                        problem = f"{new!r} is not one of {', '.join(sorted(categories or ()))}"
+                    if problem is not None:
+                        problems.append(f"{where}.{name}: {problem}")
+        elif key not in CONFIG_TUNABLE_TOP:
+            problems.append(f"settings.{key}: cannot be changed remotely")
+    return problems
 
 
 DECODERS: Final[dict[Channel, Callable[[bytes], Payload]]] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.evidence import DeviceKey, verify_signature
 from edge.protocol import (
     GENESIS_HASH,
     Ack,
@@ -16,6 +17,8 @@ from edge.protocol import (
     AckStatus,
     BrokerUrl,
     Channel,
+    ConfigDesired,
+    ConfigReported,
     FillEvent,
     FillReading,
     ProtocolError,
@@ -23,11 +26,14 @@ from edge.protocol import (
     canonical_bytes,
     decode,
     decode_ack,
+    decode_config,
+    decode_config_reported,
     decode_fill,
     decode_weighing,
     encode,
     kg_to_grams,
     parse_topic,
+    settings_problems,
     subscription,
     topic,
 )
@@ -227,3 +233,89 @@ def test_fill_pickup_link_is_optional() -> None:
     assert b"pickup_event_id" not in encode(base)
     linked = replace(base, pickup_event_id="abc123", seq=2)
     assert decode_fill(encode(linked)).pickup_event_id == "abc123"
+
+
+def test_config_revision_is_an_optional_signed_field(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    plain = dev.weigh("10")
+    assert b"config_revision" not in encode(plain)
+    dev.journal.config_revision = 7
+    tuned = dev.weigh("11")
+    assert tuned.body()["config_revision"] == 7  # inside the hash and the signature
+    assert decode_weighing(encode(tuned)).config_revision == 7
+    forged = _mutated(encode(tuned), config_revision=8)
+    with pytest.raises(ProtocolError, match="hash"):
+        decode_weighing(forged)
+    with pytest.raises(ProtocolError, match="config_revision"):
+        decode_weighing(_mutated(encode(tuned), config_revision=0))
+
+
+def test_signed_config_and_report_round_trip() -> None:
+    key = DeviceKey.generate()
+    unsigned = ConfigDesired(
+        3,
+        {"devices": {"s1": {"tare_kg": "12.5", "settle_readings": 4}}},
+        device_id="rp-almaty-01",
+        issued_at="2026-12-01T08:00:00.000Z",
+    )
+    body = unsigned.signing_bytes()
+    assert json.loads(body) == {
+        "v": 1,
+        "device_id": "rp-almaty-01",
+        "revision": 3,
+        "issued_at": "2026-12-01T08:00:00.000Z",
+        "settings": {"devices": {"s1": {"tare_kg": "12.5", "settle_readings": 4}}},
+    }
+    desired = replace(unsigned, sig=key.sign(body))
+    again = decode_config(encode(desired))
+    assert again == desired
+    assert verify_signature(key.public_key_b64(), again.signing_bytes(), again.sig or "")
+    legacy = decode_config(b'{"v":1,"revision":2,"settings":{}}')  # an older server's
+    assert (legacy.sig, legacy.device_id, legacy.issued_at) == (None, None, None)
+    report = ConfigReported("rp-almaty-01", 3, False, "stale: …", ts="2026-12-01T08:00:01.000Z")
+    report = replace(report, sig=key.sign(report.signing_bytes()))
+    decoded = decode_config_reported(encode(report))
+    assert decoded == report
+    assert "sig" not in decoded.body()
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        (b'{"health_interval_s": 1.5}', "settings.health_interval_s"),
+        (b'{"devices": {"s1": {"tare_kg": 12.0}}}', "settings.devices.s1.tare_kg"),
+        (b'{"a": {"b": {"c": {"d": {"e": 1}}}}}', "settings.a.b.c.d"),
+        (b'{"devices": {"s 1": {}}}', "settings.devices"),
+    ],
+)
+def test_config_settings_are_plain_values(settings: bytes, field: str) -> None:
+    raw = b'{"v":1,"revision":2,"settings":' + settings + b"}"
+    with pytest.raises(ProtocolError) as exc:
+        decode_config(raw)
+    assert exc.value.field == field
+
+
+def test_settings_problems_are_the_bounds_both_sides_apply() -> None:
+    assert settings_problems({"devices": {"s1": {"tare_kg": "12.5", "min_load_kg": 5}}}) == []
+    problems = settings_problems(
+        {
+            "devices": {
+                "s1": {"tare_kg": "250", "min_load_kg": "0.1", "category": "gold", "port": "x"}
+            },
+            "mqtt": {"url": "mqtt://evil"},
+            "health_interval_s": 1.5,
+        },
+        categories={"tyres", "batteries"},
+    )
+    assert problems == [
+        "settings.health_interval_s: a fraction: write it as a string",
+        "settings.devices.s1.tare_kg: 250 kg is above the 200 kg a remote tare may be",
+        "settings.devices.s1.min_load_kg: 0.1 kg is outside 0.5..5000 kg,"
+        " the range of a remote minimum load",
+        "settings.devices.s1.category: 'gold' is not one of batteries, tyres",
+        "settings.devices.s1.port: cannot be changed remotely",
+        "settings.mqtt: cannot be changed remotely",
+    ]
+    assert settings_problems({"devices": {"s1": {"tare_kg": "-1"}}}) == [
+        "settings.devices.s1.tare_kg: expected kg as a decimal string or an integer"
+    ]

@@ -43,7 +43,9 @@ def test_body_names_every_field_but_hash_and_sig(tmp_path: Path) -> None:
     w = fake_device(tmp_path).weigh("12.5")
     names = {f.name for f in dataclasses.fields(Weighing)} - {"hash", "sig"}
     assert set(w.body()) == names - set(WEIGHING_OPTIONAL)
-    paired = dataclasses.replace(w, plate="777ABC02", entry_ts="2026-03-02T08:00:00.000Z")
+    paired = dataclasses.replace(
+        w, plate="777ABC02", entry_ts="2026-03-02T08:00:00.000Z", config_revision=3
+    )
     assert set(paired.body()) == names
     for each in (w, paired):
         assert each.body() == reference_body(each)
