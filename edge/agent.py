@@ -31,8 +31,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from edge.alarms import AlarmBoard
 from edge.clock import Clock
@@ -68,7 +68,7 @@ from edge.protocol import (
     format_ts,
     topic,
 )
-from edge.remote import Decision, RemoteConfig
+from edge.remote import Decision, Refusal, RemoteConfig, refuse
 from edge.system import cpu_temp_c, disk_free_mb
 from edge.watchdog import Notifier, Progress, watchdog_interval
 from edge.workflow import (
@@ -110,6 +110,10 @@ def event_source(event: Event) -> str:
     return event.name
 
 
+class Signer(Protocol):
+    def sign(self, data: bytes) -> str: ...
+
+
 @dataclass
 class AgentStats:
     recorded: int = 0
@@ -117,6 +121,8 @@ class AgentStats:
     #: Exceptions while handling a device's input, per device (see ``Agent.handle``).
     device_faults: Counter[str] = field(default_factory=Counter)
     acks: Counter[str] = field(default_factory=Counter)
+    #: Remote configuration: ``config_applied`` and ``config_refused_<why>``.
+    config: Counter[str] = field(default_factory=Counter)
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
@@ -135,6 +141,7 @@ class Agent:
         remote: RemoteConfig | None = None,
         notifier: Notifier | None = None,
         on_recorded: Callable[[Weighing], None] | None = None,
+        signer: Signer | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -145,6 +152,8 @@ class Agent:
         self.remote = remote
         self.notifier = notifier or Notifier(None)
         self.on_recorded = on_recorded
+        self.signer = signer
+        """The device key: signs ``config/reported`` (unsigned without one)."""
         self.stats = AgentStats(started_mono=clock.monotonic())
         self.alarms = AlarmBoard(config.device_id, journal.boot_id, clock)
         self.selections = Selections()
@@ -173,9 +182,10 @@ class Agent:
         self._watchdog_s: float | None = None
         self._link_up = False
         self._outbox_dirty = True
-        self._pending_report: ConfigReported | None = None
+        self._pending_reports: list[ConfigReported] = []
         self._threads: list[threading.Thread] = []
         self._configure(config)
+        journal.config_revision = remote.in_force if remote is not None else None
 
     # ------------------------------------------------------------------ configuration
 
@@ -195,10 +205,41 @@ class Agent:
         self.workflows, self.containers.channels, self.config = workflows, fills, config
 
     def apply_remote(self, decision: Decision) -> None:
-        if decision.config is not None:
-            self._configure(decision.config)
-            self._trial_until = self.clock.monotonic() + self.config.config_trial_s
-            log.info("applied configuration revision %d (on trial)", decision.revision)
+        """Carry out a decision on an offered revision: journal and apply it, then report.
+
+        An applied revision is journalled (with the server's signature and settings)
+        before anything uses it; from then on every weighing names it.
+        """
+        config, desired = decision.config, decision.desired
+        if config is not None and desired is not None:
+            try:
+                record = self.journal.record_config(desired)
+            except JournalFull as exc:
+                decision = refuse(decision.revision, Refusal.JOURNAL, f"not journalled: {exc}")
+            else:
+                assert self.remote is not None
+                self.remote.start_trial(decision)
+                self.journal.config_revision = decision.revision
+                self._configure(config)
+                self._trial_until = self.clock.monotonic() + self.config.config_trial_s
+                log.info(
+                    "applied configuration revision %d (on trial, journal config seq %d)",
+                    decision.revision,
+                    record.seq,
+                )
+        if decision.applied:  # only a verified offer is applied or found in force
+            self.alarms.clear("config_signature", "a configuration signed by the server")
+        if decision.applied and decision.desired is not None:
+            self.stats.config["config_applied"] += 1
+        if decision.refusal is not None:
+            self.stats.config[f"config_refused_{decision.refusal.value}"] += 1
+            log.error("configuration revision %d refused: %s", decision.revision, decision.reason)
+            if decision.refusal in (Refusal.UNSIGNED, Refusal.SIGNATURE):
+                self.alarms.raise_(
+                    "config_signature",
+                    f"configuration revision {decision.revision} refused: {decision.reason}",
+                    "critical",
+                )
         self.report_config(decision)
 
     def report_config(self, decision: Decision) -> None:
@@ -207,9 +248,15 @@ class Agent:
             revision=decision.revision,
             applied=decision.applied,
             reason=decision.reason,
+            ts=format_ts(self.clock.now()),
         )
-        if not self.link.publish(self._topics[Channel.CONFIG_REPORTED], encode(report)):
-            self._pending_report = report  # sent when the link is back
+        if self.signer is not None:
+            report = replace(report, sig=self.signer.sign(report.signing_bytes()))
+        if self._pending_reports or not self.link.publish(
+            self._topics[Channel.CONFIG_REPORTED], encode(report)
+        ):
+            # Sent in order when the link is back; the latest few are enough.
+            self._pending_reports = [*self._pending_reports, report][-8:]
 
     # ------------------------------------------------------------------ events
 
@@ -438,7 +485,7 @@ class Agent:
         try:
             desired = decode_config(payload)
         except ProtocolError as exc:
-            self.report_config(Decision(0, False, f"config message refused: {exc}"))
+            self.apply_remote(refuse(0, Refusal.MALFORMED, f"config message refused: {exc}"))
             return
         self.apply_remote(self.remote.offer(desired))
 
@@ -482,11 +529,10 @@ class Agent:
             if not self.link.publish(topic(self.config.device_id, Channel.ALARM), encode(alarm)):
                 return
             self.alarms.sent(alarm)
-        report = self._pending_report
-        if report is not None and self.link.publish(
-            self._topics[Channel.CONFIG_REPORTED], encode(report)
+        while self._pending_reports and self.link.publish(
+            self._topics[Channel.CONFIG_REPORTED], encode(self._pending_reports[0])
         ):
-            self._pending_report = None
+            self._pending_reports.pop(0)
 
     # ------------------------------------------------------------------ health
 
@@ -508,6 +554,7 @@ class Agent:
         counters["open_passes"] = self.journal.open_passes()
         for status, n in self.stats.acks.items():
             counters[f"acks_{status}"] = n
+        counters.update(self.stats.config)
         if self.stats.record_ms:
             counters["record_ms_max"] = round(max(self.stats.record_ms))
         last_frame = max(self.last_frame.values(), default=None)

@@ -142,13 +142,14 @@ def build_agent(
     Only what the configuration uses is imported: a scale family's driver, pyserial
     for a serial port, gpiozero for pins, paho for the MQTT link.
     """
-    from edge.evidence import DeviceKey
+    from edge.evidence import DeviceKey, PublicKey
 
     clock = clock or SystemClock()
     boot_id = read_boot_id()
     key = DeviceKey.load(config.key_path)
-    remote = RemoteConfig(config)
-    effective, reverted = remote.startup()
+    pinned, _ = config.server_key()
+    remote = RemoteConfig(config, PublicKey.from_b64(pinned) if pinned is not None else None)
+    effective, reports = remote.startup()
     journal = Journal(
         config.journal_path,
         device_id=config.device_id,
@@ -203,10 +204,11 @@ def build_agent(
         remote=remote,
         notifier=notifier if notifier is not None else Notifier.from_env(),
         on_recorded=on_recorded,
+        signer=key,
     )
     agent_box.append(agent)
-    if reverted is not None:
-        agent.report_config(reverted)
+    for report in reports:
+        agent.apply_remote(report)
     for pid in panels:
         panels[pid].show(LedState.OFF)
     return agent

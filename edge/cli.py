@@ -1,9 +1,10 @@
-"""``epr-edge``: run | check-config | provision | journal verify."""
+"""``epr-edge``: run | check-config | provision [--server-key KEY] | journal verify."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -21,20 +22,61 @@ def _load(path: str) -> AgentConfig:
         raise SystemExit(2) from None
 
 
+def _explain_server_key(config: AgentConfig) -> str:
+    key, source = config.server_key()
+    if key is None:
+        return (
+            f"server_config_key: {source}: every remote configuration is refused"
+            " (pin the server's key with `epr-edge provision --server-key KEY`)"
+        )
+    categories = ", ".join(sorted(config.allowed_categories())) or "none"
+    return (
+        f"server_config_key: {key} (from {source}): only configurations signed with it"
+        f" for {config.device_id} are applied; a remote category must be one of: {categories}"
+    )
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     print(f"{args.config}: ok ({config.device_id}, {len(config.devices)} device(s))")
+    print(_explain_server_key(config))
     return 0
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from edge.evidence import DeviceKey
+    from edge.evidence import DeviceKey, PublicKey
 
     config = _load(args.config)
+    if args.server_key is not None:
+        try:
+            pinned = PublicKey.from_b64(args.server_key).b64()
+        except ValueError as exc:
+            print(f"--server-key: not a base64 Ed25519 public key ({exc})", file=sys.stderr)
+            return 2
+        if config.server_config_key is not None:
+            print(
+                f"{args.config}: server_config_key is set in the file; change it there",
+                file=sys.stderr,
+            )
+            return 2
+        path = config.pinned_key_path
+        current = path.read_text(encoding="ascii").strip() if path.exists() else None
+        if current not in (None, pinned) and not args.repin:
+            print(
+                f"{path}: another server key is pinned ({current}); --repin replaces it",
+                file=sys.stderr,
+            )
+            return 2
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(pinned + "\n", encoding="ascii")
+        os.replace(tmp, path)
     key, created = DeviceKey.load_or_create(config.key_path)
     state = "created" if created else "exists"
     print(f"device_id={config.device_id} site_id={config.site_id} key={state}")
     print(f"public_key={key.public_key_b64()}")
+    config = _load(args.config)
+    print(_explain_server_key(config))
     return 0
 
 
@@ -54,15 +96,22 @@ def cmd_journal_verify(args: argparse.Namespace) -> int:
         clock=SystemClock(),
     )
     report = journal.verify(key.public_key_b64())
+    server_key, _ = config.server_key()
+    configs = journal.verify_configs(key.public_key_b64(), server_key)
     journal.close()
-    if report.ok:
-        print(f"journal ok: {report.checked} weighings, chain and signatures verified")
+    if report.ok and configs.ok:
+        print(
+            f"journal ok: {report.checked} weighings and {configs.checked} configurations,"
+            " chains and signatures verified"
+        )
         return 0
-    print(
-        f"journal BROKEN at seq {report.first_broken_seq}: {report.reason}"
-        f" ({report.checked} records before it verified)",
-        file=sys.stderr,
-    )
+    for what, broken in (("", report), ("configuration ", configs)):
+        if not broken.ok:
+            print(
+                f"journal BROKEN at {what}seq {broken.first_broken_seq}: {broken.reason}"
+                f" ({broken.checked} records before it verified)",
+                file=sys.stderr,
+            )
     return 1
 
 
@@ -99,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("config", help="agent TOML file")
         p.set_defaults(func=func)
+        if name == "provision":
+            p.add_argument(
+                "--server-key",
+                help="pin the server's configuration key (base64, `epr-server config-key show`)",
+            )
+            p.add_argument("--repin", action="store_true", help="replace a pinned server key")
     journal = sub.add_parser("journal", help="journal tools")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
     verify = jsub.add_parser("verify", help="check the hash chain and every signature")

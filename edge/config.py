@@ -20,6 +20,7 @@ here are the names an operator uses in ``config`` messages.
 
 from __future__ import annotations
 
+import base64
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -124,6 +125,9 @@ class ScaleConfig(_Strict):
     sends net directly and no tare is known (recorded with tare 0)."""
     tare_kg: Kg = Decimal(0)
     """Known container tare subtracted from gross when ``tare_source = "configured"``."""
+    capacity_kg: Kg | None = None
+    """The scale's maximum capacity (Max on its plate); a remote tare or minimum load
+    must stay below it. Set on site only."""
     identity_wait_s: float = Field(120, ge=0, le=3600)
     """A settled load waits this long for a missing badge, plate or category."""
     pair_by: Literal["badge", "plate"] = "badge"
@@ -255,6 +259,14 @@ class AgentConfig(_Strict):
     """Unsent fill readings older than this expire (weighings never do)."""
     config_trial_s: float = Field(120, ge=0, le=86_400)
     """A remote configuration must run this long before it becomes last-known-good."""
+    server_config_key: str | None = None
+    """The server's configuration-signing public key (base64, as ``epr-server config-key
+    show`` prints it) or a file holding it; unset: the key ``epr-edge provision
+    --server-key`` pinned in ``data_dir``. Without a key no remote configuration is
+    applied."""
+    categories: list[Ident] = []
+    """Waste categories a remote configuration may set on a scale, besides those this
+    file names (scale categories, panel buttons). Set on site only."""
     devices: list[Device] = Field(min_length=1)
 
     @property
@@ -265,12 +277,57 @@ class AgentConfig(_Strict):
     def journal_path(self) -> Path:
         return self.data_dir / "journal.sqlite3"
 
+    @property
+    def pinned_key_path(self) -> Path:
+        """Where ``epr-edge provision --server-key`` pins the server's configuration key."""
+        return self.data_dir / "server-config.pub"
+
+    def server_key(self) -> tuple[str | None, str]:
+        """The pinned server configuration key (base64) and where it comes from.
+
+        ``(None, why)`` when none is pinned; ValueError when the one given is not a key.
+        """
+        value = self.server_config_key
+        if value is None:
+            path = self.pinned_key_path
+            if not path.exists():
+                return None, f"none pinned (no server_config_key, no {path})"
+            return _read_key(path), str(path)
+        if _is_key(value):
+            return value.strip(), "server_config_key"
+        return _read_key(Path(value)), value
+
+    def allowed_categories(self) -> frozenset[str]:
+        """Categories a remote configuration may choose: this file's and ``categories``."""
+        named = {s.category for s in self.scales() if s.category is not None}
+        for dev in self.devices:
+            if isinstance(dev, PanelConfig):
+                named.update(dev.buttons)
+        return frozenset(named | set(self.categories))
+
     def scales(self) -> list[ScaleConfig]:
         return [d for d in self.devices if isinstance(d, ScaleConfig)]
 
     def covered(self, device: RfidConfig | PlateConfig | PanelConfig) -> list[str]:
         """Ids of the scales an identity or category device applies to."""
         return list(device.scales) or [s.id for s in self.scales()]
+
+
+def _is_key(text: str) -> bool:
+    try:
+        return len(base64.b64decode(text.strip(), validate=True)) == 32
+    except ValueError:
+        return False
+
+
+def _read_key(path: Path) -> str:
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not _is_key(text):
+        raise ValueError(f"{path}: not a base64 Ed25519 public key")
+    return text
 
 
 def _key(loc: tuple[int | str, ...]) -> str:
@@ -344,6 +401,10 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> AgentConfig:
         problems = [f"{source}: {_key(tuple(err['loc']))}: {err['msg']}" for err in exc.errors()]
         raise ConfigError(problems) from None
     problems = [f"{source}: {key}: {reason}" for key, reason in cross_check(config)]
+    try:
+        config.server_key()
+    except ValueError as exc:
+        problems.append(f"{source}: server_config_key: {exc}")
     try:
         config.mqtt.broker()
     except ValueError as exc:

@@ -16,6 +16,10 @@ Tables:
                (open -> paired in the same transaction as the weighing, or expired)
     meta       key/value: device id, pruned-through hash, workflow state (a container's
                last settled weight) written in the same transaction as a weighing
+    config     every remote configuration the agent applied: revision, the server's
+               signature and the settings it signed, in a record of the device's own
+               (seq, prev_hash, hash, sig: a hash chain of its own, signed by the
+               device key); weighings name the revision in force (``config_revision``)
 
 Storage is bounded: with fewer than ``min_free_bytes`` left on the disk, or
 ``max_unacked`` weighings waiting for the server, a new weighing is refused with
@@ -25,6 +29,7 @@ dropped to make room.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -34,17 +39,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 from edge.clock import Clock
 from edge.protocol import (
     GENESIS_HASH,
     AckItem,
     Channel,
+    ConfigDesired,
     FillEvent,
     FillReading,
     RecordKind,
     Weighing,
+    canonical_bytes,
     encode,
     format_ts,
 )
@@ -92,6 +99,13 @@ CREATE TABLE IF NOT EXISTS pass (
     closed_seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS pass_open ON pass(scale_id, key) WHERE state = 'open';
+CREATE TABLE IF NOT EXISTS config (
+    seq        INTEGER PRIMARY KEY,
+    revision   INTEGER NOT NULL,
+    ts         TEXT NOT NULL,
+    payload    BLOB NOT NULL,
+    hash       TEXT NOT NULL
+);
 """
 
 
@@ -122,6 +136,67 @@ class WeighingDraft:
     raw: tuple[str, ...]
     plate: str | None = None
     entry_ts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRecord:
+    """An applied remote configuration as the device journals it.
+
+    ``issued_at``, ``settings`` and ``server_sig`` are the server's signed message
+    (its body is rebuilt by :meth:`desired`, so the server's signature can be checked
+    again at any time); the record itself is chained (``prev_hash``) and signed with
+    the device key like a weighing.
+    """
+
+    device_id: str
+    boot_id: str
+    seq: int
+    ts: str
+    revision: int
+    issued_at: str
+    settings: dict[str, Any]
+    server_sig: str
+    prev_hash: str
+    hash: str = ""
+    sig: str = ""
+    v: int = 1
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "v": self.v,
+            "kind": "config",
+            "device_id": self.device_id,
+            "boot_id": self.boot_id,
+            "seq": self.seq,
+            "ts": self.ts,
+            "revision": self.revision,
+            "issued_at": self.issued_at,
+            "settings": self.settings,
+            "server_sig": self.server_sig,
+            "prev_hash": self.prev_hash,
+        }
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.body(), "hash": self.hash, "sig": self.sig}
+
+    def desired(self) -> ConfigDesired:
+        """The server's message this record applied, signature included."""
+        return ConfigDesired(
+            revision=self.revision,
+            settings=self.settings,
+            device_id=self.device_id,
+            issued_at=self.issued_at,
+            sig=self.server_sig,
+        )
+
+    @classmethod
+    def from_payload(cls, payload: bytes) -> ConfigRecord:
+        data = json.loads(payload)
+        data.pop("kind", None)
+        return cls(**data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +268,8 @@ class Journal:
         self._db.execute("PRAGMA cache_size=-1024")
         self._db.executescript(_SCHEMA)
         self._check_identity()
+        self.config_revision: int | None = None
+        """The remote configuration revision in force; each new weighing names it."""
 
     def _check_identity(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
@@ -321,6 +398,7 @@ class Journal:
                     prev_hash=prev_hash,
                     plate=draft.plate,
                     entry_ts=draft.entry_ts,
+                    config_revision=self.config_revision,
                 )
                 body = unsigned.signing_bytes()
                 weighing = replace(
@@ -346,6 +424,88 @@ class Journal:
                 raise JournalFull(f"{self.path}: {exc}") from exc
             raise
         return weighing
+
+    # ------------------------------------------------------------------ configuration
+
+    def record_config(self, desired: ConfigDesired) -> ConfigRecord:
+        """Journal an applied remote configuration (signed by the server) before it is used.
+
+        Refused with :class:`JournalFull` when storage is short, like a weighing.
+        """
+        if desired.issued_at is None or desired.sig is None:
+            raise ValueError("only a signed configuration is journalled")
+        self._check_disk()
+        try:
+            with self._tx() as db:
+                last = db.execute(
+                    "SELECT seq, hash FROM config ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+                unsigned = ConfigRecord(
+                    device_id=self.device_id,
+                    boot_id=self.boot_id,
+                    seq=seq,
+                    ts=format_ts(self._clock.now()),
+                    revision=desired.revision,
+                    issued_at=desired.issued_at,
+                    settings=desired.settings,
+                    server_sig=desired.sig,
+                    prev_hash=prev_hash,
+                )
+                body = unsigned.signing_bytes()
+                record = replace(
+                    unsigned,
+                    hash=hashlib.sha256(body).hexdigest(),
+                    sig=self._signer.sign(body),
+                )
+                payload = canonical_bytes(record.to_dict())
+                db.execute(
+                    "INSERT INTO config (seq, revision, ts, payload, hash) VALUES (?, ?, ?, ?, ?)",
+                    (seq, record.revision, record.ts, payload, record.hash),
+                )
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise JournalFull(f"{self.path}: {exc}") from exc
+            raise
+        return record
+
+    def configs(self) -> list[ConfigRecord]:
+        """Every journalled configuration, oldest first."""
+        return [
+            ConfigRecord.from_payload(bytes(payload))
+            for (payload,) in self._db.execute("SELECT payload FROM config ORDER BY seq")
+        ]
+
+    def verify_configs(self, public_key_b64: str, server_key_b64: str | None = None) -> ChainReport:
+        """Check the configuration records: hash, chain, the device's signature and, with
+        ``server_key_b64``, the server's signature of the settings each one applied."""
+        from edge.evidence import PublicKey, verify_signature
+
+        server = PublicKey.from_b64(server_key_b64) if server_key_b64 else None
+        prev = GENESIS_HASH
+        checked = 0
+        for seq, payload, stored_hash in self._db.execute(
+            "SELECT seq, payload, hash FROM config ORDER BY seq"
+        ):
+            try:
+                record = ConfigRecord.from_payload(bytes(payload))
+            except (ValueError, TypeError) as exc:
+                return ChainReport(checked, seq, f"config record does not decode: {exc}")
+            body = record.signing_bytes()
+            if record.seq != seq or hashlib.sha256(body).hexdigest() != record.hash:
+                return ChainReport(checked, seq, "config record hash does not match its body")
+            if record.hash != stored_hash:
+                return ChainReport(checked, seq, "stored hash differs from the config record's")
+            if record.prev_hash != prev:
+                return ChainReport(checked, seq, "config prev_hash does not match the previous")
+            if not verify_signature(public_key_b64, body, record.sig):
+                return ChainReport(checked, seq, "config record signature does not verify")
+            desired = record.desired()
+            if server is not None and not server.verify(desired.signing_bytes(), record.server_sig):
+                return ChainReport(checked, seq, "the server's signature does not verify")
+            prev = record.hash
+            checked += 1
+        return ChainReport(checked, None, None)
 
     # ------------------------------------------------------------------ passes
 

@@ -1,23 +1,35 @@
-"""Remote configuration: desired settings on the retained ``config`` topic.
+"""Remote configuration: desired settings on the retained ``config`` topic, signed by the server.
 
-The server publishes ``{"revision": n, "settings": {...}}`` retained on
-``epr/v1/{device}/config``. ``settings`` overlays the local TOML configuration::
+The server publishes ``{"device_id", "revision": n, "issued_at", "settings": {...},
+"sig"}`` retained on ``epr/v1/{device}/config``; ``sig`` is the server's Ed25519
+signature of the rest (:meth:`edge.protocol.ConfigDesired.signing_bytes`), made with
+the configuration key whose public half was pinned on the device at provisioning
+(:meth:`edge.config.AgentConfig.server_key`). ``settings`` overlays the local TOML
+configuration::
 
     {"health_interval_s": 30,
      "devices": {"s1": {"min_load_kg": "12", "category": "tyres"},
                  "c1": {"full_pct": "85"}}}
 
-Only tuning keys can be changed remotely (:data:`TUNABLE`); ports, pins, ids and
-the broker stay with the file on the device, because a wrong one would cut the
-device off. A revision is validated exactly like the file (same messages, prefixed
-``settings.``), applied atomically by the agent (all of it or none), reported on
-``config/reported``, and kept as a *trial*: only after it has run for
-``config_trial_s`` does it become last-known-good. If the agent restarts before that
-(a crash, the watchdog), the trial is dropped, the last-known-good is used again and
-the revision is reported as reverted — and never applied again.
+Before anything is applied an offer must be signed with the pinned key (none pinned:
+nothing is applied at all), for this device, and newer than every signed revision
+seen so far; a revision refused or reverted once is never applied again. Only tuning
+keys can be changed remotely (:data:`TUNABLE`); ports, pins, ids, keys and the broker
+stay with the file on the device, because a wrong one would cut the device off. The
+settings that change money keep bounds (:func:`edge.protocol.settings_problems`, and
+here: a tare below the scale's capacity, a minimum load above its zero band, a
+category this device's file names). A revision is validated exactly like the file
+(same messages, prefixed ``settings.``), applied atomically by the agent (all of it or
+none), journalled, reported on ``config/reported``, and kept as a *trial*: only after
+it has run for ``config_trial_s`` does it become last-known-good. If the agent
+restarts before that (a crash, the watchdog), the trial is dropped, the
+last-known-good is used again and the revision is reported as reverted — and never
+applied again. A last-known-good that the pinned key does not verify (one applied
+before keys were pinned) is dropped at start-up.
 
-State (``data_dir``): ``remote-config.json`` = {"revision", "settings", "rejected"}
-(last-known-good), ``remote-config.trial.json`` = {"revision", "settings"}.
+State (``data_dir``): ``remote-config.json`` = {"revision", "settings", "desired",
+"rejected", "highest"} (last-known-good; ``desired`` is the signed message),
+``remote-config.trial.json`` = {"revision", "settings", "desired"}.
 """
 
 from __future__ import annotations
@@ -26,49 +38,26 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from edge.config import AgentConfig, ConfigError, parse_config
-from edge.protocol import ConfigDesired
+from edge.config import AgentConfig, ConfigError, ScaleConfig, parse_config
+from edge.evidence import PublicKey
+from edge.protocol import (
+    CONFIG_TUNABLE,
+    CONFIG_TUNABLE_TOP,
+    ConfigDesired,
+    ProtocolError,
+    decode_config,
+    encode,
+    remote_setting_problem,
+)
 
 log = logging.getLogger(__name__)
 
-TUNABLE_TOP = frozenset({"health_interval_s", "journal_max_unacked", "min_free_mb", "fill_ttl_h"})
-TUNABLE: dict[str, frozenset[str]] = {
-    "scale": frozenset(
-        {
-            "category",
-            "badge",
-            "min_load_kg",
-            "settle_readings",
-            "zero_band_kg",
-            "tare_source",
-            "tare_kg",
-            "identity_wait_s",
-            "pass_max_age_h",
-            "offline_after_s",
-            "poll_interval_s",
-        }
-    ),
-    "rfid": frozenset({"hold_s"}),
-    "plate": frozenset({"hold_s"}),
-    "panel": frozenset({"hold_s"}),
-    "fill": frozenset(
-        {
-            "full_pct",
-            "hysteresis_pct",
-            "emptied_drop_pct",
-            "emptied_window_s",
-            "emptied_confirm",
-            "report_change_pct",
-            "report_interval_s",
-            "fault_samples",
-            "silence_fault_s",
-            "link_window_s",
-        }
-    ),
-}
+TUNABLE_TOP = CONFIG_TUNABLE_TOP
+TUNABLE = CONFIG_TUNABLE
 MAX_REJECTED = 50
 
 
@@ -94,6 +83,17 @@ def overlay(base: AgentConfig, settings: dict[str, Any]) -> AgentConfig:
                 for name, new in changes.items():
                     if name not in TUNABLE[dev["type"]]:
                         problems.append(f"{where}.{name}: cannot be changed remotely")
+                        continue
+                    problem = remote_setting_problem(name, new)
+                    if problem is None and name == "category":
+                        allowed = base.allowed_categories()
+                        if new not in allowed:
+                            problem = (
+                                f"{new!r} is not a category of this device"
+                                f" ({', '.join(sorted(allowed)) or 'none'})"
+                            )
+                    if problem is not None:
+                        problems.append(f"{where}.{name}: {problem}")
                     else:
                         dev[name] = new
         elif key in TUNABLE_TOP:
@@ -103,9 +103,39 @@ def overlay(base: AgentConfig, settings: dict[str, Any]) -> AgentConfig:
     if problems:
         raise ConfigError(problems)
     try:
-        return parse_config(data, "settings")
+        config = parse_config(data, "settings")
     except ConfigError as exc:
         raise ConfigError([_rekey(p, data) for p in exc.problems]) from None
+    problems = [p for scale in config.scales() for p in _scale_bounds(scale, settings)]
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _scale_bounds(scale: ScaleConfig, settings: dict[str, Any]) -> list[str]:
+    """The bounds of a scale's money settings that depend on the scale itself."""
+    changed = settings.get("devices", {}).get(scale.id, {})
+    where = f"settings.devices.{scale.id}"
+    problems = []
+    capacity = scale.capacity_kg
+    if "tare_kg" in changed and capacity is not None and scale.tare_kg >= capacity:
+        problems.append(
+            f"{where}.tare_kg: {scale.tare_kg} kg is not below the scale's capacity"
+            f" of {scale.capacity_kg} kg"
+        )
+    if "min_load_kg" in changed or "zero_band_kg" in changed:
+        key = "min_load_kg" if "min_load_kg" in changed else "zero_band_kg"
+        if scale.min_load_kg <= scale.zero_band_kg:
+            problems.append(
+                f"{where}.{key}: the minimum load ({scale.min_load_kg} kg) must be above"
+                f" the zero band ({scale.zero_band_kg} kg)"
+            )
+        if scale.capacity_kg is not None and scale.min_load_kg >= scale.capacity_kg:
+            problems.append(
+                f"{where}.{key}: the minimum load ({scale.min_load_kg} kg) is not below the"
+                f" scale's capacity of {scale.capacity_kg} kg"
+            )
+    return problems
 
 
 def _rekey(problem: str, data: dict[str, Any]) -> str:
@@ -120,6 +150,21 @@ def _rekey(problem: str, data: dict[str, Any]) -> str:
     return f"settings.{'.'.join(parts)}: {reason}"
 
 
+class Refusal(StrEnum):
+    """Why an offered revision was not applied (the first word of the reported reason)."""
+
+    NO_KEY = "no_key"
+    MALFORMED = "malformed"
+    UNSIGNED = "unsigned"
+    SIGNATURE = "signature"
+    DEVICE = "device"
+    STALE = "stale"
+    REPLAYED = "replayed"
+    SETTINGS = "settings"
+    JOURNAL = "journal"
+    REVERTED = "reverted"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What to do with an offered revision: apply ``config`` (if set) and report."""
@@ -128,13 +173,20 @@ class Decision:
     applied: bool
     reason: str | None = None
     config: AgentConfig | None = None
+    refusal: Refusal | None = None
+    desired: ConfigDesired | None = None
+    """The signed message behind an applied ``config`` (journalled before it is used)."""
+
+
+def refuse(revision: int, refusal: Refusal, detail: str) -> Decision:
+    """A refusal, reported as ``<refusal>: <detail>``."""
+    return Decision(revision, False, f"{refusal.value}: {detail}"[:512], refusal=refusal)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        # Numbers in a config message arrive as exact Decimals; keep them exact as text.
-        json.dump(data, fh, sort_keys=True, default=str)
+        json.dump(data, fh, sort_keys=True)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -146,8 +198,9 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 class RemoteConfig:
-    def __init__(self, base: AgentConfig) -> None:
+    def __init__(self, base: AgentConfig, server_key: PublicKey | None = None) -> None:
         self.base = base
+        self.server_key = server_key
         self.good_path = base.data_dir / "remote-config.json"
         self.trial_path = base.data_dir / "remote-config.trial.json"
         self.revision = 0
@@ -155,6 +208,19 @@ class RemoteConfig:
         self.rejected: list[int] = []
         self.trial: int | None = None
         self._trial_settings: dict[str, Any] = {}
+        self._good_desired: ConfigDesired | None = None
+        self._trial_desired: ConfigDesired | None = None
+        self._highest = 0
+
+    @property
+    def in_force(self) -> int | None:
+        """The remote revision the agent runs with (on trial or last-known-good), if any."""
+        return self.trial or self.revision or None
+
+    @property
+    def highest(self) -> int:
+        """The highest validly signed revision this device has seen."""
+        return max(self._highest, self.revision, self.trial or 0, *self.rejected)
 
     def _load(self, path: Path) -> dict[str, Any] | None:
         try:
@@ -166,13 +232,30 @@ class RemoteConfig:
             return None
         return data
 
-    def startup(self) -> tuple[AgentConfig, Decision | None]:
-        """The configuration to start with, and a report if a trial was reverted."""
+    def _signed(self, saved: dict[str, Any]) -> ConfigDesired | None:
+        """The signed message a saved revision was applied from, if it still verifies."""
+        text = saved.get("desired")
+        if not isinstance(text, str) or self.server_key is None:
+            return None
+        try:
+            desired = decode_config(text.encode())
+        except ProtocolError:
+            return None
+        if self.check(desired) is not None:
+            return None
+        if desired.revision != saved.get("revision") or desired.settings != saved.get("settings"):
+            return None
+        return desired
+
+    def startup(self) -> tuple[AgentConfig, list[Decision]]:
+        """The configuration to start with, and reports (a reverted trial, a dropped one)."""
         good = self._load(self.good_path) or {}
         self.revision = int(good.get("revision", 0))
         self.settings = dict(good.get("settings", {}))
         self.rejected = [int(r) for r in good.get("rejected", [])][-MAX_REJECTED:]
-        report = None
+        self._highest = int(good.get("highest", 0))
+        self._good_desired = self._signed(good) if self.revision else None
+        reports = []
         trial = self._load(self.trial_path)
         if trial is not None:
             reverted = int(trial.get("revision", 0))
@@ -184,7 +267,18 @@ class RemoteConfig:
                 f" revision {reverted} had run {self.base.config_trial_s:g} s"
             )
             log.error("%s", reason)
-            report = Decision(reverted, False, reason)
+            reports.append(refuse(reverted, Refusal.REVERTED, reason))
+        if self.revision and self._good_desired is None:
+            dropped = self.revision
+            detail = (
+                f"last-known-good revision {dropped} is not signed by the pinned server"
+                " key; running on the file's settings"
+            )
+            log.error("%s", detail)
+            self.rejected = [*self.rejected, dropped][-MAX_REJECTED:]
+            self.revision, self.settings = 0, {}
+            self._save_good()
+            reports.append(refuse(dropped, Refusal.UNSIGNED, detail))
         config = self.base
         if self.settings:
             try:
@@ -195,40 +289,95 @@ class RemoteConfig:
                     self.revision,
                     exc,
                 )
-                self.revision, self.settings = 0, {}
-        return config, report
+                self.revision, self.settings, self._good_desired = 0, {}, None
+        return config, reports
+
+    def check(self, desired: ConfigDesired) -> Decision | None:
+        """Why ``desired`` is not a message of the server for this device, or None."""
+        rev = desired.revision
+        if self.server_key is None:
+            return refuse(
+                rev,
+                Refusal.NO_KEY,
+                "no server configuration key is pinned on this device; remote"
+                " configuration is refused (epr-edge provision --server-key)",
+            )
+        if desired.sig is None or desired.device_id is None or desired.issued_at is None:
+            return refuse(rev, Refusal.UNSIGNED, "the message is not signed by the server")
+        if not self.server_key.verify(desired.signing_bytes(), desired.sig):
+            return refuse(rev, Refusal.SIGNATURE, "does not verify with the pinned server key")
+        if desired.device_id != self.base.device_id:
+            return refuse(
+                rev,
+                Refusal.DEVICE,
+                f"signed for device {desired.device_id}, not {self.base.device_id}",
+            )
+        return None
 
     def offer(self, desired: ConfigDesired) -> Decision:
+        """Decide on an offered revision; nothing changes until :meth:`start_trial`."""
+        refused = self.check(desired)
+        if refused is not None:
+            return refused
         rev = desired.revision
+        current = self._trial_desired if self.trial else self._good_desired
+        if current is not None and rev == current.revision:
+            if desired.sig == current.sig:
+                return Decision(rev, True, "already in force")  # the retained copy again
+            return refuse(
+                rev,
+                Refusal.REPLAYED,
+                f"revision {rev} is in force with other settings; send a new revision",
+            )
         if rev in self.rejected:
-            return Decision(rev, False, f"revision {rev} was reverted earlier; send a new one")
-        if rev == self.revision or rev == self.trial:
-            return Decision(rev, True, "already applied")
-        if rev < self.revision:
-            return Decision(rev, False, f"older than the applied revision {self.revision}")
+            return refuse(rev, Refusal.REPLAYED, f"revision {rev} was refused or reverted earlier")
+        if rev <= self.highest:
+            return refuse(
+                rev, Refusal.STALE, f"revision {rev} is not above {self.highest}, the highest seen"
+            )
         try:
             config = overlay(self.base, desired.settings)
         except ConfigError as exc:
+            self._highest = max(self._highest, rev)
             self.rejected = [*self.rejected, rev][-MAX_REJECTED:]
             self._save_good()
-            return Decision(rev, False, "; ".join(exc.problems)[:512])
-        _write_json(self.trial_path, {"revision": rev, "settings": desired.settings})
-        self.trial = rev
+            return Decision(rev, False, "; ".join(exc.problems)[:512], refusal=Refusal.SETTINGS)
+        return Decision(rev, True, None, config, desired=desired)
+
+    def start_trial(self, decision: Decision) -> None:
+        """The revision of ``decision`` is journalled: it runs now, on trial."""
+        desired = decision.desired
+        assert desired is not None
+        text = encode(desired).decode()
+        _write_json(
+            self.trial_path,
+            {"revision": desired.revision, "settings": desired.settings, "desired": text},
+        )
+        self.trial = desired.revision
+        self._highest = max(self._highest, desired.revision)
         self._trial_settings = desired.settings
-        return Decision(rev, True, None, config)
+        self._trial_desired = desired
 
     def confirm(self) -> int | None:
         """The trial has run long enough: it becomes last-known-good. Returns its revision."""
         if self.trial is None:
             return None
         self.revision, self.settings = self.trial, self._trial_settings
-        self.trial = None
+        self._good_desired = self._trial_desired
+        self.trial, self._trial_desired = None, None
         self._save_good()
         self.trial_path.unlink(missing_ok=True)
         return self.revision
 
     def _save_good(self) -> None:
+        desired = self._good_desired if self.revision else None
         _write_json(
             self.good_path,
-            {"revision": self.revision, "settings": self.settings, "rejected": self.rejected},
+            {
+                "revision": self.revision,
+                "settings": self.settings,
+                "desired": encode(desired).decode() if desired is not None else None,
+                "rejected": self.rejected,
+                "highest": self.highest,
+            },
         )

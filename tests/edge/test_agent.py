@@ -24,18 +24,16 @@ from edge.panel import LedState
 from edge.protocol import (
     AlarmState,
     Channel,
-    ConfigDesired,
     decode_alarm,
     decode_config_reported,
     decode_health,
     decode_weighing,
     encode,
-    topic,
 )
 from edge.watchdog import Notifier
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from tests.support.harness import DEVICE, Harnesses, messages, scale_dev, silent_scale, spin
+from tests.support.harness import Harnesses, messages, scale_dev, silent_scale, spin
 
 
 def test_records_before_publishing_and_keeps_it_until_the_servers_ack(
@@ -121,12 +119,11 @@ def test_remote_config_applies_reports_and_refuses_what_it_cannot_change(
     harness: Harnesses,
 ) -> None:
     url = harness.attach("unit-scale-4", silent_scale([]))
-    h = harness([scale_dev(url, category="tyres")], config_trial_s=0)
+    h = harness([scale_dev(url, category="tyres")], config_trial_s=0, categories=["batteries"])
     agent = h.start()
-    config_topic = topic(DEVICE, Channel.CONFIG)
 
     def offer(revision: int, settings: dict[str, Any]) -> None:
-        h.bus.deliver(config_topic, encode(ConfigDesired(revision, settings)), retain=True)
+        h.offer(h.signed(revision, settings))
 
     offer(2, {"devices": {"s1": {"min_load_kg": "40", "category": "batteries"}}})
     spin(agent, lambda: len(messages(h.bus, Channel.CONFIG_REPORTED)) == 1)
@@ -135,7 +132,7 @@ def test_remote_config_applies_reports_and_refuses_what_it_cannot_change(
     assert agent.workflows["s1"].cfg.min_load_kg == Decimal(40)
     assert agent.workflows["s1"].cfg.category == "batteries"
     spin(agent, lambda: agent.remote is not None and agent.remote.revision == 2)
-    offer(3, {"devices": {"s1": {"port": "/dev/ttyS9", "min_load_kg": 1.5}}, "colour": "red"})
+    offer(3, {"devices": {"s1": {"port": "/dev/ttyS9", "min_load_kg": "1.5"}}, "colour": "red"})
     spin(agent, lambda: len(messages(h.bus, Channel.CONFIG_REPORTED)) == 2)
     refused = decode_config_reported(messages(h.bus, Channel.CONFIG_REPORTED)[1])
     assert not refused.applied
@@ -156,15 +153,15 @@ def test_a_trial_that_does_not_survive_is_reverted_and_never_reapplied(
     url = harness.attach("unit-scale-5", silent_scale([]))
     h = harness([scale_dev(url, category="tyres")], config_trial_s=3600)
     agent = h.start()
-    desired = encode(ConfigDesired(7, {"health_interval_s": 5}))
-    h.bus.deliver(topic(DEVICE, Channel.CONFIG), desired, retain=True)
+    desired = encode(h.signed(7, {"health_interval_s": 5}))
+    h.offer(desired)
     spin(agent, lambda: agent.config.health_interval_s == 5)
     agent.journal.close()  # a crash during the trial: nothing is confirmed
     agent.link.stop()
     h.agent = None
     again = h.start()
     assert again.config.health_interval_s == 1  # the file's value: last-known-good
-    h.bus.deliver(topic(DEVICE, Channel.CONFIG), desired, retain=True)
+    h.offer(desired)
     spin(again, lambda: len(messages(h.bus, Channel.CONFIG_REPORTED)) >= 3)
     reports = [decode_config_reported(p) for p in messages(h.bus, Channel.CONFIG_REPORTED)]
     assert [(r.revision, r.applied) for r in reports] == [(7, True), (7, False), (7, False)]

@@ -180,3 +180,60 @@ def test_password_file_keeps_the_secret_out_of_the_config(tmp_path: Path) -> Non
                 "devices": [{"type": "scale", "id": "s1", "port": "p", "category": "tyres"}],
             }
         )
+
+
+def test_the_server_key_is_pinned_in_the_file_or_by_provisioning(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from edge.cli import main
+    from edge.evidence import DeviceKey
+
+    server = DeviceKey.generate().public_key_b64()
+    devices = '[[devices]]\ntype = "scale"\nid = "s1"\nport = "/dev/ttyUSB0"\ncategory = "tyres"\n'
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        f'device_id = "rp-almaty-01"\nsite_id = "almaty-rp-01"\ndata_dir = "{tmp_path / "d"}"\n'
+        + devices
+    )
+    assert main(["check-config", str(path)]) == 0
+    assert "server_config_key: none pinned" in capsys.readouterr().out
+    assert main(["provision", str(path), "--server-key", "not-a-key"]) == 2
+    assert main(["provision", str(path), "--server-key", server]) == 0
+    out = capsys.readouterr().out
+    assert f"server_config_key: {server} (from {tmp_path / 'd' / 'server-config.pub'})" in out
+    assert "a remote category must be one of: tyres" in out
+    assert load_config(path).server_key()[0] == server
+    other = DeviceKey.generate().public_key_b64()
+    assert main(["provision", str(path), "--server-key", other]) == 2
+    assert "another server key is pinned" in capsys.readouterr().err
+    assert main(["provision", str(path), "--server-key", other, "--repin"]) == 0
+    assert load_config(path).server_key()[0] == other
+    # In the file: the key itself, or a file holding it; anything else is named.
+    key_file = tmp_path / "server.pub"
+    key_file.write_text(server + "\n")
+    assert parse_config(_with_key(str(key_file), tmp_path)).server_key() == (
+        server,
+        str(key_file),
+    )
+    assert parse_config(_with_key(server, tmp_path)).server_key() == (server, "server_config_key")
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with_key("AAAA", tmp_path), "agent.toml")
+    assert info.value.problems == [
+        "agent.toml: server_config_key: AAAA: cannot read (No such file or directory)"
+    ]
+    key_file.write_text("hello")
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with_key(str(key_file), tmp_path), "agent.toml")
+    assert info.value.problems == [
+        f"agent.toml: server_config_key: {key_file}: not a base64 Ed25519 public key"
+    ]
+
+
+def _with_key(value: str, tmp_path: Path) -> dict[str, object]:
+    return {
+        "device_id": "rp-almaty-01",
+        "site_id": "almaty-rp-01",
+        "data_dir": str(tmp_path / "other"),
+        "server_config_key": value,
+        "devices": [{"type": "scale", "id": "s1", "port": "/dev/ttyUSB0", "category": "tyres"}],
+    }

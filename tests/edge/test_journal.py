@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from edge.evidence import DeviceKey
 from edge.journal import Journal, JournalFull
-from edge.protocol import AckItem, AckStatus, RecordKind, decode_weighing
+from edge.protocol import AckItem, AckStatus, ConfigDesired, RecordKind, decode_weighing
 from tests.support.builders import draft, fake_device
+from tests.support.harness import signed_config
 
 
 def test_records_are_chained_and_signed(tmp_path: Path) -> None:
@@ -221,3 +223,32 @@ def test_sequences_never_go_back_after_rows_are_deleted(tmp_path: Path) -> None:
     assert nxt.seq == 3
     assert nxt.prev_hash == weighings[-1].hash
     assert dev.journal.verify(dev.key.public_key_b64()).ok
+
+
+def test_applied_configurations_are_journalled_chained_and_signed(tmp_path: Path) -> None:
+    dev = fake_device(tmp_path)
+    server = DeviceKey.generate()
+    first = signed_config(server, 4, {"health_interval_s": 30}, device_id=dev.device_id)
+    second = signed_config(
+        server, 5, {"devices": {"s1": {"tare_kg": "12.5"}}}, device_id=dev.device_id
+    )
+    r1 = dev.journal.record_config(first)
+    r2 = dev.journal.record_config(second)
+    assert (r1.seq, r2.seq, r2.prev_hash) == (1, 2, r1.hash)
+    assert [r.desired() for r in dev.journal.configs()] == [first, second]
+    report = dev.journal.verify_configs(dev.key.public_key_b64(), server.public_key_b64())
+    assert (report.ok, report.checked) == (True, 2)
+    foreign = dev.journal.verify_configs(
+        dev.key.public_key_b64(), DeviceKey.generate().public_key_b64()
+    )
+    assert (foreign.first_broken_seq, foreign.reason) == (
+        1,
+        "the server's signature does not verify",
+    )
+    dev.journal._db.execute(
+        "UPDATE config SET payload = replace(payload, '12.5', '250') WHERE seq = 2"
+    )
+    tampered = dev.journal.verify_configs(dev.key.public_key_b64(), server.public_key_b64())
+    assert tampered.first_broken_seq == 2
+    with pytest.raises(ValueError, match="signed"):
+        dev.journal.record_config(ConfigDesired(6, {}))

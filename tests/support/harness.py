@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,16 @@ from edge.assembly import build_agent
 from edge.config import parse_config
 from edge.evidence import DeviceKey
 from edge.link import MemoryBus, MemoryLink
-from edge.protocol import Ack, AckItem, AckStatus, Channel, RecordKind, encode, topic
+from edge.protocol import (
+    Ack,
+    AckItem,
+    AckStatus,
+    Channel,
+    ConfigDesired,
+    RecordKind,
+    encode,
+    topic,
+)
 from firmware_sim import registry
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
@@ -42,17 +52,36 @@ def messages(bus: MemoryBus, channel: Channel) -> list[bytes]:
     return [p for t, p in bus.published if t == topic(DEVICE, channel)]
 
 
+def signed_config(
+    key: DeviceKey,
+    revision: int,
+    settings: dict[str, Any],
+    *,
+    device_id: str = DEVICE,
+    issued_at: str = "2026-12-01T08:00:00.000Z",
+) -> ConfigDesired:
+    """A configuration as the server signs it (``key`` stands for the server's key)."""
+    unsigned = ConfigDesired(revision, settings, device_id=device_id, issued_at=issued_at)
+    return replace(unsigned, sig=key.sign(unsigned.signing_bytes()))
+
+
 class Harness:
     def __init__(self, tmp_path: Path, devices: list[dict[str, Any]], **top: Any) -> None:
         self.tmp_path = tmp_path
+        self.server_key = DeviceKey.generate()
+        """Stands for the server's configuration key; pinned unless ``server_config_key``
+        is given (``None``: nothing pinned)."""
         self.data = {
             "device_id": DEVICE,
             "site_id": "almaty-rp-01",
             "data_dir": str(tmp_path / "data"),
             "health_interval_s": 1,
+            "server_config_key": self.server_key.public_key_b64(),
             "devices": devices,
             **top,
         }
+        if self.data["server_config_key"] is None:
+            del self.data["server_config_key"]
         self.bus = MemoryBus()
         self.stop = threading.Event()
         self.agent: Agent | None = None
@@ -69,6 +98,14 @@ class Harness:
         self.stop.set()
         if self.agent is not None:
             self.agent.shutdown()
+
+    def offer(self, desired: ConfigDesired | bytes) -> None:
+        """Deliver a configuration message, retained, as the broker would."""
+        payload = desired if isinstance(desired, bytes) else encode(desired)
+        self.bus.deliver(topic(DEVICE, Channel.CONFIG), payload, retain=True)
+
+    def signed(self, revision: int, settings: dict[str, Any], **kw: Any) -> ConfigDesired:
+        return signed_config(self.server_key, revision, settings, **kw)
 
     def ack(self, *seqs: int, kind: RecordKind = RecordKind.WEIGHING) -> None:
         ack = Ack(tuple(AckItem(s, AckStatus.ACCEPTED, kind) for s in seqs))
