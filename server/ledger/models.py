@@ -110,6 +110,8 @@ class Ticket(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime())
     chain_ok: Mapped[bool | None] = mapped_column(Boolean, default=None)
     """True: prev_hash matches the previous ticket; False: fork; None: predecessor unseen."""
+    config_revision: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The signed remote configuration revision the device recorded it under (signed)."""
 
 
 class DeadLetter(Base):

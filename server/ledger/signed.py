@@ -34,6 +34,7 @@ SIGNED_COLUMNS: Final = (
     "prev_hash",
     "hash",
     "sig",
+    "config_revision",
 )
 
 
@@ -59,6 +60,7 @@ def signed_columns(w: Weighing, weighed_at: datetime | None = None) -> dict[str,
         "prev_hash": w.prev_hash,
         "hash": w.hash,
         "sig": w.sig,
+        "config_revision": w.config_revision,
     }
 
 
