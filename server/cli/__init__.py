@@ -1,6 +1,6 @@
 """``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | device |
-scale | broker-config | dead-letters | alarms | ticket | telemetry | statements | holds |
-disputes | audit | user | token | dashboards."""
+config-key | scale | broker-config | dead-letters | alarms | ticket | telemetry | statements |
+holds | disputes | audit | user | token | dashboards."""
 
 from __future__ import annotations
 

@@ -33,8 +33,13 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
         set_device_status,
     )
 
+    if args.action != "config" and (args.set or args.file or args.publish):
+        print("--set, --file and --publish go with `device config`", file=sys.stderr)
+        return 2
     sessions = ledger_sessions(settings)
     by = "" if args.action in ("list", "history") else cli_actor(settings, sessions, args).name
+    if args.action == "config":
+        return _device_config(settings, args, by)
     try:
         with sessions.begin() as session:
             if args.action == "list":
@@ -71,6 +76,103 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"device {args.device_id}: {args.action} done")
+    return 0
+
+
+def _device_config(settings: Settings, args: argparse.Namespace, by: str) -> int:
+    """``device config ID --set k=v … | --file F [--revision N] [--publish]``; with only
+    ``--publish``, the latest signed revision is published again."""
+    from datetime import UTC, datetime
+
+    from server.fleet.remote_config import (
+        ConfigIssueError,
+        desired_message,
+        issue_config,
+        latest_revision,
+        load_key,
+        mark_published,
+        parse_assignments,
+        publish,
+        read_settings_file,
+    )
+
+    if args.set and args.file:
+        print("give --set or --file, not both", file=sys.stderr)
+        return 2
+    if not (args.set or args.file or args.publish):
+        print(
+            "device config needs --set path=value, --file settings.json or --publish",
+            file=sys.stderr,
+        )
+        return 2
+    sessions = ledger_sessions(settings)
+    try:
+        with sessions.begin() as session:
+            if args.set or args.file:
+                values = (
+                    read_settings_file(Path(args.file))
+                    if args.file
+                    else parse_assignments(args.set)
+                )
+                row = issue_config(
+                    session,
+                    args.device_id,
+                    values,
+                    key=load_key(settings.config_key_file),
+                    by=by,
+                    revision=args.revision,
+                )
+                print(f"device {args.device_id}: revision {row.revision} signed ({row.settings})")
+            else:
+                latest = latest_revision(session, args.device_id)
+                if latest is None:
+                    print(
+                        f"device {args.device_id}: no signed revision to publish", file=sys.stderr
+                    )
+                    return 1
+                row = latest
+            message = desired_message(row)
+    except ConfigIssueError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 1
+    if not args.publish:
+        print("stored; --publish sends it to the device (retained)")
+        return 0
+    try:
+        publish(
+            [message],
+            broker_url=settings.broker_url,
+            client_id=f"{settings.mqtt_client_id}-config",
+            protocol=settings.mqtt_protocol,
+            ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
+            cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
+            key_file=str(settings.mqtt_key_file) if settings.mqtt_key_file else None,
+        )
+    except OSError as exc:
+        print(f"not published: {exc}", file=sys.stderr)
+        return 1
+    with sessions.begin() as session:
+        stored = latest_revision(session, args.device_id)
+        if stored is not None and stored.revision == message.revision:
+            mark_published(session, [stored], datetime.now(UTC))
+    print(f"device {args.device_id}: revision {message.revision} published (retained)")
+    return 0
+
+
+def cmd_config_key(settings: Settings, args: argparse.Namespace) -> int:
+    from server.fleet.remote_config import ConfigIssueError, create_key, load_key
+
+    path = settings.config_key_file
+    try:
+        key = create_key(path) if args.action == "create" else load_key(path)
+    except ConfigIssueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if args.action == "create":
+        print(f"wrote {path} (keep it secret; back it up)")
+        print("pin the public key on each device: epr-edge provision agent.toml --server-key KEY")
+    print(key.public_key_b64())
     return 0
 
 
@@ -228,9 +330,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--region", required=True)
     p.add_argument("--kind", default="reception_point")
     p.set_defaults(func=cmd_site)
-    p = sub.add_parser("device", help="register, approve, revoke or list devices")
+    p = sub.add_parser(
+        "device", help="register, approve, revoke, list devices; sign their configuration"
+    )
     p.add_argument(
-        "action", choices=["register", "approve", "revoke", "credentials", "history", "list"]
+        "action",
+        choices=["register", "approve", "revoke", "credentials", "history", "list", "config"],
     )
     p.add_argument("device_id", nargs="?", default="")
     p.add_argument("--site")
@@ -239,7 +344,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--approve", action="store_true", help="with register: approve at once")
     p.add_argument("--reason", help="with revoke: why")
     add_actor_options(p)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="with config: a setting, e.g. devices.s1.min_load_kg=12 (repeatable)",
+    )
+    p.add_argument("--file", help="with config: settings as a JSON object")
+    p.add_argument("--revision", type=int, help="with config: this revision (default: next)")
+    p.add_argument(
+        "--publish", action="store_true", help="with config: publish it retained (QoS 1)"
+    )
     p.set_defaults(func=cmd_device)
+    p = sub.add_parser("config-key", help="make or show the server's config-signing key")
+    p.add_argument("action", choices=["create", "show"])
+    p.set_defaults(func=cmd_config_key)
     p = sub.add_parser("scale", help="record a scale and its verification certificate")
     p.add_argument("scale_id")
     p.add_argument("--device", required=True)
