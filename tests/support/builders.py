@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from edge.clock import ManualClock
 from edge.evidence import DeviceKey
 from edge.journal import Journal, WeighingDraft
-from edge.protocol import Weighing
+from edge.protocol import ConfigReported, Weighing, format_ts
 from server.fleet.registry import register_device, set_device_status, upsert_site
 
 
@@ -51,6 +51,13 @@ class FakeDevice:
     def weigh(self, net_kg: str = "120.5", **kwargs: str) -> Weighing:
         self.clock.advance(60)
         return self.journal.record_weighing(draft(net_kg, **kwargs))
+
+    def report(self, revision: int, applied: bool, reason: str | None = None) -> ConfigReported:
+        """A ``config/reported`` message signed with this device's key, as the agent sends."""
+        unsigned = ConfigReported(
+            self.device_id, revision, applied, reason, ts=format_ts(self.clock.now())
+        )
+        return replace(unsigned, sig=self.key.sign(unsigned.signing_bytes()))
 
 
 def fake_device(

@@ -1,7 +1,8 @@
 """Ingest of what a device says about itself: status, health, its alarms, its configuration.
 
 Birth and last will (``status``), ``health``, the device's own ``alarm`` channel and
-``config/reported`` update the device's row in ``device_state`` or ``device_config``
+``config/reported`` (kept only when signed by the device's registered key; otherwise
+dead-lettered) update the device's row in ``device_state`` or ``device_config``
 and raise or clear the deduplicated device alarms (offline, clock drift, outbox
 backlog, config rejected, ``device:<code>``); any accepted message, records included,
 also proves the device alive: its last seen time moves on and a ``device_stale``
@@ -20,10 +21,11 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from edge.evidence import verify_signature
 from edge.protocol import Alarm, AlarmState, ConfigReported, Health, Payload, Status, parse_ts
 from server.fleet.alarms import AlarmBook, AlarmRules
 from server.fleet.ingest.bulk import among, chunks
-from server.fleet.ingest.messages import Inbound
+from server.fleet.ingest.messages import Inbound, Rejected
 from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
 from server.ledger.devices import DeviceConfig
@@ -181,6 +183,16 @@ class Presence:
             self.alarms.clear(code, device.device_id, by=f"device:{device.device_id}")
 
     def config_reported(self, device: Device, msg: Inbound, p: ConfigReported) -> None:
+        """A device's word on a configuration revision: kept only when the device signed it.
+
+        An unsigned or badly signed report is refused (dead-lettered with the reason)
+        and changes nothing: anyone on the broker could otherwise clear the
+        ``config_rejected`` alarm or claim a revision is in force.
+        """
+        if p.sig is None:
+            raise Rejected("sig: config/reported is not signed by the device")
+        if not verify_signature(device.public_key, p.signing_bytes(), p.sig):
+            raise Rejected("sig: signature does not verify with the registered key")
         row = self._configs.get(device.device_id) or self.session.get(
             DeviceConfig, device.device_id
         )

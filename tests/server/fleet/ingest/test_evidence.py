@@ -13,7 +13,6 @@ from edge.protocol import (
     Alarm,
     AlarmState,
     Channel,
-    ConfigReported,
     FillEvent,
     Health,
     encode,
@@ -116,7 +115,7 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
     raised = Alarm(
         d, "boot-1", format_ts(NOW), "journal_full", AlarmState.RAISED, "disk", "critical"
     )
-    rejected = ConfigReported(d, revision=3, applied=False, reason="unknown key")
+    rejected = dev.report(3, False, "settings.colour: cannot be changed remotely")
     handler.handle_batch(
         [
             msg(Channel.HEALTH, health),
@@ -141,7 +140,7 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
         {"v": 1, "device_id": d, "online": True, "boot_id": "boot-2", "ts": format_ts(NOW)}
     ).encode()
     cleared = Alarm(d, "boot-1", format_ts(NOW), "journal_full", AlarmState.CLEARED, "ok")
-    applied = ConfigReported(d, revision=4, applied=True)
+    applied = dev.report(4, True)
     handler.handle_batch(
         [
             inbound(d, online, Channel.STATUS),

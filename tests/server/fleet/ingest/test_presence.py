@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.evidence import DeviceKey
 from edge.protocol import Channel, encode, topic
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
-from server.ledger.models import DeviceState
+from server.ledger.devices import DeviceConfig
+from server.ledger.models import DeadLetter, DeviceState
 from tests.support.builders import fake_device, register
 from tests.support.ingest import NOW, inbound
 
@@ -48,3 +52,37 @@ def test_last_seen_is_the_latest_message_of_a_batch(
         state = s.get(DeviceState, dev.device_id)
         assert state is not None
         assert state.last_seen_at == later
+
+
+def test_only_signed_config_reports_are_kept(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    dev = fake_device(tmp_path)
+    register(sessions, dev)
+    handler = IngestHandler(sessions)
+    d = dev.device_id
+    applied = dev.report(4, True)
+    forged = [
+        # An older agent's (or anyone's) unsigned report.
+        (replace(applied, sig=None), "sig: config/reported is not signed by the device"),
+        # Signed with another key, or altered after signing.
+        (
+            replace(applied, sig=DeviceKey.generate().sign(applied.signing_bytes())),
+            "sig: signature does not verify with the registered key",
+        ),
+        (replace(applied, revision=5), "sig: signature does not verify with the registered key"),
+    ]
+    for report, reason in forged:
+        handler.handle_batch([inbound(d, encode(report), Channel.CONFIG_REPORTED)])
+        with sessions() as s:
+            letter = s.scalars(select(DeadLetter).order_by(DeadLetter.id.desc())).first()
+            assert letter is not None
+            assert (letter.reason, letter.device_id) == (reason, d)
+            assert letter.payload == encode(report)
+            assert s.get(DeviceConfig, d) is None  # nothing changed
+    handler.handle_batch([inbound(d, encode(applied), Channel.CONFIG_REPORTED)])
+    with sessions() as s:
+        config = s.get(DeviceConfig, d)
+        assert config is not None
+        assert (config.reported_revision, config.reported_applied) == (4, True)
+        assert s.scalar(select(func.count()).select_from(DeadLetter)) == 3
