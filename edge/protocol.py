@@ -961,11 +961,11 @@ def settings_problems(
     bounds on money settings, plain values; a category among ``categories`` if given);
     the device repeats them and adds its own (device ids and types, its file's limits).
     """
-    problems: list[str] = []
     try:
         check_plain(dict(settings))
     except ProtocolError as exc:
-        problems.append(str(exc))
+        return [str(exc)]  # the rest cannot be read reliably
+    problems: list[str] = []
     for key, value in settings.items():
         if key == "devices":
             if not isinstance(value, Mapping):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -303,18 +304,19 @@ def test_settings_problems_are_the_bounds_both_sides_apply() -> None:
                 "s1": {"tare_kg": "250", "min_load_kg": "0.1", "category": "gold", "port": "x"}
             },
             "mqtt": {"url": "mqtt://evil"},
-            "health_interval_s": 1.5,
         },
         categories={"tyres", "batteries"},
     )
     assert problems == [
-        "settings.health_interval_s: a fraction: write it as a string",
         "settings.devices.s1.tare_kg: 250 kg is above the 200 kg a remote tare may be",
         "settings.devices.s1.min_load_kg: 0.1 kg is outside 0.5..5000 kg,"
         " the range of a remote minimum load",
         "settings.devices.s1.category: 'gold' is not one of batteries, tyres",
         "settings.devices.s1.port: cannot be changed remotely",
         "settings.mqtt: cannot be changed remotely",
+    ]
+    assert settings_problems({"health_interval_s": Decimal("1.5")}) == [
+        "settings.health_interval_s: a fraction: write it as a string"
     ]
     assert settings_problems({"devices": {"s1": {"tare_kg": "-1"}}}) == [
         "settings.devices.s1.tare_kg: expected kg as a decimal string or an integer"
