@@ -3,7 +3,10 @@
 Nothing here trusts what ingest concluded. From the stored payload bytes it decodes
 the weighing again, recomputes the hash, verifies the Ed25519 signature against the
 device's *registered* key, compares the stored columns with the signed payload, and
-reads the device's hash chain around the ticket (previous and next ``seq``).
+reads the device's hash chain around the ticket (previous and next ``seq``). A
+weighing recorded under a signed remote configuration names its revision; the page
+shows the settings the server signed for that revision, who issued them and when,
+and whether the server's signature over them still verifies.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
-from edge.protocol import GENESIS_HASH, ProtocolError, Weighing, decode_weighing
+from edge.protocol import (
+    GENESIS_HASH,
+    ConfigDesired,
+    ProtocolError,
+    Weighing,
+    decode_weighing,
+    format_ts,
+)
 from server.ledger import signed
+from server.ledger.devices import DeviceConfigRevision
 from server.ledger.models import Device, Ticket
 from server.money.amounts import LOCAL_TZ
 
@@ -61,6 +72,51 @@ class Neighbour:
 
 
 @dataclass(frozen=True, slots=True)
+class ConfigUsed:
+    """The remote configuration a weighing was recorded under, as the server signed it."""
+
+    revision: int
+    found: bool
+    """False: the device names a revision the ledger does not hold."""
+    settings_pretty: str = ""
+    issued_by: str = ""
+    issued_at: datetime | None = None
+    public_key: str = ""
+    signature_ok: bool = False
+    """The stored server signature verifies over device, revision, issued-at, settings."""
+
+
+def _config_used(session: Session, ticket: Ticket) -> ConfigUsed | None:
+    revision = ticket.config_revision
+    if revision is None:
+        return None
+    row = session.scalar(
+        select(DeviceConfigRevision).where(
+            DeviceConfigRevision.device_id == ticket.device_id,
+            DeviceConfigRevision.revision == revision,
+        )
+    )
+    if row is None:
+        return ConfigUsed(revision, found=False)
+    settings = json.loads(row.settings)
+    signed_body = ConfigDesired(
+        revision=row.revision,
+        settings=settings,
+        device_id=row.device_id,
+        issued_at=format_ts(row.issued_at),
+    )
+    return ConfigUsed(
+        revision=revision,
+        found=True,
+        settings_pretty=json.dumps(settings, indent=2, sort_keys=True),
+        issued_by=row.issued_by,
+        issued_at=row.issued_at,
+        public_key=row.public_key,
+        signature_ok=verify_signature(row.public_key, signed_body.signing_bytes(), row.sig),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Evidence:
     ticket: Ticket
     device: Device | None
@@ -76,6 +132,8 @@ class Evidence:
     next: Neighbour | None
     prev_link: Link
     next_link: Link
+    config: ConfigUsed | None = None
+    """The signed remote configuration in force when it was weighed (None: the file's)."""
 
     @property
     def weighed_local(self) -> datetime:
@@ -177,4 +235,5 @@ def evidence_for(session: Session, ticket_id: int) -> Evidence | None:
         next=nxt,
         prev_link=prev_link,
         next_link=next_link,
+        config=_config_used(session, ticket),
     )

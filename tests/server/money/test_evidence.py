@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.evidence import DeviceKey
 from edge.protocol import Channel, encode, topic
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
+from server.fleet.remote_config import issue_config
+from server.ledger.devices import DeviceConfigRevision
 from server.ledger.models import Device, Ticket
 from server.money.evidence import Link, Signature, evidence_for, printable
 from tests.support.builders import fake_device, register
@@ -102,3 +106,53 @@ def test_tampered_column_payload_and_key(tmp_path: Path, sessions: sessionmaker[
 
 def test_printable() -> None:
     assert printable("\x02ST\r\n\xff") == "\\x02ST\\r\\n\\xff"
+
+
+def test_the_signed_configuration_in_force_is_shown(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    dev = fake_device(tmp_path, "rp-cfg-01")
+    register(sessions, dev)
+    server = DeviceKey.generate()
+    settings = {"devices": {"s1": {"tare_kg": "20", "min_load_kg": "40"}}}
+    with sessions.begin() as s:
+        row = issue_config(s, dev.device_id, settings, key=server, by="ops.almaty", now=T0)
+    plain = dev.weigh("100")
+    dev.journal.config_revision = row.revision
+    tuned = dev.weigh("280")
+    dev.journal.config_revision = 7  # a revision this server never signed
+    unknown = dev.weigh("300")
+    IngestHandler(sessions).handle_batch(
+        [
+            Inbound(topic(dev.device_id, Channel.WEIGHING), encode(w), T0)
+            for w in (plain, tuned, unknown)
+        ]
+    )
+    with sessions() as s:
+        ids = dict(s.execute(select(Ticket.seq, Ticket.id)).all())
+        assert s.get(Ticket, ids[2]).config_revision == 1  # type: ignore[union-attr]
+        none = evidence_for(s, ids[1])
+        shown = evidence_for(s, ids[2])
+        missing = evidence_for(s, ids[3])
+    assert none is not None
+    assert none.config is None
+    assert shown is not None
+    assert shown.intact  # config_revision is a signed column, equal to the payload
+    assert shown.config is not None
+    assert (shown.config.revision, shown.config.found, shown.config.signature_ok) == (1, True, True)
+    assert (shown.config.issued_by, shown.config.issued_at) == ("ops.almaty", T0)
+    assert json.loads(shown.config.settings_pretty) == settings
+    assert shown.config.public_key == server.public_key_b64()
+    assert missing is not None
+    assert missing.config is not None
+    assert (missing.config.revision, missing.config.found) == (7, False)
+    # A stored revision altered after signing no longer verifies.
+    with sessions.begin() as s:
+        s.execute(
+            update(DeviceConfigRevision).values(settings='{"devices":{"s1":{"tare_kg":"2"}}}')
+        )
+    with sessions() as s:
+        altered = evidence_for(s, ids[2])
+    assert altered is not None
+    assert altered.config is not None
+    assert not altered.config.signature_ok

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import unquote
 
+from sqlalchemy import select
+
+from edge.evidence import DeviceKey
+from edge.protocol import Channel, encode, topic
 from server.api.auth import SESSION_COOKIE
+from server.fleet.ingest.handler import IngestHandler
+from server.fleet.ingest.messages import Inbound
+from server.fleet.remote_config import issue_config
+from server.ledger.models import Ticket
 from tests.support.accounts import BIN_A, BIN_B
-from tests.support.web import PERIOD, Web, form_csrf
+from tests.support.builders import fake_device, register
+from tests.support.web import PERIOD, T0, Web, form_csrf
 
 EN = {"Accept-Language": "en"}
 
@@ -162,3 +172,35 @@ def test_password_change_needs_csrf_and_ends_the_login(web: Web) -> None:
         assert logout.status_code == 303
         assert c.get("/account").status_code == 303
         assert SESSION_COOKIE not in c.cookies
+
+
+def test_evidence_page_shows_the_signed_configuration_of_the_weighing(
+    web: Web, tmp_path: Path
+) -> None:
+    dev = fake_device(tmp_path, "rp-cfg-02", start=T0)
+    register(web.sessions, dev, site_id="almaty-rp-01", region="Almaty")
+    with web.sessions.begin() as s:
+        row = issue_config(
+            s,
+            dev.device_id,
+            {"devices": {"s1": {"tare_kg": "20"}}},
+            key=DeviceKey.generate(),
+            by="ops.almaty",
+            now=T0,
+        )
+    dev.journal.config_revision = row.revision
+    weighing = dev.weigh("280", site_id="almaty-rp-01", tare_kg="20")
+    IngestHandler(web.sessions).handle_batch(
+        [Inbound(topic(dev.device_id, Channel.WEIGHING), encode(weighing), T0)]
+    )
+    with web.sessions() as s:
+        ticket = s.scalar(select(Ticket.id).where(Ticket.device_id == dev.device_id))
+    with web.login("auditor1") as c:
+        text = c.get(f"/tickets/{ticket}", headers=EN).text
+        assert '<dd id="config-revision">1</dd>' in text
+        assert "ops.almaty" in text
+        assert "verifies over device, revision, time and these settings" in text
+        assert "&#34;tare_kg&#34;: &#34;20&#34;" in text or '"tare_kg": "20"' in text
+        # A weighing under the file's own settings says so.
+        plain = c.get(f"/tickets/{web.seeded.tickets_a[0]}", headers=EN).text
+        assert "recorded under the device&#39;s own configuration file" in plain
