@@ -4,9 +4,10 @@
   badges on TCP) and an MT-SICS platform scale, one agent, the real ingest: the
   ledger holds one ticket per two-pass weighing with the net, and one per platform
   load.
-* Operations: a retained remote configuration applied and reported, an alarm
-  raised on the broker, a valid health message, the retained birth status and the
-  explicit "offline" at shutdown, and the systemd notify protocol (READY, WATCHDOG).
+* Operations: a retained remote configuration (signed by the server) applied and
+  reported, an alarm raised on the broker, a valid health message, the retained birth
+  status and the explicit "offline" at shutdown, and the systemd notify protocol
+  (READY, WATCHDOG).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.evidence import DeviceKey
 from edge.protocol import (
     AlarmState,
     Channel,
-    ConfigDesired,
     decode_alarm,
     decode_config_reported,
     decode_health,
@@ -45,6 +46,7 @@ from firmware_sim.server import PortServer, PtyServer
 from server.ledger.models import Ticket
 from tests.e2e.conftest import MakeIngest
 from tests.support.fleet import AgentProcess, wait_until
+from tests.support.harness import signed_config
 from tests.support.services import Mosquitto
 
 
@@ -195,8 +197,12 @@ def test_operations_over_a_real_broker(tmp_path: Path, mosquitto: Mosquitto, pro
     silent.busy = True  # answers "S I" forever: frames, but never a weight
     scale = PortServer(silent).start()
     watcher = Watcher(mosquitto, device)
-    # The desired configuration is retained before the device ever connects.
-    desired = ConfigDesired(5, {"devices": {"s1": {"offline_after_s": 1}}})
+    # The desired configuration, signed by the server, is retained before the device
+    # ever connects.
+    server_key = DeviceKey.generate()
+    desired = signed_config(
+        server_key, 5, {"devices": {"s1": {"offline_after_s": 1}}}, device_id=device
+    )
     publish = watcher.client.publish(topic(device, Channel.CONFIG), encode(desired), 1, True)
     publish.wait_for_publish(5)
     agent = SiteAgent(tmp_path / "agent", device, mosquitto.url, "unused")
@@ -214,7 +220,7 @@ category = "tyres"
         "WATCHDOG_USEC": "1000000",
     }
     try:
-        agent.provision()
+        agent.provision("--server-key", server_key.public_key_b64())
         agent.start()
         wait_until(lambda: bool(watcher.on(device, Channel.CONFIG_REPORTED)), 30, "a report")
         report = decode_config_reported(watcher.on(device, Channel.CONFIG_REPORTED)[0])

@@ -72,10 +72,11 @@ class AgentProcess:
             "min_load_kg = 5\n"
         )
 
-    def provision(self) -> str:
+    def provision(self, *options: str) -> str:
+        """``epr-edge provision`` (with ``options``, e.g. ``--server-key KEY``)."""
         self.write_config()
         out = subprocess.run(
-            [sys.executable, "-m", "edge.cli", "provision", str(self.config)],
+            [sys.executable, "-m", "edge.cli", "provision", str(self.config), *options],
             check=True,
             capture_output=True,
             text=True,
