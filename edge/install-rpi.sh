@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the EPR edge agent on Raspberry Pi OS (Bookworm or later). Run as root:
 #
-#   sudo ./install-rpi.sh [--source PATH] [--enable-uart] [--enable-1wire]
+#   sudo ./install-rpi.sh [--source PATH] [--enable-uart] [--enable-1wire] [--server-key KEY]
 #
 #   --source PATH    the project (directory, sdist or wheel) to install; default: the
 #                    directory this script is in, one level up
@@ -9,6 +9,8 @@
 #   --enable-1wire   turn on the 1-wire bus for a DS18B20 probe on GPIO 4
 #   --no-apt         do not install Debian packages (they are already there)
 #   --no-start       install and provision, but do not enable or start the service
+#   --server-key KEY pin the server's configuration key (`epr-server config-key show`);
+#                    without one the agent applies no remote configuration
 #
 # ROOT=/some/dir stages every file under that directory instead (for packaging and
 # tests): no packages, no user, no venv, no systemctl.
@@ -32,6 +34,7 @@ APT=1
 START=1
 UART=0
 ONEWIRE=0
+SERVER_KEY=
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -40,7 +43,8 @@ while [ $# -gt 0 ]; do
     --enable-1wire) ONEWIRE=1; shift ;;
     --no-apt) APT=0; shift ;;
     --no-start) START=0; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --server-key) SERVER_KEY=$2; shift 2 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "install-rpi.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -111,7 +115,8 @@ if [ "$ONEWIRE" -eq 1 ] && command -v raspi-config >/dev/null; then
 fi
 
 say "device key"
-runuser -u "$USER_NAME" -- "$PREFIX/venv/bin/epr-edge" provision "$ETC/agent.toml" || {
+runuser -u "$USER_NAME" -- "$PREFIX/venv/bin/epr-edge" provision "$ETC/agent.toml" \
+  ${SERVER_KEY:+--server-key "$SERVER_KEY"} || {
   echo "provisioning failed: fix $ETC/agent.toml (epr-edge check-config) and run again" >&2
   exit 1
 }
