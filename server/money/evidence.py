@@ -12,9 +12,10 @@ and whether the server's signature over them still verifies.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,12 +79,17 @@ class ConfigUsed:
     revision: int
     found: bool
     """False: the device names a revision the ledger does not hold."""
-    settings_pretty: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The settings the server signed for the revision."""
     issued_by: str = ""
     issued_at: datetime | None = None
     public_key: str = ""
     signature_ok: bool = False
     """The stored server signature verifies over device, revision, issued-at, settings."""
+
+    @property
+    def settings_pretty(self) -> str:
+        return json.dumps(self.settings, indent=2, sort_keys=True)
 
 
 def _config_used(session: Session, ticket: Ticket) -> ConfigUsed | None:
@@ -108,7 +114,7 @@ def _config_used(session: Session, ticket: Ticket) -> ConfigUsed | None:
     return ConfigUsed(
         revision=revision,
         found=True,
-        settings_pretty=json.dumps(settings, indent=2, sort_keys=True),
+        settings=settings,
         issued_by=row.issued_by,
         issued_at=row.issued_at,
         public_key=row.public_key,

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.api.deps import ContractorScope, CurrentUser, SessionDep
 from server.api.routes.statements import check_period
-from server.money.evidence import Evidence, evidence_for
+from server.money.evidence import ConfigUsed, Evidence, evidence_for
 from server.money.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
 from server.people.accounts import Account, NotFound
 
@@ -115,6 +115,22 @@ def evidence_json(e: Evidence) -> dict[str, Any]:
         "next": None if e.next is None else {"ticket_id": e.next.ticket_id, "hash": e.next.hash},
         "prev_link": e.prev_link.value,
         "next_link": e.next_link.value,
+        "config": None if e.config is None else config_json(e.config),
+    }
+
+
+def config_json(c: ConfigUsed) -> dict[str, Any]:
+    """The signed configuration a weighing names (``found``: the ledger holds it)."""
+    if not c.found:
+        return {"revision": c.revision, "found": False}
+    return {
+        "revision": c.revision,
+        "found": True,
+        "settings": c.settings,
+        "issued_by": c.issued_by,
+        "issued_at": c.issued_at.isoformat() if c.issued_at else None,
+        "public_key": c.public_key,
+        "signature_ok": c.signature_ok,
     }
 
 

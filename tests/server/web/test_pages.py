@@ -204,3 +204,8 @@ def test_evidence_page_shows_the_signed_configuration_of_the_weighing(
         # A weighing under the file's own settings says so.
         plain = c.get(f"/tickets/{web.seeded.tickets_a[0]}", headers=EN).text
         assert "recorded under the device&#39;s own configuration file" in plain
+    with web.client() as c:
+        api = c.get(f"/api/v1/tickets/{ticket}/evidence", headers=web.token("auditor1")).json()
+    assert api["config"]["revision"] == 1
+    assert api["config"]["settings"] == {"devices": {"s1": {"tare_kg": "20"}}}
+    assert (api["config"]["issued_by"], api["config"]["signature_ok"]) == ("ops.almaty", True)
