@@ -252,14 +252,19 @@ class RemoteConfig:
         good = self._load(self.good_path) or {}
         self.revision = int(good.get("revision", 0))
         self.settings = dict(good.get("settings", {}))
-        self.rejected = [int(r) for r in good.get("rejected", [])][-MAX_REJECTED:]
+        # Before configurations were signed (no "highest" kept) refused revisions were
+        # anyone's: they must not hold back the server's numbering.
+        signed_era = "highest" in good
+        rejected = good.get("rejected", []) if signed_era else []
+        self.rejected = [int(r) for r in rejected][-MAX_REJECTED:]
         self._highest = int(good.get("highest", 0))
         self._good_desired = self._signed(good) if self.revision else None
         reports = []
         trial = self._load(self.trial_path)
         if trial is not None:
             reverted = int(trial.get("revision", 0))
-            self.rejected.append(reverted)
+            if "desired" in trial:  # a signed revision: never applied again
+                self.rejected = [*self.rejected, reverted][-MAX_REJECTED:]
             self._save_good()
             self.trial_path.unlink(missing_ok=True)
             reason = (
@@ -275,8 +280,7 @@ class RemoteConfig:
                 " key; running on the file's settings"
             )
             log.error("%s", detail)
-            self.rejected = [*self.rejected, dropped][-MAX_REJECTED:]
-            self.revision, self.settings = 0, {}
+            self.revision, self.settings = 0, {}  # unsigned: it does not count as seen
             self._save_good()
             reports.append(refuse(dropped, Refusal.UNSIGNED, detail))
         config = self.base

@@ -251,7 +251,7 @@ def test_an_unsigned_last_known_good_is_dropped_at_start(harness: Harnesses) -> 
     state.parent.mkdir(parents=True)
     # What an agent before signed configuration kept after the incident.
     attack = {"devices": {"s1": {"category": "batteries", "tare_kg": "250"}}}
-    state.write_text(json.dumps({"revision": 9, "settings": attack, "rejected": []}))
+    state.write_text(json.dumps({"revision": 9, "settings": attack, "rejected": [3]}))
     agent = h.start()
     assert agent.workflows["s1"].cfg.category == "tyres"
     assert agent.journal.config_revision is None
@@ -261,3 +261,6 @@ def test_an_unsigned_last_known_good_is_dropped_at_start(harness: Harnesses) -> 
     assert report.reason is not None
     assert report.reason.startswith("unsigned: last-known-good")
     assert json.loads(state.read_text())["revision"] == 0
+    # The unsigned revision numbers do not hold back the server's own numbering.
+    applied = _offer(h, agent, h.signed(1, {"devices": {"s1": {"min_load_kg": "40"}}}))
+    assert (applied.revision, applied.applied) == (1, True)
