@@ -82,6 +82,7 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
 def _device_config(settings: Settings, args: argparse.Namespace, by: str) -> int:
     """``device config ID --set k=v … | --file F [--revision N] [--publish]``; with only
     ``--publish``, the latest signed revision is published again."""
+    import os
     from datetime import UTC, datetime
 
     from server.fleet.remote_config import (
@@ -143,7 +144,9 @@ def _device_config(settings: Settings, args: argparse.Namespace, by: str) -> int
         publish(
             [message],
             broker_url=settings.broker_url,
-            client_id=f"{settings.mqtt_client_id}-config",
+            # Its own id: the ingest workers' sessions stay untouched, and two
+            # operators publishing at once do not take each other's connection.
+            client_id=f"{settings.mqtt_client_id}-config-{os.getpid()}",
             protocol=settings.mqtt_protocol,
             ca_file=str(settings.mqtt_ca_file) if settings.mqtt_ca_file else None,
             cert_file=str(settings.mqtt_cert_file) if settings.mqtt_cert_file else None,
