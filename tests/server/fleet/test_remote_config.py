@@ -30,6 +30,9 @@ from server.fleet.remote_config import (
 from server.ledger.accounting import AuditEntry
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.devices import DeviceConfig, DeviceConfigRevision, DeviceHistory
+from server.people.accounts import Role
+from server.people.tokens import create_token
+from tests.support.accounts import add_user
 from tests.support.builders import fake_device, register
 from tests.support.services import Mosquitto
 from tests.support.tickets import contract, import_contracts
@@ -159,6 +162,11 @@ def test_commands_sign_store_and_publish_retained(
     dev = fake_device(tmp_path)
     register(sessions, dev)
     monkeypatch.setenv("EPR_CONFIG_KEY_FILE", str(tmp_path / "config.key"))
+    # Issuing a configuration acts as a named account, proved by one of its API tokens.
+    add_user(sessions, "ops.almaty", Role.OPERATOR)
+    with sessions.begin() as s:
+        token, _ = create_token(s, "ops.almaty", label="cli")
+    monkeypatch.setenv("EPR_TOKEN", token)
 
     def run(*args: str) -> tuple[int, str, str]:
         code = cli.main(["--database-url", url, "--broker-url", mosquitto.url, *args])
@@ -170,7 +178,9 @@ def test_commands_sign_store_and_publish_retained(
     public = out.strip().splitlines()[-1]
     assert run("config-key", "show")[1].strip() == public
     assert run("config-key", "create")[0] == 1
-    code, out, err = run("device", "config", dev.device_id, "--set", "devices.s1.tare_kg=250")
+    code, out, err = run(
+        "device", "config", dev.device_id, "--set", "devices.s1.tare_kg=250", "--as", "ops.almaty"
+    )
     assert (code, err.strip()) == (
         1,
         "settings.devices.s1.tare_kg: 250 kg is above the 200 kg a remote tare may be",
@@ -184,7 +194,7 @@ def test_commands_sign_store_and_publish_retained(
         "--set",
         "devices.s1.min_load_kg=20",
         "--publish",
-        "--by",
+        "--as",
         "ops.almaty",
     )
     assert code == 0, out
@@ -219,6 +229,10 @@ def test_commands_sign_store_and_publish_retained(
         assert (row.issued_by, row.public_key) == ("ops.almaty", public)
         assert row.published_at is not None
     # Published again as stored, byte for byte the same signature.
-    assert run("device", "config", dev.device_id, "--publish")[0] == 0
-    assert run("device", "config", dev.device_id)[0] == 2
+    assert run("device", "config", dev.device_id, "--publish", "--as", "ops.almaty")[0] == 0
+    assert run("device", "config", dev.device_id, "--as", "ops.almaty")[0] == 2
+    # Without a named account nothing is signed.
+    code, _, err = run("device", "config", dev.device_id, "--set", "health_interval_s=30")
+    assert code != 0
+    assert "--as USERNAME" in err
     publish([], broker_url=mosquitto.url, client_id="nothing-to-send")

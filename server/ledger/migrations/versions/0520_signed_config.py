@@ -1,7 +1,7 @@
 """signed remote configuration: the revisions the server signed, a ticket's revision
 
 Revision ID: 0520_signed_config
-Revises: 0400
+Revises: 0500_four_eyes
 Create Date: 2026-12-05
 
 ``device_config_revisions`` keeps every desired configuration as the server signed
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0520_signed_config"
-down_revision = "0400"
+down_revision = "0500_four_eyes"
 branch_labels = None
 depends_on = None
 
