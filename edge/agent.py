@@ -442,6 +442,9 @@ class Agent:
         for pid, indicator in self.indicators.items():
             if scale_id in self.config.covered(self._device(pid)):
                 indicator.flash(now)
+        # Show it now: housekeeping runs once a second, as long as the flash lasts, so
+        # waiting for it could skip the "recorded" signal the person at the scale needs.
+        self._leds(now)
 
     # ------------------------------------------------------------------ link
 
