@@ -33,15 +33,14 @@ def test_sqlite_is_wal_and_synchronous_full(tmp_path: Path) -> None:
 
 def test_outbox_keeps_records_until_acked(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
-    for kg in ("1", "2", "3"):
-        dev.weigh(kg)
+    records = [dev.weigh(kg) for kg in ("1", "2", "3")]
     due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
     assert [i.seq for i in due] == [1, 2, 3]
     dev.journal.mark_sent(due, dev.clock.monotonic())
     # Sent, not acked: not due again until the ack timeout passes.
     assert dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10) == []
     assert dev.journal.in_flight(now_mono=dev.clock.monotonic(), ack_timeout=30) == 3
-    dev.journal.apply_acks([AckItem(2, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(2, AckStatus.ACCEPTED, hash=records[1].hash)])
     dev.clock.advance(31)
     again = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
     assert [i.seq for i in again] == [1, 3]
@@ -86,12 +85,12 @@ def test_refuses_a_journal_of_another_device(tmp_path: Path) -> None:
 def test_full_outbox_refuses_new_weighings_and_keeps_old_ones(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
     dev.journal._max_unacked = 2
-    dev.weigh("1")
+    first = dev.weigh("1")
     dev.weigh("2")
     with pytest.raises(JournalFull, match="await the server's ack"):
         dev.weigh("3")
     assert dev.journal.unacked_count() == 2
-    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=first.hash)])
     assert dev.weigh("3").seq == 3
 
 
@@ -122,7 +121,7 @@ def test_verify_detects_a_foreign_signature(tmp_path: Path) -> None:
 def test_prune_keeps_90_days_and_the_chain_checkable(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
     old = [dev.weigh(str(i)) for i in range(1, 4)]
-    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in old])
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED, hash=w.hash) for w in old])
     dev.clock.advance(timedelta(days=100).total_seconds())
     dev.weigh("99")
     with pytest.raises(ValueError, match="at least 90 days"):
@@ -193,10 +192,10 @@ def test_disk_reserve_refuses_before_writing(tmp_path: Path) -> None:
 
 def test_bookkeeping_skips_the_fsync_but_weighings_never_do(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
-    dev.weigh("1")
+    first = dev.weigh("1")
     items = dev.journal.due(now_mono=0, ack_timeout=30, limit=10)
     dev.journal.mark_sent(items, 1.0)
-    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=first.hash)])
     # Every non-durable transaction restores synchronous=FULL for the next weighing.
     assert dev.journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
@@ -208,13 +207,15 @@ def test_sequences_never_go_back_after_rows_are_deleted(tmp_path: Path) -> None:
     fills = [
         dev.journal.record_fill(container_id="c1", distance_mm=900, fill_pct="10") for _ in range(3)
     ]
-    dev.journal.apply_acks([AckItem(f.seq, AckStatus.ACCEPTED, RecordKind.FILL) for f in fills])
+    dev.journal.apply_acks(
+        [AckItem(f.seq, AckStatus.ACCEPTED, RecordKind.FILL, hash=f.hash) for f in fills]
+    )
     dev.journal.expire_fill()  # deletes the acked rows
     after = dev.journal.record_fill(container_id="c1", distance_mm=800, fill_pct="20")
     assert after.seq == 4
 
     weighings = [dev.weigh(str(kg)) for kg in (10, 20)]
-    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in weighings])
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED, hash=w.hash) for w in weighings])
     dev.clock.advance(timedelta(days=91).total_seconds())
     assert dev.journal.prune() == 2  # every weighing pruned
     nxt = dev.weigh("30")
