@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.clock import ManualClock
 from edge.evidence import DeviceKey
 from edge.journal import Journal, WeighingDraft
-from edge.protocol import Weighing
+from edge.protocol import (
+    Alarm,
+    AlarmState,
+    FillReading,
+    Health,
+    Status,
+    Weighing,
+    format_ts,
+    seal,
+)
 from server.fleet.registry import register_device, set_device_status, upsert_site
+
+_S = TypeVar("_S", FillReading, Health, Alarm, Status)
 
 
 def draft(
@@ -52,6 +64,74 @@ class FakeDevice:
         self.clock.advance(60)
         return self.journal.record_weighing(draft(net_kg, **kwargs))
 
+    def fill(
+        self, fill_pct: str = "40.5", *, container_id: str | None = None, **kwargs: Any
+    ) -> FillReading:
+        """A fill reading recorded (signed, hashed) by the device's own journal."""
+        self.clock.advance(1)
+        return self.journal.record_fill(
+            container_id=container_id or f"{self.device_id}-c",
+            distance_mm=kwargs.pop("distance_mm", 500),
+            fill_pct=fill_pct,
+            **kwargs,
+        )
+
+    def seal(self, payload: _S) -> _S:
+        """``payload`` signed with this device's key (as the agent signs it)."""
+        return seal(payload, self.key.sign)
+
+    def status(self, online: bool = True, *, seq: int = 1, ts: str | None = None) -> Status:
+        return self.seal(
+            Status(
+                self.device_id,
+                online,
+                "boot-1",
+                ts or format_ts(self.clock.now()),
+                "test",
+                seq=seq,
+            )
+        )
+
+    def alarm(
+        self,
+        code: str,
+        state: AlarmState = AlarmState.RAISED,
+        *,
+        seq: int,
+        message: str = "test",
+        severity: str = "warning",
+    ) -> Alarm:
+        return self.seal(
+            Alarm(
+                self.device_id,
+                "boot-1",
+                format_ts(self.clock.now()),
+                code,
+                state,
+                message,
+                severity,
+                seq=seq,
+            )
+        )
+
+    def health(self, *, seq: int, outbox_depth: int = 0, **kwargs: Any) -> Health:
+        return self.seal(
+            Health(
+                self.device_id,
+                "boot-1",
+                format_ts(self.clock.now()),
+                True,
+                1000 * seq,
+                60,
+                outbox_depth,
+                0,
+                0,
+                0,
+                seq=seq,
+                **kwargs,
+            )
+        )
+
 
 def fake_device(
     tmp: Path, device_id: str = "rp-test-01", start: datetime | None = None
@@ -78,8 +158,14 @@ def register(
 ) -> None:
     with sessions.begin() as session:
         upsert_site(session, site_id, name=site_id, region=region, kind="reception_point")
+        # Registered before the device's first record (its clock starts at a fixed
+        # past date): a record before registration is flagged.
         register_device(
-            session, device.device_id, site_id=site_id, public_key=device.key.public_key_b64()
+            session,
+            device.device_id,
+            site_id=site_id,
+            public_key=device.key.public_key_b64(),
+            now=min(datetime.now(UTC), device.clock.now() - timedelta(days=1)),
         )
         if approve:
             set_device_status(session, device.device_id, "approved")
