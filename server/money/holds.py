@@ -29,6 +29,7 @@ from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
 from server.ledger import signed
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
+from server.ledger.flags import FlagCode, open_flags
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
 from server.money import audit
 from server.money.allocation import HoldIn, HoldStatus, TicketIn
@@ -237,6 +238,7 @@ def scan(
             break
         for row in rows:
             findings.extend(_row_findings(row, ctx))
+        findings.extend(_clock_flag_findings(session, rows))
         findings.extend(_fill_findings(session, rows, ctx))
         findings.extend(_near_cap_findings(session, rows, ctx, high))
         scanned += len(rows)
@@ -304,6 +306,22 @@ def record(
     session.add_all(created)
     session.flush()
     return created
+
+
+#: Ticket flags (server/ledger/flags.py) that say the device's time cannot be trusted.
+CLOCK_FLAGS: Final = (FlagCode.CLOCK_AHEAD.value, FlagCode.CLOCK_BEFORE_REGISTRATION.value)
+
+
+def _clock_flag_findings(session: Session, rows: Sequence[Any]) -> list[Finding]:
+    """``clock_flagged``: tickets with an open clock flag raised by ingest."""
+    found: list[Finding] = []
+    for ticket_id, codes in sorted(open_flags(session, [r.id for r in rows]).items()):
+        clock = sorted(set(codes) & set(CLOCK_FLAGS))
+        if clock:
+            found.append(
+                Finding(ticket_id, "clock_flagged", f"open ticket flag: {', '.join(clock)}")
+            )
+    return found
 
 
 def _chain_findings(session: Session, last: int, high: int) -> list[Finding]:
