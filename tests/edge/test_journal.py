@@ -222,3 +222,94 @@ def test_sequences_never_go_back_after_rows_are_deleted(tmp_path: Path) -> None:
     assert nxt.seq == 3
     assert nxt.prev_hash == weighings[-1].hash
     assert dev.journal.verify(dev.key.public_key_b64()).ok
+
+
+def test_an_ack_settles_a_record_only_when_kind_seq_and_hash_all_match(tmp_path: Path) -> None:
+    """An ack naming only a seq could be forged by anyone on the broker: it must name
+    the record itself, by hash, or it changes nothing."""
+    dev = fake_device(tmp_path)
+    w1, w2 = dev.weigh("1"), dev.weigh("2")
+    f1 = dev.fill("10")
+    forged = [
+        AckItem(1, AckStatus.ACCEPTED),  # no hash at all (the old form)
+        AckItem(1, AckStatus.REJECTED, reason="junk", hash="0" * 64),  # wrong hash
+        AckItem(2, AckStatus.DUPLICATE, hash=w1.hash),  # another record's hash
+        AckItem(1, AckStatus.ACCEPTED, RecordKind.FILL, hash=w1.hash),  # wrong kind
+        AckItem(9, AckStatus.ACCEPTED, hash=w2.hash),  # no such record
+    ]
+    result = dev.journal.apply_acks(forged)
+    assert (result.settled, result.mismatched, result.stale) == ([], forged, [])
+    assert dev.journal.unacked_count() == 2
+    due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
+    assert [(i.kind, i.seq) for i in due] == [
+        (RecordKind.WEIGHING, 1),
+        (RecordKind.WEIGHING, 2),
+        (RecordKind.FILL, 1),
+    ]
+    real = [
+        AckItem(1, AckStatus.ACCEPTED, hash=w1.hash),
+        AckItem(1, AckStatus.ACCEPTED, RecordKind.FILL, hash=f1.hash),
+    ]
+    assert dev.journal.apply_acks(real).settled == real
+    # The same acks again (a redelivery) settle nothing more and are no mismatch.
+    again = dev.journal.apply_acks(real)
+    assert (again.settled, again.mismatched) == ([], [])
+    assert dev.journal.unacked_count() == 1
+    # The acked fill reading is deleted; a late duplicate ack for it is stale, not forged.
+    dev.journal.expire_fill()
+    late = dev.journal.apply_acks([AckItem(1, AckStatus.DUPLICATE, RecordKind.FILL, hash=f1.hash)])
+    assert (late.settled, late.mismatched, len(late.stale)) == ([], [], 1)
+
+
+def test_a_record_rejected_then_accepted_by_reprocessing_takes_the_newer_status(
+    tmp_path: Path,
+) -> None:
+    dev = fake_device(tmp_path)
+    w = dev.weigh("1")
+    dev.journal.apply_acks([AckItem(1, AckStatus.REJECTED, reason="pending", hash=w.hash)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=w.hash)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.REJECTED, reason="late", hash=w.hash)])
+    ((_, status),) = list(dev.journal.weighings())
+    assert status == "accepted"
+
+
+def test_fill_readings_are_signed_and_hashed_and_an_old_journal_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    from edge.evidence import verify_signature
+
+    dev = fake_device(tmp_path)
+    reading = dev.fill("33.5")
+    assert reading.hash == reading.computed_hash()
+    assert verify_signature(dev.key.public_key_b64(), reading.signing_bytes(), reading.sig)
+    (stored,) = dev.journal._db.execute("SELECT hash FROM fill").fetchone()
+    assert stored == reading.hash
+    path = dev.journal.path
+    dev.journal.close()
+    # A journal of schema 2 (no fill hash) gets the column when opened.
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE fill2 AS"
+            " SELECT seq, ts, payload, expires_at, sent_mono, acked_at FROM fill"
+        )
+        db.execute("DROP TABLE fill")
+        db.execute("ALTER TABLE fill2 RENAME TO fill")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    again = Journal(path, device_id=dev.device_id, boot_id="b", signer=dev.key, clock=dev.clock)
+    assert again.get_meta("schema") == "3"
+    assert again.record_fill(container_id="c", distance_mm=1, fill_pct="1").seq == 2
+
+
+def test_counters_increase_across_restarts_even_if_the_last_commits_were_lost(
+    tmp_path: Path,
+) -> None:
+    dev = fake_device(tmp_path)
+    first = [dev.journal.next_counter("alarm") for _ in range(3)]
+    assert first == sorted(set(first))
+    dev.journal.close()
+    again = Journal(
+        dev.journal.path, device_id=dev.device_id, boot_id="b", signer=dev.key, clock=dev.clock
+    )
+    # Even had the bookkeeping commits not reached the disk, the restart skips ahead.
+    again.set_meta("counter:alarm", str(first[0] - 1))
+    assert again.next_counter("alarm") > first[-1]

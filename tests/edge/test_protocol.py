@@ -177,7 +177,7 @@ def test_a_fill_reading_without_hash_and_signature_or_with_a_wrong_hash_is_refus
 def test_alarm_health_and_status_carry_a_seq_and_a_signature_of_their_body() -> None:
     key = DeviceKey.generate()
     ts = "2026-03-02T05:00:00.000Z"
-    payloads = [
+    payloads: list[Alarm | Health | Status] = [
         seal(Alarm("rp-1x", "b", ts, "journal_full", AlarmState.RAISED, "m", seq=7), key.sign),
         seal(Health("rp-1x", "b", ts, True, 1, 2, 3, 4, 5, 6, counters={"x": 1}, seq=8), key.sign),
         seal(Status("rp-1x", False, "b", ts, seq=9), key.sign),
