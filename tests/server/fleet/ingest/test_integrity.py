@@ -30,6 +30,7 @@ from edge.protocol import (
     seal,
     topic,
 )
+from server.fleet.dead_letters import dead_letter_dict
 from server.fleet.ingest.handler import ACK_PAYLOAD_BUDGET, SIG_REASON, IngestHandler
 from server.fleet.ingest.messages import Inbound, Outbound
 from server.ledger.alarms import AlarmRecord
@@ -272,6 +273,12 @@ def test_an_oversized_payload_is_kept_as_its_size_hash_and_first_bytes(
     assert (row.payload_size, row.payload_sha256) == (len(big), hashlib.sha256(big).hexdigest())
     assert row.reason.startswith(f"payload: {len(big)} bytes exceeds the {MAX_PAYLOAD_BYTES}")
     assert f"sha256 {hashlib.sha256(big).hexdigest()}" in row.reason
+    shown = dead_letter_dict(row)
+    assert (shown["payload_bytes"], shown["received_bytes"], shown["truncated"]) == (
+        256,
+        len(big),
+        True,
+    )
 
 
 def test_a_synced_device_dated_before_its_registration_is_flagged_and_held(
