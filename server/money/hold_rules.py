@@ -15,9 +15,8 @@ scale_verification_expired  the scale's certificate (``scales.verified_until``) 
 scale_not_verified          no certificate on file (only if the rules say so)
 clock_unsynced              ``time_synced`` false and the device time is further from
                             the receive time than the tolerance
-clock_flagged               an open ``clock_ahead`` or ``clock_before_registration``
-                            ticket flag (ingest: device time after receipt, or before
-                            the device was registered)
+clock_before_registration   an open ``clock_before_registration`` ticket flag
+                            (ingest: device time before the device was registered)
 evidence_broken             ``chain_ok`` false, the chain link to a neighbour breaks,
                             or the payload fails re-verification (hash, signature with
                             the registered key, stored columns = signed payload)
@@ -51,7 +50,7 @@ REASONS: Final = {
     "scale_verification_expired": "scale verification certificate expired at weighing time",
     "scale_not_verified": "no verification certificate on file for the scale",
     "clock_unsynced": "device clock unsynced beyond tolerance",
-    "clock_flagged": "device time after receipt or before the device was registered",
+    "clock_before_registration": "device time before the device was registered",
     "evidence_broken": "signature, hash or chain does not verify",
     "implausible_weight": "weight outside the category's plausible bounds",
     "no_fill_drop": "container pickup without a matching fill drop",

@@ -59,6 +59,8 @@ class FakeDevice:
     key: DeviceKey
     journal: Journal
     clock: ManualClock
+    born: datetime = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    """The device clock's start: the device is registered a day before it."""
 
     def weigh(self, net_kg: str = "120.5", **kwargs: str) -> Weighing:
         self.clock.advance(60)
@@ -145,7 +147,7 @@ def fake_device(
         signer=key,
         clock=clock,
     )
-    return FakeDevice(device_id, key, journal, clock)
+    return FakeDevice(device_id, key, journal, clock, clock.current)
 
 
 def register(
@@ -159,13 +161,13 @@ def register(
     with sessions.begin() as session:
         upsert_site(session, site_id, name=site_id, region=region, kind="reception_point")
         # Registered before the device's first record (its clock starts at a fixed
-        # past date): a record before registration is flagged.
+        # past date): a record dated before registration is flagged.
         register_device(
             session,
             device.device_id,
             site_id=site_id,
             public_key=device.key.public_key_b64(),
-            now=min(datetime.now(UTC), device.clock.now() - timedelta(days=1)),
+            now=min(datetime.now(UTC), device.born - timedelta(days=1)),
         )
         if approve:
             set_device_status(session, device.device_id, "approved")
