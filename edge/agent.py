@@ -57,6 +57,7 @@ from edge.link import Link, LinkEvent, LinkEventKind
 from edge.panel import Indicator, Panel
 from edge.protocol import (
     AckStatus,
+    Alarm,
     Channel,
     ConfigReported,
     Health,
@@ -66,6 +67,7 @@ from edge.protocol import (
     decode_config,
     encode,
     format_ts,
+    seal,
     topic,
 )
 from edge.remote import Decision, Refusal, RemoteConfig, refuse
@@ -93,6 +95,9 @@ PUMP_EVERY_S = 1.0
 MAINTENANCE_S = 3600.0
 JOURNAL_BEAT_LIMIT_S = 30.0
 LINK_BEAT_LIMIT_S = 30.0
+#: ``ack_mismatch`` is cleared after this long without a mismatched ack, provided a
+#: matching ack arrived since (the link is settling records again).
+ACK_MISMATCH_CLEAR_S = 600.0
 
 
 def event_source(event: Event) -> str:
@@ -123,6 +128,8 @@ class AgentStats:
     acks: Counter[str] = field(default_factory=Counter)
     #: Remote configuration: ``config_applied`` and ``config_refused_<why>``.
     config: Counter[str] = field(default_factory=Counter)
+    #: Acks that named no journal row by kind, seq and hash (forged, or without a hash).
+    ack_mismatch: int = 0
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
@@ -183,6 +190,8 @@ class Agent:
         self._link_up = False
         self._outbox_dirty = True
         self._pending_reports: list[ConfigReported] = []
+        self._last_mismatch: float | None = None
+        self._matched_since_mismatch = False
         self._threads: list[threading.Thread] = []
         self._configure(config)
         journal.config_revision = remote.in_force if remote is not None else None
@@ -469,7 +478,8 @@ class Agent:
         except ProtocolError as exc:
             log.warning("ignoring malformed ack: %s", exc)
             return
-        for item in self.journal.apply_acks(ack.acks):
+        result = self.journal.apply_acks(ack.acks)
+        for item in result.settled:
             self.stats.acks[item.status.value] += 1
             if item.status is AckStatus.REJECTED:
                 log.error("server rejected %s seq=%d: %s", item.kind, item.seq, item.reason)
@@ -477,6 +487,28 @@ class Agent:
                     "record_rejected",
                     f"{item.kind.value} seq {item.seq}: {item.reason}",
                     "critical",
+                )
+        if result.settled:
+            self._matched_since_mismatch = True
+        if result.mismatched:
+            self.stats.ack_mismatch += len(result.mismatched)
+            self._last_mismatch = self.clock.monotonic()
+            self._matched_since_mismatch = False
+            first = result.mismatched[0]
+            log.warning(
+                "%d ack(s) match no journal record by kind, seq and hash, ignored"
+                " (first: %s seq=%d %s hash=%s)",
+                len(result.mismatched),
+                first.kind.value,
+                first.seq,
+                first.status.value,
+                first.hash,
+            )
+            if not self.alarms.is_raised("ack_mismatch"):
+                self.alarms.raise_(
+                    "ack_mismatch",
+                    f"ack for {first.kind.value} seq {first.seq} does not match the"
+                    " journal's record (forged or misdirected); nothing was settled",
                 )
         self._outbox_dirty = True
 
@@ -529,7 +561,9 @@ class Agent:
         if not (self._link_up and self.link.connected):
             return
         for alarm in self.alarms.unsent():
-            if not self.link.publish(topic(self.config.device_id, Channel.ALARM), encode(alarm)):
+            if not self.link.publish(
+                topic(self.config.device_id, Channel.ALARM), encode(self._seal_alarm(alarm))
+            ):
                 return
             self.alarms.sent(alarm)
         while self._pending_reports and self.link.publish(
@@ -537,9 +571,19 @@ class Agent:
         ):
             self._pending_reports.pop(0)
 
+    def _seal_alarm(self, alarm: Alarm) -> Alarm:
+        """Number (a per-device counter that survives restarts) and sign an alarm."""
+        return seal(
+            replace(alarm, seq=self.journal.next_counter("alarm")), self.journal.signer.sign
+        )
+
     # ------------------------------------------------------------------ health
 
     def health(self) -> Health:
+        """This moment's health, numbered and signed (each call takes a new seq)."""
+        return seal(self._health(), self.journal.signer.sign)
+
+    def _health(self) -> Health:
         now = self.clock.monotonic()
         oldest = self.journal.oldest_unacked_mono()
         counters: Counter[str] = Counter()
@@ -555,6 +599,7 @@ class Agent:
         counters["fill_recorded"] = self.containers.recorded
         counters["fill_dropped"] = self.containers.dropped
         counters["open_passes"] = self.journal.open_passes()
+        counters["ack_mismatch"] = self.stats.ack_mismatch
         for status, n in self.stats.acks.items():
             counters[f"acks_{status}"] = n
         counters.update(self.stats.config)
@@ -584,6 +629,7 @@ class Agent:
                     if ":" not in k and v >= 0
                 )[:64]
             ),
+            seq=self.journal.next_counter("health"),
         )
 
     # ------------------------------------------------------------------ housekeeping
@@ -610,6 +656,13 @@ class Agent:
             self.alarms.raise_("clock_unsynced", "wall clock not synchronised", "info")
         else:
             self.alarms.clear("clock_unsynced", "synchronised")
+        if (
+            self._last_mismatch is not None
+            and self._matched_since_mismatch
+            and now - self._last_mismatch >= ACK_MISMATCH_CLEAR_S
+            and self.alarms.clear("ack_mismatch", "acks match the journal again")
+        ):
+            self._last_mismatch = None
         self._leds(now)
         if self._trial_until is not None and now >= self._trial_until and not self.progress.stuck():
             if self.remote is not None:

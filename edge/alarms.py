@@ -10,7 +10,14 @@ Codes (``code[:subject]``): ``journal_full`` (critical: weighings refused),
 ``scale_offline:<scale>``, ``port_error:<device>``, ``device_fault:<device>`` (its
 input made its handling fail; see :meth:`edge.agent.Agent.handle`),
 ``sensor_fault:<container>``, ``heat:<container>`` (critical), ``record_rejected``
-(critical: the server refused a record), ``clock_unsynced`` (info).
+(critical: the server refused a record), ``clock_unsynced`` (info), ``ack_mismatch``
+(warning: an ack named no journal record by kind, seq and hash — forged or
+misdirected; cleared once matching acks flow again and none has mismatched for ten
+minutes).
+
+The agent numbers each transition with a per-device counter and signs it when it
+hands it to the link (:meth:`edge.agent.Agent._seal_alarm`), so the server can tell
+a replayed old transition from the latest one.
 """
 
 from __future__ import annotations

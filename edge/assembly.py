@@ -3,7 +3,7 @@
 :func:`build_agent` turns an :class:`~edge.config.AgentConfig` into a ready
 :class:`~edge.agent.Agent`: the remote configuration's startup (last-known-good,
 or a reverted trial to report), the journal under the device key, the MQTT link
-with its birth and last will (:func:`status_payloads`), one input per device
+with its signed birth and last will (:class:`StatusSource`), one input per device
 (:func:`_inputs`) and the GPIO panels. Only what the configuration uses is
 imported, so a Pi spends no memory on drivers it does not need.
 :func:`read_boot_id` names this boot for the journal.
@@ -22,10 +22,10 @@ from edge.agent import Agent
 from edge.clock import Clock, SystemClock
 from edge.config import AgentConfig, FillConfig, PanelConfig, PlateConfig, RfidConfig, ScaleConfig
 from edge.inputs import CategoryEvent, DistanceEvent, Event, Input
-from edge.journal import Journal
+from edge.journal import Journal, Signer
 from edge.link import LastWill, Link
 from edge.panel import LedState, Panel
-from edge.protocol import Channel, Status, Weighing, encode, format_ts, topic
+from edge.protocol import Channel, Status, Weighing, encode, format_ts, seal, topic
 from edge.remote import RemoteConfig
 from edge.watchdog import Notifier
 
@@ -38,16 +38,58 @@ def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
         return uuid.uuid4().hex
 
 
-def status_payloads(config: AgentConfig, boot_id: str, clock: Clock) -> tuple[bytes, bytes]:
-    birth = Status(
-        device_id=config.device_id,
-        online=True,
-        boot_id=boot_id,
-        ts=format_ts(clock.now()),
-        agent_version=__version__,
+#: A status ``seq`` is ``epoch * STATUS_EPOCH + 2n`` for the n-th connection since
+#: the agent started (its will: ``+ 1``); the epoch is a journal counter taken once
+#: per start, so the numbers increase across connections and restarts alike.
+STATUS_EPOCH = 2**24
+
+
+class StatusSource:
+    """Signed birth and will of each connection, composed just before it is made.
+
+    The birth says online with this boot, the time and the agent's version; the will
+    (the broker publishes it if the connection dies) says offline. Both are signed
+    with the device key and numbered, the will one above its birth, so the server
+    takes a will as newer than the birth it follows and any replayed older status as
+    old.
+    """
+
+    def __init__(
+        self, device_id: str, boot_id: str, clock: Clock, signer: Signer, epoch: int
+    ) -> None:
+        self.device_id = device_id
+        self.boot_id = boot_id
+        self.clock = clock
+        self.signer = signer
+        self.epoch = epoch
+        self.connections = 0
+
+    def _sign(self, status: Status) -> bytes:
+        return encode(seal(status, self.signer.sign))
+
+    def __call__(self) -> tuple[bytes, bytes]:
+        self.connections += 1
+        seq = self.epoch * STATUS_EPOCH + 2 * (self.connections % (STATUS_EPOCH // 2))
+        ts = format_ts(self.clock.now())
+        birth = Status(
+            device_id=self.device_id,
+            online=True,
+            boot_id=self.boot_id,
+            ts=ts,
+            agent_version=__version__,
+            seq=seq,
+        )
+        will = Status(
+            device_id=self.device_id, online=False, boot_id=self.boot_id, ts=ts, seq=seq + 1
+        )
+        return self._sign(birth), self._sign(will)
+
+
+def status_source(journal: Journal, clock: Clock) -> StatusSource:
+    """The status source of an agent on ``journal`` (takes this start's epoch)."""
+    return StatusSource(
+        journal.device_id, journal.boot_id, clock, journal.signer, journal.next_counter("status")
     )
-    will = Status(device_id=config.device_id, online=False, boot_id=boot_id)
-    return encode(birth), encode(will)
 
 
 def _sample_distance(container_id: str, source: Any) -> Event:
@@ -163,7 +205,8 @@ def build_agent(
     if link is None:
         from edge.link import MqttLink, MqttLinkSettings
 
-        birth, will = status_payloads(config, boot_id, clock)
+        status = status_source(journal, clock)
+        birth, will = status()
         status_topic = topic(config.device_id, Channel.STATUS)
         m = config.mqtt
         link = MqttLink(
@@ -182,6 +225,7 @@ def build_agent(
                 ],
                 birth=(status_topic, birth),
                 will=LastWill(status_topic, will, m.will_delay_s),
+                status=status,
             )
         )
     agent_box: list[Agent] = []

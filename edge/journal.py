@@ -11,15 +11,23 @@ Fill readings share the outbox but not the guarantees: they expire by age.
 Tables:
     weighing   seq (chain order), event_id, ts, payload (exact bytes sent), hash,
                sent_mono / send_count (pacing), acked_at / ack_status / ack_reason
-    fill       seq, ts, payload, expires_at, sent_mono, acked_at
+    fill       seq, ts, payload, expires_at, sent_mono, acked_at, hash (signed since
+               schema 3; an older row has none, is never settled and expires)
     pass       first passes of two-pass weighings waiting for their second pass
                (open -> paired in the same transaction as the weighing, or expired)
     meta       key/value: device id, pruned-through hash, workflow state (a container's
-               last settled weight) written in the same transaction as a weighing
+               last settled weight) written in the same transaction as a weighing,
+               the counters of the signed alarm/health/status messages
+               (:meth:`Journal.next_counter`)
     config     every remote configuration the agent applied: revision, the server's
                signature and the settings it signed, in a record of the device's own
                (seq, prev_hash, hash, sig: a hash chain of its own, signed by the
                device key); weighings name the revision in force (``config_revision``)
+
+An ack settles a record only when its kind, seq *and* hash name a row of this
+journal (:meth:`Journal.apply_acks`); anything else changes nothing and is reported
+back as a mismatch, so a forged or misdirected ack can never take a record out of
+the outbox.
 
 Storage is bounded: with fewer than ``min_free_bytes`` left on the disk, or
 ``max_unacked`` weighings waiting for the server, a new weighing is refused with
@@ -54,9 +62,10 @@ from edge.protocol import (
     canonical_bytes,
     encode,
     format_ts,
+    seal,
 )
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -80,7 +89,8 @@ CREATE TABLE IF NOT EXISTS fill (
     payload    BLOB NOT NULL,
     expires_at TEXT NOT NULL,
     sent_mono  REAL,
-    acked_at   TEXT
+    acked_at   TEXT,
+    hash       TEXT
 );
 CREATE INDEX IF NOT EXISTS fill_unacked ON fill(seq) WHERE acked_at IS NULL;
 CREATE TABLE IF NOT EXISTS pass (
@@ -107,6 +117,10 @@ CREATE TABLE IF NOT EXISTS config (
     hash       TEXT NOT NULL
 );
 """
+
+
+#: How far a counter skips ahead on its first use after a start (see next_counter).
+COUNTER_SKIP: Final = 1000
 
 
 class Signer(Protocol):
@@ -225,6 +239,18 @@ class OutboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class AckResult:
+    """What a batch of acks did: ``settled`` changed a row; ``mismatched`` named no row
+    of this journal by kind, seq and hash (forged, misdirected, or without a hash) and
+    changed nothing; ``stale`` named a record already settled and gone (a late
+    duplicate), also changing nothing."""
+
+    settled: list[AckItem]
+    mismatched: list[AckItem]
+    stale: list[AckItem]
+
+
+@dataclass(frozen=True, slots=True)
 class ChainReport:
     checked: int
     first_broken_seq: int | None
@@ -256,6 +282,7 @@ class Journal:
         self._max_unacked = max_unacked
         self._fill_ttl = fill_ttl
         self.min_free_bytes = min_free_bytes
+        self._counters_seen: set[str] = set()
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves so that the read
         # of the chain head and the insert are one atomic step.
@@ -267,9 +294,20 @@ class Journal:
         # and the Pi's memory budget is counted in megabytes.
         self._db.execute("PRAGMA cache_size=-1024")
         self._db.executescript(_SCHEMA)
+        self._upgrade()
         self._check_identity()
         self.config_revision: int | None = None
         """The remote configuration revision in force; each new weighing names it."""
+
+    def _upgrade(self) -> None:
+        """Schema 3: fill readings keep their hash (acks are bound to it)."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(fill)")}
+        if "hash" not in columns:
+            self._db.execute("ALTER TABLE fill ADD COLUMN hash TEXT")
+        self._db.execute(
+            "UPDATE meta SET value = ? WHERE key = 'schema' AND CAST(value AS INTEGER) < ?",
+            (str(SCHEMA_VERSION), SCHEMA_VERSION),
+        )
 
     def _check_identity(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='device_id'").fetchone()
@@ -598,6 +636,30 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def next_counter(self, name: str) -> int:
+        """The next value of a per-device counter kept in ``meta`` (1, 2, …).
+
+        It orders the signed messages that are not records (alarms, health, status
+        epochs) so that the server can refuse a replay of an older one; it survives
+        restarts. Bookkeeping commit (see :meth:`_tx`): a crash may lose the last
+        increments' fsync, so a restart skips ahead by :data:`COUNTER_SKIP` rather
+        than risk handing out a number the server has already seen.
+        """
+        key = f"counter:{name}"
+        with self._tx(durable=False) as db:
+            current = self._meta_int(db, key)
+            if key not in self._counters_seen:
+                current += COUNTER_SKIP  # first use in this process
+                self._counters_seen.add(key)
+            value = current + 1
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, str(value)))
+        return value
+
+    @property
+    def signer(self) -> Signer:
+        """The device key: signs what the agent sends besides records (alarms, health)."""
+        return self._signer
+
     def _pruned_head(self, db: sqlite3.Connection) -> str:
         row = db.execute("SELECT value FROM meta WHERE key='pruned_head'").fetchone()
         return str(row[0]) if row else GENESIS_HASH
@@ -626,7 +688,7 @@ class Journal:
             # Sequences never go back, even after acked rows are deleted: the server
             # dedupes on (device, seq), so a reused number would be taken for a resend.
             last = max(last, self._meta_int(db, "fill_seq"))
-            reading = FillReading(
+            unsigned = FillReading(
                 device_id=self.device_id,
                 boot_id=self.boot_id,
                 seq=last + 1,
@@ -640,9 +702,16 @@ class Journal:
                 temperature_c=temperature_c,
                 pickup_event_id=pickup_event_id,
             )
+            reading = seal(unsigned, self._signer.sign)
             db.execute(
-                "INSERT INTO fill (seq, ts, payload, expires_at) VALUES (?, ?, ?, ?)",
-                (reading.seq, reading.ts, encode(reading), format_ts(now + self._fill_ttl)),
+                "INSERT INTO fill (seq, ts, payload, expires_at, hash) VALUES (?, ?, ?, ?, ?)",
+                (
+                    reading.seq,
+                    reading.ts,
+                    encode(reading),
+                    format_ts(now + self._fill_ttl),
+                    reading.hash,
+                ),
             )
         return reading
 
@@ -701,17 +770,40 @@ class Journal:
             db.execute("UPDATE weighing SET sent_mono = NULL WHERE acked_at IS NULL")
             db.execute("UPDATE fill SET sent_mono = NULL WHERE acked_at IS NULL")
 
-    def apply_acks(self, acks: Sequence[AckItem]) -> list[AckItem]:
-        """Mark records acked; returns the items that changed something (for logging/alarms)."""
+    def apply_acks(self, acks: Sequence[AckItem]) -> AckResult:
+        """Settle the records the acks name by kind, seq *and* hash.
+
+        A row is settled once; a later ack for it with the same hash changes nothing,
+        except that a record once ``rejected`` and then accepted by the server (an
+        operator re-processed it) takes the newer status. An ack without a hash, or
+        whose hash is not that row's, or that names no row, changes nothing.
+        """
         at = format_ts(self._clock.now())
-        changed: list[AckItem] = []
+        settled: list[AckItem] = []
+        mismatched: list[AckItem] = []
+        stale: list[AckItem] = []
         with self._tx(durable=False) as db:
             for ack in acks:
+                table = "weighing" if ack.kind is RecordKind.WEIGHING else "fill"
+                row = db.execute(
+                    f"SELECT hash, acked_at IS NOT NULL FROM {table} WHERE seq = ?",  # noqa: S608
+                    (ack.seq,),
+                ).fetchone()
+                if row is None:
+                    if ack.hash is not None and self._settled_and_gone(db, ack):
+                        stale.append(ack)
+                    else:
+                        mismatched.append(ack)
+                    continue
+                if ack.hash is None or row[0] != ack.hash:
+                    mismatched.append(ack)
+                    continue
                 if ack.kind is RecordKind.WEIGHING:
                     cur = db.execute(
                         "UPDATE weighing SET acked_at = ?, ack_status = ?, ack_reason = ?"
-                        " WHERE seq = ? AND acked_at IS NULL",
-                        (at, ack.status.value, ack.reason, ack.seq),
+                        " WHERE seq = ? AND (acked_at IS NULL"
+                        "   OR (ack_status = 'rejected' AND ? != 'rejected'))",
+                        (at, ack.status.value, ack.reason, ack.seq, ack.status.value),
                     )
                 else:
                     cur = db.execute(
@@ -719,8 +811,16 @@ class Journal:
                         (at, ack.seq),
                     )
                 if cur.rowcount:
-                    changed.append(ack)
-        return changed
+                    settled.append(ack)
+        return AckResult(settled, mismatched, stale)
+
+    def _settled_and_gone(self, db: sqlite3.Connection, ack: AckItem) -> bool:
+        """A record this journal issued and has since deleted once settled: an acked
+        fill reading (deleted by :meth:`expire_fill`) or a pruned weighing."""
+        if ack.kind is RecordKind.WEIGHING:
+            return ack.seq <= self._meta_int(db, "pruned_seq")
+        (top,) = db.execute("SELECT coalesce(max(seq), 0) FROM fill").fetchone()
+        return ack.seq <= max(int(top), self._meta_int(db, "fill_seq"))
 
     def expire_fill(self) -> int:
         """Drop fill readings past their time to live; weighings never expire."""

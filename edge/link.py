@@ -21,7 +21,8 @@ import random
 import ssl
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -101,6 +102,10 @@ class MqttLinkSettings:
     subscriptions: list[str] = field(default_factory=list)
     birth: tuple[str, bytes] | None = None
     will: LastWill | None = None
+    status: Callable[[], tuple[bytes, bytes]] | None = None
+    """Composes a fresh (birth, will) payload pair before every connect, replacing
+    the payloads of ``birth`` and ``will`` (same topics): each connection's status is
+    signed and numbered anew, so an old one replayed is recognised as old."""
 
 
 class MqttLink:
@@ -143,21 +148,38 @@ class MqttLink:
                 keyfile=settings.key_file,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        if settings.will is not None:
-            props = None
-            if self._v5:
-                from paho.mqtt.packettypes import PacketTypes
-                from paho.mqtt.properties import Properties
-
-                props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
-                props.WillDelayInterval = settings.will.delay_s
-            client.will_set(
-                settings.will.topic, settings.will.payload, qos=1, retain=True, properties=props
-            )
+        self._client = client
+        self._birth = settings.birth
+        self._will = settings.will
+        self._set_will()
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        self._client = client
+
+    def _set_will(self) -> None:
+        will = self._will
+        if will is None:
+            return
+        props = None
+        if self._v5:
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            props = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+            props.WillDelayInterval = will.delay_s
+        self._client.will_set(will.topic, will.payload, qos=1, retain=True, properties=props)
+
+    def _compose_status(self) -> None:
+        """A fresh signed birth and will for the connection about to be made."""
+        compose = self.settings.status
+        if compose is None:
+            return
+        birth, will = compose()
+        if self._birth is not None:
+            self._birth = (self._birth[0], birth)
+        if self._will is not None:
+            self._will = replace(self._will, payload=will)
+            self._set_will()
 
     # ------------------------------------------------------------------ callbacks
 
@@ -177,8 +199,8 @@ class MqttLink:
                 log.warning("%s; reconnecting", self.stats.last_error)
                 client.disconnect()
                 return
-        if self.settings.birth is not None:
-            topic, payload = self.settings.birth
+        if self._birth is not None:
+            topic, payload = self._birth
             info = client.publish(topic, payload, qos=1, retain=True)
             if info.rc != self._mqtt.MQTT_ERR_SUCCESS:
                 self.stats.publish_refused += 1
@@ -212,9 +234,9 @@ class MqttLink:
         self._stop.set()
         if self._connected.is_set():
             # A clean disconnect suppresses the will; publish "offline" ourselves.
-            if self.settings.will is not None:
+            if self._will is not None:
                 info = self._client.publish(
-                    self.settings.will.topic, self.settings.will.payload, qos=1, retain=True
+                    self._will.topic, self._will.payload, qos=1, retain=True
                 )
                 if info.rc == self._mqtt.MQTT_ERR_SUCCESS:
                     try:
@@ -256,6 +278,7 @@ class MqttLink:
         url = self.settings.url
         while not self._stop.is_set():
             self._beat()
+            self._compose_status()
             try:
                 rc = self._client.connect(url.host, url.port, keepalive=self.settings.keepalive_s)
             except (OSError, ssl.SSLError) as exc:

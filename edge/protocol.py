@@ -19,11 +19,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 PROTOCOL_VERSION: Final = 1
 TOPIC_ROOT: Final = "epr/v1"
@@ -280,12 +280,39 @@ class FillReading:
     temperature_c: str | None = None
     v: int = PROTOCOL_VERSION
     pickup_event_id: str | None = None
+    hash: str = ""
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields: everything except ``hash`` and ``sig``."""
+        data: dict[str, Any] = {
+            "device_id": self.device_id,
+            "boot_id": self.boot_id,
+            "seq": self.seq,
+            "ts": self.ts,
+            "time_synced": self.time_synced,
+            "mono_ms": self.mono_ms,
+            "container_id": self.container_id,
+            "distance_mm": self.distance_mm,
+            "fill_pct": self.fill_pct,
+            "event": self.event.value if self.event else None,
+            "temperature_c": self.temperature_c,
+            "v": self.v,
+        }
+        if self.pickup_event_id is not None:  # optional v1 addition: absent rather than null
+            data["pickup_event_id"] = self.pickup_event_id
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
+
+    def computed_hash(self) -> str:
+        return hashlib.sha256(self.signing_bytes()).hexdigest()
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["event"] = self.event.value if self.event else None
-        if data["pickup_event_id"] is None:
-            del data["pickup_event_id"]  # optional v1 addition: absent rather than null
+        data = self.body()
+        data["hash"] = self.hash
+        data["sig"] = self.sig
         return data
 
 
@@ -306,6 +333,17 @@ class Health:
     cpu_temp_c: str | None = None
     counters: dict[str, int] = field(default_factory=dict)
     v: int = PROTOCOL_VERSION
+    seq: int = 0
+    """Per-device, increasing across restarts: the server applies only a newer one."""
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["sig"]
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -321,6 +359,18 @@ class Alarm:
     message: str
     severity: str = "warning"
     v: int = PROTOCOL_VERSION
+    seq: int = 0
+    """Per-device, increasing across restarts: the server ignores an alarm of a code
+    whose seq is not above the last one it applied for that code (a replay)."""
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = self.to_dict()
+        del data["sig"]
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -338,6 +388,18 @@ class Status:
     ts: str | None = None
     agent_version: str | None = None
     v: int = PROTOCOL_VERSION
+    seq: int = 0
+    """Per-device, increasing across connections and restarts (the will's is its
+    birth's + 1): the server applies a status only if it is newer than the last."""
+    sig: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = asdict(self)
+        del data["sig"]
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -345,18 +407,28 @@ class Status:
 
 @dataclass(frozen=True, slots=True)
 class AckItem:
+    """The server's answer about one record: ``kind``, ``seq`` *and* the record's ``hash``.
+
+    The hash binds the ack to the record it settles: an agent settles a journal row
+    only when all three match (an ack naming only a seq could be forged from it).
+    """
+
     seq: int
     status: AckStatus
     kind: RecordKind = RecordKind.WEIGHING
     reason: str | None = None
+    hash: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "kind": self.kind.value,
             "seq": self.seq,
             "status": self.status.value,
             "reason": self.reason,
         }
+        if self.hash is not None:
+            data["hash"] = self.hash
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +516,27 @@ class ConfigReported:
 
 
 Payload = Weighing | FillReading | Health | Alarm | Status | Ack | ConfigDesired | ConfigReported
+
+_Sealed = TypeVar("_Sealed", FillReading, Health, Alarm, Status)
+
+
+def seal(payload: _Sealed, sign: Callable[[bytes], str]) -> _Sealed:
+    """``payload`` signed by ``sign`` (the device key: base64 Ed25519 of the bytes).
+
+    The signature covers :meth:`signing_bytes` (the canonical body without ``sig``,
+    and for a fill reading without ``hash``); a fill reading also gets its ``hash``,
+    the SHA-256 of the same bytes, by which acks name it.
+    """
+    body = payload.signing_bytes()
+    if isinstance(payload, FillReading):
+        payload = replace(payload, hash=hashlib.sha256(body).hexdigest())
+    return replace(payload, sig=sign(body))
+
+
+#: Device channels whose payload carries ``sig`` (Ed25519 over its canonical body).
+SIGNED_CHANNELS: Final = frozenset(
+    {Channel.WEIGHING, Channel.FILL, Channel.HEALTH, Channel.ALARM, Channel.STATUS}
+)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -657,12 +750,19 @@ _FILL_FIELDS: Final = frozenset(
         "event",
         "temperature_c",
         "pickup_event_id",
+        "hash",
+        "sig",
     ]
 )
 _TEMP_RE: Final = re.compile(r"^-?(0|[1-9][0-9]{0,2})(\.[0-9])?$")
 
 
 def decode_fill(raw: bytes) -> FillReading:
+    return decode_fill_body(raw)[0]
+
+
+def decode_fill_body(raw: bytes) -> tuple[FillReading, bytes]:
+    """:func:`decode_fill`, also returning the canonical signed bytes it hashed."""
     f = _Fields(_load(raw), _FILL_FIELDS)
     event = f.str_("event", optional=True, max_len=16)
     try:
@@ -672,7 +772,7 @@ def decode_fill(raw: bytes) -> FillReading:
     pct: str = f.str_("fill_pct", pattern=_PCT_RE, max_len=6, hint="a percentage string")
     if Decimal(pct) > 100:
         raise ProtocolError("fill_pct", "above 100")
-    return FillReading(
+    reading = FillReading(
         device_id=f.str_("device_id", pattern=DEVICE_ID_RE, hint="a device id"),
         boot_id=f.str_("boot_id", pattern=_IDENT_RE, hint="an identifier"),
         seq=f.int_("seq", minimum=1),
@@ -689,7 +789,13 @@ def decode_fill(raw: bytes) -> FillReading:
         pickup_event_id=f.str_(
             "pickup_event_id", pattern=_IDENT_RE, optional=True, hint="an event id"
         ),
+        hash=f.str_("hash", pattern=_HEX64_RE, hint="a SHA-256 hex digest"),
+        sig=_sig(f),
     )
+    body = reading.signing_bytes()
+    if hashlib.sha256(body).hexdigest() != reading.hash:
+        raise ProtocolError("hash", "does not match the SHA-256 of the canonical body")
+    return reading, body
 
 
 _HEALTH_FIELDS: Final = frozenset(
@@ -709,8 +815,15 @@ _HEALTH_FIELDS: Final = frozenset(
         "disk_free_mb",
         "cpu_temp_c",
         "counters",
+        "seq",
+        "sig",
     ]
 )
+
+
+def _sig(f: _Fields) -> str:
+    value: str = f.str_("sig", pattern=_B64_RE, hint="a base64 Ed25519 signature")
+    return value
 
 
 def decode_health(raw: bytes) -> Health:
@@ -740,11 +853,13 @@ def decode_health(raw: bytes) -> Health:
             "cpu_temp_c", pattern=_TEMP_RE, optional=True, max_len=6, hint="degrees C"
         ),
         counters=dict(counters),
+        seq=f.int_("seq", minimum=1),
+        sig=_sig(f),
     )
 
 
 _ALARM_FIELDS: Final = frozenset(
-    ["v", "device_id", "boot_id", "ts", "code", "state", "message", "severity"]
+    ["v", "device_id", "boot_id", "ts", "code", "state", "message", "severity", "seq", "sig"]
 )
 _SEVERITIES: Final = frozenset({"info", "warning", "critical"})
 
@@ -767,10 +882,14 @@ def decode_alarm(raw: bytes) -> Alarm:
         state=alarm_state,
         message=f.str_("message", max_len=512),
         severity=severity,
+        seq=f.int_("seq", minimum=1),
+        sig=_sig(f),
     )
 
 
-_STATUS_FIELDS: Final = frozenset(["v", "device_id", "online", "boot_id", "ts", "agent_version"])
+_STATUS_FIELDS: Final = frozenset(
+    ["v", "device_id", "online", "boot_id", "ts", "agent_version", "seq", "sig"]
+)
 
 
 def decode_status(raw: bytes) -> Status:
@@ -781,6 +900,8 @@ def decode_status(raw: bytes) -> Status:
         boot_id=f.str_("boot_id", pattern=_IDENT_RE, optional=True, hint="an identifier"),
         ts=f.ts("ts", optional=True),
         agent_version=f.str_("agent_version", optional=True, max_len=32),
+        seq=f.int_("seq", minimum=1),
+        sig=_sig(f),
     )
 
 
@@ -794,7 +915,7 @@ def decode_ack(raw: bytes) -> Ack:
         if not isinstance(item, dict):
             raise ProtocolError(f"acks[{i}]", "expected an object")
         try:
-            g = _Fields(item, frozenset({"kind", "seq", "status", "reason"}))
+            g = _Fields(item, frozenset({"kind", "seq", "status", "reason", "hash"}))
             kind = g.str_("kind", optional=True, max_len=16) or RecordKind.WEIGHING.value
             acks.append(
                 AckItem(
@@ -802,6 +923,7 @@ def decode_ack(raw: bytes) -> Ack:
                     status=AckStatus(g.str_("status", max_len=16)),
                     kind=RecordKind(kind),
                     reason=g.str_("reason", optional=True, max_len=512),
+                    hash=g.str_("hash", pattern=_HEX64_RE, optional=True, hint="a SHA-256 hex"),
                 )
             )
         except ProtocolError as exc:
@@ -1007,6 +1129,29 @@ def decode(channel: Channel, raw: bytes) -> Payload:
     """Decode a payload received on ``channel``."""
     decoder: Callable[[bytes], Payload] = DECODERS[channel]
     return decoder(raw)
+
+
+def decode_signed(channel: Channel, raw: bytes) -> tuple[Payload, bytes]:
+    """Decode a payload and return the canonical bytes its ``sig`` must cover.
+
+    The bytes are empty for a channel that carries no signature (``config/reported``).
+    The signature itself is checked by the receiver, which knows the device's key.
+    """
+    if channel is Channel.WEIGHING:
+        return decode_weighing_body(raw)
+    if channel is Channel.FILL:
+        return decode_fill_body(raw)
+    payload = decode(channel, raw)
+    if isinstance(payload, Health | Alarm | Status):
+        return payload, payload.signing_bytes()
+    return payload, b""
+
+
+def oversize_summary(raw: bytes, keep: int = 256) -> tuple[bytes, str]:
+    """What is kept of a payload over :data:`MAX_PAYLOAD_BYTES`: its first ``keep``
+    bytes, and a line naming its size and SHA-256 (never the whole payload)."""
+    digest = hashlib.sha256(raw).hexdigest()
+    return raw[:keep], f"{len(raw)} bytes, sha256 {digest}, first {min(keep, len(raw))} kept"
 
 
 def kg_to_decimal(value: str) -> Decimal:

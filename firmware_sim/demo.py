@@ -156,8 +156,14 @@ def build_fleet(
                 ],
             )
             key, _ = DeviceKey.load_or_create(config.key_path)
+            # Registered before its first (simulated) delivery: a record dated before
+            # its device's registration is flagged and held from payment.
             register_device(
-                session, config.device_id, site_id=config.site_id, public_key=key.public_key_b64()
+                session,
+                config.device_id,
+                site_id=config.site_id,
+                public_key=key.public_key_b64(),
+                now=min(datetime.now(UTC), first_at - timedelta(days=1)),
             )
             set_device_status(session, config.device_id, "approved")
             fleet.append(

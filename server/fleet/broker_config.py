@@ -8,8 +8,8 @@
   read only its own ``ack`` and ``config``; the ingest account reads every device
   channel (plainly or through ``$share/``) and writes acks and desired config;
 - ``epr.conf``: listeners (TLS with the server certificate; optionally client
-  certificates whose CN is the username), the two files above, and the queue
-  settings the guarantees need.
+  certificates whose CN is the username), the two files above, the queue
+  settings the guarantees need and the message size limit ingest enforces.
 
 A revoked or pending device appears in neither file, so the broker refuses its login
 and, if it still connects with a certificate, grants it no topic at all. Reload the
@@ -27,10 +27,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from edge.protocol import DEVICE_CHANNELS, Channel, subscription
+from edge.protocol import DEVICE_CHANNELS, MAX_PAYLOAD_BYTES, Channel, subscription
 from server.fleet.ingest.messages import INGESTED
 from server.fleet.registry import mosquitto_hash
 from server.ledger.models import Device
+
+#: A whole MQTT packet may exceed the payload limit by its topic, header and (v5)
+#: properties; 2 KiB is far more than any topic of ours needs.
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 2048
 
 DEVICE_WRITES = tuple(sorted(c.value for c in DEVICE_CHANNELS))
 DEVICE_READS = (Channel.ACK.value, Channel.CONFIG.value)
@@ -134,6 +138,15 @@ def render_conf(tls: TlsSettings | None, layout: BrokerLayout, header: str = "")
         "# and sized in docs/scaling.md (about 1 KB per queued weighing).",
         "max_queued_messages 0",
         "max_inflight_messages 0",
+        "",
+        "# The size limit ingest enforces (MAX_PAYLOAD_BYTES, edge/protocol.py): a larger",
+        "# payload is dropped here; a packet larger than that plus room for topic and",
+        "# headers ends its client's connection. Ingest splits its acks well below it.",
+        "# (Mosquitto 2.0.11 answers an oversized QoS 1 publish with a v5-style PUBACK",
+        "# that a 3.1.1 client refuses, so that sender reconnects; devices never come",
+        "# near the limit.)",
+        f"message_size_limit {MAX_PAYLOAD_BYTES}",
+        f"max_packet_size {MAX_PACKET_BYTES}",
         "",
         "# Broker persistence is a convenience (devices resend until the server acks).",
         "persistence true",

@@ -73,4 +73,8 @@ def dead_letter_dict(row: DeadLetter) -> dict[str, Any]:
         "payload_text": text,
         "payload_b64": base64.b64encode(payload).decode(),
         "payload_bytes": len(payload),
+        # As received: an oversized payload is kept as its first bytes only.
+        "received_bytes": row.payload_size if row.payload_size is not None else len(payload),
+        "received_sha256": row.payload_sha256,
+        "truncated": row.payload_size is not None and row.payload_size > len(payload),
     }

@@ -1,7 +1,8 @@
 """Ticket flags and reversals: what is known about a ticket after it was stored.
 
 Tickets are append-only, so anything learnt later lives here: a hash-chain gap that
-closes when the missing predecessor arrives, a fork, a device clock running ahead.
+closes when the missing predecessor arrives, a fork, a device clock running ahead or
+claiming a time before the device was registered.
 A flag is *open* until cleared (by ingest when the chain is proven, or by an
 operator, with who and why). Payments hold tickets with open flags.
 
@@ -31,6 +32,9 @@ class FlagCode(StrEnum):
     """``prev_hash`` does not match the stored predecessor: records were altered or lost."""
     CLOCK_AHEAD = "clock_ahead"
     """The weighing claims a time later than the server received it (beyond tolerance)."""
+    CLOCK_BEFORE_REGISTRATION = "clock_before_registration"
+    """The weighing claims a time before its device was registered (beyond tolerance):
+    a clock reset to 1970, or a record made elsewhere. Payments hold such a ticket."""
 
 
 class TicketFlag(Base):

@@ -115,7 +115,8 @@ class Ticket(Base):
 
 
 class DeadLetter(Base):
-    """A payload that failed validation: kept byte for byte with the reason."""
+    """A payload that failed validation: kept byte for byte with the reason (up to the
+    size limit; beyond it, its size, SHA-256 and first bytes)."""
 
     __tablename__ = "dead_letters"
 
@@ -128,6 +129,11 @@ class DeadLetter(Base):
     status: Mapped[str] = mapped_column(String(16), default="open")
     resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
     resolution: Mapped[str | None] = mapped_column(Text, default=None)
+    payload_size: Mapped[int | None] = mapped_column(Integer, default=None)
+    """Size of the payload as received; larger than ``payload`` when only its first
+    bytes were kept (a payload over the size limit is never stored whole)."""
+    payload_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
+    """SHA-256 of the payload as received."""
 
 
 class DeviceState(Base):

@@ -38,6 +38,8 @@ class FillSeen(Base):
     device_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    hash: Mapped[str | None] = mapped_column(String(64), default=None)
+    """The reading's hash (acks name it); None on rows stored before readings had one."""
 
 
 class FillRollup(Base):

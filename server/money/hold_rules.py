@@ -20,6 +20,8 @@ site_not_registered         the site is not the one the device was registered at
                             it weighed; released only once the registry agrees
 clock_unsynced              ``time_synced`` false and the device time is further from
                             the receive time than the tolerance
+clock_before_registration   an open ``clock_before_registration`` ticket flag
+                            (ingest: device time before the device was registered)
 evidence_broken             ``chain_ok`` false, the chain link to a neighbour breaks,
                             or the payload fails re-verification (hash, signature with
                             the registered key, stored columns = signed payload)
@@ -57,6 +59,7 @@ REASONS: Final = {
     SCALE_NOT_REGISTERED: "scale is not registered to the device",
     SITE_NOT_REGISTERED: "site is not the one the device was registered at",
     "clock_unsynced": "device clock unsynced beyond tolerance",
+    "clock_before_registration": "device time before the device was registered",
     "evidence_broken": "signature, hash or chain does not verify",
     "implausible_weight": "weight outside the category's plausible bounds",
     "no_fill_drop": "container pickup without a matching fill drop",

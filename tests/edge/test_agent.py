@@ -19,21 +19,28 @@ from typing import Any
 
 import pytest
 
-from edge.evidence import DeviceKey
+from edge.agent import ACK_MISMATCH_CLEAR_S
+from edge.assembly import status_source
+from edge.evidence import DeviceKey, verify_signature
 from edge.panel import LedState
 from edge.protocol import (
+    Ack,
+    AckItem,
+    AckStatus,
     AlarmState,
     Channel,
     decode_alarm,
     decode_config_reported,
     decode_health,
+    decode_status,
     decode_weighing,
     encode,
+    topic,
 )
 from edge.watchdog import Notifier
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from tests.support.harness import Harnesses, messages, scale_dev, silent_scale, spin
+from tests.support.harness import DEVICE, Harnesses, messages, scale_dev, silent_scale, spin
 
 
 def test_records_before_publishing_and_keeps_it_until_the_servers_ack(
@@ -280,3 +287,82 @@ def test_weighbridge_paired_by_plate(harness: Harnesses) -> None:
     assert (weighing.plate, weighing.net_kg, weighing.tare_kg) == ("KZ123ABC02", "9100", "6100")
     assert weighing.entry_ts is not None
     assert agent.journal.open_passes() == 0
+
+
+def test_forged_acks_settle_nothing_and_raise_ack_mismatch(harness: Harnesses) -> None:
+    url = harness.attach("unit-scale-acks", silent_scale([Load(Decimal("120.5"))]))
+    h = harness([scale_dev(url, category="tyres")])
+    agent = h.start()
+    spin(agent, lambda: bool(messages(h.bus, Channel.WEIGHING)))
+    key = DeviceKey.load(agent.config.key_path).public_key_b64()
+    for forged in (
+        AckItem(1, AckStatus.ACCEPTED),  # no hash
+        AckItem(1, AckStatus.REJECTED, reason="junk", hash="f" * 64),  # wrong hash
+        AckItem(1, AckStatus.DUPLICATE, hash="0" * 64),
+    ):
+        h.bus.deliver(topic(DEVICE, Channel.ACK), encode(Ack((forged,))))
+    spin(agent, lambda: agent.stats.ack_mismatch == 3)
+    assert agent.journal.unacked_count() == 1  # still waiting for the server
+    assert not agent.alarms.is_raised("record_rejected")
+
+    def alarm(code: str, state: AlarmState) -> bool:
+        for payload in messages(h.bus, Channel.ALARM):
+            a = decode_alarm(payload)
+            if (a.code, a.state) == (code, state):
+                assert verify_signature(key, a.signing_bytes(), a.sig)
+                return True
+        return False
+
+    spin(agent, lambda: alarm("ack_mismatch", AlarmState.RAISED))
+    assert agent.health().counters["ack_mismatch"] == 3
+    h.ack(1)  # the server's real ack, naming the hash
+    spin(agent, lambda: agent.journal.unacked_count() == 0)
+    assert agent.stats.acks["accepted"] == 1
+    assert agent.alarms.is_raised("ack_mismatch")  # not before a quiet while
+    assert agent._last_mismatch is not None
+    agent._last_mismatch -= ACK_MISMATCH_CLEAR_S
+    spin(agent, lambda: alarm("ack_mismatch", AlarmState.CLEARED))
+
+
+def test_alarms_and_health_are_signed_and_numbered_across_restarts(harness: Harnesses) -> None:
+    url = harness.attach("unit-scale-seq", silent_scale([]))
+    h = harness([scale_dev(url, category="tyres")])
+    agent = h.start()
+    key = DeviceKey.load(agent.config.key_path).public_key_b64()
+    agent.alarms.raise_("test_alarm", "first")
+    spin(agent, lambda: len(messages(h.bus, Channel.ALARM)) >= 1)
+    spin(agent, lambda: len(messages(h.bus, Channel.HEALTH)) >= 1)
+    first = [decode_alarm(p) for p in messages(h.bus, Channel.ALARM)]
+    health = decode_health(messages(h.bus, Channel.HEALTH)[-1])
+    assert verify_signature(key, health.signing_bytes(), health.sig)
+    for a in first:
+        assert verify_signature(key, a.signing_bytes(), a.sig)
+    h.close()
+    h.bus.published.clear()
+    agent = h.start()
+    agent.alarms.clear("test_alarm", "fine") or agent.alarms.raise_("test_alarm", "again")
+    spin(agent, lambda: len(messages(h.bus, Channel.ALARM)) >= 1)
+    spin(agent, lambda: len(messages(h.bus, Channel.HEALTH)) >= 1)
+    later = [decode_alarm(p) for p in messages(h.bus, Channel.ALARM)]
+    assert min(a.seq for a in later) > max(a.seq for a in first)
+    assert decode_health(messages(h.bus, Channel.HEALTH)[0]).seq > health.seq
+
+
+def test_each_connection_has_a_signed_birth_and_a_will_numbered_above_it(
+    tmp_path: Path,
+) -> None:
+    from tests.support.builders import fake_device
+
+    dev = fake_device(tmp_path)
+    source = status_source(dev.journal, dev.clock)
+    pairs = [tuple(decode_status(p) for p in source()) for _ in range(2)]
+    (b1, w1), (b2, w2) = pairs
+    assert (b1.online, w1.online) == (True, False)
+    assert w1.seq == b1.seq + 1
+    assert b1.seq < w1.seq < b2.seq < w2.seq
+    for s in (b1, w1, b2, w2):
+        assert s.boot_id == "boot-1"
+        assert verify_signature(dev.key.public_key_b64(), s.signing_bytes(), s.sig)
+    # A restart takes a new epoch: every later status is newer than any before.
+    restarted = status_source(dev.journal, dev.clock)
+    assert decode_status(restarted()[0]).seq > w2.seq

@@ -35,15 +35,14 @@ def test_sqlite_is_wal_and_synchronous_full(tmp_path: Path) -> None:
 
 def test_outbox_keeps_records_until_acked(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
-    for kg in ("1", "2", "3"):
-        dev.weigh(kg)
+    records = [dev.weigh(kg) for kg in ("1", "2", "3")]
     due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
     assert [i.seq for i in due] == [1, 2, 3]
     dev.journal.mark_sent(due, dev.clock.monotonic())
     # Sent, not acked: not due again until the ack timeout passes.
     assert dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10) == []
     assert dev.journal.in_flight(now_mono=dev.clock.monotonic(), ack_timeout=30) == 3
-    dev.journal.apply_acks([AckItem(2, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(2, AckStatus.ACCEPTED, hash=records[1].hash)])
     dev.clock.advance(31)
     again = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
     assert [i.seq for i in again] == [1, 3]
@@ -88,12 +87,12 @@ def test_refuses_a_journal_of_another_device(tmp_path: Path) -> None:
 def test_full_outbox_refuses_new_weighings_and_keeps_old_ones(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
     dev.journal._max_unacked = 2
-    dev.weigh("1")
+    first = dev.weigh("1")
     dev.weigh("2")
     with pytest.raises(JournalFull, match="await the server's ack"):
         dev.weigh("3")
     assert dev.journal.unacked_count() == 2
-    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=first.hash)])
     assert dev.weigh("3").seq == 3
 
 
@@ -124,7 +123,7 @@ def test_verify_detects_a_foreign_signature(tmp_path: Path) -> None:
 def test_prune_keeps_90_days_and_the_chain_checkable(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
     old = [dev.weigh(str(i)) for i in range(1, 4)]
-    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in old])
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED, hash=w.hash) for w in old])
     dev.clock.advance(timedelta(days=100).total_seconds())
     dev.weigh("99")
     with pytest.raises(ValueError, match="at least 90 days"):
@@ -195,10 +194,10 @@ def test_disk_reserve_refuses_before_writing(tmp_path: Path) -> None:
 
 def test_bookkeeping_skips_the_fsync_but_weighings_never_do(tmp_path: Path) -> None:
     dev = fake_device(tmp_path)
-    dev.weigh("1")
+    first = dev.weigh("1")
     items = dev.journal.due(now_mono=0, ack_timeout=30, limit=10)
     dev.journal.mark_sent(items, 1.0)
-    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=first.hash)])
     # Every non-durable transaction restores synchronous=FULL for the next weighing.
     assert dev.journal._db.execute("PRAGMA synchronous").fetchone()[0] == 2
 
@@ -210,13 +209,15 @@ def test_sequences_never_go_back_after_rows_are_deleted(tmp_path: Path) -> None:
     fills = [
         dev.journal.record_fill(container_id="c1", distance_mm=900, fill_pct="10") for _ in range(3)
     ]
-    dev.journal.apply_acks([AckItem(f.seq, AckStatus.ACCEPTED, RecordKind.FILL) for f in fills])
+    dev.journal.apply_acks(
+        [AckItem(f.seq, AckStatus.ACCEPTED, RecordKind.FILL, hash=f.hash) for f in fills]
+    )
     dev.journal.expire_fill()  # deletes the acked rows
     after = dev.journal.record_fill(container_id="c1", distance_mm=800, fill_pct="20")
     assert after.seq == 4
 
     weighings = [dev.weigh(str(kg)) for kg in (10, 20)]
-    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED) for w in weighings])
+    dev.journal.apply_acks([AckItem(w.seq, AckStatus.ACCEPTED, hash=w.hash) for w in weighings])
     dev.clock.advance(timedelta(days=91).total_seconds())
     assert dev.journal.prune() == 2  # every weighing pruned
     nxt = dev.weigh("30")
@@ -252,3 +253,94 @@ def test_applied_configurations_are_journalled_chained_and_signed(tmp_path: Path
     assert tampered.first_broken_seq == 2
     with pytest.raises(ValueError, match="signed"):
         dev.journal.record_config(ConfigDesired(6, {}))
+
+
+def test_an_ack_settles_a_record_only_when_kind_seq_and_hash_all_match(tmp_path: Path) -> None:
+    """An ack naming only a seq could be forged by anyone on the broker: it must name
+    the record itself, by hash, or it changes nothing."""
+    dev = fake_device(tmp_path)
+    w1, w2 = dev.weigh("1"), dev.weigh("2")
+    f1 = dev.fill("10")
+    forged = [
+        AckItem(1, AckStatus.ACCEPTED),  # no hash at all (the old form)
+        AckItem(1, AckStatus.REJECTED, reason="junk", hash="0" * 64),  # wrong hash
+        AckItem(2, AckStatus.DUPLICATE, hash=w1.hash),  # another record's hash
+        AckItem(1, AckStatus.ACCEPTED, RecordKind.FILL, hash=w1.hash),  # wrong kind
+        AckItem(9, AckStatus.ACCEPTED, hash=w2.hash),  # no such record
+    ]
+    result = dev.journal.apply_acks(forged)
+    assert (result.settled, result.mismatched, result.stale) == ([], forged, [])
+    assert dev.journal.unacked_count() == 2
+    due = dev.journal.due(now_mono=dev.clock.monotonic(), ack_timeout=30, limit=10)
+    assert [(i.kind, i.seq) for i in due] == [
+        (RecordKind.WEIGHING, 1),
+        (RecordKind.WEIGHING, 2),
+        (RecordKind.FILL, 1),
+    ]
+    real = [
+        AckItem(1, AckStatus.ACCEPTED, hash=w1.hash),
+        AckItem(1, AckStatus.ACCEPTED, RecordKind.FILL, hash=f1.hash),
+    ]
+    assert dev.journal.apply_acks(real).settled == real
+    # The same acks again (a redelivery) settle nothing more and are no mismatch.
+    again = dev.journal.apply_acks(real)
+    assert (again.settled, again.mismatched) == ([], [])
+    assert dev.journal.unacked_count() == 1
+    # The acked fill reading is deleted; a late duplicate ack for it is stale, not forged.
+    dev.journal.expire_fill()
+    late = dev.journal.apply_acks([AckItem(1, AckStatus.DUPLICATE, RecordKind.FILL, hash=f1.hash)])
+    assert (late.settled, late.mismatched, len(late.stale)) == ([], [], 1)
+
+
+def test_a_record_rejected_then_accepted_by_reprocessing_takes_the_newer_status(
+    tmp_path: Path,
+) -> None:
+    dev = fake_device(tmp_path)
+    w = dev.weigh("1")
+    dev.journal.apply_acks([AckItem(1, AckStatus.REJECTED, reason="pending", hash=w.hash)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.ACCEPTED, hash=w.hash)])
+    dev.journal.apply_acks([AckItem(1, AckStatus.REJECTED, reason="late", hash=w.hash)])
+    ((_, status),) = list(dev.journal.weighings())
+    assert status == "accepted"
+
+
+def test_fill_readings_are_signed_and_hashed_and_an_old_journal_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    from edge.evidence import verify_signature
+
+    dev = fake_device(tmp_path)
+    reading = dev.fill("33.5")
+    assert reading.hash == reading.computed_hash()
+    assert verify_signature(dev.key.public_key_b64(), reading.signing_bytes(), reading.sig)
+    (stored,) = dev.journal._db.execute("SELECT hash FROM fill").fetchone()
+    assert stored == reading.hash
+    path = dev.journal.path
+    dev.journal.close()
+    # A journal of schema 2 (no fill hash) gets the column when opened.
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE fill2 AS"
+            " SELECT seq, ts, payload, expires_at, sent_mono, acked_at FROM fill"
+        )
+        db.execute("DROP TABLE fill")
+        db.execute("ALTER TABLE fill2 RENAME TO fill")
+        db.execute("UPDATE meta SET value = '2' WHERE key = 'schema'")
+    again = Journal(path, device_id=dev.device_id, boot_id="b", signer=dev.key, clock=dev.clock)
+    assert again.get_meta("schema") == "3"
+    assert again.record_fill(container_id="c", distance_mm=1, fill_pct="1").seq == 2
+
+
+def test_counters_increase_across_restarts_even_if_the_last_commits_were_lost(
+    tmp_path: Path,
+) -> None:
+    dev = fake_device(tmp_path)
+    first = [dev.journal.next_counter("alarm") for _ in range(3)]
+    assert first == sorted(set(first))
+    dev.journal.close()
+    again = Journal(
+        dev.journal.path, device_id=dev.device_id, boot_id="b", signer=dev.key, clock=dev.clock
+    )
+    # Even had the bookkeeping commits not reached the disk, the restart skips ahead.
+    again.set_meta("counter:alarm", str(first[0] - 1))
+    assert again.next_counter("alarm") > first[-1]

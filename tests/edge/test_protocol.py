@@ -13,27 +13,35 @@ import pytest
 from edge.evidence import DeviceKey, verify_signature
 from edge.protocol import (
     GENESIS_HASH,
+    MAX_PAYLOAD_BYTES,
     Ack,
     AckItem,
     AckStatus,
+    Alarm,
+    AlarmState,
     BrokerUrl,
     Channel,
     ConfigDesired,
     ConfigReported,
     FillEvent,
     FillReading,
+    Health,
     ProtocolError,
     RecordKind,
+    Status,
     canonical_bytes,
     decode,
     decode_ack,
     decode_config,
     decode_config_reported,
     decode_fill,
+    decode_signed,
     decode_weighing,
     encode,
     kg_to_grams,
+    oversize_summary,
     parse_topic,
+    seal,
     settings_problems,
     subscription,
     topic,
@@ -131,7 +139,8 @@ def test_garbage_payloads_raise_protocol_error(payload: bytes) -> None:
 
 
 def test_fill_and_ack_round_trip() -> None:
-    reading = FillReading(
+    key = DeviceKey.generate()
+    unsigned = FillReading(
         device_id="ct-astana-07",
         boot_id="b1",
         seq=3,
@@ -144,9 +153,68 @@ def test_fill_and_ack_round_trip() -> None:
         event=FillEvent.FULL,
         temperature_c="-12.5",
     )
+    reading = seal(unsigned, key.sign)
+    assert reading.hash == hashlib.sha256(unsigned.signing_bytes()).hexdigest()
+    assert verify_signature(key.public_key_b64(), unsigned.signing_bytes(), reading.sig)
     assert decode_fill(encode(reading)) == reading
-    ack = Ack((AckItem(3, AckStatus.ACCEPTED, RecordKind.FILL), AckItem(4, AckStatus.REJECTED)))
+    ack = Ack(
+        (
+            AckItem(3, AckStatus.ACCEPTED, RecordKind.FILL, hash=reading.hash),
+            AckItem(4, AckStatus.REJECTED, reason="x", hash="a" * 64),
+        )
+    )
     assert decode_ack(encode(ack)) == ack
+    assert json.loads(encode(ack))["acks"][0]["hash"] == reading.hash
+
+
+def test_a_fill_reading_without_hash_and_signature_or_with_a_wrong_hash_is_refused() -> None:
+    reading = seal(
+        FillReading("rp-1x", "b", 1, "2026-03-02T05:00:00.000Z", True, 1, "c1", 900, "10"),
+        DeviceKey.generate().sign,
+    )
+    data = json.loads(encode(reading))
+    for drop in ("hash", "sig"):
+        with pytest.raises(ProtocolError, match=f"^{drop}: missing"):
+            decode_fill(json.dumps({k: v for k, v in data.items() if k != drop}).encode())
+    with pytest.raises(ProtocolError, match=r"^hash: does not match"):
+        decode_fill(json.dumps({**data, "fill_pct": "11"}).encode())
+
+
+def test_alarm_health_and_status_carry_a_seq_and_a_signature_of_their_body() -> None:
+    key = DeviceKey.generate()
+    ts = "2026-03-02T05:00:00.000Z"
+    payloads: list[Alarm | Health | Status] = [
+        seal(Alarm("rp-1x", "b", ts, "journal_full", AlarmState.RAISED, "m", seq=7), key.sign),
+        seal(Health("rp-1x", "b", ts, True, 1, 2, 3, 4, 5, 6, counters={"x": 1}, seq=8), key.sign),
+        seal(Status("rp-1x", False, "b", ts, seq=9), key.sign),
+    ]
+    for payload, channel in zip(
+        payloads, (Channel.ALARM, Channel.HEALTH, Channel.STATUS), strict=True
+    ):
+        decoded, body = decode_signed(channel, encode(payload))
+        assert decoded == payload
+        assert body == canonical_bytes({k: v for k, v in payload.to_dict().items() if k != "sig"})
+        assert verify_signature(key.public_key_b64(), body, payload.sig)
+        data = json.loads(encode(payload))
+        for drop in ("seq", "sig"):
+            with pytest.raises(ProtocolError, match=f"^{drop}: missing"):
+                decode(channel, json.dumps({k: v for k, v in data.items() if k != drop}).encode())
+
+
+def test_an_ack_hash_must_be_a_sha256_and_may_be_absent_on_the_wire() -> None:
+    raw = b'{"v":1,"acks":[{"kind":"fill","seq":2,"status":"accepted","reason":null}]}'
+    assert decode_ack(raw).acks[0].hash is None
+    with pytest.raises(ProtocolError, match=r"^acks\[0\]\.hash"):
+        decode_ack(raw.replace(b'"reason":null', b'"reason":null,"hash":"xyz"'))
+
+
+def test_an_oversized_payload_is_summarised_by_size_hash_and_first_bytes() -> None:
+    raw = b"x" * (MAX_PAYLOAD_BYTES + 1)
+    kept, summary = oversize_summary(raw)
+    assert kept == b"x" * 256
+    assert summary == (
+        f"{MAX_PAYLOAD_BYTES + 1} bytes, sha256 {hashlib.sha256(raw).hexdigest()}, first 256 kept"
+    )
 
 
 def test_fill_percentage_above_100_is_refused() -> None:
@@ -220,6 +288,7 @@ def test_optional_additions_are_absent_when_unset_so_old_hashes_hold(tmp_path: P
 
 
 def test_fill_pickup_link_is_optional() -> None:
+    key = DeviceKey.generate()
     base = FillReading(
         device_id="rp-1",
         boot_id="b",
@@ -232,7 +301,7 @@ def test_fill_pickup_link_is_optional() -> None:
         fill_pct="4.17",
     )
     assert b"pickup_event_id" not in encode(base)
-    linked = replace(base, pickup_event_id="abc123", seq=2)
+    linked = seal(replace(base, pickup_event_id="abc123", seq=2), key.sign)
     assert decode_fill(encode(linked)).pickup_event_id == "abc123"
 
 

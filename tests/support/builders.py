@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.clock import ManualClock
 from edge.evidence import DeviceKey
 from edge.journal import Journal, WeighingDraft
-from edge.protocol import ConfigReported, Weighing, format_ts
+from edge.protocol import (
+    Alarm,
+    AlarmState,
+    ConfigReported,
+    FillReading,
+    Health,
+    Status,
+    Weighing,
+    format_ts,
+    seal,
+)
 from server.fleet.registry import register_device, set_device_status, upsert_site
+
+_S = TypeVar("_S", FillReading, Health, Alarm, Status)
 
 
 def draft(
@@ -47,6 +60,8 @@ class FakeDevice:
     key: DeviceKey
     journal: Journal
     clock: ManualClock
+    born: datetime = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+    """The device clock's start: the device is registered a day before it."""
 
     def weigh(self, net_kg: str = "120.5", **kwargs: str) -> Weighing:
         self.clock.advance(60)
@@ -58,6 +73,74 @@ class FakeDevice:
             self.device_id, revision, applied, reason, ts=format_ts(self.clock.now())
         )
         return replace(unsigned, sig=self.key.sign(unsigned.signing_bytes()))
+
+    def fill(
+        self, fill_pct: str = "40.5", *, container_id: str | None = None, **kwargs: Any
+    ) -> FillReading:
+        """A fill reading recorded (signed, hashed) by the device's own journal."""
+        self.clock.advance(1)
+        return self.journal.record_fill(
+            container_id=container_id or f"{self.device_id}-c",
+            distance_mm=kwargs.pop("distance_mm", 500),
+            fill_pct=fill_pct,
+            **kwargs,
+        )
+
+    def seal(self, payload: _S) -> _S:
+        """``payload`` signed with this device's key (as the agent signs it)."""
+        return seal(payload, self.key.sign)
+
+    def status(self, online: bool = True, *, seq: int = 1, ts: str | None = None) -> Status:
+        return self.seal(
+            Status(
+                self.device_id,
+                online,
+                "boot-1",
+                ts or format_ts(self.clock.now()),
+                "test",
+                seq=seq,
+            )
+        )
+
+    def alarm(
+        self,
+        code: str,
+        state: AlarmState = AlarmState.RAISED,
+        *,
+        seq: int,
+        message: str = "test",
+        severity: str = "warning",
+    ) -> Alarm:
+        return self.seal(
+            Alarm(
+                self.device_id,
+                "boot-1",
+                format_ts(self.clock.now()),
+                code,
+                state,
+                message,
+                severity,
+                seq=seq,
+            )
+        )
+
+    def health(self, *, seq: int, outbox_depth: int = 0, **kwargs: Any) -> Health:
+        return self.seal(
+            Health(
+                self.device_id,
+                "boot-1",
+                format_ts(self.clock.now()),
+                True,
+                1000 * seq,
+                60,
+                outbox_depth,
+                0,
+                0,
+                0,
+                seq=seq,
+                **kwargs,
+            )
+        )
 
 
 def fake_device(
@@ -72,7 +155,7 @@ def fake_device(
         signer=key,
         clock=clock,
     )
-    return FakeDevice(device_id, key, journal, clock)
+    return FakeDevice(device_id, key, journal, clock, clock.current)
 
 
 def register(
@@ -85,8 +168,14 @@ def register(
 ) -> None:
     with sessions.begin() as session:
         upsert_site(session, site_id, name=site_id, region=region, kind="reception_point")
+        # Registered before the device's first record (its clock starts at a fixed
+        # past date): a record dated before registration is flagged.
         register_device(
-            session, device.device_id, site_id=site_id, public_key=device.key.public_key_b64()
+            session,
+            device.device_id,
+            site_id=site_id,
+            public_key=device.key.public_key_b64(),
+            now=min(datetime.now(UTC), device.born - timedelta(days=1)),
         )
         if approve:
             set_device_status(session, device.device_id, "approved")

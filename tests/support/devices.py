@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.agent import Agent
-from edge.assembly import status_payloads
+from edge.assembly import status_source
 from edge.clock import SystemClock
 from edge.config import AgentConfig, MqttConfig, ScaleConfig
 from edge.evidence import DeviceKey
@@ -90,7 +90,8 @@ class SimulatedDevice:
             signer=self.key,
             clock=clock,
         )
-        birth, will = status_payloads(config, "boot-1", clock)
+        status = status_source(self.journal, clock)
+        birth, will = status()
         status_topic = topic(self.device_id, Channel.STATUS)
         link = MqttLink(
             MqttLinkSettings(
@@ -102,6 +103,7 @@ class SimulatedDevice:
                 subscriptions=[topic(self.device_id, Channel.ACK)],
                 birth=(status_topic, birth),
                 will=LastWill(status_topic, will, 0),
+                status=status,
             )
         )
         self.agent = Agent(config, journal=self.journal, link=link, clock=clock)

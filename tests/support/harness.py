@@ -108,7 +108,13 @@ class Harness:
         return signed_config(self.server_key, revision, settings, **kw)
 
     def ack(self, *seqs: int, kind: RecordKind = RecordKind.WEIGHING) -> None:
-        ack = Ack(tuple(AckItem(s, AckStatus.ACCEPTED, kind) for s in seqs))
+        """Ack records as the server does: naming each by kind, seq and hash."""
+        assert self.agent is not None
+        table = "weighing" if kind is RecordKind.WEIGHING else "fill"
+        hashes = dict(
+            self.agent.journal._db.execute(f"SELECT seq, hash FROM {table}").fetchall()  # noqa: S608
+        )
+        ack = Ack(tuple(AckItem(s, AckStatus.ACCEPTED, kind, hash=hashes.get(s)) for s in seqs))
         self.bus.deliver(topic(DEVICE, Channel.ACK), encode(ack))
 
 

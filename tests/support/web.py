@@ -25,7 +25,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol import Channel, FillEvent, FillReading, Status, encode, format_ts, topic
+from edge.protocol import Channel, FillEvent, FillReading, encode, format_ts, topic
 from server.api.app import create_app
 from server.config import Settings
 from server.fleet.ingest.handler import IngestHandler
@@ -112,18 +112,20 @@ def seed(sessions: sessionmaker[Session], tmp: Path) -> Seeded:
     ]
     # Presence and fill are "now", so the fleet page shows the device online.
     now = datetime.now(UTC)
-    status = Status(dev_a.device_id, True, "boot-1", format_ts(now))
-    fill = FillReading(
-        device_id=dev_a.device_id,
-        boot_id="boot-1",
-        seq=1,
-        ts=format_ts(now),
-        time_synced=True,
-        mono_ms=1000,
-        container_id="almaty-c1",
-        distance_mm=310,
-        fill_pct="87.5",
-        event=FillEvent.FULL,
+    status = dev_a.status(ts=format_ts(now))
+    fill = dev_a.seal(
+        FillReading(
+            device_id=dev_a.device_id,
+            boot_id="boot-1",
+            seq=1,
+            ts=format_ts(now),
+            time_synced=True,
+            mono_ms=1000,
+            container_id="almaty-c1",
+            distance_mm=310,
+            fill_pct="87.5",
+            event=FillEvent.FULL,
+        )
     )
     messages += [
         Inbound(topic(dev_a.device_id, Channel.STATUS), encode(status), now),

@@ -1,15 +1,16 @@
 """Ingest of fill readings: one batch's containers, their hourly rollups and their alarms.
 
-A container agent's reading is stored once per ``(device_id, seq)`` (``fill_seen``;
-a resend is acked ``duplicate``), its event (full, emptied, overflow, sensor fault)
-is kept as a fill event, and it is folded into the latest state of its container
-(``container_state``: the latest measurement wins) and into that container's hourly
-rollup (``fill_rollups``: counts and sums add, minimum and maximum compare). It raises
-or clears the container alarms and adds its line to the batch's telemetry. The
-batch core (``handler.py``) checks the device first and calls :class:`Fills`;
-stored dedupe keys and container states are loaded with one query per kind, and
-container states and rollups, rows every worker touches, are written last by one
-upsert each that merges in SQL (``upsert.py``).
+A container agent's reading, signed and hashed like a weighing, is stored once per
+``(device_id, seq)`` (``fill_seen``, with its hash; a resend is acked ``duplicate``, a
+signed reading whose seq holds another hash is refused), its event (full, emptied,
+overflow, sensor fault) is kept as a fill event, and it is folded into the latest
+state of its container (``container_state``: the latest measurement wins) and into
+that container's hourly rollup (``fill_rollups``: counts and sums add, minimum and
+maximum compare). It raises or clears the container alarms and adds its line to the
+batch's telemetry. The batch core (``handler.py``) checks the device and the signature
+first and calls :class:`Fills`; stored dedupe keys and container states are loaded
+with one query per kind, and container states and rollups, rows every worker touches,
+are written last by one upsert each that merges in SQL (``upsert.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ class Fills:
         """The batch's telemetry lines, shared with the other channels."""
         self.record_times = record_times
         """The batch's measurement times (record age metric), shared with weighings."""
-        self.seen: set[tuple[str, int]] = set()
+        self.seen: dict[tuple[str, int], str] = {}
+        """Stored (device, seq) -> the reading's hash ("" if stored without one)."""
         self.new_seen: list[dict[str, Any]] = []
         self.events: list[dict[str, Any]] = []
         self.containers: dict[str, ContainerState] = {}
@@ -64,24 +66,32 @@ class Fills:
         s = self.session
         for chunk in chunks(s, sorted({(f.device_id, f.seq) for f in fills})):
             seen = s.execute(
-                select(FillSeen.device_id, FillSeen.seq).where(
+                select(FillSeen.device_id, FillSeen.seq, FillSeen.hash).where(
                     pairs_among(s, FillSeen.device_id, FillSeen.seq, chunk)
                 )
             )
-            self.seen.update((d, q) for d, q in seen)
+            self.seen.update(((d, q), h or "") for d, q, h in seen)
         for chunk in chunks(s, sorted({f.container_id for f in fills})):
             for state in s.scalars(
                 select(ContainerState).where(among(s, ContainerState.container_id, chunk))
             ):
                 self.containers[state.container_id] = state
 
+    def stored_hash(self, r: FillReading) -> str | None:
+        """The hash stored under the reading's (device, seq): None if none is, "" if the
+        row predates hashes."""
+        return self.seen.get((r.device_id, r.seq))
+
     def reading(self, r: FillReading, device: Device, received_at: datetime) -> AckStatus:
-        """One reading of an approved device: ``accepted``, or ``duplicate`` if stored."""
+        """One authenticated reading of an approved device: ``accepted``, or
+        ``duplicate`` if stored (the batch core refuses a seq taken by another hash)."""
         key = (r.device_id, r.seq)
         if key in self.seen:
             return AckStatus.DUPLICATE
-        self.seen.add(key)
-        self.new_seen.append({"device_id": r.device_id, "seq": r.seq, "received_at": received_at})
+        self.seen[key] = r.hash
+        self.new_seen.append(
+            {"device_id": r.device_id, "seq": r.seq, "received_at": received_at, "hash": r.hash}
+        )
         measured = parse_ts(r.ts)
         self.record_times.append(measured)
         if r.event is not None:

@@ -11,15 +11,20 @@ rows every worker touches last. This module owns that sequence, the weighings
 (dedupe, chain flags, tickets), dead letters and acks; fill readings go to
 :class:`~server.fleet.ingest.fill.Fills` and status, health, device alarms and
 reported configuration to :class:`~server.fleet.ingest.presence.Presence`. A payload
-that fails any check goes to the dead-letter table with its raw bytes and the reason,
-and (where its ``seq`` can be read) gets a ``rejected`` ack, so the device stops
-resending and an operator can act. Nothing here raises on bad input; a database
+that fails any check goes to the dead-letter table with its raw bytes and the reason
+(over the size limit: its size, SHA-256 and first bytes). Every ack names the record
+it answers by kind, seq and hash; ``rejected`` goes only to a record whose signature
+verified and that a rule refused. A payload that does not authenticate (no or a bad
+signature, an unknown device, junk) gets no ack: the device keeps resending while an
+operator sees why. Dead letters that an operator re-processes from a process without
+an MQTT connection leave their acks in ``pending_acks`` (same transaction), which the
+ingest workers publish. Nothing here raises on bad input; a database
 failure propagates so the caller can retry the whole batch unacked.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -27,12 +32,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.protocol import (
     GENESIS_HASH,
+    MAX_PAYLOAD_BYTES,
+    SIGNED_CHANNELS,
     Ack,
     AckItem,
     AckStatus,
@@ -42,9 +49,10 @@ from edge.protocol import (
     ProtocolError,
     RecordKind,
     Weighing,
-    decode,
-    decode_weighing_body,
+    canonical_bytes,
+    decode_signed,
     encode,
+    oversize_summary,
     parse_topic,
     parse_ts,
     topic,
@@ -65,6 +73,7 @@ from server.fleet.ingest.messages import (
     IngestStats,
     Outbound,
     Rejected,
+    Stale,
     is_transient,
 )
 from server.fleet.ingest.presence import Presence
@@ -75,18 +84,16 @@ from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import DeadLetter, Device, Ticket
 from server.ledger.signed import signed_columns
 from server.ledger.telemetry import TelemetrySpool
+from server.ledger.wire import PendingAck
+
+#: An ack payload stays well under the broker's packet limit (MAX_PAYLOAD_BYTES):
+#: a batch's acks for one device are split into messages of at most this many bytes.
+ACK_PAYLOAD_BUDGET = MAX_PAYLOAD_BYTES // 2
+#: What a dead letter keeps of a payload over the size limit.
+OVERSIZE_PREFIX = 256
+SIG_REASON = "sig: signature does not verify with the registered key"
 
 log = logging.getLogger(__name__)
-
-
-def _peek_seq(payload: bytes) -> int | None:
-    """Best-effort ``seq`` from a payload that failed validation, to ack it as rejected."""
-    try:
-        data = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    seq = data.get("seq") if isinstance(data, dict) else None
-    return seq if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < 2**53 else None
 
 
 def _clean(text: str) -> str:
@@ -101,7 +108,8 @@ class _Item:
     channel: Channel
     payload: Any
     body: bytes = b""
-    """A weighing's canonical signed bytes (made once, while checking its hash)."""
+    """The canonical bytes the payload's ``sig`` covers (a record's made once, while
+    checking its hash); empty for a channel without a signature."""
 
 
 @dataclass
@@ -168,7 +176,7 @@ class IngestHandler:
     def _process(self, messages: Sequence[Inbound], forced: str | None = None) -> BatchResult:
         now = self.clock()
         with self.sessions.begin() as session:
-            batch = _Batch(self, session, now)
+            batch = _Batch(self, session, now, messages)
             for i, msg in enumerate(messages):
                 if forced is not None:
                     batch.dead_letter(i, msg, forced, "unknown", outcome="error")
@@ -197,14 +205,32 @@ class IngestHandler:
             self.metrics.record_age.observe(max(0.0, (committed - ts).total_seconds()))
         if spool is not None and self.telemetry is not None:
             self.telemetry.submit(*spool)
-        acks = [
-            Outbound(topic(device_id, Channel.ACK), encode(Ack(tuple(items))))
-            for device_id, items in batch.acks.items()
-        ]
-        return BatchResult(acks, batch.outcomes)
+        return BatchResult(batch.outbound, batch.outcomes)
+
+    def pending_acks(self, publish: Callable[[Outbound], bool], limit: int = 200) -> int:
+        """Publish acks left in ``pending_acks`` by re-processing, then delete them.
+
+        Rows are locked (skipped by other workers) while this worker publishes them; a
+        row whose publish was refused stays for the next round. Returns how many went.
+        """
+        with self.sessions.begin() as session:
+            rows = session.scalars(
+                select(PendingAck)
+                .order_by(PendingAck.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            done = [r.id for r in rows if publish(Outbound(r.topic, bytes(r.payload)))]
+            if done:
+                session.execute(delete(PendingAck).where(PendingAck.id.in_(done)))
+        return len(done)
 
     def reprocess(self, dead_letter_ids: Iterable[int]) -> BatchResult:
-        """Run dead letters through ingest again (after the cause was fixed)."""
+        """Run dead letters through ingest again (after the cause was fixed).
+
+        The acks of what is now stored are written to ``pending_acks`` in the same
+        transaction, for the ingest workers to publish: the device hears at once.
+        """
         with self.sessions() as session:
             rows = session.scalars(
                 select(DeadLetter)
@@ -220,8 +246,11 @@ class IngestHandler:
 class _Batch:
     """One transaction's worth of decisions, caches and pending rows."""
 
-    def __init__(self, handler: IngestHandler, session: Session, now: datetime) -> None:
+    def __init__(
+        self, handler: IngestHandler, session: Session, now: datetime, messages: Sequence[Inbound]
+    ) -> None:
         self.h = handler
+        self.messages = messages
         self.session = session
         self.now = now
         self.items: list[_Item] = []
@@ -256,23 +285,18 @@ class _Batch:
             channel_name = channel.value
             if channel not in INGESTED:
                 raise Rejected(f"topic: {channel.value} is written by the server, not a device")
-            body = b""
             payload: Payload
-            if channel is Channel.WEIGHING:
-                payload, body = decode_weighing_body(msg.payload)
-            else:
-                payload = decode(channel, msg.payload)
+            payload, body = decode_signed(channel, msg.payload)
             said = getattr(payload, "device_id", None)
             if said != device_id:
                 raise Rejected(
-                    f"device_id: payload says {said!r} but arrived on {device_id!r}'s topic",
-                    getattr(payload, "seq", None),
+                    f"device_id: payload says {said!r} but arrived on {device_id!r}'s topic"
                 )
         except ProtocolError as exc:
             self.dead_letter(index, msg, str(exc), channel_name)
             return
         except Rejected as exc:
-            self.dead_letter(index, msg, exc.reason, channel_name, exc.seq)
+            self.dead_letter(index, msg, exc.reason, channel_name)
             return
         self.items.append(_Item(index, msg, device_id, channel, payload, body))
 
@@ -318,23 +342,37 @@ class _Batch:
         self.alarms.preload(subjects)
 
     def authenticate(self) -> None:
-        """Signature checks for the batch's new weighings: one per chain run (signatures.py)."""
+        """Signature checks of the batch's signed messages.
+
+        New weighings: one per chain run (signatures.py). Fill readings, health,
+        alarms and status: one each, with the worker's cached keys. Not checked: a
+        record whose hash is already stored (a resend: it is what was verified then)
+        and messages of unregistered devices (no key to check with).
+        """
         candidates = []
+        keys = {d: dev.public_key for d, dev in self.devices.items() if dev is not None}
+        verify = self.h.verify
         for item in self.items:
-            if item.channel is not Channel.WEIGHING:
+            key = keys.get(item.device_id)
+            if key is None or item.channel not in SIGNED_CHANNELS:
                 continue
-            w: Weighing = item.payload
-            device = self.devices.get(item.device_id)
-            if device is None or device.status != "approved":
-                continue  # refused before any signature is looked at
-            if (w.device_id, w.seq) in self.tickets:
-                continue  # a duplicate (acked again) or a clash (refused): never verified
-            candidates.append(
-                Signed(item.index, w.device_id, w.seq, w.prev_hash, w.hash, item.body, w.sig)
-            )
+            if item.channel is Channel.WEIGHING:
+                w: Weighing = item.payload
+                known = self.tickets.get((w.device_id, w.seq))
+                if known is not None and known[1] == w.hash:
+                    continue  # a duplicate: acked again, never verified
+                candidates.append(
+                    Signed(item.index, w.device_id, w.seq, w.prev_hash, w.hash, item.body, w.sig)
+                )
+            elif item.channel is Channel.FILL and self.fills.stored_hash(item.payload) in (
+                item.payload.hash,
+                "",
+            ):
+                continue  # a duplicate of a stored reading
+            elif verify(key, item.body, item.payload.sig):
+                self.authentic.add(item.index)
         if candidates:
-            keys = {d: dev.public_key for d, dev in self.devices.items() if dev is not None}
-            self.authentic = authenticate(candidates, keys.get, self.h.verify)
+            self.authentic |= authenticate(candidates, keys.get, verify)
 
     # ---------------------------------------------------------------- phase 3: decide
 
@@ -343,30 +381,51 @@ class _Batch:
         try:
             if item.channel is Channel.WEIGHING:
                 outcome = self.weighing(item)
-                self.ack(item.index, item.device_id, AckItem(item.payload.seq, outcome))
+                w: Weighing = item.payload
+                self.ack(item.index, item.device_id, AckItem(w.seq, outcome, hash=w.hash))
             elif item.channel is Channel.FILL:
                 outcome = self.fill(item)
+                r: FillReading = item.payload
                 self.ack(
-                    item.index, item.device_id, AckItem(item.payload.seq, outcome, RecordKind.FILL)
+                    item.index,
+                    item.device_id,
+                    AckItem(r.seq, outcome, RecordKind.FILL, hash=r.hash),
                 )
             else:
-                self.presence.message(self.registered(item), item.payload, item.msg)
-                outcome = AckStatus.ACCEPTED
+                device = self.registered(item)
+                if item.channel in SIGNED_CHANNELS and item.index not in self.authentic:
+                    raise Rejected(SIG_REASON)
+                outcome = self.presence.message(device, item.payload, item.msg)
+        except Stale as exc:
+            self.dead_letter(item.index, item.msg, exc.reason, name, outcome="stale")
+            return
         except Rejected as exc:
-            kind = RecordKind.FILL if item.channel is Channel.FILL else exc.kind
-            self.dead_letter(item.index, item.msg, exc.reason, name, exc.seq, kind)
+            ack = None
+            if exc.seq is not None and exc.hash is not None:
+                kind = RecordKind.FILL if item.channel is Channel.FILL else RecordKind.WEIGHING
+                ack = AckItem(exc.seq, AckStatus.REJECTED, kind, exc.reason[:500], exc.hash)
+            self.dead_letter(item.index, item.msg, exc.reason, name, ack=ack)
             return
         self.outcomes[item.index] = outcome.value
         self.counts[(name, outcome.value)] += 1
         if item.msg.dead_letter_id is not None:
             self.resolved.append(item.msg.dead_letter_id)
 
-    def approved(self, item: _Item, seq: int | None, kind: RecordKind | None = None) -> Device:
+    def authentic_record(self, item: _Item, kind: RecordKind) -> Device:
+        """The device of a record that is new to the ledger: registered, its signature
+        verified (else no ack), and approved (else ``rejected``, naming the hash)."""
         device = self.devices.get(item.device_id)
         if device is None:
-            raise Rejected(f"device {item.device_id!r} is not registered", seq, kind)
+            raise Rejected(f"device {item.device_id!r} is not registered")
+        if item.index not in self.authentic:
+            raise Rejected(SIG_REASON)
         if device.status != "approved":
-            raise Rejected(f"device {item.device_id!r} is {device.status}, not approved", seq, kind)
+            raise Rejected(
+                f"device {item.device_id!r} is {device.status}, not approved",
+                item.payload.seq,
+                kind,
+                item.payload.hash,
+            )
         return device
 
     def registered(self, item: _Item) -> Device:
@@ -380,21 +439,26 @@ class _Batch:
 
     def weighing(self, item: _Item) -> AckStatus:
         w: Weighing = item.payload
-        device = self.approved(item, w.seq)
         key = (w.device_id, w.seq)
         known = self.tickets.get(key)
+        if known is not None and known[1] == w.hash and self.devices.get(item.device_id):
+            # Same record again (resend, redelivery): nothing to verify or store.
+            return AckStatus.DUPLICATE
+        device = self.authentic_record(item, RecordKind.WEIGHING)
         if known is not None:
-            if known[1] == w.hash:
-                # Same record again (resend, redelivery): nothing to verify or store.
-                return AckStatus.DUPLICATE
             raise Rejected(
                 f"seq {w.seq} already holds a different record (journal reset on the device?)",
                 w.seq,
+                RecordKind.WEIGHING,
+                w.hash,
             )
-        if item.index not in self.authentic:
-            raise Rejected("sig: signature does not verify with the registered key", w.seq)
         if w.event_id in self.events:
-            raise Rejected(f"event_id {w.event_id} already recorded under another seq", w.seq)
+            raise Rejected(
+                f"event_id {w.event_id} already recorded under another seq",
+                w.seq,
+                RecordKind.WEIGHING,
+                w.hash,
+            )
         weighed_at = parse_ts(w.ts)
         chain_ok: bool | None
         if w.seq == 1:
@@ -440,6 +504,15 @@ class _Batch:
             self.flags.append(
                 (key, FlagCode.CLOCK_AHEAD, f"device time {ahead} s ahead of receipt")
             )
+        elif weighed_at < device.registered_at - tolerance:
+            self.flags.append(
+                (
+                    key,
+                    FlagCode.CLOCK_BEFORE_REGISTRATION,
+                    f"device time {w.ts} is before the device was registered"
+                    f" ({device.registered_at.isoformat()})",
+                )
+            )
         self.tickets[key] = (None, w.hash, w.prev_hash)
         self.events.add(w.event_id)
         self.new_tickets.append(
@@ -458,7 +531,17 @@ class _Batch:
     def fill(self, item: _Item) -> AckStatus:
         """A fill reading of an approved device, stored by fill.py."""
         r: FillReading = item.payload
-        device = self.approved(item, r.seq, RecordKind.FILL)
+        stored = self.fills.stored_hash(r)
+        if stored is not None and stored in (r.hash, "") and self.devices.get(item.device_id):
+            return AckStatus.DUPLICATE  # a resend ("": stored before readings had a hash)
+        device = self.authentic_record(item, RecordKind.FILL)
+        if stored is not None:
+            raise Rejected(
+                f"seq {r.seq} already holds a different fill reading (journal reset?)",
+                r.seq,
+                RecordKind.FILL,
+                r.hash,
+            )
         outcome = self.fills.reading(r, device, item.msg.received_at)
         if outcome is AckStatus.ACCEPTED:
             self.presence.seen(device, item.msg)
@@ -472,10 +555,15 @@ class _Batch:
         msg: Inbound,
         reason: str,
         channel_name: str,
-        seq: int | None = None,
-        kind: RecordKind | None = None,
+        *,
+        ack: AckItem | None = None,
         outcome: str = "rejected",
     ) -> None:
+        """Keep a refused payload with its reason; ``ack`` only for an authenticated record.
+
+        ``outcome`` ``stale`` (a signed message older than the last applied) files the
+        dead letter as discarded: it is kept as evidence but asks nothing of anyone.
+        """
         if index >= len(self.outcomes):
             self.outcomes.append("")
         self.outcomes[index] = outcome
@@ -487,28 +575,36 @@ class _Batch:
         except ProtocolError:
             device_id = None
         reason = _clean(reason)[:2000]
+        stale = outcome == "stale"
         if msg.dead_letter_id is not None:
             row = self.session.get(DeadLetter, msg.dead_letter_id)
             if row is not None:
                 row.reason = reason
                 row.resolution = f"re-processed {self.now.isoformat()}: still refused"
         else:
+            kept = msg.payload
+            if len(kept) > MAX_PAYLOAD_BYTES:
+                kept, summary = oversize_summary(kept, OVERSIZE_PREFIX)
+                reason = f"{reason} [{summary}]"
             row = DeadLetter(
                 received_at=msg.received_at,
                 topic=_clean(msg.topic)[:256],
-                payload=msg.payload,
+                payload=kept,
+                payload_size=len(msg.payload),
+                payload_sha256=hashlib.sha256(msg.payload).hexdigest(),
                 reason=reason,
                 device_id=device_id,
-                status="open",
+                status="discarded" if stale else "open",
+                resolved_at=self.now if stale else None,
+                resolution="ignored by ingest: not newer than the last applied" if stale else None,
             )
             self._dead.append((index, row))
-        log.warning("dead letter on %s: %s", msg.topic[:80], reason[:300])
-        if device_id is None or channel_name not in ("weighing", "fill"):
-            return
-        seq = seq if seq is not None else _peek_seq(msg.payload)
-        if seq is not None:
-            kind = kind or (RecordKind.FILL if channel_name == "fill" else RecordKind.WEIGHING)
-            self.ack(index, device_id, AckItem(seq, AckStatus.REJECTED, kind, reason[:500]))
+        if stale:
+            log.info("stale message on %s: %s", msg.topic[:80], reason[:300])
+        else:
+            log.warning("dead letter on %s: %s", msg.topic[:80], reason[:300])
+        if ack is not None and device_id is not None:
+            self.ack(index, device_id, ack)
 
     def ack(self, index: int, device_id: str, item: AckItem) -> None:
         self._acks.append((index, device_id, item))
@@ -520,6 +616,27 @@ class _Batch:
         for _, device_id, item in sorted(self._acks, key=lambda a: a[0]):
             grouped[device_id].append(item)
         return grouped
+
+    @property
+    def outbound(self) -> list[Outbound]:
+        """The ack messages: per device, split to stay far below the size limit."""
+        return _ack_messages(self.acks)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """``pending_acks`` rows for the acks of re-processed dead letters."""
+        reprocessed: dict[str, list[AckItem]] = defaultdict(list)
+        for index, device_id, item in sorted(self._acks, key=lambda a: a[0]):
+            if self.messages[index].dead_letter_id is not None:
+                reprocessed[device_id].append(item)
+        return [
+            {
+                "device_id": parse_topic(out.topic)[0],
+                "topic": out.topic,
+                "payload": out.payload,
+                "created_at": self.now,
+            }
+            for out in _ack_messages(reprocessed)
+        ]
 
     # ---------------------------------------------------------------- phase 4: write
 
@@ -594,6 +711,7 @@ class _Batch:
             )
         self.fills.insert()
         if self.resolved:
+            insert_rows(s, cast(Table, PendingAck.__table__), self.pending())
             s.execute(
                 update(DeadLetter)
                 .where(DeadLetter.id.in_(self.resolved))
@@ -625,3 +743,22 @@ class _Batch:
         self.fills.upsert()  # container states, rollups
         self.presence.upsert()  # last seen
         return spool
+
+
+def _ack_messages(acks: dict[str, list[AckItem]]) -> list[Outbound]:
+    """One or more ack messages per device, each under :data:`ACK_PAYLOAD_BUDGET` bytes."""
+    out: list[Outbound] = []
+    for device_id, items in acks.items():
+        ack_topic = topic(device_id, Channel.ACK)
+        part: list[AckItem] = []
+        size = 0
+        for item in items:
+            item_size = len(canonical_bytes(item.to_dict())) + 1
+            if part and size + item_size > ACK_PAYLOAD_BUDGET:
+                out.append(Outbound(ack_topic, encode(Ack(tuple(part)))))
+                part, size = [], 0
+            part.append(item)
+            size += item_size
+        if part:
+            out.append(Outbound(ack_topic, encode(Ack(tuple(part)))))
+    return out

@@ -4,8 +4,9 @@ The subscriber subscribes to the :data:`INGESTED` channels, hands each received
 message over as an :class:`Inbound`, publishes the :class:`Outbound` acks it gets
 back once the batch is committed, and asks :func:`is_transient` whether a failed
 batch is worth retrying as it is. :class:`IngestStats` counts outcomes by channel and
-:class:`Rejected` is the refusal of one payload, with the reason its dead letter and
-its ``rejected`` ack carry. Only SQLAlchemy's exception classes are imported here.
+:class:`Rejected` is the refusal of one payload, with the reason its dead letter (and,
+for an authenticated record only, its ``rejected`` ack) carries. Only SQLAlchemy's
+exception classes are imported here.
 """
 
 from __future__ import annotations
@@ -56,13 +57,32 @@ class IngestStats:
 
 
 class Rejected(Exception):
-    """A payload refused for ``reason``; ``seq`` is set when an ack can be sent."""
+    """A payload refused for ``reason``.
 
-    def __init__(self, reason: str, seq: int | None = None, kind: RecordKind | None = None):
+    ``seq`` and ``hash`` are set only for a record whose signature verified: it alone
+    is answered ``rejected`` (naming its hash), so its device stops resending it. A
+    payload that did not authenticate gets no ack at all: the device (if it is one)
+    keeps resending while an operator reads the dead letter.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        seq: int | None = None,
+        kind: RecordKind | None = None,
+        hash: str | None = None,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.seq = seq
         self.kind = kind
+        self.hash = hash
+
+
+class Stale(Rejected):
+    """A signed status, health or alarm older than the last one applied (a replay, or
+    a broker's late redelivery): it changes nothing and its dead letter is filed as
+    discarded, not left open for an operator."""
 
 
 def is_transient(exc: BaseException) -> bool:

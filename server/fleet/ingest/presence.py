@@ -22,14 +22,24 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
-from edge.protocol import Alarm, AlarmState, ConfigReported, Health, Payload, Status, parse_ts
+from edge.protocol import (
+    AckStatus,
+    Alarm,
+    AlarmState,
+    ConfigReported,
+    Health,
+    Payload,
+    Status,
+    parse_ts,
+)
 from server.fleet.alarms import AlarmBook, AlarmRules
 from server.fleet.ingest.bulk import among, chunks
-from server.fleet.ingest.messages import Inbound, Rejected
+from server.fleet.ingest.messages import Inbound, Rejected, Stale
 from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
 from server.ledger.devices import DeviceConfig
 from server.ledger.models import Device, DeviceState
+from server.ledger.wire import DeviceSeq
 
 
 def _clean(text: str) -> str:
@@ -52,6 +62,9 @@ class Presence:
         self._seen: set[str] = set()
         self._states: dict[str, DeviceState] = {}
         self._configs: dict[str, DeviceConfig] = {}
+        self.seqs: dict[tuple[str, str], int] = {}
+        """(device, ``status``/``health``/``alarm:<code>``) -> highest seq applied."""
+        self._new_seqs: dict[tuple[str, str], int] = {}
 
     def prefetch(self, device_ids: Sequence[str]) -> None:
         """Make the ``device_state`` rows of ``device_ids`` if missing, and load them."""
@@ -69,18 +82,47 @@ class Presence:
         )
         for chunk in chunks(s, device_ids):
             list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
+            for device_id, key, seq in s.execute(
+                select(DeviceSeq.device_id, DeviceSeq.key, DeviceSeq.seq).where(
+                    among(s, DeviceSeq.device_id, chunk)
+                )
+            ):
+                self.seqs[(device_id, key)] = seq
 
-    def message(self, device: Device, p: Payload, msg: Inbound) -> None:
-        """A status, health, alarm or config/reported message of a registered device."""
-        if isinstance(p, Status):
-            self.status(device, msg, p)
-        elif isinstance(p, Health):
-            self.health(device, msg, p)
-        elif isinstance(p, Alarm):
-            self.device_alarm(device, p)
+    def message(self, device: Device, p: Payload, msg: Inbound) -> AckStatus:
+        """A status, health, alarm or config/reported message of a registered device.
+
+        Status, health and alarms arrive signed (the batch core checked that) and
+        numbered: one that is not newer than the last applied of its kind (for
+        alarms: of its code) changes nothing — the same seq again is a redelivery
+        (``duplicate``), a lower one is :class:`Stale` (a replay, or a late copy).
+        """
+        if isinstance(p, Status | Health | Alarm):
+            key = f"alarm:{p.code}" if isinstance(p, Alarm) else type(p).__name__.lower()
+            if not self.newer(device.device_id, key, p.seq):
+                return AckStatus.DUPLICATE
+            if isinstance(p, Status):
+                self.status(device, msg, p)
+            elif isinstance(p, Health):
+                self.health(device, msg, p)
+            else:
+                self.device_alarm(device, p)
         elif isinstance(p, ConfigReported):
             self.config_reported(device, msg, p)
         self.seen(device, msg)
+        return AckStatus.ACCEPTED
+
+    def newer(self, device_id: str, key: str, seq: int) -> bool:
+        """Take ``seq`` as the latest of ``key``: False if it is the latest already,
+        :class:`Stale` if it is older."""
+        last = self.seqs.get((device_id, key), 0)
+        if seq == last:
+            return False
+        if seq < last:
+            raise Stale(f"seq: {seq} is older than {last}, the last {key} applied (replayed?)")
+        self.seqs[(device_id, key)] = seq
+        self._new_seqs[(device_id, key)] = seq
+        return True
 
     def state(self, device_id: str) -> DeviceState:
         # Cached: without autoflush a pending new row is not found by session.get().
@@ -217,7 +259,17 @@ class Presence:
             )
 
     def upsert(self) -> None:
-        """Last seen per device: a shared column, set by one upsert keeping the later time."""
+        """Last seen per device: a shared column, set by one upsert keeping the later time;
+        the message order per device likewise, keeping the higher seq."""
+        seqs = cast(Table, DeviceSeq.__table__)
+        upsert(
+            self.session,
+            seqs,
+            [{"device_id": d, "key": k, "seq": q} for (d, k), q in sorted(self._new_seqs.items())],
+            keys=["device_id", "key"],
+            merge=lambda ex: {"seq": ex.seq},
+            where=lambda ex: ex.seq > seqs.c.seq,
+        )
         states = cast(Table, DeviceState.__table__)
         upsert(
             self.session,

@@ -14,6 +14,9 @@ Each worker needs its own stable ``client_id``: its persistent session is where 
 broker keeps its share while it restarts. Mosquitto goes on routing a share to a
 member that is offline, so a worker that is removed for good must *retire*
 (:meth:`Subscriber.retire`: unsubscribe, drain, leave) rather than just stop.
+
+Every second the worker also publishes the acks that an operator's re-processing
+of dead letters left in ``pending_acks`` (and deletes them once handed to paho).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from edge.protocol import BrokerUrl, subscription
 from server.fleet.ingest.handler import IngestHandler
-from server.fleet.ingest.messages import INGESTED, Inbound, is_transient
+from server.fleet.ingest.messages import INGESTED, Inbound, Outbound, is_transient
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ class Subscriber:
         self.connected = threading.Event()
         self.db_errors = 0
         self.handled = 0
+        self.pending_acks_every_s = 1.0
+        """How often the worker looks for acks left by re-processing (``pending_acks``)."""
         self._generation = 0
         # Bounded: when the worker falls behind, the paho thread waits here, stops
         # reading the socket and the broker keeps the rest (its queue is unbounded).
@@ -218,11 +223,33 @@ class Subscriber:
         return batch
 
     def _work(self) -> None:
+        next_pending = 0.0
         while not self._stop.is_set():
             batch = self._next_batch()
             self.handler.metrics.inbox.set(self._inbox.qsize())
             if batch:
                 self._commit(batch)
+            if time.monotonic() >= next_pending:
+                next_pending = time.monotonic() + self.pending_acks_every_s
+                self._publish_pending()
+
+    def _publish_pending(self) -> None:
+        """Publish the acks other processes left in ``pending_acks`` (re-processed dead
+        letters: the web pages, the API and the CLI have no MQTT connection)."""
+        if not self.connected.is_set():
+            return
+
+        def publish(out: Outbound) -> bool:
+            info = self._client.publish(out.topic, out.payload, qos=1)
+            return bool(info.rc == self._mqtt.MQTT_ERR_SUCCESS)
+
+        try:
+            sent = self.handler.pending_acks(publish)
+        except SQLAlchemyError as exc:
+            log.warning("pending acks not read: %s", exc)
+            return
+        if sent:
+            log.info("published %d pending ack message(s)", sent)
 
     def _flush_remaining(self) -> None:
         while True:

@@ -12,6 +12,7 @@ from server.ledger import (  # noqa: F401
     devices,
     flags,
     telemetry,
+    wire,
 )
 from server.ledger.models import Base
 

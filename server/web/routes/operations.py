@@ -128,8 +128,8 @@ def reprocess_dead_letter(
         state = "—" if row is None else row.status
         return page.refuse(target, page.t("dead_letters.not_open", id=dead_letter_id, status=state))
     session.rollback()  # end the read; ingest works in its own transaction
-    # The acks ingest returns are not published from here: the device was answered
-    # when the message first arrived (as with ``epr-server dead-letters retry``).
+    # No MQTT connection here: ingest leaves the acks of what is now stored in
+    # ``pending_acks`` (same transaction) and the ingest workers publish them.
     result = IngestHandler(page.request.app.state.sessions).reprocess([dead_letter_id])
     outcome = result.outcomes[0] if result.outcomes else "error"
     session.expire_all()

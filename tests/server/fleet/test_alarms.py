@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol import Channel, encode
+from edge.protocol import Channel, encode, format_ts
 from server.fleet.alarms import (
     AlarmError,
     AlarmRules,
@@ -67,7 +67,7 @@ def test_sweep_raises_stale_and_certificate_alarms_once_and_ingest_clears_them(
     assert active[("device_stale", dev.device_id)].occurrences == 2
     assert active[("scale_verification_expired", "s-old")].severity == "critical"
     # The device speaks again; the old scale gets a new certificate.
-    status = b'{"v":1,"device_id":"rp-test-01","online":true}'
+    status = encode(dev.status(True, seq=2, ts=format_ts(NOW)))
     handler.handle_batch([inbound(dev.device_id, status, Channel.STATUS)])
     with sessions.begin() as s:
         register_scale(
@@ -87,7 +87,7 @@ def test_operators_acknowledge_then_clear_with_their_name(
 ) -> None:
     dev = fake_device(tmp_path)
     register(sessions, dev)
-    offline = b'{"v":1,"device_id":"rp-test-01","online":false}'
+    offline = encode(dev.status(False))
     IngestHandler(sessions).handle_batch([inbound(dev.device_id, offline, Channel.STATUS)])
     with sessions() as s:
         (alarm,) = list_alarms(s, active_only=True)

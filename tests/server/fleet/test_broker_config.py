@@ -15,7 +15,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.protocol import MAX_PAYLOAD_BYTES
 from server.fleet.broker_config import (
+    MAX_PACKET_BYTES,
     BrokerLayout,
     ServiceAccount,
     TlsSettings,
@@ -71,7 +73,7 @@ def pki(tmp_path: Path) -> CertificateAuthority:
 
 
 def _broker(
-    tmp_path: Path, sessions: sessionmaker[Session], tls: TlsSettings
+    tmp_path: Path, sessions: sessionmaker[Session], tls: TlsSettings | None
 ) -> Iterator[Mosquitto]:
     out = tmp_path / "broker"
     local = free_port()
@@ -180,3 +182,43 @@ def test_a_device_connects_with_a_client_certificate_named_after_it(
         bare.c.loop_stop()
         ingest.stop()
         client.stop()
+
+
+def test_the_broker_drops_payloads_over_the_limit_ingest_enforces(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Debian's Mosquitto 2.0 runs the generated configuration (message_size_limit and
+    max_packet_size) and lets through exactly what ingest would accept."""
+    dev = fake_device(tmp_path, "rp-size-01")
+    register(sessions, dev)
+    with sessions.begin() as s:
+        password = issue_credentials(s, dev.device_id, by="test")
+    sizes: list[int] = []
+    for broker in _broker(tmp_path, sessions, None):
+        assert f"message_size_limit {MAX_PAYLOAD_BYTES}\n" in broker.config_text()
+        assert f"max_packet_size {MAX_PACKET_BYTES}\n" in broker.config_text()
+        ingest = Client("epr-ingest-0", broker.port).start(INGEST.username, INGEST.password)
+        ingest.c.on_message = lambda c, u, m: sizes.append(len(m.payload))
+        ingest.c.subscribe("epr/v1/+/weighing", 1)
+        device = Client(dev.device_id, broker.port).start(dev.device_id, password)
+        assert device.connected.is_set()
+        time.sleep(0.3)
+        weighing = f"epr/v1/{dev.device_id}/weighing"
+        info = device.c.publish(weighing, b"x" * (MAX_PAYLOAD_BYTES + 1), qos=1)
+        # Mosquitto 2.0.11 drops it and answers with a v5-style PUBACK (reason 149)
+        # that a 3.1.1 client refuses as malformed: the sender's connection may end
+        # here and reconnect. A device never sends that much; nothing is stored.
+        with contextlib.suppress(RuntimeError, ValueError):
+            info.wait_for_publish(3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not device.c.is_connected():
+            time.sleep(0.05)
+        for size in (MAX_PAYLOAD_BYTES, 1000):
+            device.c.publish(weighing, b"x" * size, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len(sizes) < 2:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        assert sizes == [MAX_PAYLOAD_BYTES, 1000]
+        ingest.stop()
+        device.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,6 +104,8 @@ def test_points_reach_the_server_and_survive_its_outage(
     register(sessions, dev)
     handler = IngestHandler(sessions, telemetry=writer, metrics=writer.metrics)
 
+    health_seq = itertools.count(1)
+
     def batch(n: int) -> list[Inbound]:
         msgs = []
         for i in range(n):
@@ -111,7 +114,21 @@ def test_points_reach_the_server_and_survive_its_outage(
                 container_id=f"{device_id}-c", distance_mm=1000 - i, fill_pct=f"{i % 100}.5"
             )
             msgs.append(Inbound(f"epr/v1/{device_id}/fill", encode(r), datetime.now(UTC)))
-        health = Health(device_id, "boot-1", format_ts(dev.clock.now()), True, 1, 5, 0, 0, 0, 0)
+        health = dev.seal(
+            Health(
+                device_id,
+                "boot-1",
+                format_ts(dev.clock.now()),
+                True,
+                1,
+                5,
+                0,
+                0,
+                0,
+                0,
+                seq=next(health_seq),
+            )
+        )
         msgs.append(Inbound(f"epr/v1/{device_id}/health", encode(health), datetime.now(UTC)))
         return msgs
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.protocol import Channel
+from edge.protocol import Channel, encode
 from server.api.routes import operations
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
@@ -22,7 +22,7 @@ def test_alarms_and_dead_letters_are_served_as_json(
 ) -> None:
     dev = fake_device(tmp_path)
     register(sessions, dev)
-    offline = b'{"v":1,"device_id":"rp-test-01","online":false}'
+    offline = encode(dev.status(False))
     IngestHandler(sessions).handle_batch(
         [inbound(dev.device_id, offline, Channel.STATUS), Inbound("epr/v1/x/y", b"\xff", NOW)]
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,8 +13,10 @@ from edge.protocol import (
     Alarm,
     AlarmState,
     Channel,
+    ConfigReported,
     FillEvent,
     Health,
+    Status,
     encode,
     format_ts,
 )
@@ -94,9 +96,11 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
     d = dev.device_id
 
     def msg(channel: Channel, payload: object) -> Inbound:
+        if not isinstance(payload, ConfigReported):
+            payload = dev.seal(payload)  # type: ignore[type-var]
         return inbound(d, encode(payload), channel)  # type: ignore[arg-type]
 
-    offline = json.dumps({"v": 1, "device_id": d, "online": False}).encode()
+    offline = encode(dev.seal(Status(d, False, "boot-1", format_ts(NOW), seq=1)))
     handler.handle_batch([inbound(d, offline, Channel.STATUS)])
     assert ("device_offline", d) in active_alarms(sessions)
     skewed = NOW + timedelta(minutes=20)
@@ -111,9 +115,10 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
         oldest_unacked_s=3600,
         reconnects=2,
         serial_errors=0,
+        seq=1,
     )
     raised = Alarm(
-        d, "boot-1", format_ts(NOW), "journal_full", AlarmState.RAISED, "disk", "critical"
+        d, "boot-1", format_ts(NOW), "journal_full", AlarmState.RAISED, "disk", "critical", seq=1
     )
     rejected = dev.report(3, False, "settings.colour: cannot be changed remotely")
     handler.handle_batch(
@@ -133,13 +138,13 @@ def test_status_health_alarm_and_config_reports_drive_alarms(
     }
     assert alarms[("device:journal_full", d)].severity == "critical"
     assert alarms[("device:journal_full", d)].source == "device"
-    # The same conditions again: deduplicated, counted.
-    handler.handle_batch([msg(Channel.ALARM, raised)])
+    # The same condition again (as after a reconnect: a new seq): deduplicated, counted;
+    # the very same message delivered again changes nothing.
+    handler.handle_batch([msg(Channel.ALARM, replace(raised, seq=2))])
+    handler.handle_batch([msg(Channel.ALARM, replace(raised, seq=2))])
     assert active_alarms(sessions)[("device:journal_full", d)].occurrences == 2
-    online = json.dumps(
-        {"v": 1, "device_id": d, "online": True, "boot_id": "boot-2", "ts": format_ts(NOW)}
-    ).encode()
-    cleared = Alarm(d, "boot-1", format_ts(NOW), "journal_full", AlarmState.CLEARED, "ok")
+    online = encode(dev.seal(Status(d, True, "boot-2", format_ts(NOW), seq=2)))
+    cleared = Alarm(d, "boot-1", format_ts(NOW), "journal_full", AlarmState.CLEARED, "ok", seq=3)
     applied = dev.report(4, True)
     handler.handle_batch(
         [
@@ -206,7 +211,7 @@ def test_text_a_database_cannot_hold_is_stored_safely_and_nothing_crashes(
     register(sessions, dev)
     handler = IngestHandler(sessions)
     d = dev.device_id
-    nul = Alarm(d, "boot-1", format_ts(NOW), "x", AlarmState.RAISED, "bad\x00byte")
+    nul = dev.seal(Alarm(d, "boot-1", format_ts(NOW), "x", AlarmState.RAISED, "bad\x00byte", seq=1))
     handler.handle_batch([inbound(d, encode(nul), Channel.ALARM)])
     assert active_alarms(sessions)[("device:x", d)].message == "bad\ufffdbyte"
 

@@ -59,7 +59,7 @@ def test_chain_is_checked_against_the_previous_ticket(
     assert chain == {1: True, 2: True, 3: None}
 
 
-def test_rejections_go_to_dead_letters_with_a_rejected_ack(
+def test_rejections_go_to_dead_letters_and_only_authenticated_records_get_an_ack(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
     dev = fake_device(tmp_path)
@@ -69,13 +69,14 @@ def test_rejections_go_to_dead_letters_with_a_rejected_ack(
     register(sessions, pending, approve=False)
     handler = IngestHandler(sessions)
     good = dev.weigh("10")
+    pending_record = pending.weigh("13")
     forged = json.loads(encode(stranger.weigh("10")))
     forged["device_id"] = dev.device_id
     messages = [
         inbound(dev.device_id, b"{not json"),
         inbound(dev.device_id, encode(stranger.weigh("11"))),  # payload of another device
         inbound(stranger.device_id, encode(stranger.weigh("12"))),  # unregistered
-        inbound(pending.device_id, encode(pending.weigh("13"))),  # not approved
+        inbound(pending.device_id, encode(pending_record)),  # not approved
         inbound(dev.device_id, json.dumps(forged).encode()),  # hash/sig of someone else
         Inbound("some/other/topic", b"x", NOW),
         inbound(dev.device_id, encode(good)),
@@ -91,12 +92,15 @@ def test_rejections_go_to_dead_letters_with_a_rejected_ack(
     assert "'rp-pending' is pending, not approved" in reasons[3]
     assert reasons[4].startswith("hash:")
     assert reasons[5].startswith("topic:")
-    # Undecodable JSON has no seq to ack; everything else is told why it was refused.
+    # Only a record whose signature verified is answered "rejected" (the pending
+    # device's); what does not authenticate gets no ack: its sender keeps resending
+    # while an operator reads the dead letter.
     assert acks_by_device(out) == {
-        dev.device_id: [(2, "rejected"), (1, "rejected"), (1, "accepted")],
-        stranger.device_id: [(3, "rejected")],
+        dev.device_id: [(1, "accepted")],
         pending.device_id: [(1, "rejected")],
     }
+    hashes = {parse_topic(o.topic)[0]: [i.hash for i in decode_ack(o.payload).acks] for o in out}
+    assert hashes == {dev.device_id: [good.hash], pending.device_id: [pending_record.hash]}
 
 
 def test_reused_seq_with_different_content_is_not_a_duplicate(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -26,7 +25,7 @@ def test_status_and_health_update_device_state(
     dev = fake_device(tmp_path)
     register(sessions, dev)
     handler = IngestHandler(sessions)
-    status = json.dumps({"v": 1, "device_id": dev.device_id, "online": False}).encode()
+    status = encode(dev.status(False))
     assert handler.handle_batch([inbound(dev.device_id, status, Channel.STATUS)]) == []
     with sessions() as s:
         state = s.get(DeviceState, dev.device_id)
@@ -40,7 +39,7 @@ def test_last_seen_is_the_latest_message_of_a_batch(
 ) -> None:
     dev = fake_device(tmp_path)
     register(sessions, dev)
-    status = json.dumps({"v": 1, "device_id": dev.device_id, "online": True}).encode()
+    status = encode(dev.status(True))
     later = NOW + timedelta(minutes=5)
     IngestHandler(sessions).handle_batch(
         [
