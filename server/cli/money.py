@@ -303,7 +303,7 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     import json
 
-    from server.money import audit
+    from server.ledger import audit
 
     with ledger_sessions(settings)() as session:
         if args.action == "head":

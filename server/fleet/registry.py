@@ -57,7 +57,7 @@ def _history(
 ) -> None:
     session.add(DeviceHistory(device_id=device_id, action=action, by=by, at=at, detail=detail))
     if action in _AUDITED:
-        from server.money import audit
+        from server.ledger import audit
 
         device = session.get(Device, device_id)
         audit.append(

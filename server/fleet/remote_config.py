@@ -227,7 +227,7 @@ def issue_config(
     state.desired_settings = row.settings
     state.desired_at = issued_at
     state.desired_by = by
-    from server.money import audit
+    from server.ledger import audit
 
     session.add(
         DeviceHistory(

@@ -349,7 +349,7 @@ def store(
 ) -> ImportResult:
     """Insert new contracts and new versions of changed ones, in the caller's
     transaction; an import that changes anything is audited with each new version."""
-    from server.money import audit
+    from server.ledger import audit
 
     now = now or datetime.now(UTC)
     created = amended = unchanged = 0

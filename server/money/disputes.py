@@ -17,9 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.identifiers import bin_problem
+from server.ledger import audit
 from server.ledger.accounting import Dispute, StoredStatement
 from server.ledger.models import Ticket
-from server.money import audit
 from server.money.allocation import MissingRate
 from server.money.attribution import owns_ticket
 from server.people.accounts import NotFound, Scope

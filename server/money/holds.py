@@ -28,11 +28,10 @@ from sqlalchemy.orm import Session
 from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
 from server.fleet.registry import SiteHistory
-from server.ledger import signed
+from server.ledger import audit, signed
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
 from server.ledger.flags import FlagCode, open_flags
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
-from server.money import audit
 from server.money.allocation import HoldIn, HoldStatus, TicketIn
 from server.money.amounts import LOCAL_TZ
 from server.money.hold_rules import (

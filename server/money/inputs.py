@@ -33,10 +33,11 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from server.ledger import audit
 from server.ledger.accounting import StatementRun, StoredStatement
 from server.ledger.models import Contract, Site, Ticket
 from server.ledger.types import UtcDateTime
-from server.money import audit, badges, hold_rules, holds, mrp
+from server.money import badges, hold_rules, holds, mrp
 from server.money.allocation import (
     ENGINE,
     Bucket,

@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from server.ledger.audit import canonical_json
 from server.money.allocation import Allocation, Portion, Terms, TicketIn
 from server.money.amounts import (
     GRAMS_PER_TONNE,
@@ -26,7 +27,6 @@ from server.money.amounts import (
     next_month,
     tonnes,
 )
-from server.money.audit import canonical_json
 from server.money.mrp import MrpTable
 
 

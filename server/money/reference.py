@@ -16,8 +16,8 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.ledger import audit
 from server.ledger.accounting import ReferenceSet
-from server.money import audit
 
 KINDS: Final = ("mrp", "badges", "hold_rules")
 

@@ -41,8 +41,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from server.ledger import audit
 from server.ledger.accounting import StatementRun, StoredStatement
-from server.money import audit, badges, holds, mrp
+from server.money import badges, holds, mrp
 from server.money.allocation import SITE_OUTSIDE_REGION, Allocation, Portion, Terms, allocate
 from server.money.amounts import money_context
 from server.money.contracts import latest_versions

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from server.ledger import audit
 from server.ledger.accounts import AccountPermission, User
-from server.money import audit
 from server.people.accounts import Account, AccountError, Role, find_user
 
 

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from server.api.deps import SessionDep
+from server.ledger import audit
 from server.ledger.accounting import AuditEntry
-from server.money import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

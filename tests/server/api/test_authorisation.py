@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.app import create_app
 from server.config import Settings
-from server.money import audit
+from server.ledger import audit
 from server.money.statements import compute_and_store, list_statements
 from server.people.accounts import Role
 from server.people.permissions import Permission

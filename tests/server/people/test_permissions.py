@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.accounting import AuditEntry
 from server.ledger.accounts import AccountPermission
-from server.money.audit import verify
+from server.ledger.audit import verify
 from server.people.accounts import AccountError, Role, disable_user
 from server.people.permissions import (
     Actor,
