@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from server.cli.common import default_actor, ledger_sessions
+from server.cli.common import add_actor_options, cli_actor, ledger_sessions
 from server.config import Settings
 
 
@@ -165,13 +165,16 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
                     )
                 print(f"{len(rows)} dead letter(s)")
         return 0
+    # Discarding drops a message for good and re-processing may turn one into a paid
+    # ticket: both act as a named operator account, like the pages.
+    actor = cli_actor(settings, sessions, args)
     if args.action == "discard":
         from server.fleet.dead_letters import DeadLetterError
 
         try:
             with sessions.begin() as session:
                 for dl_id in args.ids:
-                    discard(session, dl_id, by=default_actor(), reason=args.reason or "")
+                    discard(session, dl_id, by=actor.name, reason=args.reason or "")
         except DeadLetterError as exc:
             print(exc, file=sys.stderr)
             return 1
@@ -191,7 +194,10 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         result = handler.reprocess(ids[start : start + 500])
         for outcome in result.outcomes:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    print("re-processed: " + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
+    print(
+        f"re-processed as {actor.name}: "
+        + " ".join(f"{k}={v}" for k, v in sorted(outcomes.items()))
+    )
     return 0 if not outcomes.get("rejected") else 1
 
 
@@ -256,6 +262,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit", type=int, default=200)
     p.add_argument("--reason", help="with discard: why")
     p.add_argument("--json", action="store_true")
+    add_actor_options(p)
     p.set_defaults(func=cmd_dead_letters)
     p = sub.add_parser("telemetry", help="write the telemetry spool now")
     p.add_argument("action", choices=["flush"])

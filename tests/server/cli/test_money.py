@@ -7,7 +7,6 @@ an API token of it in ``EPR_TOKEN`` (or, on a terminal, its password)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,13 +14,12 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from server import cli
 from server.ledger.accounting import AuditEntry
-from server.ledger.db import make_engine, migrate, session_factory
 from server.people.accounts import Role
 from server.people.permissions import Permission, grant
 from server.people.tokens import create_token
-from tests.support.accounts import PASSWORD, add_user
+from tests.server.cli.conftest import Run, account
+from tests.support.accounts import PASSWORD
 from tests.support.builders import fake_device, register
 from tests.support.tamper import bypassing_append_only
 from tests.support.tickets import BIN, ingest, weigh
@@ -33,51 +31,6 @@ LOTS = (
     "EPR-T01,EPR-T-2026,1,120440012349,Eco Tyre LLP,tyres,collection,Almaty,,2026-01-01,"
     "2026-12-31,100,13.50,MRP/t,\n"
 )
-
-
-def account(sessions: sessionmaker[Session], name: str, role: Role, *held: Permission,
-            contractor_bin: str | None = None) -> str:  # fmt: skip
-    """A user holding ``held``; returns an API token of it."""
-    add_user(sessions, name, role, contractor_bin)
-    with sessions.begin() as session:
-        for permission in held:
-            grant(session, name, permission, by="test")
-        token, _ = create_token(session, name, label="cli")
-    return token
-
-
-Run = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def ledger(ledger_url: str) -> Iterator[tuple[str, sessionmaker[Session]]]:
-    """The test's ledger (SQLite, then PostgreSQL) and its sessions."""
-    url = ledger_url
-    engine = make_engine(url)
-    migrate(engine)
-    yield url, session_factory(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def run(
-    ledger: tuple[str, sessionmaker[Session]],
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Run:
-    """``epr-server ARGS`` on the ledger, with ``token`` in EPR_TOKEN (none: unset)."""
-    monkeypatch.setenv("EPR_PASSWORD_SCRYPT_LOG2_N", "10")
-
-    def run(*args: str, token: str | None = None) -> tuple[int, str, str]:
-        if token is None:
-            monkeypatch.delenv("EPR_TOKEN", raising=False)
-        else:
-            monkeypatch.setenv("EPR_TOKEN", token)
-        code = cli.main(["--database-url", ledger[0], *args])
-        out = capsys.readouterr()
-        return code, out.out, out.err
-
-    return run
 
 
 def test_money_commands(
