@@ -260,7 +260,7 @@ class Agent:
             ts=format_ts(self.clock.now()),
         )
         if self.signer is not None:
-            report = replace(report, sig=self.signer.sign(report.signing_bytes()))
+            report = seal(report, self.signer.sign)
         if self._pending_reports or not self.link.publish(
             self._topics[Channel.CONFIG_REPORTED], encode(report)
         ):

@@ -517,7 +517,7 @@ class ConfigReported:
 
 Payload = Weighing | FillReading | Health | Alarm | Status | Ack | ConfigDesired | ConfigReported
 
-_Sealed = TypeVar("_Sealed", FillReading, Health, Alarm, Status)
+_Sealed = TypeVar("_Sealed", FillReading, Health, Alarm, Status, ConfigReported)
 
 
 def seal(payload: _Sealed, sign: Callable[[bytes], str]) -> _Sealed:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +26,7 @@ from edge.protocol import (
 )
 from server.fleet.registry import register_device, set_device_status, upsert_site
 
-_S = TypeVar("_S", FillReading, Health, Alarm, Status)
+_S = TypeVar("_S", FillReading, Health, Alarm, Status, ConfigReported)
 
 
 def draft(
@@ -72,7 +72,7 @@ class FakeDevice:
         unsigned = ConfigReported(
             self.device_id, revision, applied, reason, ts=format_ts(self.clock.now())
         )
-        return replace(unsigned, sig=self.key.sign(unsigned.signing_bytes()))
+        return self.seal(unsigned)
 
     def fill(
         self, fill_pct: str = "40.5", *, container_id: str | None = None, **kwargs: Any
