@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from server.api.deps import SessionDep
+from server.api.deps import RowId, SessionDep
 from server.money import audit
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -18,7 +18,9 @@ def head(session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/verify")
-def verify(session: SessionDep, seq: int | None = None, hash: str | None = None) -> dict[str, Any]:
+def verify(
+    session: SessionDep, seq: RowId | None = None, hash: str | None = None
+) -> dict[str, Any]:
     expected = audit.Head(seq, hash, None) if seq is not None and hash else None
     report = audit.verify(session, expected)
     return {

@@ -11,7 +11,16 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, CurrentUser, OperatorDep, SessionDep, committed
+from server.api.deps import (
+    TICKET_REF,
+    ContractorScope,
+    CurrentUser,
+    OperatorDep,
+    RowId,
+    SessionDep,
+    committed,
+    documented,
+)
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 
 router = APIRouter(prefix="/api/v1/disputes", tags=["disputes"])
@@ -22,8 +31,8 @@ class OpenRequest(BaseModel):
 
     contractor_bin: str
     comment: str = Field(min_length=1)
-    ticket: str | None = Field(None, pattern=r"^.+:\d+$", description="DEVICE:SEQ")
-    statement_id: int | None = None
+    ticket: str | None = Field(None, pattern=TICKET_REF, description="DEVICE:SEQ")
+    statement_id: RowId | None = None
     line: str | None = Field(None, description="contract_id@vN:stage")
 
 
@@ -47,7 +56,7 @@ def disputes(
     return [v.to_dict() for v in views]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(400, 404))
 def open_(
     session: SessionDep, user: CurrentUser, scope: ContractorScope, body: OpenRequest
 ) -> dict[str, Any]:
@@ -69,9 +78,9 @@ def open_(
     return {"id": d.id, "status": d.status}
 
 
-@router.post("/{dispute_id}/decide")
+@router.post("/{dispute_id}/decide", responses=documented(400, 404, 409))
 def decide_(
-    session: SessionDep, user: OperatorDep, dispute_id: int, body: DecideRequest
+    session: SessionDep, user: OperatorDep, dispute_id: RowId, body: DecideRequest
 ) -> dict[str, Any]:
     with committed(session, DisputeError, 409):
         d = decide(session, dispute_id, body.decision, actor=user.username, reason=body.reason)

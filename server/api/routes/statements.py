@@ -13,7 +13,17 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep, committed
+from server.api.deps import (
+    PERIOD_PATTERN,
+    ContractorScope,
+    OperatorDep,
+    RowId,
+    SessionDep,
+    StaffDep,
+    check_period,
+    committed,
+    documented,
+)
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
 from server.money.payments import MissingRate
@@ -22,7 +32,6 @@ from server.money.statements import (
     approve,
     compute_and_store,
     list_statements,
-    parse_period,
     pay,
     statement_for,
     statements_for,
@@ -31,7 +40,7 @@ from server.money.statements import (
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 
-Period = Path(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-03"])
+Period = Path(pattern=PERIOD_PATTERN, description="YYYY-MM", examples=["2026-03"])
 
 
 class _Body(BaseModel):
@@ -73,9 +82,11 @@ def stored_view(row: StoredStatement, with_body: bool = False) -> dict[str, Any]
 def stored_statements(
     session: SessionDep,
     scope: ContractorScope,
-    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    period: str | None = Query(None, pattern=PERIOD_PATTERN),
     contractor_bin: str | None = None,
 ) -> list[dict[str, Any]]:
+    if period is not None:
+        check_period(period)
     if contractor_bin is not None:
         scope.require(contractor_bin)
     rows = list_statements(session, period=period, contractor_bin=scope.narrow(contractor_bin))
@@ -86,9 +97,11 @@ def stored_statements(
 def verify_statements(
     session: SessionDep,
     _: StaffDep,
-    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    period: str | None = Query(None, pattern=PERIOD_PATTERN),
     tickets: bool = True,
 ) -> dict[str, Any]:
+    if period is not None:
+        check_period(period)
     report = verify(session, period=period, check_tickets=tickets)
     return {
         "ok": report.ok,
@@ -98,7 +111,7 @@ def verify_statements(
     }
 
 
-@router.post("/statements/compute")
+@router.post("/statements/compute", responses=documented(400))
 def compute_statements(
     session: SessionDep, user: OperatorDep, body: ComputeRequest
 ) -> dict[str, Any]:
@@ -114,9 +127,9 @@ def compute_statements(
     }
 
 
-@router.get("/statements/{statement_id:int}")
+@router.get("/statements/{statement_id:int}", responses=documented(404))
 def stored_statement(
-    session: SessionDep, scope: ContractorScope, statement_id: int
+    session: SessionDep, scope: ContractorScope, statement_id: RowId
 ) -> dict[str, Any]:
     row = session.get(StoredStatement, statement_id)
     if row is None or not scope.allows(row.contractor_bin):
@@ -125,23 +138,25 @@ def stored_statement(
     return stored_view(row, with_body=True)
 
 
-@router.post("/statements/{statement_id:int}/approve")
-def approve_statement(session: SessionDep, user: OperatorDep, statement_id: int) -> dict[str, Any]:
+@router.post("/statements/{statement_id:int}/approve", responses=documented(404, 409))
+def approve_statement(
+    session: SessionDep, user: OperatorDep, statement_id: RowId
+) -> dict[str, Any]:
     with committed(session, StatementError, 409):
         row = approve(session, statement_id, actor=user.username)
     return stored_view(row)
 
 
-@router.post("/statements/{statement_id:int}/pay")
+@router.post("/statements/{statement_id:int}/pay", responses=documented(400, 404, 409))
 def pay_statement(
-    session: SessionDep, user: OperatorDep, statement_id: int, body: PayRequest
+    session: SessionDep, user: OperatorDep, statement_id: RowId, body: PayRequest
 ) -> dict[str, Any]:
     with committed(session, StatementError, 409):
         row = pay(session, statement_id, actor=user.username, reference=body.reference)
     return stored_view(row)
 
 
-@router.get("/statements/{period}")
+@router.get("/statements/{period}", responses=documented(404))
 def list_statements_preview(
     session: SessionDep, scope: ContractorScope, period: str = Period
 ) -> list[dict[str, Any]]:
@@ -156,7 +171,7 @@ def list_statements_preview(
         raise HTTPException(422, detail=str(exc)) from None
 
 
-@router.get("/contractors/{contractor_bin}/statements/{period}")
+@router.get("/contractors/{contractor_bin}/statements/{period}", responses=documented(404))
 def contractor_statement(
     session: SessionDep, scope: ContractorScope, contractor_bin: str, period: str = Period
 ) -> dict[str, Any]:
@@ -175,10 +190,3 @@ def contractor_statement(
 def check_bin(contractor_bin: str) -> None:
     if problem := bin_problem(contractor_bin):
         raise HTTPException(422, detail=f"contractor_bin: {problem}")
-
-
-def check_period(period: str) -> None:
-    try:
-        parse_period(period)
-    except ValueError as exc:
-        raise HTTPException(422, detail=str(exc)) from None

@@ -7,8 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 
-from server.api.deps import ContractorScope, SessionDep, StaffDep
-from server.api.routes.statements import check_period
+from server.api.deps import (
+    PERIOD_PATTERN,
+    ContractorScope,
+    RowId,
+    SessionDep,
+    StaffDep,
+    check_period,
+    documented,
+)
 from server.money.evidence import Evidence, evidence_for
 from server.money.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
 
@@ -18,7 +25,7 @@ _IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
 def ticket_filter(
-    period: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, local")],
+    period: Annotated[str, Query(pattern=PERIOD_PATTERN, description="YYYY-MM, local")],
     category: Annotated[str | None, Query(pattern=_IDENT)] = None,
     site: Annotated[str | None, Query(pattern=_IDENT)] = None,
     device: Annotated[str | None, Query(pattern=_IDENT)] = None,
@@ -75,7 +82,11 @@ def list_tickets(
     }
 
 
-@router.get("/tickets.csv")
+@router.get(
+    "/tickets.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def export_tickets(
     session: SessionDep, scope: ContractorScope, flt: FilterDep
 ) -> StreamingResponse:
@@ -115,8 +126,8 @@ def evidence_json(e: Evidence) -> dict[str, Any]:
     }
 
 
-@router.get("/tickets/{ticket_id}/evidence")
-def ticket_evidence(session: SessionDep, user: StaffDep, ticket_id: int) -> dict[str, Any]:
+@router.get("/tickets/{ticket_id}/evidence", responses=documented(404))
+def ticket_evidence(session: SessionDep, user: StaffDep, ticket_id: RowId) -> dict[str, Any]:
     evidence = evidence_for(session, ticket_id)
     if evidence is None:
         raise HTTPException(404, detail=f"no ticket {ticket_id}")

@@ -15,8 +15,15 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, OperatorDep, SessionDep, StaffDep
-from server.api.routes.statements import check_period
+from server.api.deps import (
+    ContractorScope,
+    OperatorDep,
+    RowId,
+    SessionDep,
+    StaffDep,
+    check_period,
+    is_period,
+)
 from server.ledger.accounting import StoredStatement
 from server.money.contractors import contractors
 from server.money.payments import MissingRate
@@ -26,7 +33,6 @@ from server.money.statements import (
     body_statement,
     compute_and_store,
     list_statements,
-    parse_period,
     pay,
     statements_for,
 )
@@ -68,7 +74,9 @@ def statements_page(
 def compute(
     page: PageDep, session: SessionDep, user: OperatorDep, period: PeriodField = ""
 ) -> Response:
-    target = "/statements" + (f"?period={period}" if _is_period(period) else "")
+    if not is_period(period):
+        return page.refuse("/statements", f"period {period!r} is not YYYY-MM")
+    target = f"/statements?period={period}"
     return page.act(
         session,
         target,
@@ -86,7 +94,7 @@ def compute(
 
 @router.post("/statements/{statement_id:int}/approve")
 def approve_statement(
-    page: PageDep, session: SessionDep, user: OperatorDep, statement_id: int, next: NextField = ""
+    page: PageDep, session: SessionDep, user: OperatorDep, statement_id: RowId, next: NextField = ""
 ) -> Response:
     target = safe_next(next, "/statements")
     return page.act(
@@ -110,7 +118,7 @@ def pay_statement(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    statement_id: int,
+    statement_id: RowId,
     reference: Annotated[str, Form(max_length=100)] = "",
     next: NextField = "",
 ) -> Response:
@@ -128,7 +136,7 @@ def pay_statement(
 
 @router.get("/statements/{statement_id:int}")
 def recorded_page(
-    page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: int
+    page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: RowId
 ) -> Response:
     row = session.get(StoredStatement, statement_id)
     if row is None or not scope.allows(row.contractor_bin):
@@ -144,11 +152,3 @@ def recorded_page(
         original=original,
         **statement_context(body_statement(shown)),
     )
-
-
-def _is_period(text: str) -> bool:
-    try:
-        parse_period(text)
-    except ValueError:
-        return False
-    return True

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, SessionDep, StaffDep
-from server.api.routes.statements import check_period
+from server.api.deps import ContractorScope, RowId, SessionDep, StaffDep, check_period
 from server.api.routes.tickets import csv_response
 from server.money.contractors import filter_choices
 from server.money.evidence import evidence_for
@@ -22,7 +21,7 @@ _IDENT = r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$"
 
 
 def page_filter(
-    period: Annotated[str, Query(pattern=r"^(\d{4}-\d{2})?$")] = "",
+    period: Annotated[str, Query(pattern=r"^([0-9]{4}-[0-9]{2})?$")] = "",
     category: Annotated[str, Query(pattern=_IDENT)] = "",
     site: Annotated[str, Query(pattern=_IDENT)] = "",
     device: Annotated[str, Query(pattern=_IDENT)] = "",
@@ -68,7 +67,7 @@ def tickets_csv(
 
 
 @router.get("/tickets/{ticket_id}")
-def evidence_page(page: PageDep, session: SessionDep, user: StaffDep, ticket_id: int) -> Response:
+def evidence_page(page: PageDep, session: SessionDep, user: StaffDep, ticket_id: RowId) -> Response:
     evidence = evidence_for(session, ticket_id)
     if evidence is None:
         raise HTTPException(404, detail=f"no ticket {ticket_id}")
