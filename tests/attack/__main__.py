@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -17,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and ledger here")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every finding")
     args = parser.parse_args(argv)
+    # SIGTERM stops the run through the same clean-up as the end (services stopped).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     result = attack(args.limit, args.workdir)
     for counter, details in result.findings.items():
         shown = details if args.verbose else details[:10]

@@ -9,12 +9,15 @@ is measured once at the end (``Harness.measure``).
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute, Route
 
 from edge.protocol import (
     Alarm,
@@ -202,8 +205,9 @@ def _alarm_rows(h: Harness, device_id: str, code: str) -> list[tuple[str, str]]:
         return [
             (str(s), str(sev))
             for s, sev in db.execute(
-                "SELECT state, severity FROM alarms WHERE device_id = ? AND code = ?",
-                (device_id, code),
+                # A device's alarm codes are stored as "device:<code>".
+                "SELECT state, severity FROM alarms WHERE device_id = ? AND code IN (?, ?)",
+                (device_id, code, f"device:{code}"),
             )
         ]
 
@@ -400,7 +404,7 @@ ODD: dict[str, Callable[[bytes], bytes]] = {
 def to_agent(kind: str, channel: Channel, index: int) -> Callable[[Harness], None]:
     def run(h: Harness) -> None:
         h.attacker.publish(topic(agent(h, index).device_id, channel), ODD[kind](b'{"v":1}'))
-        h.settle(0.3)
+        h.settle(1.5)  # long enough for an agent that dies of it to be seen dead
 
     return run
 
@@ -474,7 +478,9 @@ def odd_frames(family: str, kind: str) -> Callable[[Harness], None]:
         a = next(x for x in h.agents if x.process.protocol == family)
         frame = FRAMES[family][kind]
         a.line.inject(*([frame] * 12))
-        wait_until(lambda: a.line.pending == 0, 15, "the frames read")
+        wait_until(lambda: a.line.pending == 0 or not a.process.alive(), 15, "the frames read")
+        if not a.process.alive():
+            return  # counted as crashed
         h.settle(0.5)
         # The scale still works afterwards: a real load is recorded.
         a.weigh("142.5")
@@ -499,14 +505,22 @@ SKIP = ("/login", "/logout", "/account/password", "/static")
 
 
 def _routes() -> list[tuple[str, str]]:
+    """(method, path) of every route of the app, pages and API, as FastAPI holds them."""
     app = create_app(Settings(database_url="sqlite://", secret_key="x" * 40))
-    out = []
-    for r in app.routes:
-        if isinstance(r, APIRoute):
-            for method in sorted(set(r.methods or ()) - {"HEAD"}):
-                if not r.path.startswith(SKIP):
-                    out.append((method, r.path))
-    return out
+    out: set[tuple[str, str]] = set()
+
+    def walk(routes: list[BaseRoute]) -> None:
+        for r in routes:
+            included = getattr(r, "original_router", None)  # FastAPI >= 0.16x wraps routers
+            if included is not None:
+                walk(included.routes)
+            elif isinstance(r, APIRoute | Route):
+                for method in set(r.methods or ()) - {"HEAD"}:
+                    if not r.path.startswith(SKIP):
+                        out.add((method, r.path))
+
+    walk(app.routes)
+    return sorted(out, key=lambda mp: (mp[1], mp[0]))
 
 
 def _fill(h: Harness, path: str, party: str) -> str:
@@ -546,6 +560,13 @@ def _body(path: str, party: str) -> dict[str, object]:
     if path.endswith("/pay"):
         return {"reference": "ATTACK-1"}
     return {"reason": "attack"}
+
+
+def _without_echo(text: str, path: str) -> str:
+    """A page's text without the request's own URL (pages echo it in ``next=`` links)."""
+    for echo in (path, html.escape(path), quote(path, safe=""), quote(path, safe="/")):
+        text = text.replace(echo, "")
+    return text
 
 
 def web_case(method: str, route: str, caller: str | None, party: str) -> Callable[[Harness], None]:
@@ -595,7 +616,7 @@ def web_case(method: str, route: str, caller: str | None, party: str) -> Callabl
                 for k in ("statement_id", "ticket_id", "dispute_id", "contractor_bin")
             ):
                 h.found("leaked", f"{where}: another contractor's object answered {r.status_code}")
-            elif any(marker in r.text for marker in PARTY[other]):
+            elif any(marker in _without_echo(r.text, path) for marker in PARTY[other]):
                 h.found("leaked", f"{where}: shows another contractor's data")
 
     return run

@@ -36,6 +36,7 @@ def run_cases(harness: Harness, cases: list[Case], progress: bool = True) -> lis
             except Exception as exc:  # a case that could not finish is reported, not fatal
                 errors.append(f"{c.name}: {type(exc).__name__}: {exc}")
                 traceback.print_exc(limit=2)
+            harness.supervise(c.name)
             bar.advance(task)
     return errors
 
