@@ -376,14 +376,14 @@ class Harness:
         again (as systemd would) so that the cases after it still meet a whole system."""
         for agent in self.agents:
             if not agent.process.alive():
-                self.found("crashed", f"agent {agent.device_id} stopped during {after}")
+                self.found("crashed", f"agent {agent.device_id} found stopped after {after}")
                 agent.process.start()
                 time.sleep(2.0)  # connected and configured again
         if not self.ingest.alive():
-            self.found("crashed", f"ingest stopped during {after}")
+            self.found("crashed", f"ingest found stopped after {after}")
             self.ingest.start()
         if self.server is None or self.server.poll() is not None:
-            self.found("crashed", f"server stopped during {after}")
+            self.found("crashed", f"server found stopped after {after}")
             self._serve()
 
     # -- the measurements ----------------------------------------------------------------
