@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from server import __version__
 from server.api.auth import Auth
-from server.api.deps import RequireRole, current_user
+from server.api.deps import RequireRole, current_user, documented
 from server.api.routes import (
     accounts,
     audit,
@@ -54,12 +54,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Every JSON route needs a signed-in caller, even one that forgets to ask for it;
     # roles and the contractor scope are then each route's own dependencies.
     signed_in = [Depends(current_user)]
+    # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
+    answers = documented(401, 403, 422)
     for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
-        app.include_router(api.router, dependencies=signed_in)
+        app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
     for api in (operations, contracts, holds, audit):
-        app.include_router(api.router, dependencies=staff)
+        app.include_router(api.router, dependencies=staff, responses=answers)
     for pages in (
         auth_pages,
         contractor_pages,

@@ -15,20 +15,83 @@
   (``server/web/errors.py``).
 * ``ActorDep`` — the caller as an :class:`~server.people.permissions.Actor` (account and
   credential), for library functions that check permissions and audit who acted.
+
+And the shapes every route shares, so that a bad value is refused the same way
+everywhere (422, never a database overflow or a calendar error):
+
+* ``RowId`` — a ledger row id or sequence number in a path, query or body: 1 to 2^63 − 1
+  (the database's BIGINT); ``TICKET_REF`` — ``DEVICE:SEQ`` with such a ``seq``.
+* ``PERIOD_PATTERN`` and ``check_period`` — a month ``YYYY-MM`` the ledger can hold
+  (years ``FIRST_YEAR`` to ``LAST_YEAR``).
+* ``documented(...)`` — the error answers a route can give, for the OpenAPI schema.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any, Final
 
+from annotated_types import Ge, Le
 from fastapi import Depends, HTTPException, Request
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.api.auth import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, Auth, Principal
 from server.people.accounts import Account, Role, Scope
 from server.people.permissions import Actor, PermissionDenied
+
+MAX_ROW_ID: Final = 2**63 - 1
+RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+"""An id or sequence number as the ledger stores it (BIGINT); larger ones exist nowhere."""
+TICKET_REF: Final = r"^(.+):([1-9][0-9]{0,17})$"
+"""``DEVICE:SEQ``; 18 digits at most keep ``SEQ`` within :data:`MAX_ROW_ID`."""
+
+PERIOD_PATTERN: Final = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+FIRST_YEAR: Final = 2000
+LAST_YEAR: Final = 2099
+"""The months the ledger can hold. Outside them a statement's window may not fit the
+calendar (9999-12 ends in year 10000), and a preview far ahead walks every month up to
+it (5294-10 took seconds): both are refused before any work."""
+
+
+def check_period(period: str) -> None:
+    """422 unless ``period`` is a month ``YYYY-MM`` within ``FIRST_YEAR``..``LAST_YEAR``."""
+    if re.fullmatch(PERIOD_PATTERN, period) is None:
+        raise HTTPException(
+            422,
+            detail=f"period {period!r} is not YYYY-MM from {FIRST_YEAR} to {LAST_YEAR}",
+        )
+
+
+def is_period(text: str) -> bool:
+    try:
+        check_period(text)
+    except HTTPException:
+        return False
+    return True
+
+
+class Problem(BaseModel):
+    """An error answer: FastAPI's ``{"detail": ...}`` (a reason, or a list of problems)."""
+
+    detail: Any
+
+
+_ERRORS: Final = {
+    400: "the body could not be parsed at all (not JSON, broken multipart)",
+    401: "not signed in (no or bad token or login cookie)",
+    403: "signed in, but not allowed (role, contractor scope, CSRF)",
+    404: "no such object, or not the caller's to see",
+    409: "the object's state does not allow the act",
+    422: "a parameter or the body is not valid",
+}
+
+
+def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a route or router: these error answers, with their shape."""
+    return {code: {"model": Problem, "description": _ERRORS[code]} for code in codes}
 
 
 def _session(request: Request) -> Iterator[Session]:

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
-from server.api.deps import SessionDep
+from server.api.deps import RowId, SessionDep
 from server.ledger import audit
 from server.ledger.accounting import AuditEntry
 
@@ -55,7 +55,9 @@ def head(session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/verify")
-def verify(session: SessionDep, seq: int | None = None, hash: str | None = None) -> dict[str, Any]:
+def verify(
+    session: SessionDep, seq: RowId | None = None, hash: str | None = None
+) -> dict[str, Any]:
     expected = audit.Head(seq, hash, None) if seq is not None and hash else None
     report = audit.verify(session, expected)
     return {

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from server.api.deps import ContractorScope, SessionDep
+from server.api.deps import ContractorScope, SessionDep, documented
 from server.api.routes.statements import check_bin
 from server.money.amounts import LOCAL_TZ
 from server.money.contractors import contractors, overview
@@ -29,7 +29,7 @@ def today_local() -> date:
     return datetime.now(LOCAL_TZ).date()
 
 
-@router.get("/contractors/{contractor_bin}/overview")
+@router.get("/contractors/{contractor_bin}/overview", responses=documented(404))
 def contractor_overview(
     session: SessionDep,
     scope: ContractorScope,

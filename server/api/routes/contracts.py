@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, UploadFile
 from sqlalchemy import select
 
-from server.api.deps import OperatorDep, SessionDep
+from server.api.deps import OperatorDep, SessionDep, documented
 from server.ledger.models import Contract
 from server.money.contracts import READERS, ImportProblems, latest_versions, read_file, store
 
@@ -45,7 +45,7 @@ def contracts(session: SessionDep) -> list[dict[str, Any]]:
     return [contract_view(c) for c in latest_versions(session)]
 
 
-@router.get("/{contract_id}/versions")
+@router.get("/{contract_id}/versions", responses=documented(404))
 def versions(session: SessionDep, contract_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(Contract).where(Contract.contract_id == contract_id).order_by(Contract.version)
@@ -55,7 +55,7 @@ def versions(session: SessionDep, contract_id: str) -> list[dict[str, Any]]:
     return [contract_view(c) for c in rows]
 
 
-@router.post("/import")
+@router.post("/import", responses=documented(400))
 async def import_contracts(
     session: SessionDep, user: OperatorDep, file: UploadFile
 ) -> dict[str, Any]:

@@ -14,11 +14,14 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import (
+    TICKET_REF,
     ContractorDep,
     ContractorScope,
     OperatorDep,
+    RowId,
     SessionDep,
     committed,
+    documented,
 )
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 
@@ -32,8 +35,8 @@ class OpenRequest(BaseModel):
         None, description="optional; if given, the caller's own BIN (no one acts for another)"
     )
     comment: str = Field(min_length=1)
-    ticket: str | None = Field(None, pattern=r"^.+:\d+$", description="DEVICE:SEQ")
-    statement_id: int | None = None
+    ticket: str | None = Field(None, pattern=TICKET_REF, description="DEVICE:SEQ")
+    statement_id: RowId | None = None
     line: str | None = Field(None, description="contract_id@vN:stage")
 
 
@@ -57,7 +60,7 @@ def disputes(
     return [v.to_dict() for v in views]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=documented(400, 404))
 def open_(session: SessionDep, user: ContractorDep, body: OpenRequest) -> dict[str, Any]:
     assert user.contractor_bin is not None  # a contractor account always has its BIN
     if body.contractor_bin not in (None, user.contractor_bin):
@@ -79,9 +82,9 @@ def open_(session: SessionDep, user: ContractorDep, body: OpenRequest) -> dict[s
     return {"id": d.id, "status": d.status}
 
 
-@router.post("/{dispute_id}/decide")
+@router.post("/{dispute_id}/decide", responses=documented(400, 404, 409))
 def decide_(
-    session: SessionDep, user: OperatorDep, dispute_id: int, body: DecideRequest
+    session: SessionDep, user: OperatorDep, dispute_id: RowId, body: DecideRequest
 ) -> dict[str, Any]:
     with committed(session, DisputeError, 409):
         d = decide(session, dispute_id, body.decision, actor=user.username, reason=body.reason)

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import OperatorDep, SessionDep, committed
+from server.api.deps import OperatorDep, RowId, SessionDep, committed, documented
 from server.money.holds import HoldError, list_holds, resolve
 
 router = APIRouter(prefix="/api/v1/holds", tags=["holds"])
@@ -28,9 +28,9 @@ def holds(
     return [h.to_dict() for h in list_holds(session, status=status)]
 
 
-@router.post("/{hold_id}/resolve")
+@router.post("/{hold_id}/resolve", responses=documented(400, 404, 409))
 def resolve_hold(
-    session: SessionDep, user: OperatorDep, hold_id: int, body: ResolveRequest
+    session: SessionDep, user: OperatorDep, hold_id: RowId, body: ResolveRequest
 ) -> dict[str, Any]:
     with committed(session, HoldError, 409):
         r = resolve(session, hold_id, body.decision, actor=user.username, reason=body.reason)

@@ -18,17 +18,21 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from server.api.deps import (
+    PERIOD_PATTERN,
     ActorDep,
     ContractorScope,
     OperatorDep,
+    RowId,
     SessionDep,
     StaffDep,
+    check_period,
     committed,
+    documented,
 )
 from server.identifiers import bin_problem
 from server.ledger.accounting import StoredStatement
 from server.money.allocation import MissingRate
-from server.money.inputs import StatementError, parse_period
+from server.money.inputs import StatementError
 from server.money.statements import (
     approve,
     compute_and_store,
@@ -42,7 +46,7 @@ from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1", tags=["statements"])
 
-Period = Path(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM", examples=["2026-03"])
+Period = Path(pattern=PERIOD_PATTERN, description="YYYY-MM", examples=["2026-03"])
 
 
 class _Body(BaseModel):
@@ -98,9 +102,11 @@ def stored_view(row: StoredStatement, with_body: bool = False) -> dict[str, Any]
 def stored_statements(
     session: SessionDep,
     scope: ContractorScope,
-    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    period: str | None = Query(None, pattern=PERIOD_PATTERN),
     contractor_bin: str | None = None,
 ) -> list[dict[str, Any]]:
+    if period is not None:
+        check_period(period)
     if contractor_bin is not None:
         scope.require(contractor_bin)
     rows = list_statements(session, period=period, contractor_bin=scope.narrow(contractor_bin))
@@ -111,9 +117,11 @@ def stored_statements(
 def verify_statements(
     session: SessionDep,
     _: StaffDep,
-    period: str | None = Query(None, pattern=r"^\d{4}-\d{2}$"),
+    period: str | None = Query(None, pattern=PERIOD_PATTERN),
     tickets: bool = True,
 ) -> dict[str, Any]:
+    if period is not None:
+        check_period(period)
     report = verify(session, period=period, check_tickets=tickets)
     return {
         "ok": report.ok,
@@ -123,7 +131,7 @@ def verify_statements(
     }
 
 
-@router.post("/statements/compute")
+@router.post("/statements/compute", responses=documented(400))
 def compute_statements(
     session: SessionDep, _: OperatorDep, actor: ActorDep, body: ComputeRequest
 ) -> dict[str, Any]:
@@ -139,9 +147,9 @@ def compute_statements(
     }
 
 
-@router.get("/statements/{statement_id:int}")
+@router.get("/statements/{statement_id:int}", responses=documented(404))
 def stored_statement(
-    session: SessionDep, scope: ContractorScope, statement_id: int
+    session: SessionDep, scope: ContractorScope, statement_id: RowId
 ) -> dict[str, Any]:
     row = session.get(StoredStatement, statement_id)
     # Another contractor's statement is not even confirmed to exist.
@@ -150,18 +158,22 @@ def stored_statement(
     return stored_view(row, with_body=True)
 
 
-@router.post("/statements/{statement_id:int}/approve")
+@router.post("/statements/{statement_id:int}/approve", responses=documented(404, 409))
 def approve_statement(
-    session: SessionDep, _: OperatorDep, actor: ActorDep, statement_id: int, body: ApproveRequest
+    session: SessionDep,
+    _: OperatorDep,
+    actor: ActorDep,
+    statement_id: RowId,
+    body: ApproveRequest,
 ) -> dict[str, Any]:
     with committed(session, StatementError, 409):
         row = approve(session, statement_id, actor=actor, expected_total=body.expected_total_kzt)
     return stored_view(row)
 
 
-@router.post("/statements/{statement_id:int}/pay")
+@router.post("/statements/{statement_id:int}/pay", responses=documented(400, 404, 409))
 def pay_statement(
-    session: SessionDep, _: OperatorDep, actor: ActorDep, statement_id: int, body: PayRequest
+    session: SessionDep, _: OperatorDep, actor: ActorDep, statement_id: RowId, body: PayRequest
 ) -> dict[str, Any]:
     with committed(session, StatementError, 409):
         row = pay(
@@ -174,7 +186,7 @@ def pay_statement(
     return stored_view(row)
 
 
-@router.get("/statements/{period}")
+@router.get("/statements/{period}", responses=documented(404))
 def list_statements_preview(
     session: SessionDep, scope: ContractorScope, period: str = Period
 ) -> list[dict[str, Any]]:
@@ -189,7 +201,7 @@ def list_statements_preview(
         raise HTTPException(422, detail=str(exc)) from None
 
 
-@router.get("/contractors/{contractor_bin}/statements/{period}")
+@router.get("/contractors/{contractor_bin}/statements/{period}", responses=documented(404))
 def contractor_statement(
     session: SessionDep, scope: ContractorScope, contractor_bin: str, period: str = Period
 ) -> dict[str, Any]:
@@ -208,10 +220,3 @@ def contractor_statement(
 def check_bin(contractor_bin: str) -> None:
     if problem := bin_problem(contractor_bin):
         raise HTTPException(422, detail=f"contractor_bin: {problem}")
-
-
-def check_period(period: str) -> None:
-    try:
-        parse_period(period)
-    except ValueError as exc:
-        raise HTTPException(422, detail=str(exc)) from None

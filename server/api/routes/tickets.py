@@ -9,8 +9,15 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from sqlalchemy.orm import Session
 
-from server.api.deps import ContractorScope, CurrentUser, SessionDep
-from server.api.routes.statements import check_period
+from server.api.deps import (
+    PERIOD_PATTERN,
+    ContractorScope,
+    CurrentUser,
+    RowId,
+    SessionDep,
+    check_period,
+    documented,
+)
 from server.money.evidence import ConfigUsed, Evidence, evidence_for
 from server.money.tickets import TicketFilter, TicketRow, all_tickets, csv_lines, find_tickets
 from server.people.accounts import Account, NotFound
@@ -21,7 +28,7 @@ _IDENT = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"
 
 
 def ticket_filter(
-    period: Annotated[str, Query(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM, local")],
+    period: Annotated[str, Query(pattern=PERIOD_PATTERN, description="YYYY-MM, local")],
     category: Annotated[str | None, Query(pattern=_IDENT)] = None,
     site: Annotated[str | None, Query(pattern=_IDENT)] = None,
     device: Annotated[str | None, Query(pattern=_IDENT)] = None,
@@ -78,7 +85,11 @@ def list_tickets(
     }
 
 
-@router.get("/tickets.csv")
+@router.get(
+    "/tickets.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def export_tickets(
     session: SessionDep, scope: ContractorScope, flt: FilterDep
 ) -> StreamingResponse:
@@ -134,8 +145,8 @@ def config_json(c: ConfigUsed) -> dict[str, Any]:
     }
 
 
-@router.get("/tickets/{ticket_id}/evidence")
-def ticket_evidence(session: SessionDep, user: CurrentUser, ticket_id: int) -> dict[str, Any]:
+@router.get("/tickets/{ticket_id}/evidence", responses=documented(404))
+def ticket_evidence(session: SessionDep, user: CurrentUser, ticket_id: RowId) -> dict[str, Any]:
     return evidence_json(visible_evidence(session, user, ticket_id))
 
 

@@ -8,8 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 
-from server.api.deps import ContractorScope, CurrentUser, SessionDep
-from server.api.routes.statements import check_bin, check_period
+from server.api.deps import ContractorScope, CurrentUser, SessionDep, check_period
+from server.api.routes.statements import check_bin
 from server.money.amounts import LOCAL_TZ
 from server.money.contractors import overview
 from server.money.lines import Statement

@@ -17,7 +17,15 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorDep, ContractorScope, CurrentUser, OperatorDep, SessionDep
+from server.api.deps import (
+    TICKET_REF,
+    ContractorDep,
+    ContractorScope,
+    CurrentUser,
+    OperatorDep,
+    RowId,
+    SessionDep,
+)
 from server.money.disputes import DisputeError, decide, list_disputes, open_dispute
 from server.money.statements import list_statements
 from server.people.accounts import NotFound, Role
@@ -25,7 +33,7 @@ from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)
 
-TICKET_RE: Final = re.compile(r"^(.+):(\d+)$")
+TICKET_RE: Final = re.compile(TICKET_REF)
 
 
 @router.get("/disputes")
@@ -36,7 +44,7 @@ def disputes_page(
     scope: ContractorScope,
     show: Annotated[Literal["open", "all"], Query()] = "all",
     ticket: Annotated[str, Query(max_length=200)] = "",
-    statement: Annotated[int | None, Query()] = None,
+    statement: Annotated[RowId | None, Query()] = None,
 ) -> Response:
     views = list_disputes(
         session, contractor_bin=scope.narrow(None), status="open" if show == "open" else None
@@ -79,7 +87,7 @@ def open_(
     statement_id, line_ref = None, None
     if line:
         sid, _, key = line.partition("|")
-        if not sid.isdigit() or not key:
+        if not sid.isdigit() or len(sid) > 18 or not key:
             return page.refuse("/disputes", page.t("disputes.bad_line"))
         statement_id, line_ref = int(sid), key
     bin_ = user.contractor_bin
@@ -105,7 +113,7 @@ def decide_(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    dispute_id: int,
+    dispute_id: RowId,
     decision: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=4000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",

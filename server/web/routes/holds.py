@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.api.deps import OperatorDep, SessionDep, StaffDep
+from server.api.deps import OperatorDep, RowId, SessionDep, StaffDep
 from server.money.holds import HoldError, list_holds, resolve
 from server.web.render import PageDep, safe_next
 
@@ -34,7 +34,7 @@ def resolve_hold(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    hold_id: int,
+    hold_id: RowId,
     decision: Annotated[str, Form(max_length=20)] = "",
     reason: Annotated[str, Form(max_length=2000)] = "",
     next: Annotated[str, Form(max_length=2000)] = "",

@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.api.deps import OperatorDep, SessionDep, StaffDep
+from server.api.deps import OperatorDep, RowId, SessionDep, StaffDep
 from server.fleet.alarms import AlarmError, acknowledge, clear, list_alarms
 from server.fleet.dead_letters import DeadLetterError, discard, list_dead_letters
 from server.fleet.ingest.handler import IngestHandler
@@ -45,7 +45,7 @@ def alarm_action(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    alarm_id: int,
+    alarm_id: RowId,
     action: Literal["acknowledge", "clear"],
     next: NextField = "",
 ) -> Response:
@@ -100,7 +100,7 @@ def discard_dead_letter(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    dead_letter_id: int,
+    dead_letter_id: RowId,
     reason: Annotated[str, Form(max_length=2000)] = "",
     next: NextField = "",
 ) -> Response:
@@ -119,7 +119,7 @@ def reprocess_dead_letter(
     page: PageDep,
     session: SessionDep,
     user: OperatorDep,
-    dead_letter_id: int,
+    dead_letter_id: RowId,
     next: NextField = "",
 ) -> Response:
     target = safe_next(next, "/dead-letters")

@@ -18,12 +18,20 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query
 from fastapi.responses import Response
 
-from server.api.deps import ActorDep, ContractorScope, OperatorDep, SessionDep, StaffDep
-from server.api.routes.statements import check_period
+from server.api.deps import (
+    ActorDep,
+    ContractorScope,
+    OperatorDep,
+    RowId,
+    SessionDep,
+    StaffDep,
+    check_period,
+    is_period,
+)
 from server.ledger.accounting import StoredStatement
 from server.money.allocation import MissingRate
 from server.money.contractors import contractors
-from server.money.inputs import StatementError, parse_period
+from server.money.inputs import StatementError
 from server.money.statements import (
     approve,
     body_statement,
@@ -78,7 +86,9 @@ def compute(
     actor: ActorDep,
     period: PeriodField = "",
 ) -> Response:
-    target = "/statements" + (f"?period={period}" if _is_period(period) else "")
+    if not is_period(period):
+        return page.refuse("/statements", f"period {period!r} is not YYYY-MM")
+    target = f"/statements?period={period}"
     return page.act(
         session,
         target,
@@ -100,7 +110,7 @@ def approve_statement(
     session: SessionDep,
     _: OperatorDep,
     actor: ActorDep,
-    statement_id: int,
+    statement_id: RowId,
     expected_total: TotalField = "",
     confirm: ConfirmField = "",
     next: NextField = "",
@@ -130,7 +140,7 @@ def pay_statement(
     session: SessionDep,
     _: OperatorDep,
     actor: ActorDep,
-    statement_id: int,
+    statement_id: RowId,
     reference: Annotated[str, Form(max_length=100)] = "",
     expected_total: TotalField = "",
     confirm: ConfirmField = "",
@@ -158,7 +168,7 @@ def pay_statement(
 
 @router.get("/statements/{statement_id:int}")
 def recorded_page(
-    page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: int
+    page: PageDep, session: SessionDep, scope: ContractorScope, statement_id: RowId
 ) -> Response:
     row = session.get(StoredStatement, statement_id)
     # As in the API: another contractor's statement is not even confirmed to exist.
@@ -174,11 +184,3 @@ def recorded_page(
         original=original,
         **statement_context(body_statement(shown)),
     )
-
-
-def _is_period(text: str) -> bool:
-    try:
-        parse_period(text)
-    except ValueError:
-        return False
-    return True

@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from server.api.deps import ContractorScope, CurrentUser, SessionDep
-from server.api.routes.statements import check_period
+from server.api.deps import ContractorScope, CurrentUser, RowId, SessionDep, check_period
 from server.api.routes.tickets import csv_response, visible_evidence
 from server.money.contractors import filter_choices
 from server.money.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
@@ -21,7 +20,7 @@ _IDENT = r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$"
 
 
 def page_filter(
-    period: Annotated[str, Query(pattern=r"^(\d{4}-\d{2})?$")] = "",
+    period: Annotated[str, Query(pattern=r"^([0-9]{4}-[0-9]{2})?$")] = "",
     category: Annotated[str, Query(pattern=_IDENT)] = "",
     site: Annotated[str, Query(pattern=_IDENT)] = "",
     device: Annotated[str, Query(pattern=_IDENT)] = "",
@@ -68,6 +67,6 @@ def tickets_csv(
 
 @router.get("/tickets/{ticket_id}")
 def evidence_page(
-    page: PageDep, session: SessionDep, user: CurrentUser, ticket_id: int
+    page: PageDep, session: SessionDep, user: CurrentUser, ticket_id: RowId
 ) -> Response:
     return page.render("tickets/evidence.html", e=visible_evidence(session, user, ticket_id))
