@@ -779,7 +779,11 @@ class Agent:
                 link_event = self.link.events.get_nowait()
             except queue.Empty:
                 break
-            self.handle_link(link_event)
+            # Anything from the broker is untrusted input too: a message that makes its
+            # handling fail faults "link" (alarm, counter) instead of stopping the agent.
+            with self._isolated("link"):
+                self.handle_link(link_event)
+                self._device_ok("link")
         now = self.clock.monotonic()
         if self._outbox_dirty or now >= self._next_pump:
             self.pump()

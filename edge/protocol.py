@@ -546,7 +546,14 @@ SIGNED_CHANNELS: Final = frozenset(
 # decoder on every call, a large share of a small payload's cost. Both are stateless
 # between calls. The encoder's options are exactly those json.dumps would pass.
 _CANONICAL: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-_DECODER: Final = json.JSONDecoder(parse_float=Decimal)
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, though Python's decoder takes them by default.
+    raise ValueError(f"{name} is not a JSON number")
+
+
+_DECODER: Final = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
 
 
 def canonical_bytes(data: Mapping[str, Any]) -> bytes:
@@ -567,6 +574,11 @@ def _load(raw: bytes) -> dict[str, Any]:
         raise ProtocolError("payload", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise ProtocolError("payload", f"not JSON ({exc.msg} at char {exc.pos})") from None
+    except ValueError as exc:
+        # NaN/Infinity, or an integer past Python's digit limit (4,300 digits).
+        raise ProtocolError(
+            "payload", f"not a valid number ({str(exc).split(':')[0][:80]})"
+        ) from None
     except RecursionError:
         raise ProtocolError("payload", "nested too deeply") from None
     if not isinstance(data, dict):

@@ -158,3 +158,32 @@ def test_sensor_values_that_are_not_readings_never_stop_the_agent(
     assert "implausible" in agent.alarms.raised["sensor_fault:c1:temperature"].message
     assert agent.containers.channels["c1"].tracker.rejected == 4
     assert not agent.faulted  # refused the normal way, nothing raised
+
+
+def test_a_broker_message_whose_handling_raises_faults_the_link_not_the_agent(
+    harness: Harnesses,
+) -> None:
+    """Whatever arrives on the ack or config topic is untrusted: if handling it fails in
+    a way nobody foresaw, the agent raises ``device_fault:link`` and keeps recording."""
+    from edge.protocol import topic
+    from tests.support.harness import DEVICE
+
+    scale = silent_scale([])
+    h = harness([scale_dev(harness.attach("fault-link", scale), category="tyres")])
+    agent = h.start()
+
+    def broken(payload: bytes) -> None:
+        raise LookupError("an ack nobody foresaw")
+
+    acks = agent._acks
+    agent._acks = broken  # type: ignore[method-assign]
+    h.bus.deliver(topic(DEVICE, Channel.ACK), b'{"v":1,"acks":[]}')
+    spin(agent, lambda: agent.stats.device_faults["link"] == 1)
+    spin(agent, lambda: bool(alarms(h, "device_fault:link")))
+    (raised,) = alarms(h, "device_fault:link")
+    assert raised[:2] == (AlarmState.RAISED, "warning")
+    scale.play([Load(Decimal("80"))])
+    spin(agent, lambda: bool(messages(h.bus, Channel.WEIGHING)))
+    agent._acks = acks  # type: ignore[method-assign]
+    h.bus.deliver(topic(DEVICE, Channel.ACK), b'{"v":1,"acks":[]}')
+    spin(agent, lambda: [a[0] for a in alarms(h, "device_fault:link")][-1] is AlarmState.CLEARED)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -390,3 +391,25 @@ def test_settings_problems_are_the_bounds_both_sides_apply() -> None:
     assert settings_problems({"devices": {"s1": {"tare_kg": "-1"}}}) == [
         "settings.devices.s1.tare_kg: expected kg as a decimal string or an integer"
     ]
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        (b"9" * 5000, "Exceeds the limit (4300 digits)"),
+        (b"NaN", "NaN is not a JSON number"),
+        (b"Infinity", "Infinity is not a JSON number"),
+        (b"-Infinity", "-Infinity is not a JSON number"),
+    ],
+)
+def test_numbers_json_does_not_have_are_a_protocol_error_on_every_channel(
+    number: bytes, why: str
+) -> None:
+    """Python's JSON decoder takes NaN and Infinity, and a 5,000-digit integer raises a
+    plain ValueError: both must be refused like any other bad payload, or a message on
+    the ack or config topic would stop the agent."""
+    raw = b'{"v":1,"seq":' + number + b"}"
+    for channel in Channel:
+        with pytest.raises(ProtocolError, match=re.escape(why)) as caught:
+            decode(channel, raw)
+        assert caught.value.field == "payload"
