@@ -39,6 +39,7 @@ from firmware_sim.server import PortServer
 from server.fleet.remote_config import create_key, desired_message, issue_config
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Device, Ticket
+from server.money import holds
 from server.money.disputes import open_dispute
 from server.money.statements import compute_and_store
 from server.people.permissions import Permission
@@ -441,9 +442,20 @@ class Harness:
             for (dev, seq), t in tickets.items():
                 if dev == device_id and hashes.get(seq) != t.hash:
                     self.found("altered", f"ticket {dev}:{seq} is not what the device signed")
-        for (dev, seq), t in tickets.items():
-            if t.site_id != sites.get(dev):
-                self.found("altered", f"ticket {dev}:{seq} claims site {t.site_id}")
+        # A device's claimed site is kept as it signed it, but is never paid where the
+        # registry does not put the device: the hold scan must hold every such ticket.
+        claims = {k for k, t in tickets.items() if t.site_id != sites.get(k[0])}
+        if claims:
+            with self.sessions.begin() as session:
+                holds.scan(session, actor="attack")
+            with self.sessions() as session:
+                held = {
+                    (v.device_id, v.seq)
+                    for v in holds.list_holds(session, status="open")
+                    if v.reason == "site_not_registered"
+                }
+            for dev, seq in sorted(claims - held):
+                self.found("altered", f"ticket {dev}:{seq} claims site {tickets[dev, seq].site_id}")
         for agent in self.agents:
             revision, settings = agent.process.applied_config()
             legit = agent.legit_config
