@@ -8,20 +8,23 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from server.api.deps import ActorDep, OperatorDep, SessionDep, committed
+from server.api.deps import ActorDep, OperatorDep, SessionDep, committed, documented
 from server.people.accounts import AccountError, find_user, list_users
-from server.people.permissions import all_permissions, grant, permissions_of, revoke
+from server.people.permissions import (
+    Permission,
+    all_permissions,
+    grant,
+    permissions_of,
+    revoke,
+)
 
 router = APIRouter(prefix="/api/v1/accounts", tags=["accounts"])
 
 
 class GrantRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    permission: str = Field(
-        min_length=1,
-        max_length=32,
-        description="statements.compute, statements.approve, statements.pay or accounts.admin",
-    )
+    # An enum, so an unknown name is a 422 like any other malformed field.
+    permission: Permission = Field(description="the permission to grant")
 
 
 @router.get("")
@@ -40,6 +43,11 @@ def accounts(session: SessionDep, _: OperatorDep) -> list[dict[str, Any]]:
     ]
 
 
+def _user_or_404(session: SessionDep, username: str) -> None:
+    if find_user(session, username) is None:
+        raise HTTPException(404, detail=f"no user {username!r}")
+
+
 def _held(session: SessionDep, username: str) -> dict[str, Any]:
     user = find_user(session, username)
     if user is None:
@@ -50,19 +58,21 @@ def _held(session: SessionDep, username: str) -> dict[str, Any]:
     }
 
 
-@router.post("/{username}/permissions")
+@router.post("/{username}/permissions", responses=documented(400, 404, 409))
 def grant_permission(
     session: SessionDep, _: OperatorDep, actor: ActorDep, username: str, body: GrantRequest
 ) -> dict[str, Any]:
+    _user_or_404(session, username)
     with committed(session, AccountError, 409):
         grant(session, username, body.permission, by=actor)
     return _held(session, username)
 
 
-@router.delete("/{username}/permissions/{permission}")
+@router.delete("/{username}/permissions/{permission}", responses=documented(404, 409))
 def revoke_permission(
-    session: SessionDep, _: OperatorDep, actor: ActorDep, username: str, permission: str
+    session: SessionDep, _: OperatorDep, actor: ActorDep, username: str, permission: Permission
 ) -> dict[str, Any]:
+    _user_or_404(session, username)
     with committed(session, AccountError, 409):
         revoke(session, username, permission, by=actor)
     return _held(session, username)

@@ -27,14 +27,16 @@ def test_an_administrator_grants_and_revokes_permissions(
     r = admin.post("/api/v1/accounts/audit1/permissions", json={"permission": "statements.pay"})
     assert r.status_code == 409
     assert "only operators" in r.json()["detail"]
+    # An unknown permission is malformed input; an unknown account is not found.
     r = admin.post(url, json={"permission": "statements.everything"})
-    assert r.status_code == 409
+    assert r.status_code == 422
     assert (
         admin.post(
             "/api/v1/accounts/nobody/permissions", json={"permission": "statements.pay"}
         ).status_code
-        == 409
+        == 404
     )
+    assert admin.delete(f"{url}/statements.everything").status_code == 422
     listed = {a["username"]: a for a in admin.get("/api/v1/accounts").json()}
     assert listed["ops"]["permissions"] == ["statements.compute"]
     assert listed["admin"]["permissions"] == ["accounts.admin"]
