@@ -56,6 +56,7 @@ from edge.journal import Journal, JournalFull
 from edge.link import Link, LinkEvent, LinkEventKind
 from edge.panel import Indicator, Panel
 from edge.protocol import (
+    Ack,
     AckStatus,
     Alarm,
     Channel,
@@ -119,6 +120,31 @@ class Signer(Protocol):
     def sign(self, data: bytes) -> str: ...
 
 
+class ServerKey(Protocol):
+    """The server's public key pinned at provisioning (:class:`edge.evidence.PublicKey`)."""
+
+    def verify(self, data: bytes, sig_b64: str) -> bool: ...
+
+
+def ack_refusal(ack: Ack, device_id: str, server_key: ServerKey | None) -> str | None:
+    """Why an ack message must settle nothing on ``device_id``, or None.
+
+    With a pinned server key only a message signed by it for this device settles
+    anything; without one (a device provisioned before acks were signed) an unsigned
+    message is taken on its hashes alone, which an eavesdropper on an open broker can
+    copy. A message naming another device is refused either way.
+    """
+    if ack.device_id is not None and ack.device_id != device_id:
+        return f"device: the ack is for device {ack.device_id}, not {device_id}"
+    if server_key is None:
+        return None
+    if ack.sig is None or ack.device_id is None:
+        return "unsigned: the ack is not signed by the server"
+    if not server_key.verify(ack.signing_bytes(), ack.sig):
+        return "signature: the ack does not verify with the pinned server key"
+    return None
+
+
 @dataclass
 class AgentStats:
     recorded: int = 0
@@ -130,6 +156,9 @@ class AgentStats:
     config: Counter[str] = field(default_factory=Counter)
     #: Acks that named no journal row by kind, seq and hash (forged, or without a hash).
     ack_mismatch: int = 0
+    #: Ack messages refused before the journal: unsigned or badly signed (with a pinned
+    #: server key), or for another device.
+    ack_signature: int = 0
     started_mono: float = 0.0
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
@@ -149,6 +178,7 @@ class Agent:
         notifier: Notifier | None = None,
         on_recorded: Callable[[Weighing], None] | None = None,
         signer: Signer | None = None,
+        server_key: ServerKey | None = None,
     ) -> None:
         self.config = config
         self.journal = journal
@@ -161,6 +191,9 @@ class Agent:
         self.on_recorded = on_recorded
         self.signer = signer
         """The device key: signs ``config/reported`` (unsigned without one)."""
+        self.server_key = server_key
+        """The server key pinned at provisioning: only acks it signed settle records.
+        None: acks settle on their hashes alone (weaker; see docs/protocol.md, Ack)."""
         self.stats = AgentStats(started_mono=clock.monotonic())
         self.alarms = AlarmBoard(config.device_id, journal.boot_id, clock)
         self.selections = Selections()
@@ -478,6 +511,12 @@ class Agent:
         except ProtocolError as exc:
             log.warning("ignoring malformed ack: %s", exc)
             return
+        refused = ack_refusal(ack, self.config.device_id, self.server_key)
+        if refused is not None:  # checked once per message, before the journal
+            self.stats.ack_signature += 1
+            log.warning("ack message of %d item(s) refused: %s", len(ack.acks), refused)
+            self._ack_mismatch(f"ack message refused ({refused}); nothing was settled")
+            return
         result = self.journal.apply_acks(ack.acks)
         for item in result.settled:
             self.stats.acks[item.status.value] += 1
@@ -492,8 +531,6 @@ class Agent:
             self._matched_since_mismatch = True
         if result.mismatched:
             self.stats.ack_mismatch += len(result.mismatched)
-            self._last_mismatch = self.clock.monotonic()
-            self._matched_since_mismatch = False
             first = result.mismatched[0]
             log.warning(
                 "%d ack(s) match no journal record by kind, seq and hash, ignored"
@@ -504,13 +541,18 @@ class Agent:
                 first.status.value,
                 first.hash,
             )
-            if not self.alarms.is_raised("ack_mismatch"):
-                self.alarms.raise_(
-                    "ack_mismatch",
-                    f"ack for {first.kind.value} seq {first.seq} does not match the"
-                    " journal's record (forged or misdirected); nothing was settled",
-                )
+            self._ack_mismatch(
+                f"ack for {first.kind.value} seq {first.seq} does not match the"
+                " journal's record (forged or misdirected); nothing was settled"
+            )
         self._outbox_dirty = True
+
+    def _ack_mismatch(self, message: str) -> None:
+        """Raise ``ack_mismatch`` (once) and restart its clearing period."""
+        self._last_mismatch = self.clock.monotonic()
+        self._matched_since_mismatch = False
+        if not self.alarms.is_raised("ack_mismatch"):
+            self.alarms.raise_("ack_mismatch", message)
 
     def _desired(self, payload: bytes) -> None:
         if self.remote is None:
@@ -600,6 +642,7 @@ class Agent:
         counters["fill_dropped"] = self.containers.dropped
         counters["open_passes"] = self.journal.open_passes()
         counters["ack_mismatch"] = self.stats.ack_mismatch
+        counters["ack_signature"] = self.stats.ack_signature
         for status, n in self.stats.acks.items():
             counters[f"acks_{status}"] = n
         counters.update(self.stats.config)

@@ -11,6 +11,7 @@ imported, so a Pi spends no memory on drivers it does not need.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +29,8 @@ from edge.panel import LedState, Panel
 from edge.protocol import Channel, Status, Weighing, encode, format_ts, seal, topic
 from edge.remote import RemoteConfig
 from edge.watchdog import Notifier
+
+log = logging.getLogger(__name__)
 
 
 def read_boot_id(path: Path = Path("/proc/sys/kernel/random/boot_id")) -> str:
@@ -191,6 +194,11 @@ def build_agent(
     key = DeviceKey.load(config.key_path)
     pinned, _ = config.server_key()
     remote = RemoteConfig(config, PublicKey.from_b64(pinned) if pinned is not None else None)
+    if pinned is None:
+        log.warning(
+            "no server key pinned: remote configuration is refused, and acks settle records"
+            " on their hashes alone, unverified (epr-edge provision --server-key)"
+        )
     effective, reports = remote.startup()
     journal = Journal(
         config.journal_path,
@@ -249,6 +257,7 @@ def build_agent(
         notifier=notifier if notifier is not None else Notifier.from_env(),
         on_recorded=on_recorded,
         signer=key,
+        server_key=remote.server_key,
     )
     agent_box.append(agent)
     for report in reports:

@@ -433,11 +433,36 @@ class AckItem:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
+    """The server's acks for one device, signed by the server's key.
+
+    ``sig`` is the Ed25519 signature of the canonical :meth:`body` (``v``, ``acks``,
+    ``device_id``) with the server's key, the configuration key every device pins at
+    provisioning: one signature per message, whatever the number of items.
+    ``device_id`` names the device the acks are for, so a message signed for one
+    device settles nothing on another. Both are absent only from the messages of
+    older servers, which a device with a pinned key refuses.
+    """
+
     acks: tuple[AckItem, ...]
     v: int = PROTOCOL_VERSION
+    device_id: str | None = None
+    sig: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields: everything except ``sig`` (``device_id`` left out if absent)."""
+        data: dict[str, Any] = {"v": self.v, "acks": [a.to_dict() for a in self.acks]}
+        if self.device_id is not None:
+            data["device_id"] = self.device_id
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": self.v, "acks": [a.to_dict() for a in self.acks]}
+        data = self.body()
+        if self.sig is not None:
+            data["sig"] = self.sig
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,11 +542,12 @@ class ConfigReported:
 
 Payload = Weighing | FillReading | Health | Alarm | Status | Ack | ConfigDesired | ConfigReported
 
-_Sealed = TypeVar("_Sealed", FillReading, Health, Alarm, Status, ConfigReported)
+_Sealed = TypeVar("_Sealed", FillReading, Health, Alarm, Status, ConfigReported, Ack)
 
 
 def seal(payload: _Sealed, sign: Callable[[bytes], str]) -> _Sealed:
-    """``payload`` signed by ``sign`` (the device key: base64 Ed25519 of the bytes).
+    """``payload`` signed by ``sign`` (base64 Ed25519 of the bytes): the device key,
+    or for an :class:`Ack` the server's key.
 
     The signature covers :meth:`signing_bytes` (the canonical body without ``sig``,
     and for a fill reading without ``hash``); a fill reading also gets its ``hash``,
@@ -918,7 +944,8 @@ def decode_status(raw: bytes) -> Status:
 
 
 def decode_ack(raw: bytes) -> Ack:
-    f = _Fields(_load(raw), frozenset({"v", "acks"}))
+    """Decode an ack message; its signature is checked by the device, which pins the key."""
+    f = _Fields(_load(raw), frozenset({"v", "acks", "device_id", "sig"}))
     items = f._get("acks", False)
     if not isinstance(items, list) or len(items) > 10_000:
         raise ProtocolError("acks", "expected a list of at most 10000 items")
@@ -942,7 +969,11 @@ def decode_ack(raw: bytes) -> Ack:
             raise ProtocolError(f"acks[{i}].{exc.field}", exc.reason) from None
         except ValueError as exc:
             raise ProtocolError(f"acks[{i}]", str(exc)) from None
-    return Ack(acks=tuple(acks))
+    return Ack(
+        acks=tuple(acks),
+        device_id=f.str_("device_id", pattern=DEVICE_ID_RE, optional=True, hint="a device id"),
+        sig=f.str_("sig", pattern=_B64_RE, optional=True, hint="a base64 Ed25519 signature"),
+    )
 
 
 _SETTINGS_DEPTH: Final = 4

@@ -106,8 +106,15 @@ def script_month(
 
 
 def build_fleet(
-    workdir: Path, broker_url: str, period: str, seed: int, sessions: sessionmaker[Session]
+    workdir: Path,
+    broker_url: str,
+    period: str,
+    seed: int,
+    sessions: sessionmaker[Session],
+    server_key: str | None = None,
 ) -> list[SimDevice]:
+    """The demo's devices, registered and approved; ``server_key`` (base64) is pinned on
+    each, so they settle only acks the server signed."""
     rng = random.Random(seed)
     fleet = []
     with sessions.begin() as session:
@@ -145,6 +152,7 @@ def build_fleet(
                 data_dir=workdir / "devices" / row["device_id"],
                 mqtt=MqttConfig(url=broker_url, ack_timeout_s=5),
                 health_interval_s=5,
+                server_config_key=server_key,
                 devices=[
                     ScaleConfig(
                         type="scale",
@@ -269,12 +277,16 @@ def run(args: argparse.Namespace) -> int:
         contracts_file = Path(str(DATA / "demo_contracts.csv"))
         result = store(session, read_csv(contracts_file))
     console.print(f"  contracts {result.created} new, {result.unchanged} unchanged")
-    fleet = build_fleet(workdir, broker_url, args.month, args.seed, sessions)
+    # The server's key: signs every ack; pinned on every agent as at provisioning.
+    server_key, _ = DeviceKey.load_or_create(workdir / "server" / "config.key")
+    fleet = build_fleet(
+        workdir, broker_url, args.month, args.seed, sessions, server_key.public_key_b64()
+    )
 
     from server.fleet.ingest.handler import IngestHandler
     from server.fleet.ingest.subscriber import Subscriber
 
-    handler = IngestHandler(sessions)
+    handler = IngestHandler(sessions, ack_key=server_key)
     subscriber = Subscriber(handler, broker_url=broker_url, client_id="epr-demo-ingest")
     subscriber.start()
     if not subscriber.connected.wait(15):

@@ -27,8 +27,10 @@ class Settings(BaseSettings):
     """Client certificate for the ingest worker when the broker requires one."""
     mqtt_key_file: Path | None = None
     config_key_file: Path = Path("var/config-signing.key")
-    """The server's Ed25519 configuration-signing key (PEM, mode 0600), made once by
-    ``epr-server config-key create``; its public half is pinned on every device."""
+    """The server's Ed25519 key (PEM, mode 0600), made once by ``epr-server config-key
+    create``; its public half is pinned on every device. It signs everything the server
+    tells a device: configurations and every ack (the ingest refuses to start without
+    it)."""
     share_group: str | None = None
     """Subscribe as ``$share/<group>/…`` so several ingest workers split the load.
     Leave empty for brokers without shared subscriptions (the embedded demo broker)."""

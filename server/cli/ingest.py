@@ -8,9 +8,32 @@ import signal
 import sys
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from server.cli.common import add_actor_options, cli_actor, ledger_sessions
 from server.config import Settings
+
+if TYPE_CHECKING:
+    from edge.evidence import DeviceKey
+
+
+def ack_key(settings: Settings) -> DeviceKey | None:
+    """The server's key that signs every ack (the configuration key devices pin), or
+    None after saying on stderr why the ingest cannot start without it."""
+    from edge.evidence import DeviceKey, DeviceKeyError
+
+    path = settings.config_key_file
+    try:
+        return DeviceKey.load(path)
+    except DeviceKeyError as exc:
+        print(
+            f"ingest: no key to sign acks with: {exc}. The ingest signs every ack with the"
+            f" server's configuration key (EPR_CONFIG_KEY_FILE, now {path}): make it once"
+            " with `epr-server config-key create` and pin its public half on every device"
+            " (epr-edge provision --server-key)",
+            file=sys.stderr,
+        )
+        return None
 
 
 def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
@@ -27,6 +50,9 @@ def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
     from server.fleet.metrics import IngestMetrics
     from server.fleet.telemetry import InfluxWriter
 
+    key = ack_key(settings)  # loaded once: it signs every ack this worker publishes
+    if key is None:
+        return 2
     sessions = ledger_sessions(settings)
     metrics = IngestMetrics()
     if settings.metrics_port is not None:
@@ -56,6 +82,7 @@ def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
         rules=rules,
         metrics=metrics,
         spool_retry_after_s=settings.telemetry_retry_after_s,
+        ack_key=key,
     )
     client_id = settings.mqtt_client_id if workers == 1 else f"{settings.mqtt_client_id}-{index}"
     sub = Subscriber(
@@ -97,6 +124,8 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     workers: int = args.workers
     if workers > 1 and not settings.share_group:
         print("--workers > 1 needs EPR_SHARE_GROUP (a shared subscription)", file=sys.stderr)
+        return 2
+    if ack_key(settings) is None:  # before any worker starts: nothing runs unsigned
         return 2
     if workers == 1:
         return _worker(settings, 0, 1, args.retire)

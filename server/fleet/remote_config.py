@@ -3,7 +3,9 @@
 The server has one Ed25519 configuration-signing key (``EPR_CONFIG_KEY_FILE``, made
 once by ``epr-server config-key create``, PEM, mode 0600); its public half
 (``epr-server config-key show``) is pinned on every device at provisioning, and a
-device applies only configurations that verify with it (``edge/remote.py``).
+device applies only configurations that verify with it (``edge/remote.py``). The
+same key signs every ack the ingest publishes: one server identity for everything
+the server tells a device.
 
 :func:`issue_config` checks the settings with the rules the agent applies
 (:func:`edge.protocol.settings_problems`: tunable keys only, bounds on the money

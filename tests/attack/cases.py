@@ -1,10 +1,10 @@
 """The attack cases, each a small function registered under its family.
 
 Cases are written against the *intended* behaviour (docs/protocol.md and the integrity
-work: acks naming seq and hash, signed configuration and device messages, sites and
-scales bound to the registry, uniform authorisation). A case records what it achieved
-with ``Harness.found``; what it may have done to journals, tickets and configuration
-is measured once at the end (``Harness.measure``).
+work: acks naming seq and hash and signed by the server, signed configuration and
+device messages, sites and scales bound to the registry, uniform authorisation). A
+case records what it achieved with ``Harness.found``; what it may have done to
+journals, tickets and configuration is measured once at the end (``Harness.measure``).
 """
 
 from __future__ import annotations

@@ -240,12 +240,17 @@ class Harness:
         self.rogue = fake_device(self.workdir / "seed", "rp-rogue-01")
         register(self.sessions, self.rogue, site_id="almaty-rp-01", region="Almaty")
         self._money()
+        # The server's key: signs configurations and every ack, pinned on every agent
+        # at provisioning.
+        key_file = self.workdir / "server" / "config.key"
+        server_key = create_key(key_file)
         self.ingest = IngestProcess(
             self.workdir / "ingest",
             "attack-ingest",
             self.ledger_url,
             self.mosquitto.url,
             share_group=None,
+            env={"EPR_CONFIG_KEY_FILE": str(key_file)},
         ).start()
         self._serve()
         self.attacker = Attacker(self.mosquitto.port)
@@ -254,8 +259,6 @@ class Harness:
             ("rp-attack-mt", "almaty-rp-01", "Almaty", "mtsics", MTSICSScale([], rate_hz=20)),
             ("rp-attack-to", "aktobe-rp-01", "Aktobe", "toledo", ToledoScale([], rate_hz=20)),
         ]
-        # The server's configuration key, pinned on every agent at provisioning.
-        server_key = create_key(self.workdir / "server" / "config.key")
         for i, (device_id, site, region, protocol, scale) in enumerate(families):
             line = InjectingPort(scale)
             port = PortServer(line).start()

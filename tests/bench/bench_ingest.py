@@ -446,7 +446,10 @@ def main() -> int:
                     fills[c] = lines
                     bar.advance(task, per_r)
         n_w, n_r = per_w * len(devices), per_r * len(containers)
+        key_file = work / "config.key"  # the server's key: the ingest signs every ack
+        DeviceKey.generate().save(key_file)
         env = {
+            "EPR_CONFIG_KEY_FILE": str(key_file),
             "EPR_DATABASE_URL": url,
             "EPR_BROKER_URL": broker.url,
             "EPR_SHARE_GROUP": "ingest",

@@ -220,6 +220,92 @@ def test_forged_acks_settle_nothing_and_the_device_says_so(
     assert count(sessions, Ticket) == 2
 
 
+def test_an_eavesdroppers_ack_with_the_right_hash_settles_nothing(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    sessions: sessionmaker[Session],
+    make_ingest: MakeIngest,
+    scale_server: Any,
+    server_key: DeviceKey,
+    request: pytest.FixtureRequest,
+) -> None:
+    """Found by ``make attack``: an ack naming kind, seq and the hash read off the broker
+    settled a record the server never stored. Acks are now signed by the server's key,
+    which the device pinned at provisioning."""
+    loads = [Load(Decimal("131.5")), Load(Decimal("242.5"))]
+    server = scale_server(ADScale(loads, rate_hz=50))
+    agent = AgentProcess(
+        tmp_path / "agent", device_id(request, "rp-hostile-04"), mosquitto.url, server.url
+    )
+    agent.provision("--server-key", server_key.public_key_b64())
+    agent.register(sessions)
+    weighing, ack, alarm = (
+        topic(agent.device_id, ch) for ch in (Channel.WEIGHING, Channel.ACK, Channel.ALARM)
+    )
+    eavesdropper = Attacker(mosquitto.port, weighing, alarm)
+    agent.start()  # the ingest is down: nothing real answers
+    try:
+        wait_until(
+            lambda: len({json.loads(p)["seq"] for p in eavesdropper.on(weighing)}) == 2,
+            60,
+            "both weighings seen on the broker",
+        )
+        heard = {json.loads(p)["seq"]: json.loads(p)["hash"] for p in eavesdropper.on(weighing)}
+        stranger = DeviceKey.generate()
+        forged: list[bytes] = []
+        for status, seq in ((AckStatus.DUPLICATE, 1), (AckStatus.REJECTED, 2)):
+            item = AckItem(seq, status, reason="forged", hash=heard[seq])
+            forged += [
+                encode(Ack((item,))),  # right kind, seq and hash; unsigned
+                encode(Ack((item,), device_id=agent.device_id)),
+                encode(seal(Ack((item,), device_id=agent.device_id), stranger.sign)),
+            ]
+        for payload in forged:
+            eavesdropper.publish(ack, payload)
+
+        def mismatch_raised() -> bool:
+            return any(
+                (a.code, a.state) == ("ack_mismatch", AlarmState.RAISED)
+                for a in map(decode_alarm, eavesdropper.on(alarm))
+            )
+
+        wait_until(mismatch_raised, 20, "the agent's ack_mismatch alarm")
+        time.sleep(1.0)  # every forged message handled
+        assert agent.journal_counts() == (2, 2)  # nothing settled
+        assert [s for _, _, s in journal_rows(agent, "weighing")] == [None, None]
+        make_ingest()  # the server's own acks, signed with its key, settle them
+        wait_until(lambda: agent.journal_counts() == (2, 0), 60, "the real acks")
+
+        def reported() -> dict[str, int]:
+            with sessions() as s:
+                state = s.get(DeviceState, agent.device_id)
+            if state is None or state.last_health is None:
+                return {}
+            counters: dict[str, int] = json.loads(state.last_health)["counters"]
+            return counters
+
+        wait_until(
+            lambda: reported().get("ack_signature") == len(forged),
+            20,
+            "the device's signed health counting the refused ack messages",
+        )
+    finally:
+        agent.stop()
+        eavesdropper.stop()
+    assert [(seq, h, st) for seq, h, st in journal_rows(agent, "weighing")] == [
+        (1, heard[1], "accepted"),
+        (2, heard[2], "accepted"),
+    ]
+    assert reported().get("ack_mismatch", 0) == 0  # refused before the journal
+    with sessions() as s:
+        stored = set(
+            s.execute(
+                select(Ticket.seq, Ticket.hash).where(Ticket.device_id == agent.device_id)
+            ).all()
+        )
+    assert stored == {(1, heard[1]), (2, heard[2])}
+
+
 FILL_DEVICE = """
 [[devices]]
 type = "fill"

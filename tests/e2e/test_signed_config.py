@@ -78,7 +78,7 @@ def test_only_the_servers_signed_configuration_is_applied(
     # The incident: an anonymous client's retained message, waiting for the device.
     _anonymous_retained(mosquitto, encode(ConfigDesired(9, ATTACK)))
     watcher = Watcher(mosquitto, DEVICE)
-    make_ingest()
+    make_ingest(server_key)
     agent.start()
     try:
         wait_until(lambda: bool(watcher.on(DEVICE, Channel.CONFIG_REPORTED)), 30, "a report")

@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,21 @@ from edge.protocol import (
     decode_status,
     decode_weighing,
     encode,
-    topic,
+    seal,
 )
 from edge.watchdog import Notifier
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from tests.support.harness import DEVICE, Harnesses, messages, scale_dev, silent_scale, spin
+from tests.support.harness import (
+    DEVICE,
+    Harness,
+    Harnesses,
+    messages,
+    scale_dev,
+    signed_ack,
+    silent_scale,
+    spin,
+)
 
 
 def test_records_before_publishing_and_keeps_it_until_the_servers_ack(
@@ -300,7 +310,7 @@ def test_forged_acks_settle_nothing_and_raise_ack_mismatch(harness: Harnesses) -
         AckItem(1, AckStatus.REJECTED, reason="junk", hash="f" * 64),  # wrong hash
         AckItem(1, AckStatus.DUPLICATE, hash="0" * 64),
     ):
-        h.bus.deliver(topic(DEVICE, Channel.ACK), encode(Ack((forged,))))
+        h.deliver_ack(signed_ack(h.server_key, (forged,)))  # signed, but for no record
     spin(agent, lambda: agent.stats.ack_mismatch == 3)
     assert agent.journal.unacked_count() == 1  # still waiting for the server
     assert not agent.alarms.is_raised("record_rejected")
@@ -322,6 +332,95 @@ def test_forged_acks_settle_nothing_and_raise_ack_mismatch(harness: Harnesses) -
     assert agent._last_mismatch is not None
     agent._last_mismatch -= ACK_MISMATCH_CLEAR_S
     spin(agent, lambda: alarm("ack_mismatch", AlarmState.CLEARED))
+
+
+def _recorded(harness: Harnesses, name: str, **top: Any) -> tuple[Harness, str]:
+    """A harness whose agent has recorded one weighing; returns it and the record's hash."""
+    url = harness.attach(name, silent_scale([Load(Decimal("120.5"))]))
+    h = harness([scale_dev(url, category="tyres")], **top)
+    agent = h.start()
+    spin(agent, lambda: bool(messages(h.bus, Channel.WEIGHING)))
+    return h, decode_weighing(messages(h.bus, Channel.WEIGHING)[0]).hash
+
+
+def test_an_ack_the_server_did_not_sign_settles_nothing_though_its_hash_is_right(
+    harness: Harnesses,
+) -> None:
+    h, record_hash = _recorded(harness, "unit-scale-unsigned-ack")
+    agent = h.agent
+    assert agent is not None
+    item = AckItem(1, AckStatus.DUPLICATE, hash=record_hash)  # read off an open broker
+    genuine = signed_ack(h.server_key, (AckItem(1, AckStatus.ACCEPTED, hash=record_hash),))
+    forged: list[Ack | bytes] = [
+        Ack((item,)),  # unsigned, as before acks were signed
+        Ack((item,), device_id=DEVICE),  # names the device, still unsigned
+        signed_ack(DeviceKey.generate(), (item,)),  # signed by a key that is not the server's
+        replace(genuine, acks=(item,)),  # the server's signature over another body
+        encode(genuine).replace(b'"accepted"', b'"rejected"'),  # the same, as bytes
+    ]
+    for ack in forged:
+        h.deliver_ack(ack)
+    spin(agent, lambda: agent.stats.ack_signature == len(forged))
+    assert agent.journal.unacked_count() == 1  # nothing settled
+    assert agent.stats.ack_mismatch == 0  # refused before the journal
+    assert not agent.stats.acks
+    spin(agent, lambda: agent.alarms.is_raised("ack_mismatch"))
+    assert agent.health().counters["ack_signature"] == len(forged)
+    h.deliver_ack(genuine)  # the server's own ack settles it
+    spin(agent, lambda: agent.journal.unacked_count() == 0)
+    assert list(agent.journal._db.execute("SELECT ack_status FROM weighing")) == [("accepted",)]
+
+
+def test_a_signed_ack_for_another_device_settles_nothing(harness: Harnesses) -> None:
+    h, record_hash = _recorded(harness, "unit-scale-other-device-ack")
+    agent = h.agent
+    assert agent is not None
+    item = AckItem(1, AckStatus.REJECTED, reason="for the other device", hash=record_hash)
+    h.deliver_ack(signed_ack(h.server_key, (item,), device_id="rp-unit-02"))
+    spin(agent, lambda: agent.stats.ack_signature == 1)
+    assert agent.journal.unacked_count() == 1
+    assert not agent.alarms.is_raised("record_rejected")
+    spin(agent, lambda: agent.alarms.is_raised("ack_mismatch"))
+
+
+def test_replaying_a_genuine_signed_ack_changes_nothing(harness: Harnesses) -> None:
+    h, record_hash = _recorded(harness, "unit-scale-replayed-ack")
+    agent = h.agent
+    assert agent is not None
+    rejected = signed_ack(
+        h.server_key, (AckItem(1, AckStatus.REJECTED, reason="pending", hash=record_hash),)
+    )
+    accepted = signed_ack(h.server_key, (AckItem(1, AckStatus.ACCEPTED, hash=record_hash),))
+    h.deliver_ack(rejected)
+    h.deliver_ack(accepted)  # an operator re-processed it: the newer status wins
+    spin(agent, lambda: agent.stats.acks["accepted"] == 1)
+
+    def state() -> list[tuple[str, str]]:
+        return list(agent.journal._db.execute("SELECT ack_status, acked_at FROM weighing"))
+
+    settled = state()
+    assert settled[0][0] == "accepted"
+    for replayed in (accepted, rejected, accepted):  # captured off the broker, sent again
+        h.deliver_ack(replayed)
+    for _ in range(20):
+        agent.step(0.01)
+    assert state() == settled
+    assert dict(agent.stats.acks) == {"rejected": 1, "accepted": 1}
+    assert (agent.stats.ack_signature, agent.stats.ack_mismatch) == (0, 0)
+
+
+def test_without_a_pinned_key_acks_settle_on_their_hash_alone(harness: Harnesses) -> None:
+    """A device provisioned before acks were signed: the weaker, hash-bound rule."""
+    h, record_hash = _recorded(harness, "unit-scale-unpinned-ack", server_config_key=None)
+    agent = h.agent
+    assert agent is not None
+    assert agent.server_key is None
+    item = AckItem(1, AckStatus.ACCEPTED, hash=record_hash)
+    h.deliver_ack(seal(Ack((item,), device_id="rp-unit-02"), h.server_key.sign))
+    spin(agent, lambda: agent.stats.ack_signature == 1)  # another device's: refused
+    assert agent.journal.unacked_count() == 1
+    h.deliver_ack(Ack((item,)))  # unsigned, right hash: settles (anyone could send it)
+    spin(agent, lambda: agent.journal.unacked_count() == 0)
 
 
 def test_alarms_and_health_are_signed_and_numbered_across_restarts(harness: Harnesses) -> None:

@@ -209,6 +209,25 @@ def test_an_ack_hash_must_be_a_sha256_and_may_be_absent_on_the_wire() -> None:
         decode_ack(raw.replace(b'"reason":null', b'"reason":null,"hash":"xyz"'))
 
 
+def test_an_ack_message_is_signed_like_every_other_payload() -> None:
+    server = DeviceKey.generate()
+    items = (AckItem(4, AckStatus.DUPLICATE, hash="b" * 64),)
+    ack = seal(Ack(items, device_id="rp-1x"), server.sign)
+    assert ack.sig is not None
+    assert ack.signing_bytes() == canonical_bytes(
+        {k: v for k, v in json.loads(encode(ack)).items() if k != "sig"}
+    )
+    assert verify_signature(server.public_key_b64(), ack.signing_bytes(), ack.sig)
+    assert decode_ack(encode(ack)) == ack
+    # A message of an older server: no device_id, no sig; it encodes as it always did.
+    assert encode(Ack(items)) == canonical_bytes({"v": 1, "acks": [items[0].to_dict()]})
+    assert decode_ack(encode(Ack(items))) == Ack(items)
+    data = json.loads(encode(ack))
+    for field, bad in (("device_id", "Not An Id"), ("sig", "xyz")):
+        with pytest.raises(ProtocolError, match=f"^{field}: "):
+            decode_ack(json.dumps({**data, field: bad}).encode())
+
+
 def test_an_oversized_payload_is_summarised_by_size_hash_and_first_bytes() -> None:
     raw = b"x" * (MAX_PAYLOAD_BYTES + 1)
     kept, summary = oversize_summary(raw)

@@ -30,6 +30,7 @@ from edge.protocol import (
     ConfigDesired,
     RecordKind,
     encode,
+    seal,
     topic,
 )
 from firmware_sim import registry
@@ -63,6 +64,11 @@ def signed_config(
     """A configuration as the server signs it (``key`` stands for the server's key)."""
     unsigned = ConfigDesired(revision, settings, device_id=device_id, issued_at=issued_at)
     return replace(unsigned, sig=key.sign(unsigned.signing_bytes()))
+
+
+def signed_ack(key: DeviceKey, items: tuple[AckItem, ...], device_id: str = DEVICE) -> Ack:
+    """An ack message as the server signs it (``key`` stands for the server's key)."""
+    return seal(Ack(items, device_id=device_id), key.sign)
 
 
 class Harness:
@@ -114,8 +120,12 @@ class Harness:
         hashes = dict(
             self.agent.journal._db.execute(f"SELECT seq, hash FROM {table}").fetchall()  # noqa: S608
         )
-        ack = Ack(tuple(AckItem(s, AckStatus.ACCEPTED, kind, hash=hashes.get(s)) for s in seqs))
-        self.bus.deliver(topic(DEVICE, Channel.ACK), encode(ack))
+        items = tuple(AckItem(s, AckStatus.ACCEPTED, kind, hash=hashes.get(s)) for s in seqs)
+        self.deliver_ack(signed_ack(self.server_key, items))
+
+    def deliver_ack(self, ack: Ack | bytes) -> None:
+        payload = ack if isinstance(ack, bytes) else encode(ack)
+        self.bus.deliver(topic(DEVICE, Channel.ACK), payload)
 
 
 class Harnesses:

@@ -18,6 +18,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from edge.evidence import DeviceKey
 from edge.protocol import Channel, decode_ack, topic
 from server.fleet.ingest.messages import Inbound, Outbound
 from tests.support.services import sigkill, terminate
@@ -58,6 +59,11 @@ class IngestProcess:
 
     def start(self) -> IngestProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if "EPR_CONFIG_KEY_FILE" not in self.env:
+            # The ingest signs every ack with the server's key and does not start without it.
+            key_file = self.workdir / "config.key"
+            DeviceKey.load_or_create(key_file)
+            self.env["EPR_CONFIG_KEY_FILE"] = str(key_file)
         env = {
             **os.environ,
             "PYTHONUNBUFFERED": "1",

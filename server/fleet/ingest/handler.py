@@ -16,9 +16,12 @@ that fails any check goes to the dead-letter table with its raw bytes and the re
 it answers by kind, seq and hash; ``rejected`` goes only to a record whose signature
 verified and that a rule refused. A payload that does not authenticate (no or a bad
 signature, an unknown device, junk) gets no ack: the device keeps resending while an
-operator sees why. Dead letters that an operator re-processes from a process without
-an MQTT connection leave their acks in ``pending_acks`` (same transaction), which the
-ingest workers publish. Nothing here raises on bad input; a database
+operator sees why. Every ack message is signed with the server's key (the
+configuration key devices pin at provisioning) and names its device: one signature
+per message, and a batch's acks for one device go in as few messages as fit. Dead
+letters that an operator re-processes from a process without an MQTT connection
+leave their acks in ``pending_acks`` (same transaction, unsigned), which the ingest
+workers sign as they publish them. Nothing here raises on bad input; a database
 failure propagates so the caller can retry the whole batch unacked.
 """
 
@@ -30,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -50,11 +53,13 @@ from edge.protocol import (
     RecordKind,
     Weighing,
     canonical_bytes,
+    decode_ack,
     decode_signed,
     encode,
     oversize_summary,
     parse_topic,
     parse_ts,
+    seal,
     topic,
 )
 from server.fleet.alarms import AlarmBook, AlarmRules
@@ -96,6 +101,12 @@ SIG_REASON = "sig: signature does not verify with the registered key"
 log = logging.getLogger(__name__)
 
 
+class AckSigner(Protocol):
+    """The server's key (:class:`edge.evidence.DeviceKey`): base64 Ed25519 of the bytes."""
+
+    def sign(self, data: bytes) -> str: ...
+
+
 def _clean(text: str) -> str:
     return text.replace("\x00", "\ufffd")
 
@@ -130,8 +141,13 @@ class IngestHandler:
         metrics: IngestMetrics | None = None,
         spool_retry_after_s: float = 90.0,
         verify: Verifier | None = None,
+        ack_key: AckSigner | None = None,
     ) -> None:
         self.sessions = sessions
+        self.ack_key = ack_key
+        """Signs every ack message (the ingest worker loads it at start). None only in
+        processes that publish nothing: re-processing leaves its acks in
+        ``pending_acks``, which the workers sign as they publish them."""
         self.verify: Verifier = verify or Ed25519Keys()
         self.telemetry = telemetry
         self.clock = clock
@@ -220,10 +236,27 @@ class IngestHandler:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            done = [r.id for r in rows if publish(Outbound(r.topic, bytes(r.payload)))]
+            done = []
+            for r in rows:
+                out = self._signed_pending(r)
+                if out is None or publish(out):
+                    done.append(r.id)
             if done:
                 session.execute(delete(PendingAck).where(PendingAck.id.in_(done)))
         return len(done)
+
+    def _signed_pending(self, row: PendingAck) -> Outbound | None:
+        """A pending ack message signed for its device now (rows are stored unsigned,
+        by processes without the key); None for a row that is not an ack message."""
+        if self.ack_key is None:
+            return Outbound(row.topic, bytes(row.payload))
+        try:
+            ack = decode_ack(bytes(row.payload))
+        except ProtocolError as exc:
+            log.error("pending ack %d dropped: %s", row.id, exc)
+            return None
+        unsigned = Ack(ack.acks, device_id=row.device_id)
+        return Outbound(row.topic, encode(seal(unsigned, self.ack_key.sign)))
 
     def reprocess(self, dead_letter_ids: Iterable[int]) -> BatchResult:
         """Run dead letters through ingest again (after the cause was fixed).
@@ -619,8 +652,9 @@ class _Batch:
 
     @property
     def outbound(self) -> list[Outbound]:
-        """The ack messages: per device, split to stay far below the size limit."""
-        return _ack_messages(self.acks)
+        """The ack messages: per device, split to stay far below the size limit, each
+        signed with the server's key."""
+        return _ack_messages(self.acks, self.h.ack_key)
 
     def pending(self) -> list[dict[str, Any]]:
         """``pending_acks`` rows for the acks of re-processed dead letters."""
@@ -635,7 +669,7 @@ class _Batch:
                 "payload": out.payload,
                 "created_at": self.now,
             }
-            for out in _ack_messages(reprocessed)
+            for out in _ack_messages(reprocessed, None)  # signed as they are published
         ]
 
     # ---------------------------------------------------------------- phase 4: write
@@ -745,20 +779,28 @@ class _Batch:
         return spool
 
 
-def _ack_messages(acks: dict[str, list[AckItem]]) -> list[Outbound]:
-    """One or more ack messages per device, each under :data:`ACK_PAYLOAD_BUDGET` bytes."""
+def _ack_messages(acks: dict[str, list[AckItem]], key: AckSigner | None) -> list[Outbound]:
+    """One or more ack messages per device, each under :data:`ACK_PAYLOAD_BUDGET` bytes,
+    naming the device and signed with ``key`` (one signature per message)."""
     out: list[Outbound] = []
     for device_id, items in acks.items():
         ack_topic = topic(device_id, Channel.ACK)
+
+        def message(part: list[AckItem], device_id: str = device_id) -> bytes:
+            ack = Ack(tuple(part), device_id=device_id)
+            return encode(seal(ack, key.sign) if key is not None else ack)
+
+        # The envelope: v, device_id and a signature's length (all Ed25519 are 88 chars).
+        envelope = len(encode(Ack((), device_id=device_id, sig="=" * 88)))
         part: list[AckItem] = []
-        size = 0
+        size = envelope
         for item in items:
             item_size = len(canonical_bytes(item.to_dict())) + 1
             if part and size + item_size > ACK_PAYLOAD_BUDGET:
-                out.append(Outbound(ack_topic, encode(Ack(tuple(part)))))
-                part, size = [], 0
+                out.append(Outbound(ack_topic, message(part)))
+                part, size = [], envelope
             part.append(item)
             size += item_size
         if part:
-            out.append(Outbound(ack_topic, encode(Ack(tuple(part)))))
+            out.append(Outbound(ack_topic, message(part)))
     return out

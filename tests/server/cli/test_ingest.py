@@ -3,6 +3,9 @@ re-processing act as a named operator account proved by its own credential."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,3 +46,17 @@ def test_discard_and_retry_act_as_a_named_operator(
         row = session.get(DeadLetter, dl_id)
         assert row is not None
         assert (row.status, row.resolution) == ("discarded", "discarded by ops.anna: junk")
+
+
+def test_the_ingest_does_not_start_without_the_key_that_signs_its_acks(
+    run: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "nowhere" / "config.key"
+    monkeypatch.setenv("EPR_CONFIG_KEY_FILE", str(missing))
+    for workers in ("1", "2"):
+        monkeypatch.setenv("EPR_SHARE_GROUP", "ingest")
+        code, out, err = run("ingest", "--workers", workers)
+        assert (code, out) == (2, "")
+        assert str(missing) in err
+        assert "EPR_CONFIG_KEY_FILE" in err
+        assert "epr-server config-key create" in err

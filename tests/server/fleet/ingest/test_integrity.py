@@ -16,9 +16,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from edge.evidence import DeviceKey
+from edge.evidence import DeviceKey, verify_signature
 from edge.protocol import (
     MAX_PAYLOAD_BYTES,
+    Ack,
+    AckItem,
     AckStatus,
     AlarmState,
     Channel,
@@ -27,6 +29,7 @@ from edge.protocol import (
     decode_ack,
     encode,
     format_ts,
+    parse_topic,
     seal,
     topic,
 )
@@ -306,13 +309,58 @@ def test_a_synced_device_dated_before_its_registration_is_flagged_and_held(
     assert held == [(2, "clock_before_registration")]
 
 
+def signed_by(key: DeviceKey, out: Outbound) -> Ack:
+    """The ack message ``out``, checked: it names the device of its topic and verifies
+    with the server's key over its canonical body without ``sig``."""
+    ack = decode_ack(out.payload)
+    assert ack.device_id == parse_topic(out.topic)[0]
+    assert ack.sig is not None
+    assert verify_signature(key.public_key_b64(), ack.signing_bytes(), ack.sig)
+    return ack
+
+
+class CountingKey:
+    def __init__(self) -> None:
+        self.key = DeviceKey.generate()
+        self.signatures = 0
+
+    def sign(self, data: bytes) -> str:
+        self.signatures += 1
+        return self.key.sign(data)
+
+
+def test_every_ack_message_names_its_device_and_is_signed_by_the_server(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    one, two = (
+        fake_device(tmp_path / "1", "rp-signed-01"),
+        fake_device(tmp_path / "2", "rp-signed-02"),
+    )
+    for dev in (one, two):
+        register(sessions, dev)
+    server = CountingKey()
+    records = [(dev, dev.weigh(str(i + 1))) for i in range(300) for dev in (one, two)]
+    out = IngestHandler(sessions, ack_key=server).handle_batch(
+        [inbound(dev.device_id, encode(w)) for dev, w in records]
+        + [inbound(one.device_id, encode(one.fill("40")), Channel.FILL)]
+    )
+    assert len(out) > 2  # split per device, below the size limit
+    assert all(len(o.payload) <= ACK_PAYLOAD_BUDGET for o in out)
+    assert server.signatures == len(out)  # one signature per message, not per item
+    for o in out:
+        ack = signed_by(server.key, o)
+        assert all(i.status is AckStatus.ACCEPTED for i in ack.acks)
+    assert len(acks(out)) == len(records) + 1
+
+
 def test_a_reprocessed_dead_letter_leaves_its_ack_for_the_ingest_workers(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
     dev = fake_device(tmp_path)
     w = dev.weigh("321")
     f = dev.fill("12")
-    handler = IngestHandler(sessions)
+    server = DeviceKey.generate()
+    handler = IngestHandler(sessions, ack_key=server)
     # Unknown device: dead-lettered, no ack; the device keeps its records.
     assert (
         handler.handle_batch(
@@ -346,6 +394,36 @@ def test_a_reprocessed_dead_letter_leaves_its_ack_for_the_ingest_workers(
         ("weighing", 1, "accepted", w.hash),
         ("fill", 1, "accepted", f.hash),
     ]
+    signed_by(server, published[0])  # signed by the worker as it published it
+
+
+def test_a_pending_ack_stored_before_acks_were_signed_is_signed_as_it_goes(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    dev = fake_device(tmp_path)
+    w = dev.weigh("321")
+    old = Ack((AckItem(1, AckStatus.ACCEPTED, hash=w.hash),))  # no device_id, no sig
+    with sessions.begin() as s:
+        for payload in (encode(old), b"junk"):
+            s.add(
+                PendingAck(
+                    device_id=dev.device_id,
+                    topic=topic(dev.device_id, Channel.ACK),
+                    payload=payload,
+                    created_at=NOW,
+                )
+            )
+    server = DeviceKey.generate()
+    published: list[Outbound] = []
+
+    def publish(out: Outbound) -> bool:
+        published.append(out)
+        return True
+
+    assert IngestHandler(sessions, ack_key=server).pending_acks(publish) == 2
+    assert count(sessions, PendingAck) == 0  # the junk row is dropped, logged
+    (out,) = published
+    assert signed_by(server, out).acks == old.acks
 
 
 def test_acks_to_one_device_are_split_below_the_size_limit(
