@@ -36,7 +36,7 @@ class _Port:
         return len(data)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a stand-in holds no port."""
 
 
 class _Reader:
@@ -54,7 +54,7 @@ class _Reader:
         return Reading(Stability.STABLE, WeightKind.GROSS, Decimal(self.calls), "kg", b"f")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a stand-in holds no port."""
 
 
 class _RaisingScale(ScaleInput):

@@ -79,7 +79,7 @@ class _Reads:
         self.distance = value
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a stand-in holds no port."""
 
 
 @pytest.mark.parametrize("metres", [float("nan"), float("inf"), float("-inf"), -0.2])
