@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -174,8 +175,31 @@ def parse_ts(value: str) -> datetime:
 # --------------------------------------------------------------------------- payloads
 
 
+class _Signed(ABC):
+    """A payload signed (Ed25519) over the canonical bytes of its :meth:`body`.
+
+    The body is every field but ``sig`` unless a payload says otherwise (a record's
+    ``hash`` is left out too; optional additions are left out when absent, so older
+    records keep their bytes).
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]:
+        """The payload as sent."""
+
+    def body(self) -> dict[str, Any]:
+        data = self.to_dict()
+        del data["sig"]
+        return data
+
+    def signing_bytes(self) -> bytes:
+        return canonical_bytes(self.body())
+
+
 @dataclass(frozen=True, slots=True)
-class Weighing:
+class Weighing(_Signed):
     """One weighing as recorded by the device: the money path's unit of evidence.
 
     ``raw`` keeps the scale frame(s) that produced the weighing, decoded as latin-1
@@ -246,9 +270,6 @@ class Weighing:
             data["config_revision"] = self.config_revision
         return data
 
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def computed_hash(self) -> str:
         return hashlib.sha256(self.signing_bytes()).hexdigest()
 
@@ -264,7 +285,7 @@ class Weighing:
 
 
 @dataclass(frozen=True, slots=True)
-class FillReading:
+class FillReading(_Signed):
     """A container fill level; telemetry, so it may expire but is still acked."""
 
     device_id: str
@@ -303,9 +324,6 @@ class FillReading:
             data["pickup_event_id"] = self.pickup_event_id
         return data
 
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def computed_hash(self) -> str:
         return hashlib.sha256(self.signing_bytes()).hexdigest()
 
@@ -317,7 +335,7 @@ class FillReading:
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
+class Health(_Signed):
     device_id: str
     boot_id: str
     ts: str
@@ -337,20 +355,12 @@ class Health:
     """Per-device, increasing across restarts: the server applies only a newer one."""
     sig: str = ""
 
-    def body(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["sig"]
-        return data
-
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
-class Alarm:
+class Alarm(_Signed):
     device_id: str
     boot_id: str
     ts: str
@@ -364,14 +374,6 @@ class Alarm:
     whose seq is not above the last one it applied for that code (a replay)."""
     sig: str = ""
 
-    def body(self) -> dict[str, Any]:
-        data = self.to_dict()
-        del data["sig"]
-        return data
-
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["state"] = self.state.value
@@ -379,7 +381,7 @@ class Alarm:
 
 
 @dataclass(frozen=True, slots=True)
-class Status:
+class Status(_Signed):
     """Retained availability: birth on connect, last will on loss."""
 
     device_id: str
@@ -392,14 +394,6 @@ class Status:
     """Per-device, increasing across connections and restarts (the will's is its
     birth's + 1): the server applies a status only if it is newer than the last."""
     sig: str = ""
-
-    def body(self) -> dict[str, Any]:
-        data = asdict(self)
-        del data["sig"]
-        return data
-
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -432,7 +426,7 @@ class AckItem:
 
 
 @dataclass(frozen=True, slots=True)
-class Ack:
+class Ack(_Signed):
     """The server's acks for one device, signed by the server's key.
 
     ``sig`` is the Ed25519 signature of the canonical :meth:`body` (``v``, ``acks``,
@@ -455,9 +449,6 @@ class Ack:
             data["device_id"] = self.device_id
         return data
 
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def to_dict(self) -> dict[str, Any]:
         data = self.body()
         if self.sig is not None:
@@ -466,7 +457,7 @@ class Ack:
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigDesired:
+class ConfigDesired(_Signed):
     """Desired agent settings, retained on ``config``; the agent validates them itself.
 
     Signed by the server's configuration key: ``sig`` is the Ed25519 signature of the
@@ -491,9 +482,6 @@ class ConfigDesired:
             data["issued_at"] = self.issued_at
         return data
 
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
-
     def to_dict(self) -> dict[str, Any]:
         data = self.body()
         if self.sig is not None:
@@ -502,7 +490,7 @@ class ConfigDesired:
 
 
 @dataclass(frozen=True, slots=True)
-class ConfigReported:
+class ConfigReported(_Signed):
     """Whether a revision was applied, and why not; signed by the device key.
 
     ``sig`` is the Ed25519 signature of the canonical :meth:`body` (every field but
@@ -529,9 +517,6 @@ class ConfigReported:
         if self.ts is not None:
             data["ts"] = self.ts
         return data
-
-    def signing_bytes(self) -> bytes:
-        return canonical_bytes(self.body())
 
     def to_dict(self) -> dict[str, Any]:
         data = self.body()

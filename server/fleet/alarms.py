@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from server.ledger.alarms import AlarmRecord
 from server.ledger.models import Device, DeviceState, Scale
+from server.ledger.types import storable_text
 
 SYSTEM = "system"
 
@@ -56,11 +57,6 @@ class AlarmRules:
     outbox_warn: int = 100
     """Unacked records on a device that, while still growing, raise ``outbox_backlog``."""
     expiring_days: int = 30
-
-
-def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold NUL; keep everything else as the device said it.
-    return text.replace("\x00", "\ufffd")
 
 
 class AlarmBook:
@@ -107,7 +103,7 @@ class AlarmBook:
         if row is not None:
             row.occurrences += 1
             row.last_seen_at = max(row.last_seen_at, at)
-            row.message = _clean(message)[:2000]
+            row.message = storable_text(message)[:2000]
             return row
         row = AlarmRecord(
             code=code,
@@ -117,7 +113,7 @@ class AlarmBook:
             site_id=site_id,
             severity=severity,
             source=source,
-            message=_clean(message)[:2000],
+            message=storable_text(message)[:2000],
             state="open",
             raised_at=at,
             last_seen_at=at,

@@ -15,6 +15,12 @@ from sqlalchemy import DateTime, Dialect, String
 from sqlalchemy.types import TypeDecorator
 
 
+def storable_text(text: str) -> str:
+    """``text`` as both databases can store it: PostgreSQL's text cannot hold NUL, so NUL
+    becomes U+FFFD; everything else is kept as the device or person said it."""
+    return text.replace("\x00", "\ufffd")
+
+
 class DecimalText(TypeDecorator[Decimal]):
     impl = String(48)
     cache_ok = True

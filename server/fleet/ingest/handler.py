@@ -89,6 +89,7 @@ from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import DeadLetter, Device, Ticket
 from server.ledger.signed import signed_columns
 from server.ledger.telemetry import TelemetrySpool
+from server.ledger.types import storable_text
 from server.ledger.wire import PendingAck
 
 #: An ack payload stays well under the broker's packet limit (MAX_PAYLOAD_BYTES):
@@ -105,10 +106,6 @@ class AckSigner(Protocol):
     """The server's key (:class:`edge.evidence.DeviceKey`): base64 Ed25519 of the bytes."""
 
     def sign(self, data: bytes) -> str: ...
-
-
-def _clean(text: str) -> str:
-    return text.replace("\x00", "\ufffd")
 
 
 @dataclass
@@ -607,7 +604,7 @@ class _Batch:
             device_id, _ = parse_topic(msg.topic)
         except ProtocolError:
             device_id = None
-        reason = _clean(reason)[:2000]
+        reason = storable_text(reason)[:2000]
         stale = outcome == "stale"
         if msg.dead_letter_id is not None:
             row = self.session.get(DeadLetter, msg.dead_letter_id)
@@ -621,7 +618,7 @@ class _Batch:
                 reason = f"{reason} [{summary}]"
             row = DeadLetter(
                 received_at=msg.received_at,
-                topic=_clean(msg.topic)[:256],
+                topic=storable_text(msg.topic)[:256],
                 payload=kept,
                 payload_size=len(msg.payload),
                 payload_sha256=hashlib.sha256(msg.payload).hexdigest(),

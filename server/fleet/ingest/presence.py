@@ -39,12 +39,8 @@ from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
 from server.ledger.devices import DeviceConfig
 from server.ledger.models import Device, DeviceState
+from server.ledger.types import storable_text
 from server.ledger.wire import DeviceSeq
-
-
-def _clean(text: str) -> str:
-    # PostgreSQL text cannot hold NUL; keep everything else as the device said it.
-    return text.replace("\x00", "\ufffd")
 
 
 class Presence:
@@ -244,7 +240,7 @@ class Presence:
         self._configs[device.device_id] = row
         row.reported_revision = p.revision
         row.reported_applied = p.applied
-        row.reported_reason = _clean(p.reason) if p.reason else None
+        row.reported_reason = storable_text(p.reason) if p.reason else None
         row.reported_at = msg.received_at
         if p.applied:
             self.alarms.clear("config_rejected", device.device_id)
