@@ -36,7 +36,6 @@ LOCAL_TZ: Final = ZoneInfo("Asia/Almaty")
 RATE_SCALE: Final = 10**12
 #: One tiyn in grams × scaled rate: what allocation counts a budget in.
 UNITS_PER_TIYN: Final = GRAMS_PER_TONNE * RATE_SCALE // 100
-RATE_UNITS: Final = ("KZT/t", "MRP/t")
 
 MONEY_CONTEXT: Final = decimal.Context(
     prec=34,
