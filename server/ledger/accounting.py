@@ -188,3 +188,19 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class BankAccount(Base):
+    """A contractor's bank account for payments, one version per change (append-only):
+    the newest row of a BIN is its account. Every change is also in the audit log."""
+
+    __tablename__ = "bank_accounts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contractor_bin: Mapped[str] = mapped_column(String(12), index=True)
+    iban: Mapped[str] = mapped_column(String(34))
+    """Without spaces, upper case; checked when set (Kazakh format: KZ, 20 characters)."""
+    bic: Mapped[str] = mapped_column(String(11), default="")
+    bank_name: Mapped[str] = mapped_column(String(200), default="")
+    set_by: Mapped[str] = mapped_column(String(100))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime())

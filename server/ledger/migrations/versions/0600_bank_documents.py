@@ -1,0 +1,47 @@
+"""contractors' bank accounts for the payment register
+
+Revision ID: 0600_bank_documents
+Revises: 0530_wire
+Create Date: 2026-12-05
+
+``bank_accounts`` keeps each contractor's IBAN, BIC and bank name, one row per change
+(the newest row of a BIN is its account), so the payment register can name where each
+statement is paid and the audit log can show every change.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0600_bank_documents"
+down_revision = "0530_wire"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "bank_accounts",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("contractor_bin", sa.String(length=12), nullable=False),
+        sa.Column("iban", sa.String(length=34), nullable=False),
+        sa.Column("bic", sa.String(length=11), nullable=False),
+        sa.Column("bank_name", sa.String(length=200), nullable=False),
+        sa.Column("set_by", sa.String(length=100), nullable=False),
+        sa.Column("set_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bank_accounts")),
+    )
+    op.create_index(
+        op.f("ix_bank_accounts_contractor_bin"), "bank_accounts", ["contractor_bin"], unique=False
+    )
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_bank_accounts_contractor_bin"), table_name="bank_accounts")
+    op.drop_table("bank_accounts")
