@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     the client, and those headers are ignored."""
     password_scrypt_log2_n: int = Field(15, ge=10, le=20)
     """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where the public reaches the pages: statement documents' QR codes open
+    ``<public_url>/check/<hash>``."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
 

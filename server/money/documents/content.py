@@ -36,7 +36,7 @@ def number(value: Decimal, lang: str) -> str:
     text = format(value, "f")
     sign = "-" if text.startswith("-") else ""
     whole, _, frac = text.lstrip("-").partition(".")
-    groups = []
+    groups: list[str] = []
     while len(whole) > 3:
         groups.insert(0, whole[-3:])
         whole = whole[:-3]
@@ -48,10 +48,7 @@ def number(value: Decimal, lang: str) -> str:
 def parse_number(text: str) -> Decimal:
     """The inverse of :func:`number` for any of the three languages."""
     t = text.replace(NBSP, "").replace(" ", "").replace("\u202f", "")
-    if "," in t and "." in t:
-        t = t.replace(",", "")
-    else:
-        t = t.replace(",", ".")
+    t = t.replace(",", "") if "," in t and "." in t else t.replace(",", ".")
     return Decimal(t)
 
 

@@ -31,15 +31,13 @@ def exact_format(value: Decimal) -> str:
     return "#,##0" + ("." + "0" * places if places else "")
 
 
-def _row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> int:
+def _row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> None:
     ws.append(list(values))
-    r = ws.max_row
-    for cell in ws[r]:
+    for cell in ws[ws.max_row]:
         if bold:
             cell.font = BOLD
         if isinstance(cell.value, Decimal):
             cell.number_format = exact_format(cell.value)
-    return r
 
 
 def statement_workbook(doc: StatementDocument) -> Workbook:
@@ -88,8 +86,8 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
 
     _row(ws, [])
     _row(ws, [lb("doc.totals")], bold=True)
-    for label, value in doc.totals():
-        _row(ws, [label, value])
+    for label, figure in doc.totals():
+        _row(ws, [label, figure])
 
     _row(ws, [])
     _row(ws, [lb("doc.over_cap")], bold=True)
