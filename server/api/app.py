@@ -17,6 +17,7 @@ from server.api.routes import (
     contractors,
     contracts,
     disputes,
+    documents,
     fleet,
     health,
     holds,
@@ -33,6 +34,7 @@ from server.web.routes import accounts as account_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
+from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
 from server.web.routes import operations as operation_pages
@@ -56,7 +58,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signed_in = [Depends(current_user)]
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
-    for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
+    # documents before statements: /statements/7.pdf is a document, not a month.
+    for api in (me, accounts, documents, statements, contractors, tickets, fleet, disputes):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
@@ -66,6 +69,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         auth_pages,
         contractor_pages,
         statement_pages,
+        document_pages,
         hold_pages,
         dispute_pages,
         ticket_pages,

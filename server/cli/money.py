@@ -18,6 +18,7 @@ from server.cli.common import (
     default_actor,
     ledger_sessions,
 )
+from server.cli.documents import add_statement_export, cmd_statement_export
 from server.config import Settings
 
 
@@ -109,6 +110,8 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
             if preview is not None:
                 print_unattributed(preview.allocation.unattributed, args.period)
             return 0
+        if args.action == "export":
+            return cmd_statement_export(settings, args)
         if args.action == "list":
             with sessions() as session:
                 print_stored(st.list_statements(session, period=args.period))
@@ -351,7 +354,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_actor_options(p)
     p.set_defaults(func=cmd_badges)
     p = sub.add_parser(
-        "statements", help="statements: show | list | compute | approve | pay | verify"
+        "statements", help="statements: show | list | compute | approve | pay | export | verify"
     )
     st_sub = p.add_subparsers(dest="action", required=True)
     q = st_sub.add_parser("show", help="preview every contractor's statement for a month")
@@ -376,6 +379,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_actor_options(q)
     q.add_argument("--reference", required=True, help="the payment order's reference")
     q.add_argument("--total", required=True, help="the total on the payment order in KZT")
+    add_statement_export(st_sub)
     q = st_sub.add_parser("verify", help="recompute stored statements from recorded inputs")
     q.add_argument("--period")
     q.add_argument("--no-tickets", action="store_true", help="skip per-ticket evidence checks")

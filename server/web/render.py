@@ -47,6 +47,7 @@ _OPERATOR: Final = frozenset({Role.OPERATOR})
 NAV: Final = [
     NavItem("/", "nav.home", _ALL),
     NavItem("/statements", "nav.statements", _STAFF),
+    NavItem("/register", "nav.register", _STAFF),
     NavItem("/holds", "nav.holds", _STAFF),
     NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),

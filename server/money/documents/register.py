@@ -251,8 +251,13 @@ class Payment:
 class Outcome:
     line: int
     statement_id: int | None
-    paid: bool
+    state: str
+    """``paid`` now, ``already`` paid with this reference, or ``refused``."""
     message: str
+
+    @property
+    def paid(self) -> bool:
+        return self.state == "paid"
 
 
 _AMOUNT = re.compile(r"-?\d{1,15}([.,]\d{1,2})?")
@@ -397,18 +402,18 @@ def mark_paid(
     out = []
     for p in payments:
         if p.problem:
-            out.append(Outcome(p.line, p.statement_id, False, p.problem))
+            out.append(Outcome(p.line, p.statement_id, "refused", p.problem))
             continue
         if not p.reference:
-            out.append(Outcome(p.line, p.statement_id, False, "no payment_ref: not paid"))
+            out.append(Outcome(p.line, p.statement_id, "refused", "no payment_ref: not paid"))
             continue
         try:
             with sessions.begin() as session:
                 paid, message = _pay_one(session, p, actor)
         except (StatementError, PermissionDenied) as exc:
-            out.append(Outcome(p.line, p.statement_id, False, str(exc)))
+            out.append(Outcome(p.line, p.statement_id, "refused", str(exc)))
             continue
-        out.append(Outcome(p.line, p.statement_id, paid, message))
+        out.append(Outcome(p.line, p.statement_id, "paid" if paid else "already", message))
     return out
 
 
