@@ -59,7 +59,7 @@ def _cell(pdf: FPDF, w: float, text: str, *, right: bool = False, bold: bool = F
     style = "B" if bold else ""
     size = BODY_PT
     pdf.set_font(FONT, style, size)
-    while size > SMALLEST_PT and pdf.get_string_width(text) > w - 2:
+    while size > SMALLEST_PT and pdf.get_string_width(text) > w - 2 * pdf.c_margin:
         size -= 0.5
         pdf.set_font(FONT, style, size)
     pdf.cell(w, ROW_H, text, border=1, align="R" if right else "L")
@@ -113,6 +113,7 @@ def statement_pdf(doc: StatementDocument) -> bytes:
     pdf.set_creation_date(datetime(2000, 1, 1, tzinfo=UTC))  # same bytes for the same statement
     pdf.set_title(doc.title)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
+    pdf.c_margin = 2.0  # cells wide apart enough that a text extractor keeps them apart
     pdf.set_auto_page_break(True, margin=14)
     _fonts(pdf)
     pdf.add_page()
