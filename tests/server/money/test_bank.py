@@ -57,13 +57,13 @@ def test_an_operator_sets_an_account_and_the_audit_log_says_so(
 
 def test_a_wrong_account_or_actor_stores_nothing(sessions: sessionmaker[Session]) -> None:
     ops = operator(sessions, "ops")
-    for kwargs, message in (
-        ({"iban": "KZ00125KZT5004100100"}, "wrong check digits 00, expected 86"),
-        ({"iban": GOOD, "bic": "NOTABIC!"}, "BIC NOTABIC!"),
-        ({"iban": GOOD, "bank_name": "x" * 201}, "at most 200"),
+    for iban, bic, name, message in (
+        ("KZ00125KZT5004100100", "", "", "wrong check digits 00, expected 86"),
+        (GOOD, "NOTABIC!", "", "BIC NOTABIC!"),
+        (GOOD, "", "x" * 201, "at most 200"),
     ):
         with pytest.raises(BankError, match=message), sessions.begin() as session:
-            set_account(session, BIN_A, actor=ops, **kwargs)
+            set_account(session, BIN_A, iban=iban, bic=bic, bank_name=name, actor=ops)
     with pytest.raises(BankError, match="BIN '120440012340'"), sessions.begin() as session:
         set_account(session, "120440012340", iban=GOOD, actor=ops)
     contractor = add_user(sessions, "eco", Role.CONTRACTOR, BIN_A)

@@ -194,7 +194,7 @@ def test_the_qr_code_is_the_check_url(tmp_path: Path, paid_statement: StoredStat
     subprocess.run(["pdfimages", "-png", str(pdf), str(tmp_path / "img")], check=True)
     (png,) = sorted(tmp_path.glob("img-*.png"))
     expected = segno.make(f"{BASE}/check/{paid_statement.sha256}", error="m", micro=False)
-    border, size = 4, expected.symbol_size(scale=1, border=0)[0]
+    border, size = 4, len(expected.matrix)
     image = Image.open(png).convert("L")
     scale = image.width // (size + 2 * border)
     assert image.width == (size + 2 * border) * scale
