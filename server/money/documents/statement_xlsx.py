@@ -33,11 +33,15 @@ def exact_format(value: Decimal) -> str:
 
 def _row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> None:
     ws.append(list(values))
-    for cell in ws[ws.max_row]:
+    r = ws._current_row  # the row just appended; ws.max_row scans every cell (quadratic)
+    for i, value in enumerate(values, start=1):
+        if value is None:
+            continue
+        cell = ws.cell(r, i)
         if bold:
             cell.font = BOLD
-        if isinstance(cell.value, Decimal):
-            cell.number_format = exact_format(cell.value)
+        if isinstance(value, Decimal):
+            cell.number_format = exact_format(value)
 
 
 def statement_workbook(doc: StatementDocument) -> Workbook:
