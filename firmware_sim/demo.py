@@ -9,6 +9,13 @@ the month passes in seconds while the network side runs in real time.
 At the end it prints every contractor's statement and one summary line. ``lost`` and
 ``duplicates`` are checked independently of the ledger's own constraints: every load
 the scales showed is matched against the devices' journals and the ledger.
+
+``--export DIR`` also records the month as an operator would close it: the
+contractors' bank accounts (``data/demo_banks.csv``; the IBANs' check digits are
+computed), the statements computed by ``demo-operator`` and approved by
+``demo-approver``, then writes into DIR each statement's PDF and XLSX in Kazakh,
+Russian and English and the month's payment register (XLSX in the three languages,
+CSV, and CSV for Excel).
 """
 
 from __future__ import annotations
@@ -46,12 +53,13 @@ from server.fleet.registry import register_device, set_device_status, upsert_sit
 from server.ledger.db import make_engine, migrate, session_factory
 from server.ledger.models import Ticket
 from server.money.amounts import LOCAL_TZ
+from server.money.bank import kz_iban
 from server.money.contracts import read_csv, store
 from server.money.inputs import parse_period
 from server.money.lines import Statement
 from server.money.report import money, print_statements
 from server.money.statements import statements_for
-from server.people.permissions import Permission
+from server.people.permissions import Actor, Permission
 
 DATA = files("firmware_sim") / "data"
 log = logging.getLogger("demo")
@@ -339,6 +347,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if broker is not None and not args.serve:
         broker.stop()
+    base = f"http://{args.host}:{args.port}"
+    logins: list[tuple[str, str, str]] = []
+    token = ""
+    if args.export or args.serve:
+        logins, token = demo_accounts(sessions, statements)
+    if args.export:
+        written = export_month(
+            sessions, args.month, Path(args.export), demo_actors(sessions), base_url=base
+        )
+        console.print(f"exported {len(written)} file(s) to {args.export}")
     print(
         f"summary: weighings={rec.ledger} tonnes={format(tonnes.normalize(), 'f')}"
         f" statements={len(statements)}"
@@ -353,8 +371,6 @@ def run(args: argparse.Namespace) -> int:
 
         # Pages and API need a login: throwaway accounts with random passwords, shown
         # once, for this demo ledger only.
-        base = f"http://{args.host}:{args.port}"
-        logins, token = demo_accounts(sessions, statements)
         console.print(f"pages on {base}/ — sign in as")
         for name, password, what in logins:
             console.print(f"  {name} / {password}  ({what})")
@@ -397,6 +413,77 @@ def demo_accounts(
     return logins, token
 
 
+def demo_actors(sessions: sessionmaker[Session]) -> dict[str, Actor]:
+    """The operators of ``DEMO_OPERATORS`` as actors of library calls."""
+    from server.people.accounts import Account, find_user
+
+    out = {}
+    with sessions() as session:
+        for name, _ in DEMO_OPERATORS:
+            user = find_user(session, name)
+            assert user is not None
+            out[name] = Actor(Account.of(user), "demo")
+    return out
+
+
+def demo_banks() -> list[tuple[str, str]]:
+    """(BIN, IBAN) of the demo's contractors; check digits computed, never typed."""
+    return [
+        (r["contractor_bin"], kz_iban(r["bank_code"], r["account_code"]))
+        for r in _rows("demo_banks.csv")
+    ]
+
+
+def export_month(
+    sessions: sessionmaker[Session],
+    month: str,
+    out: Path,
+    actors: dict[str, Actor],
+    *,
+    base_url: str,
+) -> list[Path]:
+    """Close ``month`` (bank accounts, statements computed and approved by two
+    accounts) and write its documents and payment register into ``out``."""
+    from server.ledger.accounting import StoredStatement
+    from server.money.bank import set_account
+    from server.money.documents import LANGUAGES, filename, render_statement
+    from server.money.documents.register import build_register, register_csv, register_xlsx
+    from server.money.statements import approve, compute_and_store
+
+    operator, approver = actors["demo-operator"], actors["demo-approver"]
+    out.mkdir(parents=True, exist_ok=True)
+    with sessions.begin() as session:
+        for contractor_bin, iban in demo_banks():
+            set_account(session, contractor_bin, iban=iban, actor=operator)
+        drafts = compute_and_store(session, [month], actor=operator).drafts
+    with sessions.begin() as session:
+        for d in drafts:
+            approve(session, d.id, actor=approver, expected_total=d.total_kzt)
+    written = []
+    with sessions() as session:
+        rows = session.scalars(
+            select(StoredStatement)
+            .where(StoredStatement.period == month, StoredStatement.status != "superseded")
+            .order_by(StoredStatement.id)
+        ).all()
+        for row in rows:
+            for lang in LANGUAGES:
+                for fmt in ("pdf", "xlsx"):
+                    path = out / filename(row, fmt, lang)
+                    path.write_bytes(render_statement(row, fmt=fmt, lang=lang, base_url=base_url))
+                    written.append(path)
+        register = build_register(session, month)
+    for lang in LANGUAGES:
+        path = out / f"register-{month}-{lang}.xlsx"
+        path.write_bytes(register_xlsx(register, lang=lang))
+        written.append(path)
+    for name, excel in ((f"register-{month}.csv", False), (f"register-{month}-excel.csv", True)):
+        path = out / name
+        path.write_bytes(register_csv(register, excel=excel))
+        written.append(path)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="epr-sim demo", description=__doc__.splitlines()[0])
     parser.add_argument("--broker-url", help="use this broker instead of the embedded one")
@@ -406,6 +493,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--timeout", type=float, default=100.0, help="seconds to wait for acks")
     parser.add_argument("--serve", action="store_true", help="keep serving the API afterwards")
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        help="approve the month's statements and write their PDF and XLSX (kk, ru, en) and"
+        " the payment register into DIR",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("-v", "--verbose", action="store_true")
