@@ -80,3 +80,38 @@ def test_serve_accounts_run_the_payment_cycle_with_four_eyes(
             "demo-approver",
             "demo-payer",
         )
+
+
+def test_export_writes_documents_and_the_register(tmp_path: Path) -> None:
+    """``--export DIR``: the month approved by two accounts, every statement's PDF and
+    XLSX in three languages, the register with every demo contractor's valid IBAN.
+    (SQLite only: the documents are tested on both databases in tests/server.)"""
+    from server.ledger.db import make_engine, migrate, session_factory
+    from server.money.bank import iban_problem
+    from tests.support.accounts import operator
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+
+    banks = demo.demo_banks()
+    assert len(banks) == 4
+    assert all(iban_problem(iban) is None for _, iban in banks)
+    import_contracts(sessions, contract())
+    dev = fake_device(tmp_path, start=datetime(2026, 3, 2, 4, 0, tzinfo=UTC))
+    register(sessions, dev)
+    ingest(sessions, [weigh(dev, "1000")])
+    for name, permissions in demo.DEMO_OPERATORS:  # as --serve makes them, cheaper hashes
+        operator(sessions, name, *permissions)
+    out = tmp_path / "export"
+    written = demo.export_month(
+        sessions, "2026-03", out, demo.demo_actors(sessions), base_url="http://127.0.0.1:8000"
+    )
+    names = sorted(p.name for p in written)
+    assert len(names) == 6 + 5  # one statement: 2 formats x 3 languages; the register: 5
+    assert all(p.stat().st_size > 0 for p in written)
+    csv_text = (out / "register-2026-03.csv").read_text("utf-8")
+    (bin_, iban) = next(b for b in banks if b[0] == contract()["contractor_bin"])
+    assert f",approved,{bin_},Eco Tyre Recycling LLP,{iban}," in csv_text
+    assert "no_bank_account" not in csv_text
+    engine.dispose()
