@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.accounting import AuditEntry, BankAccount
@@ -71,3 +72,14 @@ def test_a_wrong_account_or_actor_stores_nothing(sessions: sessionmaker[Session]
         set_account(session, BIN_A, iban=GOOD, actor=Actor(contractor, "test"))
     with sessions() as session:
         assert session.scalars(select(BankAccount)).all() == []
+
+
+def test_an_account_row_is_never_edited(sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as session:
+        set_account(session, BIN_A, iban=GOOD, actor=operator(sessions, "ops"))
+    for sql in ("UPDATE bank_accounts SET iban = 'KZ0'", "DELETE FROM bank_accounts"):
+        with (
+            pytest.raises(DBAPIError, match="bank_accounts is append-only"),
+            sessions.begin() as session,
+        ):
+            session.execute(text(sql))
