@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from server.ledger.accounting import StoredStatement
 from server.ledger.db import make_engine, migrate, session_factory
 from server.money.documents import DocumentError, render_statement
 from server.money.documents.catalog import Labels
-from server.money.statements import pay
-from tests.server.money.test_statements import setup_month
+from server.money.statements import compute_and_store, pay
+from tests.server.money.test_statements import T0, setup_month
 from tests.support.accounts import payment_team
+from tests.support.builders import fake_device, register
+from tests.support.tickets import ingest, weigh
 
 BASE = "https://epr.example.kz"
 LANGS = ("kk", "ru", "en")
@@ -214,3 +217,32 @@ def test_unknown_format_or_language_is_refused(paid_statement: StoredStatement) 
         render_statement(paid_statement, fmt="docx", lang="ru", base_url=BASE)
     with pytest.raises(DocumentError, match="language 'de'"):
         render_statement(paid_statement, fmt="pdf", lang="de", base_url=BASE)
+
+
+def test_an_adjustments_document_prints_its_differences(tmp_path: Path) -> None:
+    """An adjustment's lines are its deltas, with the rate of the recomputed statement."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    sid = setup_month(tmp_path, sessions)
+    late = fake_device(tmp_path, "rp-late-01", start=T0 + timedelta(days=3))
+    register(sessions, late)
+    ingest(sessions, [weigh(late, "2000", category="used_oil")])
+    with sessions.begin() as session:
+        (adj,) = compute_and_store(
+            session, ["2026-03"], actor=payment_team(sessions).computer
+        ).drafts
+        text = pdf_text(tmp_path, render_statement(adj, fmt="pdf", lang="en", base_url=BASE), "en")
+    engine.dispose()
+    lb = Labels("en")
+    assert lb("doc.adjustment_title", id=adj.id, original=sid) in text
+    assert lb("doc.delta_note") in text
+    # 2 t of oil more: 2 x 12,888.50 KZT/t (2.98 MRP/t at 4,325 KZT) = 25,777.00
+    assert figures(line_with(text, "EPR-O01 v1", "collection"), "en") == [
+        Decimal(1),
+        Decimal("2.000000"),
+        Decimal("12888.50"),
+        Decimal("25777.00"),
+    ]
+    assert figures(line_with(text, lb("doc.total_kzt")), "en") == [Decimal("25777.00")]
+    assert lb.of("statement_status", "draft") in text
