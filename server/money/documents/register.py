@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.ledger.accounting import StoredStatement
 from server.money import bank
 from server.money.documents.catalog import Labels
-from server.money.documents.statement_xlsx import exact_format
+from server.money.documents.statement_xlsx import append_row
 from server.money.inputs import StatementError, parse_period
 from server.money.statements import pay
 from server.people.permissions import Actor, PermissionDenied
@@ -165,6 +165,16 @@ def _values(row: RegisterRow) -> list[Any]:
     ]
 
 
+#: Text a spreadsheet opening a CSV would take for a formula.
+_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS: Final = ("contractor_name", "bank_name", "problem", "payment_ref")
+
+
+def _inert(text: str) -> str:
+    """A text field as a spreadsheet will show it, never run it (``'`` before ``=`` …)."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
 def register_csv(register: Register, *, excel: bool = False) -> bytes:
     """The register as CSV; ``excel``: BOM, ``;`` and a decimal comma (ru/kk Excel)."""
     out = io.StringIO()
@@ -172,6 +182,9 @@ def register_csv(register: Register, *, excel: bool = False) -> bytes:
     writer.writerow(COLUMNS)
     for row in register.rows:
         values = _values(row)
+        for column in _TEXT_COLUMNS:
+            i = COLUMNS.index(column)
+            values[i] = _inert(str(values[i]))
         values[COLUMNS.index("amount_kzt")] = (
             format(row.amount_kzt, "f").replace(".", ",") if excel else format(row.amount_kzt, "f")
         )
@@ -188,7 +201,7 @@ def register_xlsx(register: Register, *, lang: str) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = register.period
-    ws.append([lb("reg.title", period=register.period)])
+    append_row(ws, [lb("reg.title", period=register.period)])
     ws["A1"].font = Font(bold=True, size=14)
     names = {
         "statement_id": lb("reg.statement"),
@@ -205,10 +218,8 @@ def register_xlsx(register: Register, *, lang: str) -> bytes:
         "problem": lb("reg.problem"),
         "payment_ref": lb("reg.payment_ref"),
     }
-    ws.append([names[c] for c in COLUMNS])
-    for cell in ws[2]:
-        cell.font = Font(bold=True)
-    ws.append(list(COLUMNS))
+    append_row(ws, [names[c] for c in COLUMNS], bold=True)
+    append_row(ws, list(COLUMNS))
     for cell in ws[3]:
         cell.font = Font(color="808080", size=8)
     amount_col = COLUMNS.index("amount_kzt")
@@ -217,12 +228,11 @@ def register_xlsx(register: Register, *, lang: str) -> bytes:
         values[COLUMNS.index("kind")] = lb.of("statement_kind", row.kind)
         values[COLUMNS.index("status")] = lb.of("statement_status", row.status)
         values[COLUMNS.index("problem")] = row.problem_text(lb) if row.problem else ""
-        ws.append(values)
-        ws.cell(ws.max_row, amount_col + 1).number_format = exact_format(row.amount_kzt)
-    ws.append([])
-    ws.append([lb("reg.total")] + [None] * (amount_col - 1) + [register.payable_total])
-    ws.cell(ws.max_row, amount_col + 1).number_format = "#,##0.00"
-    ws.cell(ws.max_row, 1).font = Font(bold=True)
+        append_row(ws, values)
+    append_row(ws, [])
+    append_row(
+        ws, [lb("reg.total")] + [None] * (amount_col - 1) + [register.payable_total], bold=True
+    )
     widths = (10, 9, 12, 12, 14, 30, 24, 12, 24, 16, 66, 30, 20)
     for letter, width in zip("ABCDEFGHIJKLM", widths, strict=True):
         ws.column_dimensions[letter].width = width

