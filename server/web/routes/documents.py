@@ -34,7 +34,7 @@ from server.web.routes.contractors import this_month
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/check/{sha256}")
+@router.get("/check/{sha256:path}")  # any text, slashes too: one "not found" page
 def check_page(page: PageDep, session: SessionDep, sha256: str) -> Response:
     status = status_of(session, sha256)
     if status is None:

@@ -131,7 +131,13 @@ def test_the_check_page_says_only_exists_and_status(
             assert secret not in found.text
         answers = [
             visitor.get(f"/check/{h}", headers={"Accept-Language": "en"})
-            for h in (secrets.token_hex(32), "not-a-hash", draft["sha256"].upper(), "x" * 5000)
+            for h in (
+                secrets.token_hex(32),
+                "not-a-hash",
+                draft["sha256"].upper(),
+                "x" * 5000,
+                "a/b",
+            )
         ]
         assert {a.status_code for a in answers} == {404}
         results = {a.text.split('id="check-result">')[1].split("<")[0] for a in answers}
