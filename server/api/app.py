@@ -35,6 +35,7 @@ from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
+from server.web.routes import manual as manual_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         hold_pages,
         dispute_pages,
         ticket_pages,
+        manual_pages,
         fleet_pages,
         operation_pages,
         account_pages,
