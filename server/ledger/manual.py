@@ -56,9 +56,7 @@ class ManualTicket(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    ticket_id: Mapped[int] = mapped_column(
-        BigInteger, ForeignKey("tickets.id"), unique=True
-    )
+    ticket_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("tickets.id"), unique=True)
     site_id: Mapped[str] = mapped_column(String(64))
     ticket_no: Mapped[str] = mapped_column(String(64))
     """The weighbridge's or the paper ticket's own number."""

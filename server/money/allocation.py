@@ -249,9 +249,7 @@ class MemorySource:
         return self._regions
 
     def group_sums(self, buckets: Sequence[Bucket]) -> list[dict[GroupKey, list[int]]]:
-        out: list[dict[GroupKey, list[int]]] = [
-            defaultdict(lambda: [0, 0, 0]) for _ in buckets
-        ]
+        out: list[dict[GroupKey, list[int]]] = [defaultdict(lambda: [0, 0, 0]) for _ in buckets]
         if not buckets:
             return out
         los = [b.lo for b in buckets]

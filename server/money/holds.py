@@ -606,8 +606,7 @@ def _check_manual_release(session: Session, hold: Hold, actor: str) -> None:
     )
     if entered_by is not None and entered_by == actor:
         raise HoldError(
-            f"hold {hold.id}: {actor} entered this manual ticket; another operator must"
-            " release it"
+            f"hold {hold.id}: {actor} entered this manual ticket; another operator must release it"
         )
 
 

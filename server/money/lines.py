@@ -34,7 +34,6 @@ from server.money.amounts import (
 )
 from server.money.mrp import MrpTable
 
-
 FORMAT: Final = 2
 """The body format computed now (see the module docstring)."""
 

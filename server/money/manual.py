@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Final
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.protocol import GENESIS_HASH
@@ -99,8 +99,12 @@ MAGIC: Final = (
     (b"\x89PNG\r\n\x1a\n", "image/png"),
 )
 
-_TICKET_NO: Final = re.compile(r"^[0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі][0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі/._-]{0,63}$")
-_PLATE: Final = re.compile(r"^[0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі][0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі -]{0,19}$")
+_TICKET_NO: Final = re.compile(
+    r"^[0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі][0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі/._-]{0,63}$"
+)
+_PLATE: Final = re.compile(
+    r"^[0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі][0-9A-Za-zА-Яа-яЁёӘәҒғҚқҢңӨөҰұҮүҺһІі -]{0,19}$"
+)
 _WEIGHT: Final = re.compile(r"^-?[0-9]{1,9}([.,][0-9]+)?$")
 _FORMULA: Final = ("=", "+", "-", "@", "\t", "\r")
 _FORMATS: Final = (
@@ -395,9 +399,7 @@ def sniff(data: bytes) -> str | None:
     return next((kind for magic, kind in MAGIC if data.startswith(magic)), None)
 
 
-def store_attachment(
-    session: Session, data: bytes, name: str, *, actor: str, now: datetime
-) -> str:
+def store_attachment(session: Session, data: bytes, name: str, *, actor: str, now: datetime) -> str:
     """Check and store a scan or photo once under its SHA-256; the hash."""
     if not data:
         raise ManualProblems([f"{name or 'attachment'}: empty file (attach the scan or photo)"])
@@ -635,8 +637,6 @@ def enter_paper(
     if problems or entry is None:
         raise ManualProblems(problems)
     digest = store_attachment(session, scan, f"form:scan ({scan_name[:80]})", actor=actor, now=now)
-    from dataclasses import replace
-
     return store(session, [replace(entry, attachment_sha256=digest)], actor=actor, now=now)
 
 
@@ -673,10 +673,23 @@ def list_manual(session: Session, *, limit: int = 100) -> list[ManualView]:
     )
     return [
         ManualView(
-            t.id, t.device_id, t.seq, m.site_id, m.ticket_no, t.weighed_at, t.category,
-            t.net_g, m.vehicle_plate, m.contractor_bin, m.source, m.source_name,
-            m.source_line, m.attachment_sha256, m.entered_by, m.entered_at,
-        )  # fmt: skip
+            t.id,
+            t.device_id,
+            t.seq,
+            m.site_id,
+            m.ticket_no,
+            t.weighed_at,
+            t.category,
+            t.net_g,
+            m.vehicle_plate,
+            m.contractor_bin,
+            m.source,
+            m.source_name,
+            m.source_line,
+            m.attachment_sha256,
+            m.entered_by,
+            m.entered_at,
+        )
         for m, t in rows
     ]
 
@@ -688,13 +701,5 @@ def entered_by(session: Session, ticket_id: int) -> str | None:
     )
 
 
-def count_manual(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(ledger.ManualTicket)) or 0)
-
-
 def site_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Site.site_id).order_by(Site.site_id)))
-
-
-def entries_sites(entries: Iterable[ManualEntry]) -> list[str]:
-    return sorted({e.site_id for e in entries})

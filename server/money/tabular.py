@@ -100,8 +100,7 @@ def sniff_delimiter(header_line: str) -> str:
             quoted = not quoted
         elif not quoted and ch in counts:
             counts[ch] += 1
-    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
-    return best
+    return max(DELIMITERS, key=lambda d: (counts[d], d == ","))
 
 
 def _header(
@@ -114,8 +113,8 @@ def _header(
     problems: list[str] = []
     names: list[str | None] = []
     seen: set[str] = set()
-    for i, text in enumerate(raw, start=1):
-        text = text.strip()
+    for cell in raw:
+        text = cell.strip()
         if not text:
             names.append(None)
             continue
@@ -131,7 +130,6 @@ def _header(
         else:
             seen.add(canonical)
         names.append(canonical)
-        del i
     problems += [f"{name}:1:{c}: required column missing" for c in required if c not in seen]
     return names, problems
 
@@ -241,9 +239,7 @@ def read_table(
     return _csv(data, name, keyed, required)
 
 
-def read_path(
-    path: Path, *, aliases: Mapping[str, str], required: Collection[str] = ()
-) -> Table:
+def read_path(path: Path, *, aliases: Mapping[str, str], required: Collection[str] = ()) -> Table:
     """:func:`read_table` of a file on disk; its name as given is the one errors show."""
     try:
         data = path.read_bytes()

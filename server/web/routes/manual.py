@@ -62,9 +62,7 @@ def import_export(
             raise manual.ManualProblems(
                 [f"{name}: more than {MAX_EXPORT_BYTES // (1024 * 1024)} MB"]
             )
-        result = manual.import_export(
-            session, data, name, site=site or None, actor=user.username
-        )
+        result = manual.import_export(session, data, name, site=site or None, actor=user.username)
         session.commit()
     except manual.ManualProblems as exc:
         session.rollback()

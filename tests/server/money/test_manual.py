@@ -63,9 +63,11 @@ def test_cp1251_semicolons_import_once_held_with_provenance(
     ledger: sessionmaker[Session],
 ) -> None:
     result = _import(ledger, CP1251, "export.csv")
-    assert len(result.created) == 2 and result.unchanged == 0
+    assert len(result.created) == 2
+    assert result.unchanged == 0
     again = _import(ledger, CP1251, "export.csv")
-    assert again.created == [] and again.unchanged == 2
+    assert again.created == []
+    assert again.unchanged == 2
     with ledger() as session:
         tickets = session.scalars(select(Ticket).order_by(Ticket.seq)).all()
         assert [(t.device_id, t.seq, t.net_g) for t in tickets] == [
@@ -79,7 +81,8 @@ def test_cp1251_semicolons_import_once_held_with_provenance(
             ("А-101", "export.csv", 2, "ops.anna"),
             ("А-102", "export.csv", 3, "ops.anna"),
         ]
-        assert rows[0].vehicle_plate == "123 ABC 02" and rows[0].contractor_bin == "120440012349"
+        assert rows[0].vehicle_plate == "123 ABC 02"
+        assert rows[0].contractor_bin == "120440012349"
         for t in tickets:
             assert holds.evidence_problem(t, None) is None
         open_ = holds.list_holds(session, status="open")
@@ -88,7 +91,9 @@ def test_cp1251_semicolons_import_once_held_with_provenance(
             (2, "manual_evidence"),
         }
         st = statement_for(session, "120440012349", "2026-03")
-        assert st is not None and st.total_kzt == 0 and len(st.held) == 2
+        assert st is not None
+        assert st.total_kzt == 0
+        assert len(st.held) == 2
 
 
 def test_xlsx_export(ledger: sessionmaker[Session]) -> None:
@@ -122,17 +127,17 @@ def test_hostile_file_imports_nothing_and_names_every_problem(
     ledger: sessionmaker[Session],
 ) -> None:
     bad = (
-        "ticket_no,weighed_at,site,category,net_kg,vehicle_plate\n"
-        "1,2026-02-30 10:00,almaty-rp-01,tyres,100,\n"  # no 30 February
-        "2,2026-03-02 10:00,almaty-rp-01,tyres,-5,\n"
-        "3,2026-03-02 10:00,almaty-rp-01,tyres,250000,\n"
-        "4,2026-03-02 10:00,nowhere-01,tyres,100,\n"
-        "5,2026-03-02 10:00,almaty-rp-01,tyers,100,\n"
-        "6,2026-03-02 10:00,almaty-rp-01,tyres,100,=cmd|' /C calc'!A0\n"
-        "7,2026-03-02 10:00,almaty-rp-01,tyres,100,\n"
-        "7,2026-03-02 10:05,almaty-rp-01,tyres,100,\n"
-        "8,2030-01-01 10:00,almaty-rp-01,tyres,100,\n"
-    ).encode()
+        b"ticket_no,weighed_at,site,category,net_kg,vehicle_plate\n"
+        b"1,2026-02-30 10:00,almaty-rp-01,tyres,100,\n"  # no 30 February
+        b"2,2026-03-02 10:00,almaty-rp-01,tyres,-5,\n"
+        b"3,2026-03-02 10:00,almaty-rp-01,tyres,250000,\n"
+        b"4,2026-03-02 10:00,nowhere-01,tyres,100,\n"
+        b"5,2026-03-02 10:00,almaty-rp-01,tyers,100,\n"
+        b"6,2026-03-02 10:00,almaty-rp-01,tyres,100,=cmd|' /C calc'!A0\n"
+        b"7,2026-03-02 10:00,almaty-rp-01,tyres,100,\n"
+        b"7,2026-03-02 10:05,almaty-rp-01,tyres,100,\n"
+        b"8,2030-01-01 10:00,almaty-rp-01,tyres,100,\n"
+    )
     with pytest.raises(manual.ManualProblems) as err:
         _import(ledger, bad, "bad.csv", site=None)
     problems = err.value.problems
@@ -185,10 +190,13 @@ def test_paper_ticket_with_scan(ledger: sessionmaker[Session]) -> None:
         m = session.scalars(select(ManualTicket)).one()
         assert (m.source, m.source_name, m.source_line) == ("form", "form", None)
         stored = manual.attachment(session, str(m.attachment_sha256))
-        assert stored is not None and stored.content == PDF
+        assert stored is not None
+        assert stored.content == PDF
         assert stored.media_type == "application/pdf"
         t = session.get(Ticket, result.created[0])
-        assert t is not None and t.net_g == 2_000_000 and is_manual(t.device_id)
+        assert t is not None
+        assert t.net_g == 2_000_000
+        assert is_manual(t.device_id)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +266,8 @@ def test_statements_stored_before_the_split_still_verify(
     with ledger.begin() as session:
         (draft,) = compute_and_store(session, ["2026-03"], actor=team.computer).drafts
         body = json.loads(draft.body)
-        assert body["format"] == 2 and body["lines"][0]["device_tonnes"] == "0.7"
+        assert body["format"] == 2
+        assert body["lines"][0]["device_tonnes"] == "0.7"
         old = {k: v for k, v in body.items() if k != "format"}
         for ln in old["lines"]:
             del ln["device_tonnes"], ln["manual_tonnes"]
