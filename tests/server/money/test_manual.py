@@ -18,6 +18,7 @@ from server.fleet.registry import upsert_site
 from server.ledger.manual import ManualTicket, is_manual
 from server.ledger.models import Ticket
 from server.money import holds, manual
+from server.money.evidence import Signature, evidence_for
 from server.money.statements import compute_and_store, statement_for
 from server.money.verification import verify
 from tests.support.accounts import payment_team
@@ -196,6 +197,13 @@ def test_paper_ticket_with_scan(ledger: sessionmaker[Session]) -> None:
         t = session.get(Ticket, result.created[0])
         assert t is not None
         assert t.net_g == 2_000_000
+        e = evidence_for(session, t.id)
+        assert e is not None
+        assert (e.signature, e.intact, e.manual and e.manual.ticket_no) == (
+            Signature.MANUAL,
+            True,
+            "P-9",
+        )
         assert is_manual(t.device_id)
 
 

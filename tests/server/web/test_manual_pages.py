@@ -85,6 +85,12 @@ def test_paper_ticket_with_scan_and_hostile_uploads(web: Web) -> None:
         link = re.search(r'href="(/manual-tickets/attachments/[0-9a-f]{64})"', page)
         assert link is not None
         scan = client.get(link.group(1))
+        with web.sessions() as session:
+            tid = session.scalar(select(ManualTicket.ticket_id))
+        evidence = client.get(f"/tickets/{tid}").text
+        assert 'id="manual"' in evidence
+        assert "none: entered by hand" in evidence
+        assert 'class="verdict good"' in evidence
         assert scan.content == PNG
         assert scan.headers["content-type"] == "image/png"
         # Without the CSRF token nothing is entered.
