@@ -694,12 +694,5 @@ def list_manual(session: Session, *, limit: int = 100) -> list[ManualView]:
     ]
 
 
-def entered_by(session: Session, ticket_id: int) -> str | None:
-    """Who entered a manual ticket (None: not a manual ticket)."""
-    return session.scalar(
-        select(ledger.ManualTicket.entered_by).where(ledger.ManualTicket.ticket_id == ticket_id)
-    )
-
-
 def site_ids(session: Session) -> list[str]:
     return list(session.scalars(select(Site.site_id).order_by(Site.site_id)))
