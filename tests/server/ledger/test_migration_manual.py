@@ -22,7 +22,9 @@ def _alembic(url: str, revision: str, *, down: bool) -> None:
 
 
 def test_manual_tickets_migration_down_and_up(ledger_url: str) -> None:
-    migrate(make_engine(ledger_url))
+    engine = make_engine(ledger_url)
+    migrate(engine)
+    engine.dispose()
     _alembic(ledger_url, "0530_wire", down=True)
     engine = make_engine(ledger_url)
     assert "manual_tickets" not in inspect(engine).get_table_names()
