@@ -151,6 +151,12 @@ def test_released_manual_ticket_shows_on_the_statement_line(web: Web) -> None:
     cells = re.findall(r'<td class="num (device|manual)-t">([^<]*)</td>', page)
     # The cap (1 t) is reached: the manual ticket, weighed first, is paid in full.
     assert cells == [("device", "0.880"), ("manual", "0.120")], cells
+    with web.client() as client:
+        body = client.get(
+            f"/api/v1/contractors/{BIN_A}/statements/2026-03", headers=web.token("eco")
+        ).json()
+    (line,) = body["lines"]
+    assert (line["tonnes"], line["device_tonnes"], line["manual_tonnes"]) == ("1", "0.88", "0.12")
     with web.sessions() as session:
         assert session.scalar(select(Ticket.net_g).where(Ticket.device_id.like("manual:%")))
 
