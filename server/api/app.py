@@ -29,6 +29,7 @@ from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.people.accounts import Role
 from server.web import errors
+from server.web.limits import BodyLimit
 from server.web.routes import accounts as account_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
@@ -77,5 +78,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limits={manual_pages.PATH + "/": manual_pages.MAX_UPLOAD_BYTES})
     errors.install(app)
     return app

@@ -4,8 +4,9 @@ paper ticket typed in with its scan or photo; the scans served back to staff.
 Both forms call :mod:`server.money.manual`, as the command line does, under the
 signed-in operator's name. A refused file or form changes nothing and shows every
 problem on the page itself (422): a list of problems does not fit a one-shot message.
-Uploads are read only up to their limit plus one byte, so an oversized one is refused
-without being held in memory whole.
+A request declaring more than :data:`MAX_UPLOAD_BYTES` is refused before its body is
+read (``server.web.limits``); within that, a file is read only up to its own limit
+plus one byte.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ router = APIRouter(include_in_schema=False)
 
 MAX_EXPORT_BYTES: Final = 20 * 1024 * 1024
 """A month of a weighbridge's tickets is far smaller."""
+MAX_UPLOAD_BYTES: Final = MAX_EXPORT_BYTES + 1024 * 1024
+"""What a request to these forms may declare at all (``server.web.limits``): the
+largest file plus room for the other fields."""
 PATH: Final = "/manual-tickets"
 
 

@@ -93,6 +93,14 @@ def test_paper_ticket_with_scan_and_hostile_uploads(web: Web) -> None:
         assert 'class="verdict good"' in evidence
         assert scan.content == PNG
         assert scan.headers["content-type"] == "image/png"
+        # Beyond what the forms accept at all: refused before the body is read.
+        huge = b"\x00" * (22 * 1024 * 1024)
+        r = client.post(
+            "/manual-tickets/import",
+            data={"csrf_token": csrf},
+            files={"file": ("huge.csv", huge, "text/csv")},
+        )
+        assert r.status_code == 413
         # Without the CSRF token nothing is entered.
         r = client.post(
             "/manual-tickets/paper", data=PAPER, files={"scan": ("p.png", PNG, "image/png")}
