@@ -91,6 +91,9 @@ def test_paper_ticket_with_scan_and_hostile_uploads(web: Web) -> None:
         assert 'id="manual"' in evidence
         assert "none: entered by hand" in evidence
         assert 'class="verdict good"' in evidence
+        api = client.get(f"/api/v1/tickets/{tid}/evidence", headers=web.token("auditor1")).json()
+        assert (api["signature"], api["evidence"], api["intact"]) == ("manual", "manual", True)
+        assert api["manual"]["attachment_sha256"] == link.group(1).rsplit("/", 1)[-1]
         assert scan.content == PNG
         assert scan.headers["content-type"] == "image/png"
         # Beyond what the forms accept at all: refused before the body is read.
