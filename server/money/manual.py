@@ -302,7 +302,10 @@ def check_row(
         if net is not None and net <= 0:
             bad("net_kg", "the net weight must be above 0 kg")
         elif net is not None and tare < 0:
-            bad("tare_kg", "tare above gross")
+            if "tare_kg" in texts:
+                bad("tare_kg", "tare above gross")
+            else:
+                bad("net_kg", "net above gross")
         elif net is not None and gross - tare != net:
             bad(
                 "net_kg",

@@ -156,6 +156,23 @@ def test_hostile_file_imports_nothing_and_names_every_problem(
     ]
     assert problems[4].startswith("bad.csv:6:category: 'tyers' is not a known category")
     assert _count(ledger) == 0
+    weights = (
+        b"ticket_no;weighed_at;category;gross_kg;tare_kg;net_kg\n"
+        b"1;2026-03-02 10:00;tyres;100;40;50\n"
+        b"2;2026-03-02 10:00;tyres;100;140;\n"
+        b"3;2026-03-02 10:00;tyres;100;;120\n"
+        b"4;2026-03-02 10:00;tyres;0,0005;;\n"
+        b"5;2026-03-02 10:00;tyres;;;0\n"
+    )
+    with pytest.raises(manual.ManualProblems) as err:
+        _import(ledger, weights, "w.csv")
+    assert err.value.problems == [
+        "w.csv:2:net_kg: net 50 kg is not gross − tare (60 kg)",
+        "w.csv:3:net_kg: the net weight must be above 0 kg",
+        "w.csv:4:net_kg: net above gross",
+        "w.csv:5:gross_kg: 0,0005 kg is finer than a gram (3 decimals at most)",
+        "w.csv:6:net_kg: the net weight must be above 0 kg",
+    ]
 
 
 def test_missing_columns_and_other_values_refused(ledger: sessionmaker[Session]) -> None:
