@@ -30,6 +30,7 @@ from server.config import Settings
 from server.ledger.db import make_engine, session_factory
 from server.people.accounts import Role
 from server.web import errors
+from server.web.limits import BodyLimit
 from server.web.routes import accounts as account_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
@@ -37,6 +38,7 @@ from server.web.routes import disputes as dispute_pages
 from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
+from server.web.routes import manual as manual_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -73,11 +75,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         hold_pages,
         dispute_pages,
         ticket_pages,
+        manual_pages,
         fleet_pages,
         operation_pages,
         account_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, limits={manual_pages.PATH + "/": manual_pages.MAX_UPLOAD_BYTES})
     errors.install(app)
     return app

@@ -46,6 +46,29 @@ def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
+    """``tickets import-manual FILE --site SITE``: a weighbridge export, all or nothing."""
+    from server.money.manual import ManualProblems, import_export
+
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _problems(args.file, [f"{args.file}: cannot read ({exc.strerror})"])
+    sessions = ledger_sessions(settings)
+    actor = cli_actor(settings, sessions, args)
+    try:
+        with sessions.begin() as session:
+            result = import_export(session, data, args.file, site=args.site, actor=actor.name)
+    except ManualProblems as exc:
+        return _problems(args.file, exc.problems)
+    print(
+        f"{args.file}: {len(result.created)} new manual ticket(s), held for"
+        f" manual_evidence until released; {result.unchanged} already entered"
+    )
+    return 0
+
+
 def cmd_mrp(settings: Settings, args: argparse.Namespace) -> int:
     from server.money import mrp
     from server.money.contracts import ImportProblems
@@ -343,6 +366,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file")
     add_actor_options(p)
     p.set_defaults(func=cmd_import_contracts)
+    p = sub.add_parser("tickets", help="tickets without a device: import-manual")
+    t_sub = p.add_subparsers(dest="action", required=True)
+    q = t_sub.add_parser(
+        "import-manual",
+        help="import a weighbridge export (CSV or XLSX; docs/payments.md, Manual tickets)",
+    )
+    q.add_argument("file")
+    q.add_argument("--site", help="the site the export comes from (unless it has a site column)")
+    add_actor_options(q)
+    p.set_defaults(func=cmd_tickets)
     p = sub.add_parser("mrp", help="load or show the MRP table")
     p.add_argument("action", choices=["load", "show"])
     p.add_argument("file", nargs="?")

@@ -95,6 +95,8 @@ class TicketIn:
     category: str
     net_g: int
     badge: str | None = None
+    manual: bool = False
+    """Entered by hand (``server.ledger.manual``), not weighed by a device."""
 
     @property
     def order_key(self) -> tuple[datetime, str, int]:
@@ -220,7 +222,8 @@ class TicketSource(Protocol):
         ...
 
     def group_sums(self, buckets: Sequence[Bucket]) -> list[dict[GroupKey, list[int]]]:
-        """Per bucket: group -> [grams, tickets] over every ticket in the bucket."""
+        """Per bucket: group -> [grams, tickets, grams of manual tickets] over every
+        ticket in the bucket."""
         ...
 
     def tickets(self, bucket: Bucket, groups: Collection[GroupKey]) -> list[TicketIn]:
@@ -246,7 +249,7 @@ class MemorySource:
         return self._regions
 
     def group_sums(self, buckets: Sequence[Bucket]) -> list[dict[GroupKey, list[int]]]:
-        out: list[dict[GroupKey, list[int]]] = [defaultdict(lambda: [0, 0]) for _ in buckets]
+        out: list[dict[GroupKey, list[int]]] = [defaultdict(lambda: [0, 0, 0]) for _ in buckets]
         if not buckets:
             return out
         los = [b.lo for b in buckets]
@@ -257,6 +260,8 @@ class MemorySource:
             acc = out[bisect.bisect_right(los, t.weighed_at) - 1][t.group]
             acc[0] += t.net_g
             acc[1] += 1
+            if t.manual:
+                acc[2] += t.net_g
         return out
 
     def tickets(self, bucket: Bucket, groups: Collection[GroupKey]) -> list[TicketIn]:
@@ -305,15 +310,17 @@ class Share:
     contract: Terms | None = None
 
 
-#: (stage, contract_id, version, month) -> [paid grams, over-cap grams, tickets]
+#: (stage, contract_id, version, month) -> [paid grams, over-cap grams, tickets,
+#: paid grams of manual tickets]
 LineSums = dict[tuple[str, str, int, str], list[int]]
 
 
 @dataclass
 class Allocation:
-    lines: LineSums = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
-    """Per contract version, stage and month: grams paid, grams over cap, and the
-    tickets allocated to it (any of their grams, paid or over cap)."""
+    lines: LineSums = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0, 0]))
+    """Per contract version, stage and month: grams paid, grams over cap, the tickets
+    allocated to it (any of their grams, paid or over cap), and of the grams paid,
+    those of manual tickets (the rest rest on device evidence)."""
     unattributed: dict[tuple[str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0])
     )
@@ -353,8 +360,9 @@ class _Contract:
         self.month_g = 0
         self.rate_u = 0
         self.budget_left_u: int | None = None
-        self.line: list[int] = [0, 0, 0]
-        """This month's [paid grams, over-cap grams, tickets]: the statement line."""
+        self.line: list[int] = [0, 0, 0, 0]
+        """This month's [paid grams, over-cap grams, tickets, paid manual grams]: the
+        statement line."""
 
     def enter_month(self, month: str, rate: Decimal, alloc: Allocation) -> None:
         if month == self.month:
@@ -377,10 +385,12 @@ class _Contract:
         by_budget = (self.budget_left_u - self.month_g * self.rate_u) // self.rate_u
         return max(0, min(self.room_g, by_budget))
 
-    def take(self, grams: int) -> None:
+    def take(self, grams: int, manual: int = 0) -> None:
+        """``grams`` paid, ``manual`` of them on manual tickets."""
         self.room_g -= grams
         self.month_g += grams
         self.line[0] += grams
+        self.line[3] += manual
 
 
 @dataclass(frozen=True, slots=True)
@@ -523,7 +533,7 @@ class _Candidates:
         return result, violation
 
 
-def _risky(chains: Mapping[Chain, int]) -> set[Chain]:
+def _risky(chains: Mapping[Chain, int], manual: Mapping[Chain, int] | None = None) -> set[Chain]:
     """Chains (candidate lists) whose tickets must be allocated one by one in this bucket.
 
     An upper bound on what can reach each contract: a chain's whole demand reaches its
@@ -534,6 +544,10 @@ def _risky(chains: Mapping[Chain, int]) -> set[Chain]:
     come first (ticket counts are per contract, paid or over, so they do not depend on
     which ticket crosses the cap either). Otherwise every chain reaching it is risky.
     Everywhere else a group's first contract with room takes all of it.
+
+    ``manual``: a chain's grams on manual tickets. Which tickets are paid at a tight
+    contract decides how much of its line rests on manual evidence, so a tight contract
+    reached by both manual and device grams makes its chains risky too.
     """
     reach = dict(chains)
     at: dict[_Contract, list[Chain]] = defaultdict(list)
@@ -549,6 +563,10 @@ def _risky(chains: Mapping[Chain, int]) -> set[Chain]:
         room = c.room()
         if 0 < room < inflow and any(len(ch) > 1 for ch in reaching):
             risky.update(reaching)
+        elif 0 < room < inflow and manual is not None:
+            by_hand = sum(manual.get(ch, 0) for ch in reaching)
+            if 0 < by_hand < inflow:
+                risky.update(reaching)
         overflow = max(0, inflow - room)
         for ch in at[c]:
             reach[ch] = min(reach[ch], overflow)
@@ -669,6 +687,8 @@ def allocate(
             if acc is not None:
                 acc[0] -= t.net_g
                 acc[1] -= 1
+                if t.manual:
+                    acc[2] -= t.net_g
             _record_held(alloc, t, hold_status, cands, stages)
         # The bucket's demand summed by *route* — the groups' chains in every stage —
         # then per stage by chain (groups with no candidate by category instead): a
@@ -685,21 +705,23 @@ def allocate(
                 continue
             entry = by_route.get(route[0])
             if entry is None:
-                by_route[route[0]] = [acc[0], acc[1]]
+                by_route[route[0]] = [acc[0], acc[1], acc[2]]
             else:
                 entry[0] += acc[0]
                 entry[1] += acc[1]
+                entry[2] += acc[2]
         totals: list[dict[Chain | str, list[int]]] = []
         for i in range(len(stages)):
             tot: dict[Chain | str, list[int]] = {}
-            for route_chains, (grams, count) in by_route.items():
+            for route_chains, (grams, count, by_hand) in by_route.items():
                 at = route_chains[i]
                 entry = tot.get(at)
                 if entry is None:
-                    tot[at] = [grams, count]
+                    tot[at] = [grams, count, by_hand]
                 else:
                     entry[0] += grams
                     entry[1] += count
+                    entry[2] += by_hand
             totals.append(tot)
         # Groups whose badge contractor's contracts miss the site are held as a whole,
         # except tickets an operator released (paid with the region waived).
@@ -708,7 +730,10 @@ def allocate(
             expand.update(k for k, acc in sums.items() if acc[0] > 0)
         else:
             for i in range(len(stages)):
-                risky = _risky({at: e[0] for at, e in totals[i].items() if not isinstance(at, str)})
+                chains = {at: e for at, e in totals[i].items() if not isinstance(at, str)}
+                risky = _risky(
+                    {at: e[0] for at, e in chains.items()}, {at: e[2] for at, e in chains.items()}
+                )
                 if risky:
                     expand.update(
                         k
@@ -745,7 +770,8 @@ def allocate(
                     entry = tot[routes[key][0][i]]
                     entry[0] -= acc[0]
                     entry[1] -= acc[1]
-            for at, (grams, count) in tot.items():
+                    entry[2] -= acc[2]
+            for at, (grams, count, by_hand) in tot.items():
                 if grams <= 0:
                     continue
                 if isinstance(at, str):
@@ -762,7 +788,10 @@ def allocate(
                     room = c.room()
                     if room > 0:
                         take = min(left, room)
-                        c.take(take)
+                        # A partial take happens only where the chain's grams are all
+                        # manual or all device (_risky expands a mixed one).
+                        assert take == grams or by_hand in (0, grams)
+                        c.take(take, by_hand if take == grams else (take if by_hand else 0))
                         left -= take
                         taker = c
                         break
@@ -780,7 +809,7 @@ def allocate(
                     take = min(left, c.room())
                     if take <= 0:
                         continue
-                    c.take(take)
+                    c.take(take, take if t.manual else 0)
                     touched.append(c)
                     left -= take
                     if shares is not None:

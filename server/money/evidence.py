@@ -7,10 +7,15 @@ reads the device's hash chain around the ticket (previous and next ``seq``). A
 weighing recorded under a signed remote configuration names its revision; the page
 shows the settings the server signed for that revision, who issued them and when,
 and whether the server's signature over them still verifies.
+
+A manual ticket (``server.ledger.manual``) has no device signature: its evidence is
+its record — SHA-256, the stored columns against the record, the link to the site's
+previous manual ticket — and who entered it from what (:attr:`Evidence.manual`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +34,7 @@ from edge.protocol import (
     decode_weighing,
     format_ts,
 )
+from server.ledger import manual as manual_ledger
 from server.ledger import signed
 from server.ledger.devices import DeviceConfigRevision
 from server.ledger.models import Device, Ticket
@@ -42,6 +48,8 @@ class Signature(StrEnum):
     """The device is not registered (any more): nothing to verify against."""
     UNREADABLE = "unreadable"
     """The stored payload no longer decodes as a weighing (see ``decode_problem``)."""
+    MANUAL = "manual"
+    """A manual ticket: no device signed it (its record and who entered it instead)."""
 
 
 class Link(StrEnum):
@@ -140,6 +148,8 @@ class Evidence:
     next_link: Link
     config: ConfigUsed | None = None
     """The signed remote configuration in force when it was weighed (None: the file's)."""
+    manual: manual_ledger.ManualTicket | None = None
+    """Who entered a manual ticket, from what (None: a device's ticket)."""
 
     @property
     def weighed_local(self) -> datetime:
@@ -149,7 +159,7 @@ class Evidence:
     def intact(self) -> bool:
         """Everything checks: signature, hash, columns and the link to the predecessor."""
         return (
-            self.signature is Signature.VALID
+            self.signature in (Signature.VALID, Signature.MANUAL)
             and self.hash_ok
             and not self.mismatches
             and self.prev_link in (Link.LINKED, Link.GENESIS)
@@ -199,11 +209,25 @@ def evidence_for(session: Session, ticket_id: int) -> Evidence | None:
     problem: str | None = None
     mismatches: tuple[str, ...] = ()
     frames: tuple[Frame, ...] = ()
-    try:
-        weighing = decode_weighing(ticket.payload)
-    except ProtocolError as exc:
-        problem = str(exc)
-    if weighing is None:
+    provenance: manual_ledger.ManualTicket | None = None
+    is_manual = manual_ledger.is_manual(ticket.device_id)
+    if is_manual:
+        provenance = session.scalar(
+            select(manual_ledger.ManualTicket).where(
+                manual_ledger.ManualTicket.ticket_id == ticket.id
+            )
+        )
+    else:
+        try:
+            weighing = decode_weighing(ticket.payload)
+        except ProtocolError as exc:
+            problem = str(exc)
+    if is_manual:
+        signature = Signature.MANUAL
+        hash_ok = hashlib.sha256(bytes(ticket.payload)).hexdigest() == ticket.hash
+        found = manual_ledger.problem(ticket)
+        mismatches = (found,) if found and hash_ok else ()
+    elif weighing is None:
         signature, hash_ok = Signature.UNREADABLE, False
     else:
         hash_ok = weighing.computed_hash() == weighing.hash == ticket.hash
@@ -242,4 +266,5 @@ def evidence_for(session: Session, ticket_id: int) -> Evidence | None:
         prev_link=prev_link,
         next_link=next_link,
         config=_config_used(session, ticket),
+        manual=provenance,
     )

@@ -31,6 +31,9 @@ no_fill_drop                a container pickup without an "emptied" fill event a
 near_cap_boundary           repeated weighings just under a boundary weight
 site_outside_region         found by allocation: a badge's contractor holds contracts
                             for the category, none covering the ticket's site
+manual_evidence             a manual ticket (weighbridge export or paper ticket,
+                            :mod:`server.money.manual`): no device signed it; released
+                            only by an operator other than the one who entered it
 ==========================  ==========================================================
 """
 
@@ -53,6 +56,7 @@ from server.money.contracts import ImportProblems
 KIND: Final = "hold_rules"
 SITE_NOT_REGISTERED: Final = "site_not_registered"
 SCALE_NOT_REGISTERED: Final = "scale_not_registered"
+MANUAL_EVIDENCE: Final = "manual_evidence"
 REASONS: Final = {
     "scale_verification_expired": "scale verification certificate expired at weighing time",
     "scale_not_verified": "no verification certificate on file for the scale",
@@ -65,6 +69,7 @@ REASONS: Final = {
     "no_fill_drop": "container pickup without a matching fill drop",
     "near_cap_boundary": "repeated weighings just under a boundary weight",
     SITE_OUTSIDE_REGION: "badge contractor's contracts do not cover the site",
+    MANUAL_EVIDENCE: "entered by hand, not weighed by a device: check the paper trail",
 }
 
 

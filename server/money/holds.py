@@ -29,12 +29,14 @@ from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
 from server.fleet.registry import SiteHistory
 from server.ledger import audit, signed
+from server.ledger import manual as manual_ledger
 from server.ledger.accounting import Hold, HoldResolution, HoldScan
 from server.ledger.flags import FlagCode, open_flags
 from server.ledger.models import Device, FillEvent, Scale, Site, Ticket
 from server.money.allocation import HoldIn, HoldStatus, TicketIn
 from server.money.amounts import LOCAL_TZ
 from server.money.hold_rules import (
+    MANUAL_EVIDENCE,
     REASONS,
     SCALE_NOT_REGISTERED,
     SITE_NOT_REGISTERED,
@@ -90,7 +92,10 @@ EVIDENCE_COLUMNS: Final = (
 
 
 def evidence_problem(row: Any, public_key: str | None) -> str | None:
-    """Why a stored ticket row is not what its device signed, or None."""
+    """Why a stored ticket row is not what its device signed (a manual ticket: what its
+    record says), or None."""
+    if manual_ledger.is_manual(row.device_id):
+        return manual_ledger.problem(row)
     try:
         w = decode_weighing(bytes(row.payload))
     except ProtocolError as exc:
@@ -213,7 +218,36 @@ def _registry_findings(row: Any, ctx: _Context) -> list[Finding]:
     return out
 
 
+def _manual_findings(row: Any, ctx: _Context) -> list[Finding]:
+    """A manual ticket: held for its evidence class; no device, scale, clock or signature
+    to check, but its record must still say what the row says, and its weight be plausible."""
+    out = [Finding(row.id, MANUAL_EVIDENCE, "manual ticket: entered by hand, no device")]
+    if ctx.rules.evidence.reverify:
+        problem = manual_ledger.problem(row)
+        if problem:
+            out.append(Finding(row.id, "evidence_broken", problem))
+    return out + _weight_findings(row, ctx)
+
+
+def _weight_findings(row: Any, ctx: _Context) -> list[Finding]:
+    bounds = ctx.bounds_g(row.category)
+    if bounds is not None and not bounds[0] <= row.net_g <= bounds[1]:
+        b = ctx.rules.weight.bounds(row.category)
+        assert b is not None
+        return [
+            Finding(
+                row.id,
+                "implausible_weight",
+                f"{Decimal(row.net_g) / 1000} kg outside {b.min_kg}..{b.max_kg} kg"
+                f" for {row.category}",
+            )
+        ]
+    return []
+
+
 def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
+    if manual_ledger.is_manual(row.device_id):
+        return _manual_findings(row, ctx)
     rules = ctx.rules
     out: list[Finding] = _registry_findings(row, ctx)
     if not row.time_synced:
@@ -235,19 +269,7 @@ def _row_findings(row: Any, ctx: _Context) -> list[Finding]:
         problem = evidence_problem(row, ctx.keys.get(row.device_id))
         if problem:
             out.append(Finding(row.id, "evidence_broken", problem))
-    bounds = ctx.bounds_g(row.category)
-    if bounds is not None and not bounds[0] <= row.net_g <= bounds[1]:
-        b = rules.weight.bounds(row.category)
-        assert b is not None
-        out.append(
-            Finding(
-                row.id,
-                "implausible_weight",
-                f"{Decimal(row.net_g) / 1000} kg outside {b.min_kg}..{b.max_kg} kg"
-                f" for {row.category}",
-            )
-        )
-    return out
+    return out + _weight_findings(row, ctx)
 
 
 def scan(
@@ -532,6 +554,8 @@ def resolve(
         raise HoldError(f"hold {hold_id} is already {current}")
     if decision == "release" and hold.reason == SITE_NOT_REGISTERED:
         _check_site_release(session, hold)
+    if decision == "release" and hold.reason == MANUAL_EVIDENCE:
+        _check_manual_release(session, hold, actor)
     now = now or datetime.now(UTC)
     resolution = HoldResolution(
         hold_id=hold_id, decision=decision, actor=actor[:100], reason=reason, decided_at=now
@@ -569,6 +593,20 @@ def _check_site_release(session: Session, hold: Hold) -> None:
             f"hold {hold.id}: {ticket.device_id} was registered at {site}, not"
             f" {ticket.site_id}, when it weighed; it is never paid at {ticket.site_id}:"
             " reject the hold, or first record the device's move there with its date"
+        )
+
+
+def _check_manual_release(session: Session, hold: Hold, actor: str) -> None:
+    """Four eyes on hand-entered tonnes: whoever typed a ticket in does not also vouch
+    for it; another operator releases it (rejecting one's own entry is allowed)."""
+    entered_by = session.scalar(
+        select(manual_ledger.ManualTicket.entered_by).where(
+            manual_ledger.ManualTicket.ticket_id == hold.ticket_id
+        )
+    )
+    if entered_by is not None and entered_by == actor:
+        raise HoldError(
+            f"hold {hold.id}: {actor} entered this manual ticket; another operator must release it"
         )
 
 
@@ -749,6 +787,7 @@ def holds_as_of(
             category,
             net_g,
             badge,
+            manual_ledger.is_manual(device_id),
         )
         out.append(HoldIn(ticket, reason, HoldStatus(_status(decisions.get(hold_id)))))
     return out

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from server.ledger import audit
 from server.ledger.accounting import StatementRun, StoredStatement
+from server.ledger.manual import is_manual
 from server.ledger.models import Contract, Site, Ticket
 from server.ledger.types import UtcDateTime
 from server.money import badges, hold_rules, holds, mrp
@@ -153,14 +154,17 @@ class SqlSource:
             ).all()
         kept = self._rows
         for row in rows:
-            index, category, site_id, badge, _, grams, count = row[:7]
+            index, category, site_id, badge, device_id, grams, count = row[:7]
             key = (category, site_id, badge)
+            # Rows are per device: a manual namespace's rows are all manual tickets.
+            by_hand = grams if is_manual(device_id) else 0
             acc = out[index].get(key)
             if acc is None:
-                out[index][key] = [grams, count]
+                out[index][key] = [grams, count, by_hand]
             else:
                 acc[0] += grams
                 acc[1] += count
+                acc[2] += by_hand
             kept[index].append(row)
         return out
 
@@ -249,7 +253,18 @@ class SqlSource:
             if bucket.lo <= at < bucket.hi:
                 region = self.regions.get(site_id, "")
                 out.append(
-                    TicketIn(tid, device_id, seq, at, site_id, region, category, net_g, badge)
+                    TicketIn(
+                        tid,
+                        device_id,
+                        seq,
+                        at,
+                        site_id,
+                        region,
+                        category,
+                        net_g,
+                        badge,
+                        is_manual(device_id),
+                    )
                 )
         return out
 

@@ -5,6 +5,11 @@ version, stage and month), the tonnes over a cap, the held tickets and the total
 its canonical JSON and SHA-256, and how each contractor's statement is built from an
 :class:`~server.money.allocation.Allocation`. Each line's amount is the one rounding
 step of :mod:`server.money.amounts`; totals are sums of rounded lines.
+
+Body formats: format 2 (``"format": 2`` in the body) gives each line the tonnes that
+rest on device evidence and on manual tickets (``device_tonnes``, ``manual_tonnes``).
+Bodies stored before it have no ``format`` key and no split; they read back as
+format 1 and hash as they were stored, and verification recomputes them in format 1.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from server.ledger.audit import canonical_json
 from server.money.allocation import Allocation, Portion, Terms, TicketIn
@@ -28,6 +33,9 @@ from server.money.amounts import (
     tonnes,
 )
 from server.money.mrp import MrpTable
+
+FORMAT: Final = 2
+"""The body format computed now (see the module docstring)."""
 
 
 def _d(x: Decimal) -> str:
@@ -50,9 +58,16 @@ class StatementLine:
     mrp_kzt: Decimal | None
     rate_kzt_per_t: Decimal
     amount_kzt: Decimal
+    manual_tonnes: Decimal | None = None
+    """Of ``tonnes``, those on manual tickets; None in a format 1 body (not recorded)."""
 
-    def canonical(self) -> dict[str, Any]:
-        return {
+    @property
+    def device_tonnes(self) -> Decimal | None:
+        """Of ``tonnes``, those weighed by devices (signed evidence)."""
+        return None if self.manual_tonnes is None else self.tonnes - self.manual_tonnes
+
+    def canonical(self, fmt: int = FORMAT) -> dict[str, Any]:
+        out = {
             "contract_id": self.contract_id,
             "version": self.version,
             "category": self.category,
@@ -65,6 +80,11 @@ class StatementLine:
             "rate_kzt_per_t": _d(self.rate_kzt_per_t),
             "amount_kzt": _d(self.amount_kzt),
         }
+        if fmt >= 2:
+            manual = self.manual_tonnes if self.manual_tonnes is not None else Decimal(0)
+            out["device_tonnes"] = _d(self.tonnes - manual)
+            out["manual_tonnes"] = _d(manual)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,14 +147,17 @@ class Statement:
     held: tuple[HeldLine, ...] = ()
     rounding_policy: str = ROUNDING_POLICY
     inputs: dict[str, Any] = field(default_factory=dict)
+    format: int = FORMAT
+    """The body format (module docstring); 1 for bodies stored before the evidence split."""
 
     def canonical(self) -> dict[str, Any]:
-        return {
+        head: dict[str, Any] = {"format": self.format} if self.format >= 2 else {}
+        return head | {
             "kind": "original",
             "contractor_bin": self.contractor_bin,
             "contractor_name": self.contractor_name,
             "period": self.period,
-            "lines": [ln.canonical() for ln in self.lines],
+            "lines": [ln.canonical(self.format) for ln in self.lines],
             "over_cap": [u.canonical() for u in self.over_cap],
             "held": [h.canonical() for h in self.held],
             "total_tonnes": _d(self.total_tonnes),
@@ -234,7 +257,7 @@ def _statement(
     with money_context():
         lines = []
         over_lines = []
-        for terms, stage, (paid_g, over_g, count) in found:
+        for terms, stage, (paid_g, over_g, count, manual_g) in found:
             rate = alloc.rates.get((terms.contract_id, terms.version, period))
             if rate is None:
                 rate = terms.rate_kzt_per_t(month, mrp)
@@ -255,6 +278,7 @@ def _statement(
                     mrp_kzt=mrp_value,
                     rate_kzt_per_t=rate,
                     amount_kzt=line_amount(paid_t, rate),  # the one rounding step
+                    manual_tonnes=Decimal(manual_g) / million,
                 )
             )
             if over_g:

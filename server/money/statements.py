@@ -568,6 +568,7 @@ def body_statement(body: Mapping[str, Any]) -> Statement:
                 None if ln["mrp_kzt"] is None else Decimal(ln["mrp_kzt"]),
                 Decimal(ln["rate_kzt_per_t"]),
                 Decimal(ln["amount_kzt"]),
+                Decimal(ln["manual_tonnes"]) if "manual_tonnes" in ln else None,
             )
             for ln in body["lines"]
         ),
@@ -598,4 +599,5 @@ def body_statement(body: Mapping[str, Any]) -> Statement:
         ),
         rounding_policy=body["rounding_policy"],
         inputs=dict(body.get("inputs", {})),
+        format=int(body.get("format", 1)),
     )

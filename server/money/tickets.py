@@ -17,6 +17,7 @@ from typing import Final
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from server.ledger.manual import is_manual
 from server.ledger.models import Ticket
 from server.money.allocation import Share
 from server.money.amounts import LOCAL_TZ, tonnes
@@ -67,6 +68,11 @@ class TicketRow:
     @property
     def weighed_local(self) -> datetime:
         return self.weighed_at.astimezone(LOCAL_TZ)
+
+    @property
+    def evidence(self) -> str:
+        """``device`` (signed by a device) or ``manual`` (entered by hand)."""
+        return "manual" if is_manual(self.device_id) else "device"
 
 
 @dataclass(frozen=True, slots=True)

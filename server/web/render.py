@@ -51,6 +51,7 @@ NAV: Final = [
     NavItem("/holds", "nav.holds", _STAFF),
     NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),
+    NavItem("/manual-tickets", "nav.manual_tickets", _STAFF),
     NavItem("/alarms", "nav.alarms", _STAFF),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),

@@ -56,6 +56,7 @@ def ticket_json(r: TicketRow) -> dict[str, Any]:
         "net_kg": format(r.net_kg, "f"),
         "chain_ok": r.chain_ok,
         "hash": r.hash,
+        "evidence": r.evidence,
         "attributions": [
             {
                 "contract_id": a.contract_id,
@@ -127,6 +128,25 @@ def evidence_json(e: Evidence) -> dict[str, Any]:
         "prev_link": e.prev_link.value,
         "next_link": e.next_link.value,
         "config": None if e.config is None else config_json(e.config),
+        "evidence": "manual" if e.manual is not None else "device",
+        "manual": None if e.manual is None else manual_json(e),
+    }
+
+
+def manual_json(e: Evidence) -> dict[str, Any]:
+    """Who entered a manual ticket, from what."""
+    m = e.manual
+    assert m is not None
+    return {
+        "ticket_no": m.ticket_no,
+        "source": m.source,
+        "source_name": m.source_name,
+        "source_line": m.source_line,
+        "attachment_sha256": m.attachment_sha256,
+        "vehicle_plate": m.vehicle_plate,
+        "contractor_bin": m.contractor_bin,
+        "entered_by": m.entered_by,
+        "entered_at": m.entered_at.isoformat(),
     }
 
 

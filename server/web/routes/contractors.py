@@ -21,6 +21,7 @@ router = APIRouter(include_in_schema=False)
 
 _KNOWN_SECTIONS = frozenset(
     {
+        "format",
         "contractor_bin",
         "contractor_name",
         "period",

@@ -284,7 +284,7 @@ def test_buckets_split_at_month_and_contract_boundaries() -> None:
 # --------------------------------------------------------------------------- properties
 
 SITES = {"s1": "Almaty", "s2": "Astana", "s3": "Almaty"}
-DEVICES = ("rp-a", "rp-b", "rp-c")
+DEVICES = ("rp-a", "rp-b", "rp-c", "manual:s1")  # the last: manual tickets
 START = datetime(2026, 2, 20, 19, tzinfo=UTC)
 
 
@@ -309,6 +309,7 @@ def tickets_st(draw: st.DrawFn, max_size: int = 30) -> list[TicketIn]:
                 category=draw(st.sampled_from(["tyres", "batteries"])),
                 net_g=draw(st.integers(1, 4_000_000)),
                 badge=draw(st.sampled_from([None, None, "B1", "B2"])),
+                manual=device.startswith("manual:"),
             )
         )
     return out

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0600"
+revision = "0600_bank_documents"
 down_revision = "0530_wire"
 branch_labels = None
 depends_on = None
