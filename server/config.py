@@ -98,6 +98,21 @@ class Settings(BaseSettings):
     """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
+    timezone: str = "Asia/Almaty"
+    """IANA zone that periods (months) and contract dates are counted in, and that every
+    time is shown in. Change it only before the first statement: a ticket's month
+    depends on it (docs/payments.md)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Almaty)") from None
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
