@@ -7,6 +7,7 @@ Every command that changes something acts as an account (``--as USERNAME``, prov
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from decimal import Decimal
 from pathlib import Path
@@ -36,7 +37,13 @@ if TYPE_CHECKING:
 def period_arg(text: str) -> str:
     """``YYYY-MM`` (a local month), else argparse's one-line usage error."""
     digits = text[:4] + text[5:]
-    if len(text) == 7 and text[4] == "-" and digits.isascii() and digits.isdigit() and 1 <= int(text[5:]) <= 12:
+    if (
+        len(text) == 7
+        and text[4] == "-"
+        and digits.isascii()
+        and digits.isdigit()
+        and 1 <= int(text[5:]) <= 12
+    ):
         return text
     raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2026-03")
 
@@ -254,7 +261,11 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "show":
             with sessions() as session:
                 preview = st.preview_for(session, args.period)
-            print_statements([] if preview is None else preview.statements)
+            shown = [] if preview is None else preview.statements
+            if args.json:
+                print(json.dumps([s.canonical() | {"sha256": s.hash} for s in shown], indent=1))
+                return 0
+            print_statements(shown, label=translator(args))
             if preview is not None:
                 print_unattributed(preview.allocation.unattributed, args.period)
             return 0
@@ -453,7 +464,6 @@ def cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
-    import json
 
     from server.money import disputes
     from server.people.accounts import NotFound, OutOfScope, Role
@@ -504,7 +514,6 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    import json
 
     from server.ledger import audit
 
@@ -559,6 +568,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st_sub = p.add_subparsers(dest="action", required=True)
     q = st_sub.add_parser("show", help="preview every contractor's statement for a month")
     q.add_argument("period", help="YYYY-MM")
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
     q = st_sub.add_parser("list", help="stored statements")
     q.add_argument("--period", type=period_arg, help="YYYY-MM")
     q.add_argument("--json", action="store_true", help="JSON, full precision")

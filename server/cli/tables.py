@@ -57,7 +57,7 @@ def plain(value: object, t: Translator) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")
     if isinstance(value, datetime):
-        return t.datetime(value)
+        return t.moment(value)
     if isinstance(value, list | tuple):
         return ";".join(str(v) for v in value)
     return str(value).replace("\t", " ").replace("\n", " ")
@@ -72,7 +72,7 @@ def pretty(value: object, column: Column, t: Translator) -> str:
     if isinstance(value, Decimal | int) and column.places is not None:
         return t.number(value, column.places)
     if isinstance(value, datetime):
-        return t.datetime(value, seconds=False)
+        return t.moment(value, seconds=False)
     if isinstance(value, list | tuple):
         return ", ".join(str(v) for v in value)
     return str(value)

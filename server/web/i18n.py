@@ -101,7 +101,7 @@ class Translator:
         """An amount in tenge as the language writes it (``1 234,50 ₸``)."""
         return format_currency(value, "KZT", locale=self.locale, currency_digits=True)
 
-    def datetime(self, value: datetime | None, *, seconds: bool = True) -> str:
+    def moment(self, value: datetime | None, *, seconds: bool = True) -> str:
         """A moment in the period zone with its UTC offset: ``2026-03-02 09:00:00 UTC+05:00``."""
         if value is None:
             return ""

@@ -62,6 +62,8 @@ def test_listings_in_json_and_in_a_pipe(
     assert "UTC+05:00" in out.splitlines()[1]
     assert run("tickets", "list", "--period", "2026-02")[1] == "no tickets in 2026-02\n"
 
+    (preview,) = json.loads(run("statements", "show", "2026-03", "--json")[1])
+    assert preview["lines"][0]["rate_kzt_per_t"] == "13.123456"
     code, out, _ = run("statements", "compute", "2026-03", "--as", "ops", token=ops)
     assert code == 0
     code, out, _ = run("holds", "list", "--json")
@@ -72,7 +74,7 @@ def test_listings_in_json_and_in_a_pipe(
     (statement,) = json.loads(out)
     expected = (Decimal("1.20025") * Decimal("13.123456")).quantize(Decimal("0.01"), ROUND_HALF_UP)
     assert statement["total_kzt"] == str(expected)  # 1.20025 t x the rate, to tiyn
-    assert len(statement["sha256"]) == 64
+    assert len(statement["sha256"]) == len(preview["sha256"]) == 64
     code, out, _ = run("--lang", "ru", "statements", "list")
     assert out.splitlines()[0].startswith("№\tмесяц\tБИН подрядчика")
 
