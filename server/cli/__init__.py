@@ -85,6 +85,12 @@ DEFAULT_HOST: Final = Settings.model_fields["api_host"].default
 DEFAULT_PORT: Final = Settings.model_fields["api_port"].default
 
 
+def port_arg(text: str) -> int:
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 65535:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epr-server", description=__doc__)
     parser.add_argument(
@@ -109,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST}, EPR_API_HOST)")
     p.add_argument(
         "--port",
-        type=int,
+        type=port_arg,
         help=f"port to listen on (default {DEFAULT_PORT}, EPR_API_PORT)",
     )
     p.set_defaults(func=cmd_serve)

@@ -34,6 +34,16 @@ if TYPE_CHECKING:
     from server.money.tickets import TicketRow
 
 
+def bin_arg(text: str) -> str:
+    """A BIN with a valid check digit, else argparse's one-line usage error."""
+    from server.identifiers import bin_problem
+
+    problem = bin_problem(text.strip())
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
 def period_arg(text: str) -> str:
     """``YYYY-MM`` (a local month), else argparse's one-line usage error."""
     digits = text[:4] + text[5:]
@@ -615,7 +625,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("contracts", help="list the current version of every contract")
     c_sub = p.add_subparsers(dest="action", required=True)
     q = c_sub.add_parser("list", help="contracts with caps, rates and regions")
-    q.add_argument("--bin", help="only this contractor's")
+    q.add_argument("--bin", type=bin_arg, help="only this contractor's")
     q.add_argument("--json", action="store_true", help="JSON, full precision")
     p.set_defaults(func=cmd_contracts)
     p = sub.add_parser("tickets", help="list weighing tickets of a month")
@@ -625,7 +635,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--category")
     q.add_argument("--site")
     q.add_argument("--device")
-    q.add_argument("--bin", help="only tickets paid to this contractor")
+    q.add_argument("--bin", type=bin_arg, help="only tickets paid to this contractor")
     q.add_argument("--json", action="store_true", help="JSON, full precision")
     p.set_defaults(func=cmd_tickets)
     p = sub.add_parser("disputes", help="open, decide or list disputes")

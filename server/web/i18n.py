@@ -34,6 +34,7 @@ LANG_COOKIE: Final = "epr_lang"
 #: Times in tables: sortable digits and the zone's offset, the same in every language.
 TIME_PATTERN: Final = "yyyy-MM-dd HH:mm:ss 'UTC'xxx"
 SHORT_TIME_PATTERN: Final = "yyyy-MM-dd HH:mm 'UTC'xxx"
+TENGE_PATTERN: Final = "#,##0.00\u00a0¤"
 
 
 @cache
@@ -98,8 +99,11 @@ class Translator:
         return format_decimal(Decimal(value), format=pattern, locale=self.locale)
 
     def tenge(self, value: Decimal) -> str:
-        """An amount in tenge as the language writes it (``1 234,50 ₸``)."""
-        return format_currency(value, "KZT", locale=self.locale, currency_digits=True)
+        """An amount in tenge as the language writes it, the sign after the number as is
+        usual in Kazakhstan: ``1 234,50 ₸`` (kk), ``1 234,50 KZT`` (ru), ``1,234.50 KZT``."""
+        return format_currency(
+            value, "KZT", format=TENGE_PATTERN, locale=self.locale, currency_digits=True
+        )
 
     def moment(self, value: datetime | None, *, seconds: bool = True) -> str:
         """A moment in the period zone with its UTC offset: ``2026-03-02 09:00:00 UTC+05:00``."""

@@ -132,6 +132,10 @@ class Page:
     def money(self, value: Decimal) -> str:
         return self.t.number(value, 2)
 
+    def tenge(self, value: Decimal) -> str:
+        """An amount with the currency, as the language writes it (Babel)."""
+        return self.t.tenge(value)
+
     def tonnes_g(self, grams: int) -> str:
         """Tonnes from a weight in grams (tickets store grams)."""
         return self.t.number(Decimal(grams).scaleb(-6), 3)

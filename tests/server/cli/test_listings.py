@@ -97,6 +97,12 @@ def test_codes_are_checked_with_a_hint(
     code, _, err = run("site", "s1", "--name", "S", "--region", "Astna")
     assert code == 1
     assert "unknown region 'Astna' (did you mean Astana?)" in err
-    with pytest.raises(SystemExit) as usage:  # argparse's one-line usage error
-        run("statements", "list", "--period", "2026-3")
-    assert usage.value.code == 2
+    for argv in (
+        ("statements", "list", "--period", "2026-3"),
+        ("tickets", "list", "--bin", "120440012348"),
+        ("contracts", "list", "--bin", "12044001234x"),
+        ("serve", "--port", "70000"),
+    ):
+        with pytest.raises(SystemExit) as usage:  # argparse's one-line usage error
+            run(*argv)
+        assert usage.value.code == 2, argv

@@ -124,7 +124,7 @@ def test_numbers_tenge_and_labels() -> None:
     assert Translator("en").number(7, 0) == "7"
     assert Translator("kk").tenge(Decimal("546731.72")) == "546\xa0731,72\xa0₸"
     assert Translator("ru").tenge(Decimal("546731.72")) == "546\xa0731,72\xa0KZT"
-    assert Translator("en").tenge(Decimal("0.10")) == "KZT0.10"
+    assert Translator("en").tenge(Decimal("0.10")) == "0.10\xa0KZT"
     assert Translator("kk").label("category", "tyres") == "Шиналар"
     assert Translator("kk").label("category", "new_code") == "new_code"
     assert Translator("ru")("tickets.page", page=2, pages=5) == "страница 2 из 5"
