@@ -82,9 +82,14 @@ def check_ledger(settings: Settings, *, configured: bool, create: bool, t: Trans
         path = Path(database)
         if not path.exists() and not create:
             raise LedgerUnavailable(t("cli.db.missing_sqlite", url=shown, path=str(path)))
-        if not path.exists() and not path.parent.exists():
-            # migrate makes the file, not a tree of directories a typo would start.
-            raise LedgerUnavailable(t("cli.db.no_directory", url=shown, path=str(path.parent)))
+        if not path.exists():
+            try:  # migrate, asked to create the ledger: its directory too
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = f"{exc.strerror}: {exc.filename}"
+                raise LedgerUnavailable(
+                    t("cli.db.cannot_create", url=shown, reason=reason)
+                ) from exc
         return
     connect_args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
     try:

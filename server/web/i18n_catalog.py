@@ -7,6 +7,7 @@ of the language (Babel's plural rules: Russian three, Kazakh and English two).
 ``python -m server.web.i18n_catalog import-json FILE LANG`` adds (or updates) the keys of a
 JSON object ``{"key": "text", "key2": ["one form", "other forms", …]}`` in LANG's catalog:
 a list is a plural message with one text per plural form. Run it for each language.
+``… remove KEY…`` drops keys from all three catalogs.
 """
 
 from __future__ import annotations
@@ -121,13 +122,31 @@ def import_json(path: Path, lang: str, root: Path = CATALOG_DIR) -> tuple[int, i
     return added, changed
 
 
+def remove(keys: list[str], root: Path = CATALOG_DIR) -> int:
+    """Drop ``keys`` from every language's catalog; how many entries were removed."""
+    removed = 0
+    for lang in LANGUAGES:
+        catalog = read_catalog(lang, root)
+        for key in keys:
+            if catalog.get(key) is not None:
+                catalog.delete(key)
+                removed += 1
+        write_catalog(catalog, lang, root)
+    return removed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.web.i18n_catalog", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("import-json", help="add or update keys from a JSON file")
     p.add_argument("file", type=Path)
     p.add_argument("lang", choices=LANGUAGES)
+    p = sub.add_parser("remove", help="drop keys from all three catalogs")
+    p.add_argument("keys", nargs="+")
     args = parser.parse_args(argv)
+    if args.command == "remove":
+        print(f"{remove(args.keys)} entries removed")
+        return 0
     try:
         added, changed = import_json(args.file, args.lang)
     except CatalogError as exc:

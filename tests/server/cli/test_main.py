@@ -57,10 +57,11 @@ def test_a_missing_sqlite_file_is_refused_until_migrate_creates_it(
         f" create it with `epr-server --database-url {url} migrate`\n"
     )
     assert not (bare / "ledgr.sqlite3").exists()
-    deep = f"sqlite:///{bare / 'no' / 'such' / 'dir.sqlite3'}"
-    code, _, err = run(capsys, "--database-url", deep, "migrate")
+    (bare / "a-file").write_text("")
+    blocked = f"sqlite:///{bare / 'a-file' / 'ledger.sqlite3'}"
+    code, _, err = run(capsys, "--database-url", blocked, "migrate")
     assert (code, err.count("\n")) == (2, 1)
-    assert "the directory" in err
+    assert err.startswith(f"cannot create the ledger at {blocked}: ")
     assert run(capsys, "--database-url", url, "migrate")[:2] == (0, f"schema up to date at {url}\n")
     code, out, _ = run(capsys, "--database-url", url, "statements", "list")
     assert (code, out) == (0, "no stored statements\n")

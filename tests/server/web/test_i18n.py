@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from server.web.i18n import LANGUAGES, Translator, catalog, negotiate, negotiate_posix
-from server.web.i18n_catalog import import_json, main, plural_forms, po_path, read_catalog
+from server.web.i18n_catalog import (
+    import_json,
+    main,
+    plural_forms,
+    po_path,
+    read_catalog,
+    remove,
+)
 from server.web.render import NAV, TEMPLATES
 
 #: Ids built in templates from a prefix and a value: each value must have an entry.
@@ -169,6 +176,8 @@ def test_import_json_adds_keys_to_a_catalog(tmp_path: Path) -> None:
     assert title is not None
     assert count is not None
     assert (title.string, count.string) == ("Договоры подрядчиков", ("{n} а", "{n} б", "{n} в"))
+    assert remove(["contracts.count", "no.such"], root=tmp_path) == 1
+    assert read_catalog("ru", tmp_path).get("contracts.count") is None
 
 
 @pytest.mark.parametrize(
