@@ -244,4 +244,10 @@ def load_settings(source: ConfigSource, **overrides: Any) -> Settings:
         ) -> tuple[PydanticBaseSettingsSource, ...]:
             return (init_settings, env_settings, _FileSource(settings_cls, values))
 
-    return FileSettings(**overrides)
+    loaded = FileSettings(**overrides)
+    # A plain Settings (validated above): picklable for spawned ingest workers, and still
+    # saying which fields some source set (``model_fields_set``).
+    return Settings.model_construct(
+        _fields_set=set(loaded.model_fields_set),
+        **{name: getattr(loaded, name) for name in Settings.model_fields},
+    )

@@ -38,6 +38,9 @@ def ack_key(settings: Settings) -> DeviceKey | None:
 
 def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
     """One ingest worker: subscriber, handler, telemetry writer, metrics, maintenance."""
+    from server.money.amounts import LOCAL_TZ
+
+    LOCAL_TZ.configure(settings.timezone)  # a spawned worker saw no settings file itself
     if not logging.getLogger().handlers:  # a spawned worker process starts bare
         logging.basicConfig(
             level=logging.INFO,

@@ -193,3 +193,15 @@ def test_migration_logs_only_with_verbose(tmp_path: Path) -> None:
     assert quiet.stderr == ""
     assert quiet.stdout == f"schema up to date at {url}\n"
     assert "alembic" in migrate("-v").stderr
+
+
+def test_settings_from_a_file_travel_to_spawned_workers(bare: Path) -> None:
+    import pickle
+
+    env_file = bare / "server.env"
+    env_file.write_text("EPR_DATABASE_URL=sqlite:///x.sqlite3\nEPR_INGEST_BATCH_MAX=7\n")
+    settings = config.load_settings(config.find_config(str(env_file)))
+    copy = pickle.loads(pickle.dumps(settings))  # noqa: S301 - our own object
+    assert type(copy) is config.Settings
+    assert (copy.database_url, copy.ingest_batch_max) == ("sqlite:///x.sqlite3", 7)
+    assert copy.model_fields_set == {"database_url", "ingest_batch_max"}
