@@ -1,6 +1,12 @@
 """``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | device |
 config-key | scale | broker-config | dead-letters | alarms | ticket | telemetry | statements |
-holds | disputes | audit | user | token | dashboards."""
+holds | contracts | tickets | disputes | audit | user | token | dashboards.
+
+Every command reads the settings the services read: the environment (``EPR_*``) over a
+settings file (``--config FILE``, else ``$EPR_CONFIG``, else ``/etc/epr/server.env`` when it
+exists; ``-v`` says which), and speaks Kazakh, Russian or English (``--lang``, else the
+locale). Exit status: 0 done, 1 refused or a check failed, 2 a usage, settings or
+database problem (one line; ``-v`` adds the traceback and the migration log)."""
 
 from __future__ import annotations
 
