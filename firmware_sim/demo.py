@@ -388,8 +388,9 @@ def demo_accounts(
     sessions: sessionmaker[Session], statements: list[Statement]
 ) -> tuple[list[tuple[str, str, str]], str]:
     """``--serve``'s throwaway accounts: the operators of ``DEMO_OPERATORS`` with their
-    permissions, and one contractor user per statement. Returns (name, password, what)
-    per account, and an API token of ``demo-operator``."""
+    permissions, an auditor (reads everything, changes nothing), and one contractor user
+    per statement. Returns (name, password, what) per account, and an API token of
+    ``demo-operator``."""
     import secrets
 
     from server.people.accounts import Role, create_user
@@ -405,6 +406,9 @@ def demo_accounts(
                 grant(session, name, permission, by="demo")
             logins.append((name, password, ", ".join(p.value for p in permissions)))
         token, _ = create_token(session, "demo-operator", label="demo")
+        password = secrets.token_urlsafe(12)
+        create_user(session, "demo-auditor", password, Role.AUDITOR)
+        logins.append(("demo-auditor", password, "auditor: reads statements, evidence, audit log"))
         for i, st in enumerate(statements, 1):
             password = secrets.token_urlsafe(12)
             name = f"demo-contractor-{i}"

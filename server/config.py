@@ -1,17 +1,30 @@
-"""Server settings from the environment (prefix ``EPR_``) or explicit values.
+"""Server settings from the environment (prefix ``EPR_``), a settings file, or explicit
+values.
 
 Built by ``create_app`` / the CLI at start-up, never at import time, so tests make
-their own with their own database and broker.
+their own with their own database and broker. The services read ``/etc/epr/server.env``
+through systemd (``EnvironmentFile=``); every ``epr-server`` command reads the same file
+itself (:func:`find_config`, :func:`load_settings`), so a command run by hand sees the
+database and broker the services use.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 
 class Settings(BaseSettings):
@@ -101,6 +114,21 @@ class Settings(BaseSettings):
     ``<public_url>/check/<hash>``."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
+    timezone: str = "Asia/Almaty"
+    """IANA zone that periods (months) and contract dates are counted in, and that every
+    time is shown in. Change it only before the first statement: a ticket's month
+    depends on it (docs/payments.md)."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Almaty)") from None
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -108,3 +136,121 @@ class Settings(BaseSettings):
         for item in value:
             ipaddress.ip_network(item, strict=False)  # ValueError names the bad entry
         return value
+
+
+#: The settings file the services read (systemd ``EnvironmentFile=``); commands read it too.
+DEFAULT_CONFIG: Final = Path("/etc/epr/server.env")
+CONFIG_ENV: Final = "EPR_CONFIG"
+
+
+class ConfigError(ValueError):
+    """The settings file cannot be used; the message names the file (and line)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSource:
+    """Where a command's settings came from, for ``-v`` and for the production checks."""
+
+    path: Path | None
+    """The env file read, None when none was."""
+    chosen_by: str
+    """``--config``, ``EPR_CONFIG``, ``default`` (``/etc/epr/server.env`` exists) or ``none``."""
+    values: dict[str, str]
+    """The file's ``EPR_*`` settings (secrets included: never print these)."""
+
+    def describe(self) -> str:
+        if self.path is None:
+            return "settings: environment (EPR_*) and defaults; no settings file"
+        return (
+            f"settings: {self.path} ({self.chosen_by}, {len(self.values)} setting(s)),"
+            " overridden by the environment (EPR_*) and the command line"
+        )
+
+
+def find_config(explicit: str | None, environ: Mapping[str, str] | None = None) -> ConfigSource:
+    """The settings file: ``--config``, else ``$EPR_CONFIG``, else ``/etc/epr/server.env``
+    when it exists, else none. A file named explicitly must exist."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        path, chosen_by = Path(explicit), "--config"
+    elif env.get(CONFIG_ENV):
+        path, chosen_by = Path(env[CONFIG_ENV]), CONFIG_ENV
+    elif DEFAULT_CONFIG.exists():
+        path, chosen_by = DEFAULT_CONFIG, "default"
+    else:
+        return ConfigSource(None, "none", {})
+    return ConfigSource(path, chosen_by, read_env_file(path))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines as systemd's ``EnvironmentFile=`` reads them: ``#`` and ``;``
+    comment lines, blank lines, values optionally in single or double quotes. Keys not
+    starting with ``EPR_`` are other programs' and are skipped; an ``EPR_`` key that is no
+    setting is an error naming its line (a typo would otherwise be silently ignored)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: settings file not found") from None
+    except PermissionError:
+        raise ConfigError(
+            f"{path}: permission denied (run as a member of the file's group, e.g. epr)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc})") from None
+    known = {f"EPR_{name.upper()}" for name in Settings.model_fields}
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped[0] in "#;":
+            continue
+        key, sep, value = stripped.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        if not key.startswith("EPR_"):
+            continue
+        if key not in known:
+            hint = difflib.get_close_matches(key, sorted(known), n=1)
+            maybe = f" (did you mean {hint[0]}?)" if hint else ""
+            raise ConfigError(f"{path}:{number}: {key} is not a setting{maybe}")
+        values[key] = value
+    return values
+
+
+class _FileSource(EnvSettingsSource):
+    """A settings file's values, read like environment variables (below the real ones)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], values: Mapping[str, str]) -> None:
+        self._file_values = {k.lower(): v for k, v in values.items()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return self._file_values
+
+
+def load_settings(source: ConfigSource, **overrides: Any) -> Settings:
+    """Settings from, strongest first: ``overrides`` (the command line), the environment
+    (``EPR_*``), the settings file of ``source``, the defaults."""
+    values = source.values
+
+    class FileSettings(Settings):
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            return (init_settings, env_settings, _FileSource(settings_cls, values))
+
+    loaded = FileSettings(**overrides)
+    # A plain Settings (validated above): picklable for spawned ingest workers, and still
+    # saying which fields some source set (``model_fields_set``).
+    return Settings.model_construct(
+        _fields_set=set(loaded.model_fields_set),
+        **{name: getattr(loaded, name) for name in Settings.model_fields},
+    )

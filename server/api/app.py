@@ -28,6 +28,7 @@ from server.api.routes import (
 )
 from server.config import Settings
 from server.ledger.db import make_engine, session_factory
+from server.money.amounts import LOCAL_TZ
 from server.people.accounts import Role
 from server.web import errors
 from server.web.limits import BodyLimit
@@ -48,6 +49,7 @@ STATIC = Path(__file__).parents[1] / "web" / "static"
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
+    LOCAL_TZ.configure(settings.timezone)
     engine = engine or make_engine(settings.database_url)
     app = FastAPI(title="EPR collection tracker", version=__version__)
     app.state.settings = settings

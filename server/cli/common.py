@@ -1,4 +1,8 @@
-"""What every ``epr-server`` command shares: the ledger and who is acting.
+"""What every ``epr-server`` command shares: the ledger, the language, and who is acting.
+
+The ledger must exist before a command uses it: only ``migrate`` creates one. Any other
+command refuses (exit 2, one line naming the URL and the fix) when no database URL is
+configured, when a SQLite file is missing, or when the server cannot be reached.
 
 A command that decides something (money, holds, disputes, devices, ticket corrections)
 acts as a named, existing account: ``--as USERNAME`` (``--by`` is the old spelling of
@@ -15,6 +19,7 @@ import argparse
 import os
 import sys
 from collections.abc import Collection
+from pathlib import Path
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,12 +27,88 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.config import Settings
 from server.people.accounts import Role
 from server.people.permissions import Actor
+from server.web.i18n import Translator
 
 TOKEN_ENV = "EPR_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
 
 class Refused(Exception):
     """The command may not run as asked; the message says why (exit status 1)."""
+
+
+class LedgerUnavailable(Exception):
+    """No usable ledger at the configured URL; one line saying which and how to fix it
+    (exit status 2)."""
+
+
+def shown_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def first_line(exc: BaseException) -> str:
+    """A driver's error as one line (psycopg's run over several)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def check_ledger(settings: Settings, *, configured: bool, create: bool, t: Translator) -> None:
+    """Refuse (:class:`LedgerUnavailable`) a ledger that is not there to use: no URL
+    configured, a missing SQLite file (unless ``create``: ``migrate``), an unreachable or
+    refusing server."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    url = settings.database_url
+    if not configured:
+        raise LedgerUnavailable(t("cli.db.not_configured"))
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise LedgerUnavailable(t("cli.db.bad_url", url=shown_url(url))) from None
+    shown = shown_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            return
+        path = Path(database)
+        if not path.exists() and not create:
+            raise LedgerUnavailable(t("cli.db.missing_sqlite", url=shown, path=str(path)))
+        if not path.exists():
+            try:  # migrate, asked to create the ledger: its directory too
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                reason = f"{exc.strerror}: {exc.filename}"
+                raise LedgerUnavailable(
+                    t("cli.db.cannot_create", url=shown, reason=reason)
+                ) from exc
+        return
+    connect_args = {"connect_timeout": 10} if parsed.get_backend_name() == "postgresql" else {}
+    try:
+        engine = create_engine(url, connect_args=connect_args)
+    except (ArgumentError, ImportError) as exc:
+        raise LedgerUnavailable(t("cli.db.bad_url", url=shown) + f": {exc}") from None
+    try:
+        with engine.connect():
+            pass
+    except DBAPIError as exc:
+        raise LedgerUnavailable(t("cli.db.unreachable", url=shown, reason=first_line(exc))) from exc
+    finally:
+        engine.dispose()
+
+
+def translator(args: argparse.Namespace) -> Translator:
+    """The language the command speaks (``--lang``, else the locale)."""
+    found: Translator | None = getattr(args, "t", None)
+    return found if found is not None else Translator("en")
 
 
 #: Engines the running command opened, closed by ``close_ledgers`` when it ends.

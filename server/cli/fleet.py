@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from server.cli.common import add_actor_options, cli_actor, ledger_sessions
+from server.cli.common import add_actor_options, cli_actor, ledger_sessions, translator
 from server.config import Settings
 
 
@@ -49,7 +49,8 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
                 return 0
             if args.action == "history":
                 for h in history(session, args.device_id):
-                    print(f"{h.at:%Y-%m-%d %H:%M:%S} {h.action:<12} {h.by:<20} {h.detail}")
+                    at = translator(args).moment(h.at)
+                    print(f"{at} {h.action:<12} {h.by:<20} {h.detail}")
                 return 0
             if args.action == "register":
                 register_device(

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from server.cli.common import add_actor_options, cli_actor, ledger_sessions
+from server.cli.common import add_actor_options, cli_actor, ledger_sessions, translator
 from server.config import Settings
 
 if TYPE_CHECKING:
@@ -38,6 +38,9 @@ def ack_key(settings: Settings) -> DeviceKey | None:
 
 def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
     """One ingest worker: subscriber, handler, telemetry writer, metrics, maintenance."""
+    from server.money.amounts import LOCAL_TZ
+
+    LOCAL_TZ.configure(settings.timezone)  # a spawned worker saw no settings file itself
     if not logging.getLogger().handlers:  # a spawned worker process starts bare
         logging.basicConfig(
             level=logging.INFO,
@@ -189,7 +192,7 @@ def cmd_dead_letters(settings: Settings, args: argparse.Namespace) -> int:
             else:
                 for r in rows:
                     print(
-                        f"{r.id:>8} {r.received_at:%Y-%m-%d %H:%M:%S} {r.status:<9} "
+                        f"{r.id:>8} {translator(args).moment(r.received_at)} {r.status:<9} "
                         f"{r.topic}  {r.reason}"
                     )
                 print(f"{len(rows)} dead letter(s)")

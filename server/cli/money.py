@@ -7,9 +7,13 @@ Every command that changes something acts as an account (``--as USERNAME``, prov
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
+from server.cli import tables
 from server.cli.common import (
     Refused,
     acting_name,
@@ -17,9 +21,171 @@ from server.cli.common import (
     cli_actor,
     default_actor,
     ledger_sessions,
+    translator,
 )
 from server.cli.documents import add_statement_export, cmd_statement_export
+from server.cli.tables import Column, short_hash
 from server.config import Settings
+from server.web.i18n import Translator
+
+if TYPE_CHECKING:
+    from server.ledger.accounting import StoredStatement
+    from server.ledger.models import Contract
+    from server.money.holds import HoldView
+    from server.money.tickets import TicketRow
+
+
+def bin_arg(text: str) -> str:
+    """A BIN with a valid check digit, else argparse's one-line usage error."""
+    from server.identifiers import bin_problem
+
+    problem = bin_problem(text.strip())
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text.strip()
+
+
+def period_arg(text: str) -> str:
+    """``YYYY-MM`` (a local month), else argparse's one-line usage error."""
+    digits = text[:4] + text[5:]
+    if (
+        len(text) == 7
+        and text[4] == "-"
+        and digits.isascii()
+        and digits.isdigit()
+        and 1 <= int(text[5:]) <= 12
+    ):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r} is not a month like 2026-03")
+
+
+STATEMENT_COLUMNS: Final = (
+    Column("id", "cli.col.id"),
+    Column("period", "cli.col.period"),
+    Column("contractor_bin", "cli.col.contractor"),
+    Column("kind", "cli.col.kind"),
+    Column("status", "cli.col.status"),
+    Column("total_kzt", "cli.col.total_kzt", places=2),
+    Column("sha256", "cli.col.sha256", short=short_hash),
+    Column("by", "cli.col.by"),
+)
+HOLD_COLUMNS: Final = (
+    Column("hold_id", "cli.col.hold"),
+    Column("ticket", "cli.col.ticket"),
+    Column("weighed_at", "cli.col.weighed_at"),
+    Column("site_id", "cli.col.site"),
+    Column("category", "cli.col.category"),
+    Column("net_kg", "cli.col.net_kg", places=3),
+    Column("reason_text", "cli.col.reason"),
+    Column("state", "cli.col.status"),
+)
+CONTRACT_COLUMNS: Final = (
+    Column("contract_id", "cli.col.contract"),
+    Column("version", "cli.col.version"),
+    Column("contractor_bin", "cli.col.contractor"),
+    Column("category", "cli.col.category"),
+    Column("stage", "cli.col.stage"),
+    Column("regions", "cli.col.regions"),
+    Column("period_start", "cli.col.from"),
+    Column("period_end", "cli.col.to"),
+    Column("cap_t", "cli.col.cap_t", places=3),
+    Column("rate", "cli.col.rate", places=2),
+    Column("rate_unit", "cli.col.rate_unit"),
+    Column("budget_cap_kzt", "cli.col.budget_kzt", places=2),
+)
+TICKET_COLUMNS: Final = (
+    Column("ticket", "cli.col.ticket"),
+    Column("weighed_at", "cli.col.weighed_at"),
+    Column("site_id", "cli.col.site"),
+    Column("category", "cli.col.category"),
+    Column("badge", "cli.col.badge"),
+    Column("net_kg", "cli.col.net_kg", places=3),
+    Column("contracts", "cli.col.contract"),
+)
+
+
+def statement_row(r: StoredStatement) -> dict[str, object]:
+    return {
+        "id": r.id,
+        "period": r.period,
+        "contractor_bin": r.contractor_bin,
+        "kind": r.kind if r.adjusts_id is None else f"{r.kind} of {r.adjusts_id}",
+        "adjusts_id": r.adjusts_id,
+        "status": r.status,
+        "total_kzt": r.total_kzt,
+        "sha256": r.sha256,
+        "by": " / ".join(who or "-" for who in (r.computed_by, r.approved_by, r.paid_by)),
+        "computed_by": r.computed_by,
+        "computed_at": r.computed_at,
+        "approved_by": r.approved_by,
+        "approved_at": r.approved_at,
+        "paid_by": r.paid_by,
+        "paid_at": r.paid_at,
+        "payment_ref": r.payment_ref,
+    }
+
+
+def hold_row(h: HoldView, t: Translator) -> dict[str, object]:
+    from server.money.hold_rules import REASONS
+
+    state = h.status
+    if h.decided_by:
+        state += f" ({h.decided_by}: {h.decision_reason})"
+    return {
+        "hold_id": h.hold_id,
+        "ticket": f"{h.device_id}:{h.seq}",
+        "weighed_at": h.weighed_at,
+        "site_id": h.site_id,
+        "category": h.category,
+        "net_kg": Decimal(h.net_g).scaleb(-3),
+        "reason": h.reason,
+        "reason_text": f"{REASONS.get(h.reason, h.reason)} ({h.detail})",
+        "detail": h.detail,
+        "status": h.status,
+        "state": state,
+        "decided_by": h.decided_by,
+        "decided_at": h.decided_at,
+        "decision_reason": h.decision_reason,
+    }
+
+
+def contract_row(c: Contract) -> dict[str, object]:
+    return {
+        "contract_id": c.contract_id,
+        "version": c.version,
+        "tender_id": c.tender_id,
+        "lot": c.lot,
+        "contractor_bin": c.contractor_bin,
+        "contractor_name": c.contractor_name,
+        "category": c.category,
+        "stage": c.stage,
+        "regions": list(c.region_list),
+        "site_ids": list(c.site_list),
+        "period_start": c.period_start,
+        "period_end": c.period_end,
+        "cap_t": c.cap_t,
+        "rate": c.rate,
+        "rate_unit": c.rate_unit,
+        "budget_cap_kzt": c.budget_cap_kzt,
+    }
+
+
+def ticket_row(r: TicketRow) -> dict[str, object]:
+    return {
+        "ticket": f"{r.device_id}:{r.seq}",
+        "device_id": r.device_id,
+        "seq": r.seq,
+        "weighed_at": r.weighed_at,
+        "site_id": r.site_id,
+        "scale_id": r.scale_id,
+        "category": r.category,
+        "badge": r.badge,
+        "gross_kg": r.gross_kg,
+        "tare_kg": r.tare_kg,
+        "net_kg": r.net_kg,
+        "hash": r.hash,
+        "contracts": sorted({a.contract_id for a in r.attributions}),
+    }
 
 
 def _problems(source: str, problems: list[str]) -> int:
@@ -120,7 +286,7 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
     from server.money import statements as st
     from server.money.allocation import MissingRate
     from server.money.inputs import StatementError
-    from server.money.report import print_statements, print_stored, print_unattributed
+    from server.money.report import print_statements, print_unattributed
     from server.money.verification import verify
     from server.people.permissions import PermissionDenied
 
@@ -129,7 +295,11 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
         if args.action == "show":
             with sessions() as session:
                 preview = st.preview_for(session, args.period)
-            print_statements([] if preview is None else preview.statements)
+            shown = [] if preview is None else preview.statements
+            if args.json:
+                print(json.dumps([s.canonical() | {"sha256": s.hash} for s in shown], indent=1))
+                return 0
+            print_statements(shown, label=translator(args))
             if preview is not None:
                 print_unattributed(preview.allocation.unattributed, args.period)
             return 0
@@ -137,7 +307,14 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
             return cmd_statement_export(settings, args)
         if args.action == "list":
             with sessions() as session:
-                print_stored(st.list_statements(session, period=args.period))
+                rows = st.list_statements(session, period=args.period)
+            tables.emit(
+                translator(args),
+                STATEMENT_COLUMNS,
+                [statement_row(r) for r in rows],
+                as_json=args.json,
+                empty=translator(args)("cli.empty.statements"),
+            )
             return 0
         if args.action == "compute":
             actor = cli_actor(settings, sessions, args)
@@ -210,7 +387,6 @@ def cmd_statements(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
     from server.money import hold_rules, holds
     from server.money.contracts import ImportProblems
-    from server.money.report import print_holds
 
     sessions = ledger_sessions(settings)
     try:
@@ -238,7 +414,15 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
             )
         elif args.action == "list":
             with sessions() as session:
-                print_holds(holds.list_holds(session, status=args.status))
+                found = holds.list_holds(session, status=args.status)
+            t = translator(args)
+            tables.emit(
+                t,
+                HOLD_COLUMNS,
+                [hold_row(h, t) for h in found],
+                as_json=args.json,
+                empty=t("cli.empty.holds"),
+            )
         else:
             actor = cli_actor(settings, sessions, args)
             with sessions.begin() as session:
@@ -275,8 +459,47 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_contracts(settings: Settings, args: argparse.Namespace) -> int:
+    from server.money.contracts import latest_versions
+
+    with ledger_sessions(settings)() as session:
+        rows = [contract_row(c) for c in latest_versions(session)]
+    if args.bin:
+        rows = [r for r in rows if r["contractor_bin"] == args.bin]
+    t = translator(args)
+    tables.emit(t, CONTRACT_COLUMNS, rows, as_json=args.json, empty=t("cli.empty.contracts"))
+    return 0
+
+
+def cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
+    from server.identifiers import unknown_code
+    from server.money.contracts import CATEGORIES
+    from server.money.tickets import TicketFilter, all_tickets, latest_period
+    from server.people.accounts import Scope
+
+    t = translator(args)
+    if args.category and args.category not in CATEGORIES:
+        print(unknown_code("category", args.category, CATEGORIES), file=sys.stderr)
+        return 2
+    sessions = ledger_sessions(settings)
+    with sessions() as session:
+        period = args.period or latest_period(session)
+        if period is None:
+            print(t("cli.empty.tickets_any"))
+            return 0
+        flt = TicketFilter(period, args.category, args.site, args.device, args.bin)
+        rows = [ticket_row(r) for r in all_tickets(session, Scope.everything(), flt)]
+    tables.emit(
+        t,
+        TICKET_COLUMNS,
+        rows,
+        as_json=args.json,
+        empty=t("cli.empty.tickets", period=period),
+    )
+    return 0
+
+
 def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
-    import json
 
     from server.money import disputes
     from server.people.accounts import NotFound, OutOfScope, Role
@@ -327,7 +550,6 @@ def cmd_disputes(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
-    import json
 
     from server.ledger import audit
 
@@ -392,8 +614,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     st_sub = p.add_subparsers(dest="action", required=True)
     q = st_sub.add_parser("show", help="preview every contractor's statement for a month")
     q.add_argument("period", help="YYYY-MM")
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
     q = st_sub.add_parser("list", help="stored statements")
-    q.add_argument("--period")
+    q.add_argument("--period", type=period_arg, help="YYYY-MM")
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
     q = st_sub.add_parser("compute", help="scan holds, store draft statements for months")
     q.add_argument("periods", nargs="+", help="YYYY-MM ...")
     add_actor_options(q)
@@ -427,6 +651,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_actor_options(q)
     q = h_sub.add_parser("list", help="list holds")
     q.add_argument("--status", choices=["open", "released", "rejected"])
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
     q = h_sub.add_parser("resolve", help="release (pay) or reject a hold")
     q.add_argument("hold_id", type=int, nargs="?")
     q.add_argument("--ticket", help="DEVICE:SEQ: every open hold of this ticket")
@@ -434,6 +659,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     add_actor_options(q)
     q.add_argument("--reason", required=True)
     p.set_defaults(func=cmd_holds)
+    p = sub.add_parser("contracts", help="list the current version of every contract")
+    c_sub = p.add_subparsers(dest="action", required=True)
+    q = c_sub.add_parser("list", help="contracts with caps, rates and regions")
+    q.add_argument("--bin", type=bin_arg, help="only this contractor's")
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
+    p.set_defaults(func=cmd_contracts)
+    p = sub.add_parser("tickets", help="list weighing tickets of a month")
+    k_sub = p.add_subparsers(dest="action", required=True)
+    q = k_sub.add_parser("list", help="tickets of a local month (default: the last with data)")
+    q.add_argument("--period", type=period_arg, help="YYYY-MM")
+    q.add_argument("--category")
+    q.add_argument("--site")
+    q.add_argument("--device")
+    q.add_argument("--bin", type=bin_arg, help="only tickets paid to this contractor")
+    q.add_argument("--json", action="store_true", help="JSON, full precision")
+    p.set_defaults(func=cmd_tickets)
     p = sub.add_parser("disputes", help="open, decide or list disputes")
     d_sub = p.add_subparsers(dest="action", required=True)
     q = d_sub.add_parser("open", help="a contractor disputes a ticket or a statement line")

@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from edge.protocol import DEVICE_ID_RE
+from server.identifiers import unknown_code
 from server.ledger.devices import DeviceHistory
 from server.ledger.models import Device, Scale, Site
 from server.regions import REGIONS
@@ -34,7 +35,7 @@ class RegistryError(ValueError):
 
 def upsert_site(session: Session, site_id: str, *, name: str, region: str, kind: str) -> Site:
     if region not in REGIONS:
-        raise RegistryError(f"site {site_id}: unknown region {region!r}")
+        raise RegistryError(f"site {site_id}: {unknown_code('region', region, REGIONS)}")
     site = session.get(Site, site_id)
     if site is None:
         site = Site(site_id=site_id, name=name, region=region, kind=kind)

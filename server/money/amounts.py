@@ -19,18 +19,67 @@ reaching the money path raises instead of silently rounding.
 from __future__ import annotations
 
 import decimal
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from typing import Final
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 GRAMS_PER_TONNE: Final = 1_000_000
 TIYN: Final = Decimal("0.01")
 ROUNDING_POLICY: Final = "line-half-up-2dp/v1"
-#: Kazakhstan's single time zone; periods and contract dates are local dates.
-LOCAL_TZ: Final = ZoneInfo("Asia/Almaty")
+DEFAULT_ZONE: Final = "Asia/Almaty"
+
+
+class PeriodZone(tzinfo):
+    """The zone periods and contract dates are counted in, and times are shown in.
+
+    ``Asia/Almaty`` (Kazakhstan's single zone since 2024) unless configured:
+    ``EPR_TIMEZONE`` (read by :class:`server.config.Settings`, which the server and every
+    command apply with :meth:`configure` before touching the ledger). One object that
+    follows the configuration, so every module's ``LOCAL_TZ`` says the same zone.
+    Changing it changes which local month a ticket falls in: statements computed under
+    one zone verify only under the same zone (``docs/payments.md``).
+    """
+
+    def __init__(self, key: str) -> None:
+        self._zone = zone_info(key)
+
+    def configure(self, key: str) -> None:
+        self._zone = zone_info(key)
+
+    @property
+    def key(self) -> str:
+        return str(self._zone.key)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta | None:
+        return self._zone.utcoffset(dt)
+
+    def dst(self, dt: datetime | None) -> timedelta | None:
+        return self._zone.dst(dt)
+
+    def tzname(self, dt: datetime | None) -> str | None:
+        return self._zone.tzname(dt)
+
+    def fromutc(self, dt: datetime) -> datetime:
+        return self._zone.fromutc(dt.replace(tzinfo=self._zone)).replace(tzinfo=self)
+
+    def __repr__(self) -> str:
+        return f"PeriodZone({self.key!r})"
+
+
+def zone_info(key: str) -> ZoneInfo:
+    """The IANA zone ``key``; ValueError naming it if there is no such zone."""
+    try:
+        return ZoneInfo(key)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{key!r} is not an IANA time zone (e.g. {DEFAULT_ZONE})") from None
+
+
+#: Periods and contract dates are local dates in this zone.
+LOCAL_TZ: Final = PeriodZone(os.environ.get("EPR_TIMEZONE") or DEFAULT_ZONE)
 #: Rates in KZT/t are carried as integers × 10^12 (contract rates have at most 6
 #: decimals and MRP values at most 2, so every rate is exact in these units).
 RATE_SCALE: Final = 10**12

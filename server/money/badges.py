@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from server.identifiers import bin_problem
 from server.money import reference
 from server.money.contracts import STAGES, ImportProblems
+from server.money.tabular import TabularError, open_csv
 
 KIND: Final = "badges"
 COLUMNS: Final = ("badge", "contractor_bin", "stages", "valid_from", "valid_to")
@@ -108,8 +109,7 @@ def read_csv(path: Path) -> BadgeMap:
     problems: list[str] = []
     entries: list[BadgeEntry] = []
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        with open_csv(path) as reader:
             header = reader.fieldnames or []
             problems += [
                 f"{path}:1:{c}: required column missing"
@@ -123,8 +123,8 @@ def read_csv(path: Path) -> BadgeMap:
                 entry = _check(raw, f"{path}:{reader.line_num}", problems)
                 if entry is not None:
                     entries.append(entry)
-    except UnicodeDecodeError as exc:
-        raise ImportProblems([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    except TabularError as exc:
+        raise ImportProblems([str(exc)]) from None
     except OSError as exc:
         raise ImportProblems([f"{path}: cannot read ({exc.strerror})"]) from None
     except csv.Error as exc:

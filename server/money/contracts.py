@@ -32,11 +32,24 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.identifiers import bin_problem
+from server.identifiers import bin_problem, did_you_mean, unknown_code
 from server.ledger.models import Contract
+from server.money.tabular import TabularError, open_csv
 from server.regions import REGIONS
 
 STAGES: Final = ("collection", "transport", "processing", "neutralisation")
+#: Waste categories contracts are awarded for (the EPR operator's product groups).
+CATEGORIES: Final = (
+    "antifreeze",
+    "batteries",
+    "mercury_lamps",
+    "packaging_glass",
+    "packaging_metal",
+    "packaging_paper",
+    "packaging_polymer",
+    "tyres",
+    "used_oil",
+)
 RATE_UNITS: Final = ("KZT/t", "MRP/t")
 REQUIRED: Final = (
     "contract_id",
@@ -118,15 +131,21 @@ def _check_row(raw: Mapping[str, str], where: str, problems: list[str]) -> Contr
             bad(col, f"{get(col)!r} is not an identifier (letters, digits, _ . / : -)")
     if get("contractor_bin") and (reason := bin_problem(get("contractor_bin"))):
         bad("contractor_bin", reason)
+    if get("category") and _IDENT.fullmatch(get("category")) and get("category") not in CATEGORIES:
+        bad("category", unknown_code("category", get("category"), CATEGORIES))
     if get("stage") and get("stage") not in STAGES:
-        bad("stage", f"{get('stage')!r} is not one of {', '.join(STAGES)}")
+        bad(
+            "stage",
+            f"{get('stage')!r} is not one of {', '.join(STAGES)}"
+            + did_you_mean(get("stage"), STAGES),
+        )
     rate_unit = get("rate_unit") or "KZT/t"
     if rate_unit not in RATE_UNITS:
         bad("rate_unit", f"{rate_unit!r} is not one of {', '.join(RATE_UNITS)}")
     regions = tuple(sorted({r.strip() for r in get("regions").split(";") if r.strip()}))
     for region in regions:
         if region not in REGIONS:
-            bad("regions", f"unknown region {region!r}")
+            bad("regions", unknown_code("region", region, REGIONS))
     site_ids = tuple(sorted({s.strip() for s in get("site_ids").split(";") if s.strip()}))
     if not regions and not site_ids:
         bad("regions", "a contract needs regions, site_ids or both")
@@ -206,8 +225,7 @@ def check_rows(rows: Iterable[tuple[str, Mapping[str, str]]]) -> list[ContractRo
 
 def read_csv(path: Path) -> list[ContractRow]:
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        with open_csv(path) as reader:
             header = reader.fieldnames or []
             missing = [c for c in REQUIRED if c not in header]
             unknown = [c for c in header if c not in REQUIRED + OPTIONAL]
@@ -216,8 +234,8 @@ def read_csv(path: Path) -> list[ContractRow]:
                 problems += [f"{path}:1:{c}: unknown column" for c in unknown]
                 raise ImportProblems(problems)
             rows = [(f"{path}:{reader.line_num}", dict(r)) for r in reader]
-    except UnicodeDecodeError as exc:
-        raise ImportProblems([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    except TabularError as exc:
+        raise ImportProblems([str(exc)]) from None
     except OSError as exc:
         raise ImportProblems([f"{path}: cannot read ({exc.strerror})"]) from None
     except csv.Error as exc:

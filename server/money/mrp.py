@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from server.money import reference
 from server.money.contracts import ImportProblems
+from server.money.tabular import TabularError, open_csv
 
 KIND: Final = "mrp"
 _VALID_FROM: Final = re.compile(r"^(\d{4})(?:-(\d{2})(?:-01)?)?$")
@@ -88,8 +89,7 @@ def read_csv(path: Path) -> MrpTable:
     rows: list[MrpRow] = []
     seen: dict[date, int] = {}
     try:
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
+        with open_csv(path) as reader:
             header = reader.fieldnames or []
             for col in ("valid_from", "mrp_kzt"):
                 if col not in header:
@@ -126,8 +126,8 @@ def read_csv(path: Path) -> MrpTable:
                 if valid_from is not None and _KZT.fullmatch(value) and Decimal(value) > 0:
                     seen[valid_from] = reader.line_num
                     rows.append(MrpRow(valid_from, Decimal(value), (raw.get("note") or "").strip()))
-    except UnicodeDecodeError as exc:
-        raise ImportProblems([f"{path}: not UTF-8 text ({exc.reason})"]) from None
+    except TabularError as exc:
+        raise ImportProblems([str(exc)]) from None
     except OSError as exc:
         raise ImportProblems([f"{path}: cannot read ({exc.strerror})"]) from None
     except csv.Error as exc:

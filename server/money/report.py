@@ -1,16 +1,16 @@
-"""Statements, holds and verification results rendered for a terminal (rich tables)."""
+"""Statement previews and tonnage without a contract rendered for a terminal (rich
+tables). Amounts never wrap; column titles come from the caller's ``label`` (message
+id -> text in the command's language; this part speaks no language of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from typing import Final
 
 from rich.console import Console
 from rich.table import Table
 
-from server.ledger.accounting import StoredStatement
-from server.money.hold_rules import REASONS
-from server.money.holds import HoldView
 from server.money.lines import Statement
 
 
@@ -23,7 +23,26 @@ def tonnes_str(value: Decimal) -> str:
     return f"{value:,.3f}".replace(",", " ")
 
 
-def print_statements(statements: Sequence[Statement], console: Console | None = None) -> None:
+#: English titles, for callers without a language (the demo).
+ENGLISH: Final = {
+    "cli.col.contract": "contract",
+    "cli.col.category": "category",
+    "cli.col.stage": "stage",
+    "cli.col.tickets": "tickets",
+    "cli.col.tonnes": "tonnes",
+    "cli.col.rate_kzt_t": "rate KZT/t",
+    "cli.col.amount_kzt": "amount KZT",
+    "cli.total": "total",
+}
+NUMERIC: Final = frozenset({"cli.col.tickets", "cli.col.tonnes", "cli.col.rate_kzt_t",
+                            "cli.col.amount_kzt"})  # fmt: skip
+
+
+def print_statements(
+    statements: Sequence[Statement],
+    console: Console | None = None,
+    label: Callable[[str], str] = ENGLISH.__getitem__,
+) -> None:
     console = console or Console()
     if not statements:
         console.print("[yellow]no statements: no contract covers this period[/]")
@@ -33,16 +52,19 @@ def print_statements(statements: Sequence[Statement], console: Console | None = 
             title=f"{st.contractor_name} (BIN {st.contractor_bin}) — {st.period}",
             title_justify="left",
         )
-        for col, justify in (
-            ("contract", "left"),
-            ("category", "left"),
-            ("stage", "left"),
-            ("tickets", "right"),
-            ("tonnes", "right"),
-            ("rate KZT/t", "right"),
-            ("amount KZT", "right"),
+        for col in (
+            "cli.col.contract",
+            "cli.col.category",
+            "cli.col.stage",
+            "cli.col.tickets",
+            "cli.col.tonnes",
+            "cli.col.rate_kzt_t",
+            "cli.col.amount_kzt",
         ):
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+            if col in NUMERIC:
+                table.add_column(label(col), justify="right", no_wrap=True)
+            else:
+                table.add_column(label(col), overflow="fold")
         for ln in st.lines:
             rate = money(ln.rate_kzt_per_t)
             if ln.rate_unit == "MRP/t" and ln.mrp_kzt is not None:
@@ -79,69 +101,16 @@ def print_statements(statements: Sequence[Statement], console: Console | None = 
             )
         table.add_section()
         table.add_row(
-            "total", "", "", "", tonnes_str(st.total_tonnes), "", f"[bold]{money(st.total_kzt)}[/]"
+            label("cli.total"),
+            "",
+            "",
+            "",
+            tonnes_str(st.total_tonnes),
+            "",
+            f"[bold]{money(st.total_kzt)}[/]",
         )
         console.print(table)
         console.print(f"  statement sha256 {st.hash}\n", style="dim")
-
-
-def print_stored(rows: Sequence[StoredStatement], console: Console | None = None) -> None:
-    console = console or Console()
-    if not rows:
-        console.print("[yellow]no stored statements[/]")
-        return
-    table = Table(title="stored statements", title_justify="left")
-    cols = (
-        "id",
-        "period",
-        "contractor",
-        "kind",
-        "status",
-        "total KZT",
-        "sha256",
-        "computed/approved/paid by",
-    )
-    for col in cols:
-        table.add_column(col, justify="right" if col in ("id", "total KZT") else "left")
-    for r in rows:
-        kind = r.kind if r.adjusts_id is None else f"{r.kind} of {r.adjusts_id}"
-        by = " / ".join(who or "-" for who in (r.computed_by, r.approved_by, r.paid_by))
-        table.add_row(
-            str(r.id),
-            r.period,
-            r.contractor_bin,
-            kind,
-            r.status,
-            money(r.total_kzt),
-            r.sha256[:16] + "…",
-            by,
-        )
-    console.print(table)
-
-
-def print_holds(holds: Sequence[HoldView], console: Console | None = None) -> None:
-    console = console or Console()
-    if not holds:
-        console.print("[green]no holds[/]")
-        return
-    table = Table(title="holds", title_justify="left")
-    for col in ("hold", "ticket", "weighed at", "site", "category", "kg", "reason", "status"):
-        table.add_column(col)
-    for h in holds:
-        status = h.status
-        if h.decided_by:
-            status += f" by {h.decided_by}: {h.decision_reason}"
-        table.add_row(
-            str(h.hold_id),
-            f"{h.device_id}:{h.seq}",
-            h.weighed_at.strftime("%Y-%m-%d %H:%M"),
-            h.site_id,
-            h.category,
-            format(Decimal(h.net_g) / 1000, "f"),
-            f"{REASONS.get(h.reason, h.reason)} ({h.detail})",
-            status,
-        )
-    console.print(table)
 
 
 def print_unattributed(

@@ -22,7 +22,8 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -30,16 +31,26 @@ from pathlib import Path
 from typing import Final
 
 DELIMITERS: Final = (",", ";", "\t")
+MAX_BYTES: Final = 50 * 1024 * 1024
+"""Larger than any export a person hands in: refused before it is read."""
 MAX_ROWS: Final = 100_000
 """More rows than any month's weighbridge export: a larger file is refused, not read."""
 _XLSX_MAGIC: Final = b"PK\x03\x04"
 
 
-class TableProblems(ValueError):
+class TabularError(ValueError):
+    """The file is not readable CSV text; the message names the file."""
+
+
+class TableProblems(TabularError):
     """Everything wrong with a file, one ``FILE:LINE:COLUMN: reason`` per problem."""
 
     def __init__(self, problems: list[str]) -> None:
-        super().__init__(f"{len(problems)} problem(s):\n" + "\n".join(problems))
+        # One problem reads as itself, so the message a person sees starts with the file.
+        if len(problems) == 1:
+            super().__init__(problems[0])
+        else:
+            super().__init__(f"{len(problems)} problem(s):\n" + "\n".join(problems))
         self.problems = problems
 
 
@@ -78,7 +89,7 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
         try:
             return data[3:].decode("utf-8"), "utf-8-sig"
         except UnicodeDecodeError as exc:
-            raise TableProblems([f"{name}: starts as UTF-8 but is not ({exc.reason})"]) from None
+            raise TableProblems([f"{name}: not UTF-8 text after its BOM ({exc.reason})"]) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -246,3 +257,32 @@ def read_path(path: Path, *, aliases: Mapping[str, str], required: Collection[st
     except OSError as exc:
         raise TableProblems([f"{path}: cannot read ({exc.strerror})"]) from None
     return read_table(data, str(path), aliases=aliases, required=required)
+
+
+@dataclass(frozen=True, slots=True)
+class CsvText:
+    text: str
+    encoding: str
+    """``utf-8-sig`` (with a byte-order mark), ``utf-8`` or ``cp1251``."""
+    delimiter: str
+
+
+def read_text(path: Path) -> CsvText:
+    """The decoded text of a CSV file and its detected delimiter."""
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise TabularError(f"{path}: {size} bytes, more than {MAX_BYTES} allowed")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TabularError(f"{path}: cannot read ({exc.strerror})") from None
+    text, encoding = decode(raw, str(path))
+    return CsvText(text, encoding, sniff_delimiter(text.split("\n", 1)[0]))
+
+
+@contextmanager
+def open_csv(path: Path) -> Iterator[csv.DictReader[str]]:
+    """A ``DictReader`` over ``path`` with its encoding and delimiter detected."""
+    found = read_text(path)
+    with io.StringIO(found.text, newline="") as fh:
+        yield csv.DictReader(fh, delimiter=found.delimiter)

@@ -97,6 +97,13 @@ def _bounds(period: str) -> tuple[datetime, datetime]:
     return lo, hi
 
 
+def latest_period(session: Session) -> str | None:
+    """The local month (``YYYY-MM``) of the newest weighing, None with no tickets: where
+    staff pages open, rather than on an empty current month (uses the weighed_at index)."""
+    newest = session.scalar(select(func.max(Ticket.weighed_at)))
+    return None if newest is None else newest.astimezone(LOCAL_TZ).strftime("%Y-%m")
+
+
 def _query(flt: TicketFilter) -> Select[Ticket]:
     lo, hi = _bounds(flt.period)
     q = select(Ticket).where(Ticket.weighed_at >= lo, Ticket.weighed_at < hi)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
+from babel.dates import format_datetime
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -28,7 +29,15 @@ from server.api.deps import AuthDep, NotAuthenticated, OptionalPrincipal
 from server.money.amounts import LOCAL_TZ
 from server.people.accounts import Account, Role
 from server.web import flash
-from server.web.i18n import LANG_COOKIE, LANGUAGE_NAMES, Translator, negotiate
+from server.web.i18n import (
+    LANG_COOKIE,
+    LANGUAGE_NAMES,
+    SHORT_TIME_PATTERN,
+    TIME_PATTERN,
+    Translator,
+    negotiate,
+    zone_label,
+)
 
 TEMPLATES: Final = Path(__file__).with_name("templates")
 
@@ -68,8 +77,12 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Every time with its zone: digits in the period zone and the offset (UTC+05:00).
     env.filters["local"] = lambda d: (
-        "" if d is None else d.astimezone(LOCAL_TZ).strftime("%Y-%m-%d %H:%M:%S")
+        "" if d is None else format_datetime(d, TIME_PATTERN, tzinfo=LOCAL_TZ, locale="en")
+    )
+    env.filters["local_short"] = lambda d: (
+        "" if d is None else format_datetime(d, SHORT_TIME_PATTERN, tzinfo=LOCAL_TZ, locale="en")
     )
     env.filters["urlq"] = lambda s: quote(str(s), safe="")
     # An exact amount for a form field (no grouping, no exponent): what the server compares.
@@ -121,6 +134,10 @@ class Page:
     def money(self, value: Decimal) -> str:
         return self.t.number(value, 2)
 
+    def tenge(self, value: Decimal) -> str:
+        """An amount with the currency, as the language writes it (Babel)."""
+        return self.t.tenge(value)
+
     def tonnes_g(self, grams: int) -> str:
         """Tonnes from a weight in grams (tickets store grams)."""
         return self.t.number(Decimal(grams).scaleb(-6), 3)
@@ -140,6 +157,7 @@ class Page:
             csrf_field=CSRF_FIELD,
             languages=LANGUAGE_NAMES,
             now=datetime.now(LOCAL_TZ),
+            zone_label=zone_label(),
             **context,
         )
         response = HTMLResponse(body, status_code=status)

@@ -41,7 +41,8 @@ def test_demo_month_ends_with_a_clean_summary(
 def test_serve_accounts_run_the_payment_cycle_with_four_eyes(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:
-    """``--serve`` prints logins for three operators: one computes, one approves, one pays."""
+    """``--serve`` prints logins for three operators (one computes, one approves, one
+    pays), an auditor and the contractors."""
     import_contracts(sessions, contract())
     dev = fake_device(tmp_path, start=datetime(2026, 3, 2, 4, 0, tzinfo=UTC))
     register(sessions, dev)
@@ -53,6 +54,7 @@ def test_serve_accounts_run_the_payment_cycle_with_four_eyes(
         ("demo-operator", "accounts.admin, statements.compute"),
         ("demo-approver", "statements.approve"),
         ("demo-payer", "statements.pay"),
+        ("demo-auditor", "auditor: reads statements, evidence, audit log"),
         ("demo-contractor-1", "contractor Eco Tyre Recycling LLP"),
     ]
     with sessions.begin() as session:

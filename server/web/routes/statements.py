@@ -40,6 +40,7 @@ from server.money.statements import (
     pay,
     statements_for,
 )
+from server.money.tickets import latest_period
 from server.people.permissions import PermissionDenied
 from server.web.render import PageDep, safe_next
 from server.web.routes.contractors import statement_context, this_month
@@ -60,7 +61,7 @@ def statements_page(
     user: StaffDep,
     period: str = Query("", pattern=r"^(\d{4}-\d{2})?$"),
 ) -> Response:
-    period = period or this_month()
+    period = period or latest_period(session) or this_month()
     check_period(period)
     preview_error = None
     try:

@@ -10,7 +10,13 @@ from fastapi.responses import Response
 from server.api.deps import ContractorScope, CurrentUser, RowId, SessionDep, check_period
 from server.api.routes.tickets import csv_response, visible_evidence
 from server.money.contractors import filter_choices
-from server.money.tickets import TicketFilter, all_tickets, csv_lines, find_tickets
+from server.money.tickets import (
+    TicketFilter,
+    all_tickets,
+    csv_lines,
+    find_tickets,
+    latest_period,
+)
 from server.web.render import PageDep
 from server.web.routes.contractors import this_month
 
@@ -20,6 +26,8 @@ _IDENT = r"^([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})?$"
 
 
 def page_filter(
+    session: SessionDep,
+    scope: ContractorScope,
     period: Annotated[str, Query(pattern=r"^([0-9]{4}-[0-9]{2})?$")] = "",
     category: Annotated[str, Query(pattern=_IDENT)] = "",
     site: Annotated[str, Query(pattern=_IDENT)] = "",
@@ -27,7 +35,9 @@ def page_filter(
     contractor: Annotated[str, Query(pattern=r"^(\d{12})?$")] = "",
 ) -> TicketFilter:
     """The form's fields; empty means "any" (a form sends every field, filled or not)."""
-    period = period or this_month()
+    # Staff open on the last month with tickets; a contractor on the current month.
+    if not period:
+        period = (latest_period(session) if scope.is_everything else None) or this_month()
     check_period(period)
     return TicketFilter(period, category or None, site or None, device or None, contractor or None)
 

@@ -32,6 +32,7 @@ def test_first_operator_then_a_contractor_and_a_token(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    assert run(monkeypatch, capsys, url, "migrate")[0] == 0  # only migrate makes a ledger
     code, out, _ = run(
         monkeypatch,
         capsys,

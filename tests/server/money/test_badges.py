@@ -45,7 +45,8 @@ def test_every_bad_row_is_named(tmp_path: Path) -> None:
     with pytest.raises(ImportProblems) as err:
         badges.read_csv(path)
     assert err.value.problems == [
-        f"{path}:2:contractor_bin: 120440012348 fails the BIN check digit",
+        f"{path}:2:contractor_bin: 120440012348 fails the BIN check digit: the last digit"
+        " should be 9",
         f"{path}:3:badge: missing",
         f"{path}:3:stages: 'recycling' is not one of collection, transport, processing,"
         " neutralisation",

@@ -69,7 +69,10 @@ def test_every_problem_is_reported_and_nothing_imported(
     with pytest.raises(ImportProblems) as err:
         read_csv(path)
     problems = "\n".join(err.value.problems)
-    assert f"{path}:3:contractor_bin: 120440012348 fails the BIN check digit" in problems
+    assert (
+        f"{path}:3:contractor_bin: 120440012348 fails the BIN check digit: the last digit"
+        " should be 9" in problems
+    )
     assert f"{path}:4:stage: 'recycling' is not one of" in problems
     assert f"{path}:4:regions: unknown region 'Atlantis'" in problems
     assert f"{path}:4:period_start: '2026-13-01' is not a date" in problems
@@ -92,7 +95,7 @@ def test_header_problems(tmp_path: Path) -> None:
 def test_unreadable_files_are_reported(tmp_path: Path) -> None:
     binary = tmp_path / "b.csv"
     binary.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(ImportProblems, match="not UTF-8"):
+    with pytest.raises(ImportProblems, match="not a text file"):
         read_csv(binary)
     with pytest.raises(ImportProblems, match="cannot read"):
         read_csv(tmp_path / "missing.csv")
@@ -160,7 +163,10 @@ def test_json_lots(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
     path.write_text(json.dumps(del_colour))
     with pytest.raises(ImportProblems) as err:
         read_file(path)
-    assert f"{path}:2:contractor_bin: 120440012348 fails the BIN check digit" in err.value.problems
+    assert (
+        f"{path}:2:contractor_bin: 120440012348 fails the BIN check digit: the last digit"
+        " should be 9" in err.value.problems
+    )
     assert any(p.startswith(f"{path}:2:rate:") for p in err.value.problems)
     path.write_text("{broken")
     with pytest.raises(ImportProblems, match="not valid JSON"):

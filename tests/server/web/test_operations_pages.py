@@ -162,7 +162,7 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         assert "computed by operator1" in row
         # The approve form shows contractor and total and carries the total shown.
         assert f'action="/statements/{a.id}/approve"' in row
-        assert "I checked the statement of Eco Tyre LLP: 53,082.00 KZT" in row
+        assert "I checked the statement of Eco Tyre LLP: 53,082.00\xa0KZT" in row
         assert 'name="expected_total" value="53082.00"' in row
         assert 'name="confirm" value="yes" required' in row
         approve = {"next": listing, "confirm": "yes", "expected_total": "53082.00"}
@@ -198,7 +198,7 @@ def test_statement_compute_approve_pay_and_adjust(web: Web) -> None:
         row = page_text.split(f'id="statement-{a.id}"')[1].split("</tr>")[0]
         assert "approved by approver1" in row
         assert f'action="/statements/{a.id}/pay"' in row
-        assert "Paid 53,082.00 KZT to Eco Tyre LLP" in row
+        assert "Paid 53,082.00\xa0KZT to Eco Tyre LLP" in row
         again, _ = flash(c, post(c, f"/statements/{a.id}/approve", listing, **approve))
         assert again == (f"error: Refused: statement {a.id} is approved, only a draft is approved")
     operator(web.sessions, "approver1", Permission.PAY)

@@ -209,3 +209,16 @@ def test_evidence_page_shows_the_signed_configuration_of_the_weighing(
     assert api["config"]["revision"] == 1
     assert api["config"]["settings"] == {"devices": {"s1": {"tare_kg": "20"}}}
     assert (api["config"]["issued_by"], api["config"]["signature_ok"]) == ("ops.almaty", True)
+
+
+def test_staff_open_on_the_last_month_with_data_and_times_carry_their_zone(web: Web) -> None:
+    with web.login("auditor1") as c:
+        page = c.get("/statements", headers=EN)  # no period: not the empty current month
+        assert f"/contractors/{BIN_A}/statements/{PERIOD}" in page.text
+        tickets = c.get("/tickets", headers=EN)
+        assert f'value="{PERIOD}"' in tickets.text
+        assert "0 tickets" not in tickets.text
+        assert "UTC+05:00" in tickets.text  # each weighing time with its offset
+        assert "Times: Asia/Almaty, UTC+05:00" in tickets.text
+    with web.login("eco") as c:  # a contractor still opens on the current month
+        assert f'value="{PERIOD}"' not in c.get("/tickets", headers=EN).text
