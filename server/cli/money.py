@@ -212,7 +212,7 @@ def cmd_import_contracts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_tickets_import(settings: Settings, args: argparse.Namespace) -> int:
     """``tickets import-manual FILE --site SITE``: a weighbridge export, all or nothing."""
     from server.money.manual import ManualProblems, import_export
 
@@ -471,7 +471,7 @@ def cmd_contracts(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tickets(settings: Settings, args: argparse.Namespace) -> int:
+def cmd_tickets_list(settings: Settings, args: argparse.Namespace) -> int:
     from server.identifiers import unknown_code
     from server.money.contracts import CATEGORIES
     from server.money.tickets import TicketFilter, all_tickets, latest_period
@@ -588,16 +588,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("file")
     add_actor_options(p)
     p.set_defaults(func=cmd_import_contracts)
-    p = sub.add_parser("tickets", help="tickets without a device: import-manual")
-    t_sub = p.add_subparsers(dest="action", required=True)
-    q = t_sub.add_parser(
-        "import-manual",
-        help="import a weighbridge export (CSV or XLSX; docs/payments.md, Manual tickets)",
-    )
-    q.add_argument("file")
-    q.add_argument("--site", help="the site the export comes from (unless it has a site column)")
-    add_actor_options(q)
-    p.set_defaults(func=cmd_tickets)
     p = sub.add_parser("mrp", help="load or show the MRP table")
     p.add_argument("action", choices=["load", "show"])
     p.add_argument("file", nargs="?")
@@ -665,7 +655,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--bin", type=bin_arg, help="only this contractor's")
     q.add_argument("--json", action="store_true", help="JSON, full precision")
     p.set_defaults(func=cmd_contracts)
-    p = sub.add_parser("tickets", help="list weighing tickets of a month")
+    p = sub.add_parser("tickets", help="list a month's tickets, or import tickets without a device")
     k_sub = p.add_subparsers(dest="action", required=True)
     q = k_sub.add_parser("list", help="tickets of a local month (default: the last with data)")
     q.add_argument("--period", type=period_arg, help="YYYY-MM")
@@ -674,7 +664,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     q.add_argument("--device")
     q.add_argument("--bin", type=bin_arg, help="only tickets paid to this contractor")
     q.add_argument("--json", action="store_true", help="JSON, full precision")
-    p.set_defaults(func=cmd_tickets)
+    q.set_defaults(func=cmd_tickets_list)
+    q = k_sub.add_parser(
+        "import-manual",
+        help="import a weighbridge export (CSV or XLSX; docs/payments.md, Manual tickets)",
+    )
+    q.add_argument("file")
+    q.add_argument("--site", help="the site the export comes from (unless it has a site column)")
+    add_actor_options(q)
+    q.set_defaults(func=cmd_tickets_import)
     p = sub.add_parser("disputes", help="open, decide or list disputes")
     d_sub = p.add_subparsers(dest="action", required=True)
     q = d_sub.add_parser("open", help="a contractor disputes a ticket or a statement line")

@@ -36,13 +36,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from edge.protocol import GENESIS_HASH
-from server.identifiers import bin_problem
+from server.identifiers import bin_problem, did_you_mean
 from server.ledger import audit
 from server.ledger import manual as ledger
-from server.ledger.models import Contract, Site, Ticket
+from server.ledger.models import Site, Ticket
 from server.money import holds
 from server.money.amounts import LOCAL_TZ
-from server.money.hold_rules import MANUAL_EVIDENCE, read_rules
+from server.money.contracts import CATEGORIES
+from server.money.hold_rules import MANUAL_EVIDENCE
 from server.money.tabular import Cell, Row, Table, TableProblems
 
 #: Header spellings accepted for each column (case, spaces and underscores ignored).
@@ -154,7 +155,7 @@ class ManualResult:
 
 @dataclass(frozen=True, slots=True)
 class Known:
-    """What rows are checked against: the registered sites, the categories in use."""
+    """What rows are checked against: the registered sites and the reference categories."""
 
     sites: frozenset[str]
     categories: frozenset[str]
@@ -162,9 +163,7 @@ class Known:
     @classmethod
     def load(cls, session: Session) -> Known:
         sites = frozenset(session.scalars(select(Site.site_id)))
-        in_contracts = set(session.scalars(select(Contract.category).distinct()))
-        in_rules = set(read_rules().weight.categories)
-        return cls(sites, frozenset(in_contracts | in_rules))
+        return cls(sites, frozenset(CATEGORIES))
 
 
 # --------------------------------------------------------------------------- checks
@@ -268,7 +267,8 @@ def check_row(
     elif not _formula(category) and category not in known.categories:
         bad(
             "category",
-            f"{category[:40]!r} is not a known category (expected one of"
+            f"{category[:40]!r} is not a known category"
+            f"{did_you_mean(category, known.categories)} (expected one of"
             f" {', '.join(sorted(known.categories))})",
         )
     weighed_at: datetime | None = None
