@@ -98,6 +98,15 @@ class Settings(BaseSettings):
     """scrypt cost for new password hashes (r=8, p=3). Tests lower it; production keeps 15."""
     web_default_language: Literal["kk", "ru", "en"] = "ru"
     """Page language when neither the language cookie nor Accept-Language picks one."""
+    map_tiles_url: str | None = None
+    """A tile server for the map page (``https://tile.example.kz/{z}/{x}/{y}.png``), for
+    sites with internet. Unset: the map draws only the outlines shipped with the package,
+    and no page asks any other host for anything."""
+    places_within: Literal["kazakhstan", "anywhere"] = "kazakhstan"
+    """Imported places must lie inside Kazakhstan's outline (``anywhere``: no check)."""
+    densities_file: Path | None = None
+    """Bulk densities (kg per litre per category) for the mass balance; unset: the
+    table shipped in ``server/data/densities.toml``."""
 
     @field_validator("trusted_proxies")
     @classmethod

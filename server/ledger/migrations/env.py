@@ -11,6 +11,7 @@ from server.ledger import (  # noqa: F401
     alarms,
     devices,
     flags,
+    places,
     telemetry,
     wire,
 )
