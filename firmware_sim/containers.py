@@ -172,7 +172,7 @@ class FillHistory:
 def _profile(rhythm: Rhythm) -> Floats:
     """Share of a day's fill per local hour, weekdays (sums to 1)."""
     hours = np.asarray(rhythm.hours, dtype=np.float64)
-    return hours / hours.sum()
+    return np.asarray(hours / hours.sum(), dtype=np.float64)
 
 
 def inflow(place: SimPlace, start: datetime, hours: int, rng: np.random.Generator) -> Floats:
