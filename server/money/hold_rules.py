@@ -31,6 +31,9 @@ no_fill_drop                a container pickup without an "emptied" fill event a
 near_cap_boundary           repeated weighings just under a boundary weight
 site_outside_region         found by allocation: a badge's contractor holds contracts
                             for the category, none covering the ticket's site
+mass_balance                found by the mass balance (server/logistics/mass_balance.py):
+                            a contractor's weighings after its pickups exceed the mass
+                            the emptied containers can have held
 ==========================  ==========================================================
 """
 
@@ -65,6 +68,7 @@ REASONS: Final = {
     "no_fill_drop": "container pickup without a matching fill drop",
     "near_cap_boundary": "repeated weighings just under a boundary weight",
     SITE_OUTSIDE_REGION: "badge contractor's contracts do not cover the site",
+    "mass_balance": "weighed more than the emptied containers can have held",
 }
 
 
