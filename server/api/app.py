@@ -20,6 +20,7 @@ from server.api.routes import (
     fleet,
     health,
     holds,
+    logistics,
     me,
     operations,
     statements,
@@ -35,6 +36,7 @@ from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
+from server.web.routes import logistics as logistics_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -56,7 +58,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signed_in = [Depends(current_user)]
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
-    for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
+    for api in (me, accounts, statements, contractors, tickets, fleet, disputes, logistics):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
@@ -70,6 +72,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         dispute_pages,
         ticket_pages,
         fleet_pages,
+        logistics_pages,
         operation_pages,
         account_pages,
     ):

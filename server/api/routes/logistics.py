@@ -204,9 +204,7 @@ def due_response(items: list[due.DueItem], format: str, now: datetime) -> Any:
             media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             headers={"Content-Disposition": f'attachment; filename="due-{stamp}.xlsx"'},
         )
-    return [
-        {**i.row, "hours": None if i.due_at is None else _hours(i.due_at, now)} for i in items
-    ]
+    return [{**i.row, "hours": None if i.due_at is None else _hours(i.due_at, now)} for i in items]
 
 
 def _hours(at: datetime, now: datetime) -> float | None:
