@@ -29,8 +29,9 @@ from server.regions import REGIONS
 router = APIRouter(prefix="/api/v1", tags=["logistics"])
 
 IDENT = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
-CATEGORY = r"^[a-z][a-z0-9_]{0,63}$"
-BIN = r"^\d{12}$"
+# Empty is "any" (what a filter form sends when nothing is picked).
+CATEGORY = r"^([a-z][a-z0-9_]{0,63})?$"
+BIN = r"^(\d{12})?$"
 Region = Annotated[str | None, Query(max_length=64, description="a region of Kazakhstan")]
 Category = Annotated[str | None, Query(pattern=CATEGORY)]
 Contractor = Annotated[str | None, Query(pattern=BIN, description="BIN (staff only)")]
@@ -63,8 +64,8 @@ def list_places(
         session,
         scope,
         region=check_region(region),
-        category=category,
-        contractor=contractor,
+        category=category or None,
+        contractor=contractor or None,
         kind=kind,
     )
     return places.feature_collection(views)
@@ -184,8 +185,8 @@ def due_list(
         threshold=threshold,
         silent_h=silent_h,
         region=check_region(region),
-        contractor=contractor,
-        category=category,
+        contractor=contractor or None,
+        category=category or None,
     )
     return due_response(items, format, now)
 

@@ -67,7 +67,7 @@ def map_page(
     category: Category = None,
     contractor: Contractor = None,
 ) -> Response:
-    region = check_region(region)
+    region, category, contractor = check_region(region), category or None, contractor or None
     scope.narrow(contractor)  # another contractor's BIN: 404 like everything else
     settings = page.request.app.state.settings
     tiles = settings.map_tiles_url or ""
@@ -134,7 +134,7 @@ def due_page(
     horizon_h: Annotated[int, Query(ge=1, le=24 * 14)] = due.DEFAULT_HORIZON_H,
     format: Annotated[Literal["html", "csv", "xlsx"], Query()] = "html",
 ) -> Response:
-    region = check_region(region)
+    region, category, contractor = check_region(region), category or None, contractor or None
     now = datetime.now(UTC)
     items = due.due_list(
         session,

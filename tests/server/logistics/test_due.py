@@ -90,8 +90,10 @@ def test_reasons() -> None:
 def test_downloads_carry_every_row_and_no_formula() -> None:
     items = classify([view("c-1", "90", name='=HYPERLINK("http://x")')], {}, now=NOW)
     rows = list(csv.DictReader(io.StringIO(as_csv(items).decode("utf-8-sig"))))
-    assert rows[0]["container_id"] == "c-1" and rows[0]["reason"] == "due"
+    assert rows[0]["container_id"] == "c-1"
+    assert rows[0]["reason"] == "due"
     assert rows[0]["name"].startswith("'=")
     wb = load_workbook(io.BytesIO(as_xlsx(items)), read_only=True)
     cells = list(wb.worksheets[0].iter_rows(values_only=True))
-    assert cells[0][2] == "container_id" and cells[1][3].startswith("'=")
+    assert cells[0][2] == "container_id"
+    assert cells[1][3].startswith("'=")

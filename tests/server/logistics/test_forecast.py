@@ -58,7 +58,9 @@ def test_edges_no_reading_flat_full_and_stale() -> None:
     start = NOW - timedelta(days=7)
     empty = Series("c-0", "x", start, np.full(168, np.nan))
     f = forecast(empty, now=NOW)
-    assert f.level is None and math.isinf(f.hours) and f.at(NOW) is None
+    assert f.level is None
+    assert math.isinf(f.hours)
+    assert f.at(NOW) is None
     flat = Series("c-1", "x", start, np.full(168, 30.0))
     assert math.isinf(forecast(flat, now=NOW).hours)
     assert math.isinf(naive_hours(flat, now=NOW))
@@ -77,7 +79,8 @@ def test_edges_no_reading_flat_full_and_stale() -> None:
 def test_emptyings_and_glitches_are_not_rates() -> None:
     d = increments(np.array([10, 20, 85, 2, 5, np.nan, 9, 70], dtype=np.float64))
     assert np.isnan(d[[0, 2, 3, 5, 6, 7]]).all()  # first, +65 glitch, emptied, gap, gap, +61
-    assert d[1] == 10 and d[4] == 3
+    assert d[1] == 10
+    assert d[4] == 3
 
 
 def test_forecast_all_covers_every_container() -> None:

@@ -55,7 +55,8 @@ def test_csv_rows_are_read_with_decimal_commas() -> None:
     rows = read(GOOD)
     assert [r.place_id for r in rows] == ["almaty-rp-01", "almaty-c01", "aktobe-c01"]
     assert rows[2].latitude == pytest.approx(50.2839)
-    assert rows[1].capacity_l == 1100 and rows[1].contractor_bin == BIN_A
+    assert rows[1].capacity_l == 1100
+    assert rows[1].contractor_bin == BIN_A
 
 
 def test_xlsx_rows_are_read_like_csv() -> None:
@@ -78,7 +79,8 @@ def test_xlsx_rows_are_read_like_csv() -> None:
     [
         (
             f"c-1,container,X,Almaty,76.9286,43.2567,1100,packaging_glass,{BIN_A},",
-            "places.csv:2:latitude: 76.9286, 43.2567 is outside Kazakhstan (latitude and longitude swapped?)",
+            "places.csv:2:latitude: 76.9286, 43.2567 is outside Kazakhstan"
+            " (latitude and longitude swapped?)",
         ),
         (
             f"c-1,container,X,Almaty,41.31,69.24,1100,packaging_glass,{BIN_A},",
@@ -136,7 +138,12 @@ def test_bad_rows_are_named_by_file_line_and_column(row: str, expected: str) -> 
 
 
 def test_every_problem_is_reported_and_nothing_is_half_read() -> None:
-    text = f"{HEADER}\nc-1,container,X,Almaty,43.2,76.9,1100,packaging_glass,{BIN_A},\nc-1,container,Y,Almaty,43.2,76.9,1100,packaging_glass,{BIN_A},\nc-2,container,Z,Nowhere,0,0,,,,\n"
+    text = (
+        f"{HEADER}\n"
+        f"c-1,container,X,Almaty,43.2,76.9,1100,packaging_glass,{BIN_A},\n"
+        f"c-1,container,Y,Almaty,43.2,76.9,1100,packaging_glass,{BIN_A},\n"
+        "c-2,container,Z,Nowhere,0,0,,,,\n"
+    )
     found = problems(text)
     assert "places.csv:3:place_id: c-1 repeats places.csv:2" in found
     assert {p.split(":")[2] for p in found if p.startswith("places.csv:4:")} >= {
@@ -203,7 +210,9 @@ def test_store_then_edit_is_audited_and_scoped(
         )
     with sessions() as s:
         place = s.get(Place, "almaty-c01")
-        assert place is not None and place.capacity_l == 770 and place.latitude == 43.30
+        assert place is not None
+        assert place.capacity_l == 770
+        assert place.latitude == 43.30
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "place.updated")).one()
         assert entry.actor == "ops.anna"
         change = json.loads(entry.data)
