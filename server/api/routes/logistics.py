@@ -71,7 +71,11 @@ def list_places(
     return places.feature_collection(views)
 
 
-@router.get("/places/outline")
+@router.get(
+    "/places/outline",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}},
+)
 def country_outline() -> Response:
     """Kazakhstan's outline (Natural Earth 1:50m), GeoJSON, as shipped with the package."""
     return Response(
@@ -105,7 +109,7 @@ class PlaceChange(BaseModel):
     site_id: str | None = Field(None, max_length=64)
 
 
-@router.patch("/places/{place_id}", responses=documented(404, 409))
+@router.patch("/places/{place_id}", responses=documented(400, 404, 409))
 def change_place(
     request: Request,
     session: SessionDep,
@@ -163,7 +167,21 @@ def container_history(
     }
 
 
-@router.get("/due")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get(
+    "/due",
+    responses={
+        200: {
+            "content": {
+                "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+                "text/csv": {"schema": {"type": "string"}},
+                XLSX: {"schema": {"type": "string", "format": "binary"}},
+            }
+        }
+    },
+)
 def due_list(
     session: SessionDep,
     scope: ContractorScope,
@@ -202,7 +220,7 @@ def due_response(items: list[due.DueItem], format: str, now: datetime) -> Any:
     if format == "xlsx":
         return Response(
             due.as_xlsx(items),
-            media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            media_type=XLSX,
             headers={"Content-Disposition": f'attachment; filename="due-{stamp}.xlsx"'},
         )
     return [{**i.row, "hours": None if i.due_at is None else _hours(i.due_at, now)} for i in items]
@@ -244,7 +262,7 @@ def _kg(grams: int) -> str:
     return format(Decimal(grams).scaleb(-3), "f")
 
 
-@router.post("/mass-balance/{period}/holds", responses=documented(422))
+@router.post("/mass-balance/{period}/holds", responses=documented(409, 422))
 def hold_surplus(
     request: Request, session: SessionDep, user: OperatorDep, period: str
 ) -> dict[str, Any]:
