@@ -7,6 +7,7 @@ their own with their own database and broker.
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -107,6 +108,17 @@ class Settings(BaseSettings):
     densities_file: Path | None = None
     """Bulk densities (kg per litre per category) for the mass balance; unset: the
     table shipped in ``server/data/densities.toml``."""
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _tiles(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+/[A-Za-z0-9._~/{}@-]*", value) or not all(
+            part in value for part in ("{z}", "{x}", "{y}")
+        ):
+            raise ValueError("a tile URL like https://tiles.example.kz/{z}/{x}/{y}.png")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
