@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.identifiers import bin_check_digit, make_bin
+from server.logistics.outline import kazakhstan
 
 Floats = NDArray[np.float64]
 
@@ -258,11 +259,18 @@ def _misbehave(place: SimPlace, observed: Floats, rng: np.random.Generator) -> N
 
 
 def _scatter(rng: np.random.Generator, region: str) -> tuple[float, float]:
+    """A point around the region's centre, drawn again while it falls outside the
+    country (Aktau's containers are on the shore, not in the Caspian)."""
     lat, lon, spread = REGION_CENTRES[region]
-    return (
-        round(lat + float(rng.normal(0, spread / 2)), 5),
-        round(lon + float(rng.normal(0, spread / 2)), 5),
-    )
+    outline = kazakhstan()
+    for _ in range(50):
+        point = (
+            round(lat + float(rng.normal(0, spread / 2)), 5),
+            round(lon + float(rng.normal(0, spread / 2)), 5),
+        )
+        if outline.contains(*point):
+            return point
+    return lat, lon
 
 
 def _bin(n: int) -> str:

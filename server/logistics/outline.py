@@ -20,17 +20,21 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
 
 COUNTRY: Final = "Kazakhstan"
 DATA_FILE: Final = "kazakhstan.geojson"
 
 Ring = list[tuple[float, float]]
 """(longitude, latitude) pairs, closed."""
+Edges = tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,12 +44,17 @@ class Outline:
     polygons: tuple[tuple[Ring, ...], ...]
     bbox: tuple[float, float, float, float]
     """(west, south, east, north)."""
+    edges: tuple[tuple[Edges, ...], ...] = field(default=(), compare=False, repr=False)
+    """The rings' edges as arrays, made once (the check runs per imported row)."""
 
     def contains(self, latitude: float, longitude: float) -> bool:
         west, south, east, north = self.bbox
         if not (west <= longitude <= east and south <= latitude <= north):
             return False
-        for rings in self.polygons:
+        for rings in self.edges:
+            x1, y1 = rings[0][0], rings[0][1]
+            if not (x1.min() <= longitude <= x1.max() and y1.min() <= latitude <= y1.max()):
+                continue
             if _inside(rings[0], longitude, latitude) and not any(
                 _inside(hole, longitude, latitude) for hole in rings[1:]
             ):
@@ -63,18 +72,24 @@ class Outline:
         )
         xs = [x for p in polygons for x, _ in p[0]]
         ys = [y for p in polygons for _, y in p[0]]
-        return cls(polygons, (min(xs), min(ys), max(xs), max(ys)))
+        edges = tuple(tuple(_edges(ring) for ring in polygon) for polygon in polygons)
+        return cls(polygons, (min(xs), min(ys), max(xs), max(ys)), edges)
 
 
-def _inside(ring: Ring, x: float, y: float) -> bool:
-    """Even-odd ray casting."""
-    inside = False
-    x1, y1 = ring[-1]
-    for x2, y2 in ring:
-        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
-            inside = not inside
-        x1, y1 = x2, y2
-    return inside
+def _edges(ring: Ring) -> Edges:
+    """A ring's edges as arrays: start x, start y, end x, end y."""
+    points = np.asarray(ring, dtype=np.float64)
+    ends = np.roll(points, -1, axis=0)
+    return points[:, 0], points[:, 1], ends[:, 0], ends[:, 1]
+
+
+def _inside(edges: Edges, x: float, y: float) -> bool:
+    """Even-odd ray casting over every edge at once."""
+    x1, y1, x2, y2 = edges
+    crosses = (y1 > y) != (y2 > y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        at = (x2 - x1) * (y - y1) / (y2 - y1) + x1
+    return bool(np.count_nonzero(crosses & (x < at)) % 2)
 
 
 def geojson_text() -> str:
