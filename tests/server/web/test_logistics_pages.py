@@ -21,7 +21,7 @@ from server.fleet.ingest.messages import Inbound
 from server.ledger.db import make_engine, migrate, session_factory
 from server.logistics.places import PlaceRow, store
 from server.money.amounts import LOCAL_TZ
-from tests.support.accounts import BIN_A, BIN_B, PASSWORD
+from tests.support.accounts import BIN_A, BIN_B, PASSWORD, operator
 from tests.support.builders import fake_device, register
 from tests.support.web import form_csrf, seed, serve
 
@@ -289,3 +289,30 @@ def test_forms_and_api_refuse_the_wrong_caller(site: str) -> None:
         assert client.get("/api/v1/mass-balance/2026-03").json() == []
         due = client.get("/api/v1/due", params={"format": "xlsx"})
         assert due.headers["content-type"].startswith("application/vnd.openxmlformats")
+
+
+def test_a_tile_server_is_admitted_only_when_configured(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    engine = make_engine(url)
+    migrate(engine)
+    operator(session_factory(engine), "ops")
+    tiles = "https://tiles.example.kz/{z}/{x}/{y}.png"
+    with serve(engine, url, map_tiles_url=tiles) as base, httpx.Client(base_url=base) as client:
+        client.post(
+            "/login",
+            data={
+                "username": "ops",
+                "password": PASSWORD,
+                "csrf_token": form_csrf(client.get("/login").text),
+                "next": "/",
+            },
+        )
+        page = client.get("/map")
+        assert page.status_code == 200
+        assert f'data-tiles="{tiles}"' in page.text
+        csp = page.headers["content-security-policy"]
+        assert "img-src 'self' data: https://tiles.example.kz;" in csp
+        assert "script-src" not in csp  # scripts stay 'self' only (default-src)
+        other = client.get("/due")
+        assert "tiles.example.kz" not in other.headers["content-security-policy"]
+    engine.dispose()
