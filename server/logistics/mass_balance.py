@@ -109,10 +109,25 @@ def pickups(
 ) -> list[Pickup]:
     """The month's pickups with their estimated mass and linked tickets."""
     start, end = _window(period)
+    return pickups_between(session, start, end, densities, scope=scope)
+
+
+def pickups_between(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    densities: Densities,
+    *,
+    scope: Scope | None = None,
+    container_id: str | None = None,
+) -> list[Pickup]:
+    """Pickups from ``start`` (inclusive) to ``end``, of one container if named."""
     window = timedelta(hours=densities.pickup_window_h)
     query = select(Place).where(Place.kind == "container", Place.contractor_bin.is_not(None))
     if scope is not None and scope.contractor_bin:
         query = query.where(Place.contractor_bin == scope.contractor_bin)
+    if container_id is not None:
+        query = query.where(Place.place_id == container_id)
     places = {p.place_id: p for p in session.scalars(query)}
     if not places:
         return []

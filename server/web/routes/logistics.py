@@ -15,6 +15,7 @@ from urllib.parse import urlencode, urlsplit
 from fastapi import APIRouter, Form, HTTPException, Query
 from fastapi.responses import Response
 from markupsafe import Markup
+from sqlalchemy import select
 
 from server.api.deps import (
     ContractorScope,
@@ -32,6 +33,7 @@ from server.api.routes.logistics import (
     due_response,
     load_densities,
 )
+from server.ledger.models import Ticket
 from server.logistics import due, mass_balance, places
 from server.logistics.history import container_detail
 from server.money.amounts import LOCAL_TZ
@@ -100,6 +102,10 @@ def container_page(
 ) -> Response:
     now = datetime.now(UTC)
     detail = container_detail(session, scope, container_id, now=now, days=days)
+    table = load_densities(page.request)
+    proofs = mass_balance.pickups_between(
+        session, detail.since, now, table, scope=scope, container_id=container_id
+    )
     t = page.t
     chart = fill_chart.svg(
         detail,
@@ -117,9 +123,21 @@ def container_page(
         # Built from numbers and html.escape()d text only (server/web/fill_chart.py).
         chart=Markup(chart),  # noqa: S704
         predicted=detail.forecast.at(now),
+        pickups=proofs,
+        tickets=_ticket_refs(session, [t for p in proofs for t in p.tickets]),
         days=days,
         local=LOCAL_TZ,
     )
+
+
+def _ticket_refs(session: SessionDep, ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Ticket id -> (``DEVICE:SEQ``, net grams), for the pickups table."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Ticket.id, Ticket.device_id, Ticket.seq, Ticket.net_g).where(Ticket.id.in_(ids))
+    )
+    return {tid: (f"{device}:{seq}", net_g) for tid, device, seq, net_g in rows}
 
 
 @router.get("/due")

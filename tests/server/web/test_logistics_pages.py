@@ -204,7 +204,7 @@ def test_contractor_sees_only_its_own(page: tuple[Page, list[str]], site: str) -
 
 
 def test_container_page_history_and_forecast(page: tuple[Page, list[str]], site: str) -> None:
-    p, _ = page
+    p, requested = page
     sign_in(p, site, "operator1", "/containers/almaty-c2")
     expect(p.locator("h1")).to_contain_text("Polymer 2")
     chart = p.locator("svg.fill-chart")
@@ -219,10 +219,13 @@ def test_container_page_history_and_forecast(page: tuple[Page, list[str]], site:
     assert timedelta(hours=25) < at - datetime.now(UTC) < timedelta(hours=40), predicted
     expect(p.locator("table.events")).to_contain_text("emptied")
     expect(p.locator("#device")).to_contain_text("cs-almaty-01")
+    expect(p.locator("table.pickups tbody tr")).to_have_count(1)
+    expect(p.locator("table.pickups")).to_contain_text("786.5")  # 71.5 % of 1,100 l emptied
+    assert {urlsplit(u).hostname for u in requested} == {"127.0.0.1"}
 
 
 def test_due_list_and_download(page: tuple[Page, list[str]], site: str) -> None:
-    p, _ = page
+    p, requested = page
     sign_in(p, site, "operator1", "/due")
     expect(p.locator("#due-almaty-c1")).to_contain_text("due")
     expect(p.locator("#due-almaty-c2")).to_contain_text("due")  # predicted within 48 h
@@ -238,6 +241,7 @@ def test_due_list_and_download(page: tuple[Page, list[str]], site: str) -> None:
     response = p.goto(site + "/due?region=Atlantis")
     assert response is not None
     assert response.status == 422
+    assert {urlsplit(u).hostname for u in requested} == {"127.0.0.1"}
 
 
 def test_operator_edits_a_place(page: tuple[Page, list[str]], site: str) -> None:
