@@ -48,12 +48,13 @@
     return box;
   }
   json(el.dataset.places).then(function (places) {
-    var many = places.features.length > 3000;
+    // Thousands of markers draw on one shared canvas; fewer stay SVG paths.
+    var canvas = places.features.length > 3000 ? L.canvas({ padding: 0.5 }) : undefined;
     var layer = L.geoJSON(places, {
       pointToLayer: function (feature, latlng) {
         var p = feature.properties;
         return L.circleMarker(latlng, {
-          renderer: many ? L.canvas() : undefined,
+          renderer: canvas,
           radius: p.kind === "container" ? 6 : 9,
           color: "#222", weight: 1,
           fillColor: COLOURS[p.state] || COLOURS.unknown, fillOpacity: 0.9,
