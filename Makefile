@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents fault-ingest chaos-edge attack clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics fault-ingest chaos-edge attack clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,11 @@ bench-payments: $(STAMP) services
 ## bench-documents: a 500-line statement as PDF and XLSX (targets 3 s and 1 s; BENCH_ARGS="--lines 500")
 bench-documents: $(STAMP)
 	$(PY) -m tests.bench.bench_documents $(BENCH_ARGS)
+
+## bench-logistics: the national container fleet from the simulator: forecast error
+## against the naive baseline, forecast time, due list, the largest region's routes
+bench-logistics: $(STAMP)
+	$(PY) -m tests.bench.bench_logistics $(BENCH_ARGS)
 
 ## attack: hostile cases (wire, frames, web) against real agents, ingest and server on an
 ## open broker (ATTACK_ARGS="--limit 60"); last line: tried/lost/altered/leaked/crashed

@@ -332,6 +332,12 @@ def run(args: argparse.Namespace) -> int:
     for t in threads:
         t.join(timeout=10)
     subscriber.stop()
+    # Containers with coordinates and two weeks of signed fill readings up to now, for
+    # the map, the container pages and the due list.
+    from firmware_sim.demo_containers import add_demo_containers
+
+    boxes = add_demo_containers(sessions, handler, seed=args.seed)
+    console.print(f"  containers {boxes.containers}, {boxes.readings} signed fill readings")
 
     with sessions() as session:
         statements = statements_for(session, args.month)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,27 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Almaty)") from None
+        return value
+
+    map_tiles_url: str | None = None
+    """A tile server for the map page (``https://tile.example.kz/{z}/{x}/{y}.png``), for
+    sites with internet. Unset: the map draws only the outlines shipped with the package,
+    and no page asks any other host for anything."""
+    places_within: Literal["kazakhstan", "anywhere"] = "kazakhstan"
+    """Imported places must lie inside Kazakhstan's outline (``anywhere``: no check)."""
+    densities_file: Path | None = None
+    """Bulk densities (kg per litre per category) for the mass balance; unset: the
+    table shipped in ``server/data/densities.toml``."""
+
+    @field_validator("map_tiles_url")
+    @classmethod
+    def _tiles(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+/[A-Za-z0-9._~/{}@-]*", value) or not all(
+            part in value for part in ("{z}", "{x}", "{y}")
+        ):
+            raise ValueError("a tile URL like https://tiles.example.kz/{z}/{x}/{y}.png")
         return value
 
     @field_validator("trusted_proxies")

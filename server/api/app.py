@@ -21,6 +21,7 @@ from server.api.routes import (
     fleet,
     health,
     holds,
+    logistics,
     me,
     operations,
     statements,
@@ -40,6 +41,7 @@ from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
 from server.web.routes import manual as manual_pages
+from server.web.routes import logistics as logistics_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
     # documents before statements: /statements/7.pdf is a document, not a month.
-    for api in (me, accounts, documents, statements, contractors, tickets, fleet, disputes):
+    for api in (me, accounts, documents, statements, contractors, tickets, fleet, disputes, logistics):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
@@ -79,6 +81,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         ticket_pages,
         manual_pages,
         fleet_pages,
+        logistics_pages,
         operation_pages,
         account_pages,
     ):

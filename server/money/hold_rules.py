@@ -34,6 +34,9 @@ site_outside_region         found by allocation: a badge's contractor holds cont
 manual_evidence             a manual ticket (weighbridge export or paper ticket,
                             :mod:`server.money.manual`): no device signed it; released
                             only by an operator other than the one who entered it
+mass_balance                found by the mass balance (server/logistics/mass_balance.py):
+                            a contractor's weighings after its pickups exceed the mass
+                            the emptied containers can have held
 ==========================  ==========================================================
 """
 
@@ -70,6 +73,7 @@ REASONS: Final = {
     "near_cap_boundary": "repeated weighings just under a boundary weight",
     SITE_OUTSIDE_REGION: "badge contractor's contracts do not cover the site",
     MANUAL_EVIDENCE: "entered by hand, not weighed by a device: check the paper trail",
+    "mass_balance": "weighed more than the emptied containers can have held",
 }
 
 

@@ -64,6 +64,9 @@ NAV: Final = [
     NavItem("/alarms", "nav.alarms", _STAFF),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
+    NavItem("/map", "nav.map", _ALL),
+    NavItem("/due", "nav.due", _ALL),
+    NavItem("/mass-balance", "nav.mass_balance", _STAFF),
     NavItem("/accounts", "nav.accounts", _OPERATOR),
     NavItem("/account", "nav.account", _ALL),
 ]

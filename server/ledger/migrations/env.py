@@ -12,6 +12,7 @@ from server.ledger import (  # noqa: F401
     devices,
     flags,
     manual,
+    places,
     telemetry,
     wire,
 )

@@ -1,0 +1,276 @@
+"""Logistics pages: the map, a container's history, the due list (with CSV and XLSX
+downloads), editing a place (operators) and the monthly mass balance (staff).
+
+Each calls the functions the JSON API calls (``server.logistics``). The map draws
+with the vendored Leaflet and the shipped outline only; when ``EPR_MAP_TILES_URL`` is
+set, the page's content security policy admits that one tile host for images.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Form, HTTPException, Query
+from fastapi.responses import Response
+from markupsafe import Markup
+from sqlalchemy import select
+
+from server.api.deps import (
+    ContractorScope,
+    CurrentUser,
+    OperatorDep,
+    SessionDep,
+    StaffDep,
+    is_period,
+)
+from server.api.routes.logistics import (
+    Category,
+    Contractor,
+    Region,
+    check_region,
+    due_response,
+    load_densities,
+)
+from server.ledger.models import Ticket
+from server.logistics import due, mass_balance, places
+from server.logistics.history import container_detail
+from server.money.amounts import LOCAL_TZ
+from server.people.accounts import Scope
+from server.regions import REGIONS
+from server.web import fill_chart
+from server.web.render import PageDep
+
+router = APIRouter(include_in_schema=False)
+
+
+def _choices(session: SessionDep, scope: Scope) -> dict[str, object]:
+    """The filters' options: what the caller's places hold."""
+    views = places.list_places(session, scope)
+    return {
+        "regions": sorted({v.place.region for v in views}),
+        "categories": sorted({v.place.category for v in views if v.place.category}),
+        "contractors": sorted({v.place.contractor_bin for v in views if v.place.contractor_bin}),
+    }
+
+
+def _query(**params: str | None) -> str:
+    return urlencode({k: v for k, v in params.items() if v})
+
+
+@router.get("/map")
+def map_page(
+    page: PageDep,
+    session: SessionDep,
+    user: CurrentUser,
+    scope: ContractorScope,
+    region: Region = None,
+    category: Category = None,
+    contractor: Contractor = None,
+) -> Response:
+    region, category, contractor = check_region(region), category or None, contractor or None
+    scope.narrow(contractor)  # another contractor's BIN: 404 like everything else
+    settings = page.request.app.state.settings
+    tiles = settings.map_tiles_url or ""
+    response = page.render(
+        "logistics/map.html",
+        200,
+        query=_query(region=region, category=category, contractor=contractor),
+        region=region,
+        category=category,
+        contractor=contractor,
+        tiles=tiles,
+        **_choices(session, scope),
+    )
+    if tiles:
+        origin = "{0.scheme}://{0.netloc}".format(urlsplit(tiles))
+        response.headers["Content-Security-Policy"] = response.headers[
+            "Content-Security-Policy"
+        ].replace("img-src 'self' data:", f"img-src 'self' data: {origin}")
+    return response
+
+
+@router.get("/containers/{container_id}")
+def container_page(
+    page: PageDep,
+    session: SessionDep,
+    user: CurrentUser,
+    scope: ContractorScope,
+    container_id: str,
+    days: Annotated[int, Query(ge=1, le=28)] = 14,
+) -> Response:
+    now = datetime.now(UTC)
+    detail = container_detail(session, scope, container_id, now=now, days=days)
+    table = load_densities(page.request)
+    proofs = mass_balance.pickups_between(
+        session, detail.since, now, table, scope=scope, container_id=container_id
+    )
+    t = page.t
+    chart = fill_chart.svg(
+        detail,
+        now=now,
+        labels={
+            "title": t("logistics.chart_title", id=container_id),
+            "threshold": t("logistics.threshold"),
+            "emptied": t("logistics.emptied"),
+            "forecast": t("logistics.predicted"),
+        },
+    )
+    return page.render(
+        "logistics/container.html",
+        d=detail,
+        # Built from numbers and html.escape()d text only (server/web/fill_chart.py).
+        chart=Markup(chart),  # noqa: S704
+        predicted=detail.forecast.at(now),
+        pickups=proofs,
+        tickets=_ticket_refs(session, [t for p in proofs for t in p.tickets]),
+        days=days,
+        local=LOCAL_TZ,
+    )
+
+
+def _ticket_refs(session: SessionDep, ids: list[int]) -> dict[int, tuple[str, int]]:
+    """Ticket id -> (``DEVICE:SEQ``, net grams), for the pickups table."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(Ticket.id, Ticket.device_id, Ticket.seq, Ticket.net_g).where(Ticket.id.in_(ids))
+    )
+    return {tid: (f"{device}:{seq}", net_g) for tid, device, seq, net_g in rows}
+
+
+@router.get("/due")
+def due_page(
+    page: PageDep,
+    session: SessionDep,
+    user: CurrentUser,
+    scope: ContractorScope,
+    region: Region = None,
+    category: Category = None,
+    contractor: Contractor = None,
+    horizon_h: Annotated[int, Query(ge=1, le=24 * 14)] = due.DEFAULT_HORIZON_H,
+    format: Annotated[Literal["html", "csv", "xlsx"], Query()] = "html",
+) -> Response:
+    region, category, contractor = check_region(region), category or None, contractor or None
+    now = datetime.now(UTC)
+    items = due.due_list(
+        session,
+        scope,
+        now=now,
+        horizon_h=horizon_h,
+        region=region,
+        contractor=contractor,
+        category=category,
+    )
+    if format != "html":
+        answer: Response = due_response(items, format, now)
+        return answer
+    groups: dict[tuple[str, str], list[due.DueItem]] = {}
+    for item in items:
+        groups.setdefault((item.place.region, item.place.contractor_bin or ""), []).append(item)
+    query = _query(region=region, category=category, contractor=contractor)
+    return page.render(
+        "logistics/due.html",
+        200,
+        groups=groups,
+        count=len(items),
+        horizon_h=horizon_h,
+        region=region,
+        category=category,
+        contractor=contractor,
+        query=query + ("&" if query else "") + f"horizon_h={horizon_h}",
+        **_choices(session, scope),
+    )
+
+
+@router.get("/places/{place_id}/edit")
+def edit_place_form(
+    page: PageDep, session: SessionDep, user: OperatorDep, place_id: str
+) -> Response:
+    place = places.visible_place(session, Scope.everything(), place_id)
+    return page.render(
+        "logistics/place_edit.html", place=place, regions=sorted(REGIONS), problems=[]
+    )
+
+
+@router.post("/places/{place_id}/edit")
+def edit_place(
+    page: PageDep,
+    session: SessionDep,
+    user: OperatorDep,
+    place_id: str,
+    name: Annotated[str, Form(max_length=200)] = "",
+    region: Annotated[str, Form(max_length=64)] = "",
+    latitude: Annotated[str, Form(max_length=40)] = "",
+    longitude: Annotated[str, Form(max_length=40)] = "",
+    capacity_l: Annotated[str, Form(max_length=12)] = "",
+    category: Annotated[str, Form(max_length=64)] = "",
+    contractor_bin: Annotated[str, Form(max_length=12)] = "",
+    site_id: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    place = places.visible_place(session, Scope.everything(), place_id)
+    settings = page.request.app.state.settings
+    table = load_densities(page.request)
+    target = f"/containers/{place_id}" if place.kind == "container" else "/map"
+    changes = {
+        "name": name,
+        "region": region,
+        "latitude": latitude,
+        "longitude": longitude,
+        "capacity_l": capacity_l,
+        "category": category,
+        "contractor_bin": contractor_bin,
+        "site_id": site_id,
+    }
+    return page.act(
+        session,
+        target,
+        lambda: places.update_place(
+            session,
+            place_id,
+            changes,
+            by=user.username,
+            within=places.outline_for(settings.places_within),
+            categories=table.categories,
+        ),
+        places.PlaceProblems,
+        lambda p: page.t("logistics.place_saved", id=p.place_id, who=user.username),
+    )
+
+
+@router.get("/mass-balance")
+def mass_balance_page(
+    page: PageDep,
+    session: SessionDep,
+    user: StaffDep,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+) -> Response:
+    period = period or datetime.now(LOCAL_TZ).strftime("%Y-%m")
+    if not is_period(period):
+        raise HTTPException(422, detail=f"period {period!r} is not YYYY-MM")
+    table = load_densities(page.request)
+    rows = mass_balance.balances(session, period, table)
+    return page.render(
+        "logistics/mass_balance.html",
+        period=period,
+        rows=rows,
+        tolerance=table.tolerance_pct,
+        densities=table.kg_per_litre,
+    )
+
+
+@router.post("/mass-balance/{period}/holds")
+def mass_balance_holds(
+    page: PageDep, session: SessionDep, user: OperatorDep, period: str
+) -> Response:
+    if not is_period(period):
+        raise HTTPException(422, detail=f"period {period!r} is not YYYY-MM")
+    table = load_densities(page.request)
+    return page.act(
+        session,
+        f"/mass-balance?period={period}",
+        lambda: mass_balance.hold_surplus(session, period, table, by=user.username),
+        ValueError,
+        lambda r: page.t("logistics.holds_made", count=r.new_holds, over=r.over),
+    )

@@ -1,0 +1,75 @@
+/* The map page: the shipped outline of Kazakhstan, then every place the caller may
+   see, coloured by state. No request leaves the server unless a tile URL is set. */
+(function () {
+  "use strict";
+  var el = document.getElementById("map");
+  if (!el || !window.L) { return; }
+  var COLOURS = {
+    site: "#3d4f5c", ok: "#1b7f3b", filling: "#d8a300", full: "#e8590c",
+    alarm: "#b3261e", unknown: "#a0a8ae"
+  };
+  var map = L.map(el, { preferCanvas: false, zoomSnap: 0.25 });
+  map.fitBounds([[40.5, 46.5], [55.5, 87.4]]);
+  if (el.dataset.tiles) {
+    L.tileLayer(el.dataset.tiles, { maxZoom: 18 }).addTo(map);
+  }
+  function json(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(url + ": " + r.status); } return r.json(); });
+  }
+  json(el.dataset.outline).then(function (outline) {
+    L.geoJSON(outline, {
+      interactive: false,
+      style: { color: "#345", weight: 1.5, fillColor: "#f4f6ef", fillOpacity: el.dataset.tiles ? 0 : 1 }
+    }).addTo(map).bringToBack();
+  });
+  function popup(p) {
+    var box = document.createElement("div");
+    var title = document.createElement("strong");
+    title.textContent = p.name;
+    box.appendChild(title);
+    var lines = [p.place_id, p.region];
+    if (p.kind === "container") {
+      lines.push(p.category + " · " + p.capacity_l + " l");
+      lines.push(p.fill_pct === null ? el.dataset.noReading : el.dataset.fill + ": " + p.fill_pct + "%");
+      if (p.alarms.length) { lines.push(p.alarms.join(", ")); }
+    }
+    lines.forEach(function (text) {
+      var line = document.createElement("div");
+      line.textContent = text;
+      box.appendChild(line);
+    });
+    if (p.kind === "container") {
+      var a = document.createElement("a");
+      a.href = "/containers/" + encodeURIComponent(p.place_id);
+      a.textContent = el.dataset.open;
+      box.appendChild(a);
+    }
+    return box;
+  }
+  json(el.dataset.places).then(function (places) {
+    // Thousands of markers draw on one shared canvas; fewer stay SVG paths.
+    var canvas = places.features.length > 3000 ? L.canvas({ padding: 0.5 }) : undefined;
+    var layer = L.geoJSON(places, {
+      pointToLayer: function (feature, latlng) {
+        var p = feature.properties;
+        return L.circleMarker(latlng, {
+          renderer: canvas,
+          radius: p.kind === "container" ? 6 : 9,
+          color: "#222", weight: 1,
+          fillColor: COLOURS[p.state] || COLOURS.unknown, fillOpacity: 0.9,
+          className: "place place-" + p.kind + " state-" + p.state
+        });
+      },
+      onEachFeature: function (feature, marker) {
+        marker.bindPopup(function () { return popup(feature.properties); });
+      }
+    }).addTo(map);
+    var count = document.getElementById("map-count");
+    count.textContent = count.dataset.template.replace("{count}", String(places.features.length));
+    el.dataset.loaded = String(places.features.length);
+    if (places.features.length) {
+      map.fitBounds(layer.getBounds(), { maxZoom: 13, padding: [20, 20] });
+    }
+  });
+}());
