@@ -40,8 +40,8 @@ from server.web.routes import disputes as dispute_pages
 from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
-from server.web.routes import manual as manual_pages
 from server.web.routes import logistics as logistics_pages
+from server.web.routes import manual as manual_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -65,7 +65,17 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
     # documents before statements: /statements/7.pdf is a document, not a month.
-    for api in (me, accounts, documents, statements, contractors, tickets, fleet, disputes, logistics):
+    for api in (
+        me,
+        accounts,
+        documents,
+        statements,
+        contractors,
+        tickets,
+        fleet,
+        disputes,
+        logistics,
+    ):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
