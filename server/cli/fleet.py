@@ -84,15 +84,13 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
 def _enrolment_bundle(settings: Settings, args: argparse.Namespace, by: str) -> int:
     """``device enrolment-bundle ID --out FILE``: broker URL, CA, a new password and the
     server's configuration key, in one file for ``epr-edge enroll``."""
-    import os
-
     from edge.enrolment import write_bundle
     from server.fleet.enrolment import enrolment_bundle
     from server.fleet.registry import RegistryError
     from server.fleet.remote_config import ConfigIssueError, load_key
 
-    url = args.device_broker_url or os.environ.get("EPR_DEVICE_BROKER_URL", "")
-    ca = args.ca or os.environ.get("EPR_TLS_CA", "")
+    url = args.device_broker_url or settings.device_broker_url or ""
+    ca = args.ca or (str(settings.tls_ca) if settings.tls_ca else "")
     missing = [
         text
         for text, value in (
