@@ -43,29 +43,42 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         problems = list(exc.problems)
         # The device key too, in the same report: one run names everything to fix.
-        lenient = _lenient(args.config)
-        if lenient is not None and not lenient.key_path.exists():
-            problems.append(_no_key(args.config, lenient))
+        key_path = _key_path(args.config)
+        if key_path is not None and not key_path.exists():
+            problems.append(_no_key_at(args.config, key_path))
         for line in problems:
             print(line, file=sys.stderr)
         return 2
     if not config.key_path.exists():
-        print(_no_key(args.config, config), file=sys.stderr)
-        return 2
+        # Not an error of the file: provisioning makes the key, and `run` says so too.
+        print(f"note: {_no_key(args.config, config)}", file=sys.stderr)
     print(f"{args.config}: ok ({config.device_id}, {len(config.devices)} device(s))")
     print(_explain_server_key(config))
     return 0
 
 
-def _lenient(path: str) -> AgentConfig | None:
+def _key_path(path: str) -> Path | None:
+    """Where the device key of the file at ``path`` lives, even when the file has other
+    problems (None if it is not readable TOML at all)."""
+    import tomllib
+
+    from edge.config import AgentConfig
+
     try:
-        return load_config(Path(path), files=False)
-    except ConfigError:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return None
+    default = AgentConfig.model_fields["data_dir"].default
+    data_dir = data.get("data_dir", default)
+    return Path(data_dir) / "device.key" if isinstance(data_dir, str | Path) else None
+
+
+def _no_key_at(path: str, key_path: Path) -> str:
+    return f"{path}: data_dir: no device key in {key_path} (run `epr-edge provision {path}`)"
 
 
 def _no_key(path: str, config: AgentConfig) -> str:
-    return f"{path}: data_dir: no device key in {config.key_path} (run `epr-edge provision {path}`)"
+    return _no_key_at(path, config.key_path)
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
