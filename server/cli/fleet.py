@@ -23,6 +23,28 @@ def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roster(settings: Settings, args: argparse.Namespace) -> int:
+    """``sites load FILE`` and ``devices load FILE --as NAME``: all or nothing."""
+    from server.fleet.roster import RosterProblems, load_devices, load_sites
+
+    sessions = ledger_sessions(settings)
+    path = Path(args.file)
+    try:
+        with sessions.begin() as session:
+            if args.command == "sites":
+                loaded = load_sites(session, path)
+            else:
+                by = cli_actor(settings, sessions, args).name
+                loaded = load_devices(session, path, by=by)
+    except RosterProblems as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{path}: nothing stored", file=sys.stderr)
+        return 1
+    print(f"{path}: {loaded.rows} {args.command} read, {loaded.changed} added or changed")
+    return 0
+
+
 def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
     from server.fleet.registry import (
         RegistryError,
@@ -461,6 +483,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--publish", action="store_true", help="with config: publish it retained (QoS 1)"
     )
     p.set_defaults(func=cmd_device)
+    for noun, text in (("sites", "sites"), ("devices", "devices (register, approve)")):
+        p = sub.add_parser(noun, help=f"load {text} from a CSV file (docs/examples)")
+        p.add_argument("action", choices=["load"])
+        p.add_argument("file")
+        if noun == "devices":
+            add_actor_options(p)
+        p.set_defaults(func=cmd_roster)
     p = sub.add_parser("config-key", help="make or show the server's config-signing key")
     p.add_argument("action", choices=["create", "show"])
     p.set_defaults(func=cmd_config_key)

@@ -68,7 +68,8 @@ def test_provision_needs_only_the_device_id_and_enroll_installs_the_bundle(
     # The password file and CA named in the example do not exist yet: fine here.
     assert cli.main(["provision", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "public_key=" in out and "enroll" in out
+    assert "public_key=" in out
+    assert "enroll" in out
     bundle = bundle_for(tmp_path)
     path = tmp_path / "rp.enrol"
     write_bundle(bundle, path)
@@ -89,7 +90,8 @@ def test_provision_needs_only_the_device_id_and_enroll_installs_the_bundle(
         assert stat.S_IMODE(st.st_mode) == 0o640
         assert grp.getgrgid(st.st_gid).gr_name == group
     # The devices and comments of the file are untouched.
-    assert "[[devices]]" in config.read_text() and "# Example agent" in config.read_text()
+    assert "[[devices]]" in config.read_text()
+    assert "# Example agent" in config.read_text()
     assert [d.type for d in loaded.devices] == ["scale", "rfid", "panel"]
     # check-config is clean now; enrolling again is harmless.
     assert cli.main(["check-config", str(config)]) == 0
@@ -170,7 +172,10 @@ def test_check_config_reports_every_problem_at_once(
 
 
 def test_set_mqtt_keys_keeps_everything_else() -> None:
-    text = 'device_id = "a1"\n# note\n[mqtt]\nurl = "mqtt://x"  # old\nkeepalive_s = 30\n\n[[devices]]\nid = "s"\n'
+    text = (
+        'device_id = "a1"\n# note\n[mqtt]\nurl = "mqtt://x"  # old\nkeepalive_s = 30\n'
+        '\n[[devices]]\nid = "s"\n'
+    )
     out = set_mqtt_keys(text, {"url": "mqtts://h:8883", "username": "a1"})
     assert out.splitlines() == [
         'device_id = "a1"', "# note", "[mqtt]", 'url = "mqtts://h:8883"', "keepalive_s = 30",

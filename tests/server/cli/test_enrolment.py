@@ -95,8 +95,9 @@ def test_a_bundle_for_an_approved_device_only(
         assert code == 1
         assert reason in err
         assert not other.exists()
+    ca = str(certs / "ca.crt")
     code, _, err = run("device", "enrolment-bundle", "rp-enrol-01", "--out", str(out),
-                       "--device-broker-url", "mqtt://127.0.0.1:1883", "--ca", str(certs / "ca.crt"),
+                       "--device-broker-url", "mqtt://127.0.0.1:1883", "--ca", ca,
                        "--as", "ops.anna", token=ops)  # fmt: skip
     assert (code, "TLS" in err) == (1, True)
     code, _, err = run("device", "enrolment-bundle", "rp-enrol-01", "--out", str(out),

@@ -27,7 +27,7 @@ def _exec_start(instance: int) -> list[str]:
 
 def _metrics(port: int) -> bool:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:  # noqa: S310
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=1) as resp:
             return resp.status == 200 and b"epr_" in resp.read()
     except OSError:
         return False
@@ -59,16 +59,15 @@ def test_each_instance_has_its_own_metrics_port_and_retire_binds_none(
     for i in (0, 1):
         unit_env = {**env, "EPR_MQTT_CLIENT_ID": f"epr-ingest-{i}"}
         with logs[i].open("wb") as log:
-            workers.append(
-                subprocess.Popen(_exec_start(i), env=unit_env, stdout=log, stderr=log)
-            )
+            workers.append(subprocess.Popen(_exec_start(i), env=unit_env, stdout=log, stderr=log))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (_metrics(base) and _metrics(base + 1)):
             for w, log in zip(workers, logs, strict=True):
                 assert w.poll() is None, log.read_text()
             time.sleep(0.2)
-        assert _metrics(base) and _metrics(base + 1)
+        assert _metrics(base)
+        assert _metrics(base + 1)
         # Retiring worker 1 for good while worker 0 runs (its port is taken): no port.
         terminate(workers[1])
         retire = subprocess.run(

@@ -96,10 +96,10 @@ def render_empty() -> BrokerFiles:
 def test_beside_debians_mosquitto_conf_the_broker_starts_and_reads_every_rewrite(
     root: Path, ledger: sessionmaker[Session], tmp_path: Path
 ) -> None:
-    assert os.geteuid() == 0 and broker_account_exists(), (
-        "this test runs Mosquitto as on a host: as root, dropping to user mosquitto"
-        " (make services installs the package)"
-    )
+    # Mosquitto as on a host: started as root, dropping to user mosquitto (make services
+    # installs the package and runs the suite as root).
+    assert os.geteuid() == 0
+    assert broker_account_exists()
     main_conf = debian_mosquitto(root)
     out = root / "etc/mosquitto/epr"
     out.mkdir(mode=0o750)
