@@ -58,8 +58,8 @@ def test_each_instance_has_its_own_metrics_port_and_retire_binds_none(
     logs = [tmp_path / f"ingest-{i}.log" for i in (0, 1)]
     for i in (0, 1):
         unit_env = {**env, "EPR_MQTT_CLIENT_ID": f"epr-ingest-{i}"}
-        with logs[i].open("wb") as log:
-            workers.append(subprocess.Popen(_exec_start(i), env=unit_env, stdout=log, stderr=log))
+        with logs[i].open("wb") as out:
+            workers.append(subprocess.Popen(_exec_start(i), env=unit_env, stdout=out, stderr=out))
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not (_metrics(base) and _metrics(base + 1)):
