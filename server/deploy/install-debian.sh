@@ -21,11 +21,15 @@
 #   --influx-url URL     telemetry store (InfluxDB 2.x, 1.8+, VictoriaMetrics; see
 #                        docs/deploy.md); its token: --influx-token or later in server.env
 #   --influx-token T
+#   --broker-group G     group of the broker's files (default mosquitto)
 #   --no-apt             do not install Debian packages
 #   --no-systemctl       write the units but neither enable nor start anything
 #   --root DIR           install everything under DIR (tests): implies --no-apt and
 #                        --no-systemctl, makes no users (files keep the caller's
-#                        user and group) and writes paths under DIR into every file
+#                        user and group, the broker's files the caller's group
+#                        unless --broker-group) and writes paths under DIR into
+#                        every file
+#   --with-systemctl     with --root: still run `systemctl` (a stand-in on PATH)
 #
 # What it does, in order: packages; the system user epr; /etc/epr, /var/lib/epr;
 # the virtualenv; /etc/epr/server.env with generated secrets (EPR_SECRET_KEY, the
@@ -53,8 +57,10 @@ INFLUX_URL=
 INFLUX_TOKEN=
 APT=1
 SYSTEMCTL=1
+WITH_SYSTEMCTL=0
+BROKER_GROUP=
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --host) HOSTS+=("$2"); shift 2 ;;
@@ -70,8 +76,10 @@ while [ $# -gt 0 ]; do
     --database-url) DATABASE_URL=$2; shift 2 ;;
     --influx-url) INFLUX_URL=$2; shift 2 ;;
     --influx-token) INFLUX_TOKEN=$2; shift 2 ;;
+    --broker-group) BROKER_GROUP=$2; shift 2 ;;
     --no-apt) APT=0; shift ;;
     --no-systemctl) SYSTEMCTL=0; shift ;;
+    --with-systemctl) WITH_SYSTEMCTL=1; shift ;;
     --root) ROOT=$(mkdir -p "$2" && cd "$2" && pwd); APT=0; SYSTEMCTL=0; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install-debian.sh: unknown option $1 (--help)" >&2; exit 2 ;;
@@ -87,6 +95,7 @@ fi
 for port in "$WORKERS" "$MQTT_PORT" "$MQTTS_PORT" "$API_PORT" "$METRICS_PORT" "$PG_PORT"; do
   [[ "$port" =~ ^[0-9]+$ ]] || die "not a number: $port"
 done
+[ -z "$ROOT" ] || [ "$WITH_SYSTEMCTL" -eq 0 ] || SYSTEMCTL=1
 [ ${#HOSTS[@]} -gt 0 ] || HOSTS=("$(hostname -f 2>/dev/null || hostname)")
 
 ETC=$ROOT/etc/epr
@@ -98,9 +107,9 @@ ENV_FILE=$ETC/server.env
 PREFIX=$ROOT/opt/epr
 
 if [ -n "$ROOT" ]; then
-  EPR_USER=$(id -un); EPR_GROUP=$(id -gn); MOSQ_GROUP=$(id -gn)
+  EPR_USER=$(id -un); EPR_GROUP=$(id -gn); MOSQ_GROUP=${BROKER_GROUP:-$(id -gn)}
 else
-  EPR_USER=epr; EPR_GROUP=epr; MOSQ_GROUP=mosquitto
+  EPR_USER=epr; EPR_GROUP=epr; MOSQ_GROUP=${BROKER_GROUP:-mosquitto}
 fi
 
 # 1. Packages -----------------------------------------------------------------
@@ -108,7 +117,7 @@ if [ "$APT" -eq 1 ]; then
   say "Debian packages"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    python3 python3-venv mosquitto mosquitto-clients postgresql postgresql-client openssl \
+    python3 python3-venv mosquitto mosquitto-clients postgresql postgresql-client curl \
     >/dev/null
 fi
 
@@ -139,7 +148,8 @@ if [ -z "$VENV" ]; then
 fi
 EPR=$VENV/bin/epr-server
 [ -x "$EPR" ] || die "$EPR missing: --venv names a virtualenv with the project installed"
-[ -n "$ROOT" ] || ln -sf "$EPR" /usr/local/bin/epr-server
+install -d -m 0755 "$ROOT/usr/local/bin"
+ln -sfn "$EPR" "$ROOT/usr/local/bin/epr-server"
 
 # 5. The settings, with generated secrets (kept on re-runs) ----------------------
 secret() { "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))'; }
