@@ -22,8 +22,9 @@ The file is one JSON object (stdlib only, like :mod:`edge.protocol`):
 Installing writes the password and CA beside the agent's configuration with mode
 0640 and the group of the configuration's directory (the agent's group: the agent
 runs as its own user and must read them; 0600 root-owned files stopped it), pins the
-key in ``data_dir`` with the owner of ``data_dir``, and sets the ``[mqtt]`` keys
-``url``, ``username``, ``password_file`` and ``ca_file`` in the configuration.
+key in ``data_dir`` with the owner of ``data_dir``, and sets ``site_id`` (the site the
+server registered the device at) and the ``[mqtt]`` keys ``url``, ``username``,
+``password_file`` and ``ca_file`` in the configuration.
 """
 
 from __future__ import annotations
@@ -187,6 +188,20 @@ def set_mqtt_keys(text: str, values: dict[str, str]) -> str:
     return "\n".join([*lines[: start + 1], *body, *lines[end:]]) + "\n"
 
 
+def set_site_id(text: str, site_id: str) -> str:
+    """``text`` with the top-level ``site_id`` set (before any table), all else kept."""
+    lines = text.splitlines()
+    end = next((i for i, line in enumerate(lines) if _TABLE.match(line)), len(lines))
+    rendered = f"site_id = {json.dumps(site_id)}"
+    pattern = re.compile(r"^\s*site_id\s*=")
+    at = next((i for i in range(end) if pattern.match(lines[i])), None)
+    if at is None:
+        lines.insert(0, rendered)
+    else:
+        lines[at] = rendered
+    return "\n".join(lines) + "\n"
+
+
 def install(
     bundle: Bundle,
     config_path: Path,
@@ -237,12 +252,15 @@ def install(
         "password_file": str(password_file),
         "ca_file": str(ca_file),
     }
-    updated = set_mqtt_keys(text, values)
+    updated = set_site_id(set_mqtt_keys(text, values), bundle.site_id)
     try:
-        parsed = tomllib.loads(updated).get("mqtt", {})
+        document = tomllib.loads(updated)
     except tomllib.TOMLDecodeError as exc:
         raise EnrolmentError(f"{config_path}: could not set the [mqtt] keys ({exc})") from None
-    if any(parsed.get(k) != v for k, v in values.items()):
+    parsed = document.get("mqtt", {})
+    if document.get("site_id") != bundle.site_id or any(
+        parsed.get(k) != v for k, v in values.items()
+    ):
         raise EnrolmentError(f"{config_path}: could not set the [mqtt] keys; set them by hand")
     cfg_st = config_path.stat()
     _put(config_path, updated.encode(), cfg_st.st_mode & 0o777, cfg_st.st_uid, cfg_st.st_gid)

@@ -51,7 +51,7 @@ def bundle_for(tmp_path: Path, device_id: str = "rp-almaty-01") -> Bundle:
     ca = CertificateAuthority(tmp_path / "pki")
     return Bundle(
         device_id=device_id,
-        site_id="almaty-rp-01",
+        site_id="almaty-rp-09",
         broker_url="mqtts://127.0.0.1:18883",
         username=device_id,
         password="s3cret-pass",
@@ -77,6 +77,7 @@ def test_provision_needs_only_the_device_id_and_enroll_installs_the_bundle(
     assert cli.main(["enroll", str(path), "--config", str(config)]) == 0
     loaded = load_config(config)
     assert loaded.mqtt.url == bundle.broker_url
+    assert loaded.site_id == bundle.site_id  # the registry's site, whatever the file said
     assert loaded.mqtt.username == bundle.device_id
     assert loaded.mqtt.broker() == BrokerUrl(
         "127.0.0.1", 18883, True, bundle.device_id, "s3cret-pass"
