@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +46,7 @@ def test_every_example_file_imports_as_it_is(
     assert (code, out.split(": ")[1]) == (0, "3 devices read, 0 added or changed\n")
 
 
+@pytest.mark.parametrize("ledger_url", ["sqlite"], indirect=True)  # parsing: one ledger is enough
 def test_a_broken_roster_is_refused_whole(
     run: Run, ledger: tuple[str, sessionmaker[Session]], tmp_path: Path
 ) -> None:
