@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
