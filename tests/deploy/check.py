@@ -242,9 +242,16 @@ def main(argv: list[str] | None = None) -> int:
     tls = 0
     failed += len(unrunnable)
     try:
+        installs = 0
         for command in commands:
             steps += 1
+            rerun = command.text.startswith("server/deploy/install-debian.sh") and installs > 0
+            before = _kept(server_root) if rerun else {}
             rc, output = _run(shells, rewrite, command, passwords)
+            if command.text.startswith("server/deploy/install-debian.sh"):
+                installs += 1
+            if rerun and rc == 0 and _kept(server_root) != before:
+                rc, output = 1, output + "\nthe re-run changed server.env, a key or the CA"
             if rc != 0:
                 failed += 1
                 print(f"FAILED ({rc}) {command.where()}: {command.text}\n{output.strip()[-3000:]}")
@@ -307,6 +314,13 @@ def _run(
     text = rewrite(command)
     timeout = 600 if "install-" in text else 120
     return shells[command.host].run(text, _answers(text, passwords), timeout)
+
+
+def _kept(server_root: Path) -> dict[str, bytes]:
+    """What a re-run of the installer must keep: settings and secrets, keys, the CA."""
+    files = ("etc/epr/server.env", "var/lib/epr/config-signing.key",
+             "etc/mosquitto/certs/epr/ca.crt", "etc/mosquitto/certs/epr/ca.key")  # fmt: skip
+    return {name: (server_root / name).read_bytes() for name in files}
 
 
 def _describe_site(device_root: Path) -> None:

@@ -1,5 +1,6 @@
 """server/deploy/install-debian.sh in a throwaway root: what it writes, with which owners
-and modes, and that running it again keeps every secret and the CA."""
+and modes. Running it again (secrets, CA and keys kept, services still working) is a
+step of ``make deploy-check``, which runs it against real services."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def _env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if line[:4] == "EPR_")
 
 
-def test_root_install_writes_everything_and_a_rerun_keeps_the_secrets(tmp_path: Path) -> None:
+def test_root_install_writes_settings_certificates_broker_files_and_units(tmp_path: Path) -> None:
     root = tmp_path / "host"
     first = _install(root)
     assert first.returncode == 0, first.stderr
@@ -62,21 +63,6 @@ def test_root_install_writes_everything_and_a_rerun_keeps_the_secrets(tmp_path: 
     unit = (root / "etc/systemd/system/epr-ingest@.service").read_text().splitlines()
     assert f"ExecStart={sys.prefix}/bin/epr-server ingest --instance %i" in unit
     assert f"EnvironmentFile={root}/etc/epr/server.env" in unit
-    kept = {
-        p: p.read_bytes()
-        for p in (certs / "ca.crt", certs / "ca.key", root / "var/lib/epr/config-signing.key")
-    }
-    # Someone adds a setting by hand; a second run keeps it and every secret.
-    with env_file.open("a") as fh:
-        fh.write("EPR_STALE_AFTER_S=900\n")
-    (broker / "passwd").chmod(0o600)
-    again = _install(root)
-    assert again.returncode == 0, again.stderr
-    rerun = _env(env_file)
-    assert {k: rerun[k] for k in settings} == settings
-    assert rerun["EPR_STALE_AFTER_S"] == "900"
-    assert {p: p.read_bytes() for p in kept} == kept
-    assert stat.S_IMODE((broker / "passwd").stat().st_mode) == 0o640
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:
