@@ -15,6 +15,7 @@
 #   --enable-1wire   turn on the 1-wire bus for a DS18B20 probe on GPIO 4
 #   --no-apt         do not install Debian packages (they are already there)
 #   --no-start       do not enable or start the service (it starts after enrolment)
+#   --list-packages  print the Debian packages it would install here, and stop
 #   --root DIR       install everything under DIR (tests): implies --no-apt and
 #                    --no-start, makes no users or groups (files keep the caller's),
 #                    and writes paths under DIR into agent.toml and the unit
@@ -42,6 +43,7 @@ APT=1
 START=1
 UART=0
 ONEWIRE=0
+LIST_PACKAGES=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -53,13 +55,27 @@ while [ $# -gt 0 ]; do
     --enable-1wire) ONEWIRE=1; shift ;;
     --no-apt) APT=0; shift ;;
     --no-start) START=0; shift ;;
+    --list-packages) LIST_PACKAGES=1; shift ;;
     --root) ROOT=$(mkdir -p "$2" && cd "$2" && pwd); APT=0; START=0; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install-rpi.sh: unknown option $1 (--help)" >&2; exit 2 ;;
   esac
 done
 
 say() { echo "epr-edge install: $*"; }
+
+debian_packages() {  # what this system's archive offers of what the agent uses
+  local packages=(python3 python3-venv) gpio
+  for gpio in python3-lgpio python3-rpi-lgpio; do
+    if apt-cache show "$gpio" >/dev/null 2>&1; then packages+=("$gpio"); fi
+  done
+  echo "${packages[@]}"
+}
+if [ "$LIST_PACKAGES" -eq 1 ]; then
+  debian_packages
+  exit 0
+fi
+
 die() { echo "install-rpi.sh: $*" >&2; exit 1; }
 
 PREFIX=/opt/epr-edge
@@ -105,10 +121,7 @@ fi
 if [ "$APT" -eq 1 ]; then
   say "Debian packages"
   apt-get update -qq
-  packages=(python3 python3-venv)
-  for gpio in python3-lgpio python3-rpi-lgpio; do
-    if apt-cache show "$gpio" >/dev/null 2>&1; then packages+=("$gpio"); fi
-  done
+  read -r -a packages <<<"$(debian_packages)"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "${packages[@]}" >/dev/null
   say "installed ${packages[*]}"

@@ -111,3 +111,24 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Unknown" not in result.stderr
+
+
+def test_gpio_packages_only_where_the_archive_has_them(tmp_path: Path) -> None:
+    """Raspberry Pi OS has python3-lgpio; plain Debian has neither GPIO package (the
+    installer once stopped there with "Unable to locate package python3-lgpio")."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    apt_cache = fake / "apt-cache"
+    script = ["bash", str(EDGE_DIR / "install-rpi.sh"), "--list-packages"]
+    for known, expected in (
+        ("python3-lgpio python3-rpi-lgpio", "python3 python3-venv python3-lgpio python3-rpi-lgpio"),
+        ("", "python3 python3-venv"),
+    ):
+        # apt-cache show NAME succeeds only for the packages this archive knows.
+        apt_cache.write_text(
+            f'#!/bin/sh\nfor k in {known}; do [ "$2" = "$k" ] && exit 0; done\nexit 100\n'
+        )
+        apt_cache.chmod(0o755)
+        env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}"}
+        done = subprocess.run(script, env=env, capture_output=True, text=True, check=True)
+        assert done.stdout.split() == expected.split()

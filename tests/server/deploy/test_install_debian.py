@@ -41,6 +41,7 @@ def test_root_install_writes_settings_certificates_broker_files_and_units(tmp_pa
     example = _env(REPO / "server/deploy/server.env.example")
     assert set(settings) <= known
     assert set(example) <= known
+    assert "EPR_SECRET_KEY" in example  # docs/web.md requires it; the example once lacked it
     assert len(settings["EPR_SECRET_KEY"]) >= 40
     assert settings["EPR_BROKER_URL"].endswith("@127.0.0.1:11883")
     assert settings["EPR_DEVICE_BROKER_URL"] == "mqtts://broker.example.kz:18883"
