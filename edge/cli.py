@@ -62,8 +62,6 @@ def _key_path(path: str) -> Path | None:
     problems (None if it is not readable TOML at all)."""
     import tomllib
 
-    from edge.config import AgentConfig
-
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):

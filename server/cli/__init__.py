@@ -1,6 +1,6 @@
-"""``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | device |
-config-key | scale | broker-config | dead-letters | alarms | ticket | telemetry | statements |
-holds | disputes | audit | user | token | dashboards."""
+"""``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | sites |
+device | devices | config-key | scale | broker-config | tls | dead-letters | alarms | ticket |
+telemetry | statements | holds | disputes | audit | user | token | dashboards."""
 
 from __future__ import annotations
 
