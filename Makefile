@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics fault-ingest chaos-edge attack clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics fault-ingest chaos-edge attack deploy-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-logistics: $(STAMP)
 ## open broker (ATTACK_ARGS="--limit 60"); last line: tried/lost/altered/leaked/crashed
 attack: $(STAMP) services
 	$(PY) -m tests.attack $(ATTACK_ARGS)
+
+## deploy-check: docs/deploy.md and docs/edge.md run as written (server and Pi installers in
+## throwaway roots, PostgreSQL, Mosquitto with TLS, VictoriaMetrics, a real agent); root only
+deploy-check: $(STAMP) services
+	$(PY) -m tests.deploy.check $(DEPLOY_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

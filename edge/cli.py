@@ -1,4 +1,5 @@
-"""``epr-edge``: run | check-config | provision [--server-key KEY] | journal verify."""
+"""``epr-edge``: run | check-config | provision [--server-key KEY] | enroll BUNDLE |
+journal verify."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from pathlib import Path
 from edge.config import AgentConfig, ConfigError, load_config
 
 
-def _load(path: str) -> AgentConfig:
+def _load(path: str, *, files: bool = True) -> AgentConfig:
     try:
-        return load_config(Path(path))
+        return load_config(Path(path), files=files)
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
@@ -37,16 +38,53 @@ def _explain_server_key(config: AgentConfig) -> str:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    try:
+        config = load_config(Path(args.config))
+    except ConfigError as exc:
+        problems = list(exc.problems)
+        # The device key too, in the same report: one run names everything to fix.
+        key_path = _key_path(args.config)
+        if key_path is not None and not key_path.exists():
+            problems.append(_no_key_at(args.config, key_path))
+        for line in problems:
+            print(line, file=sys.stderr)
+        return 2
+    if not config.key_path.exists():
+        # Not an error of the file: provisioning makes the key, and `run` says so too.
+        print(f"note: {_no_key(args.config, config)}", file=sys.stderr)
     print(f"{args.config}: ok ({config.device_id}, {len(config.devices)} device(s))")
     print(_explain_server_key(config))
     return 0
 
 
+def _key_path(path: str) -> Path | None:
+    """Where the device key of the file at ``path`` lives, even when the file has other
+    problems (None if it is not readable TOML at all)."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    default = AgentConfig.model_fields["data_dir"].default
+    data_dir = data.get("data_dir", default)
+    return Path(data_dir) / "device.key" if isinstance(data_dir, str | Path) else None
+
+
+def _no_key_at(path: str, key_path: Path) -> str:
+    return f"{path}: data_dir: no device key in {key_path} (run `epr-edge provision {path}`)"
+
+
+def _no_key(path: str, config: AgentConfig) -> str:
+    return _no_key_at(path, config.key_path)
+
+
 def cmd_provision(args: argparse.Namespace) -> int:
     from edge.evidence import DeviceKey, PublicKey
 
-    config = _load(args.config)
+    # Only the device id and data_dir matter here: the broker password and CA come
+    # later, in the enrolment bundle made for the key printed now.
+    config = _load(args.config, files=False)
     if args.server_key is not None:
         try:
             pinned = PublicKey.from_b64(args.server_key).b64()
@@ -75,8 +113,52 @@ def cmd_provision(args: argparse.Namespace) -> int:
     state = "created" if created else "exists"
     print(f"device_id={config.device_id} site_id={config.site_id} key={state}")
     print(f"public_key={key.public_key_b64()}")
+    config = _load(args.config, files=False)
+    print(_explain_server_key(config))
+    print(
+        f"next: register public_key for {config.device_id} on the server, issue its"
+        f" enrolment bundle, then `epr-edge enroll BUNDLE --config {args.config}`"
+    )
+    return 0
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    from edge.enrolment import EnrolmentError, install, read_bundle
+
+    config = _load(args.config, files=False)
+    if not config.key_path.exists():
+        print(_no_key(args.config, config), file=sys.stderr)
+        return 2
+    if config.server_config_key is not None:
+        print(
+            f"{args.config}: server_config_key is set in the file; remove it (the bundle"
+            " pins the server's key)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        bundle = read_bundle(Path(args.bundle))
+        done = install(
+            bundle,
+            Path(args.config),
+            data_dir=config.data_dir,
+            device_id=config.device_id,
+            mqtt=config.mqtt.model_dump(),
+            repin=args.repin,
+        )
+    except EnrolmentError as exc:
+        print(f"enroll: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"enroll: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    print(f"enrolled {bundle.device_id} (site {bundle.site_id}) for {bundle.broker_url}")
+    for path in (done.password_file, done.ca_file, done.pinned_key, done.config):
+        st = path.stat()
+        print(f"wrote {path} ({oct(st.st_mode & 0o777)[2:]}, {st.st_uid}:{st.st_gid})")
     config = _load(args.config)
     print(_explain_server_key(config))
+    print(f"delete {args.bundle}: it holds the broker password")
     return 0
 
 
@@ -154,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
                 help="pin the server's configuration key (base64, `epr-server config-key show`)",
             )
             p.add_argument("--repin", action="store_true", help="replace a pinned server key")
+    enroll = sub.add_parser(
+        "enroll", help="install an enrolment bundle (broker URL, CA, password, server key)"
+    )
+    enroll.add_argument("bundle", help="the file from `epr-server device enrolment-bundle`")
+    enroll.add_argument("--config", default="/etc/epr-edge/agent.toml", help="agent TOML file")
+    enroll.add_argument("--repin", action="store_true", help="replace a pinned server key")
+    enroll.set_defaults(func=cmd_enroll)
     journal = sub.add_parser("journal", help="journal tools")
     jsub = journal.add_subparsers(dest="journal_command", required=True)
     verify = jsub.add_parser("verify", help="check the hash chain and every signature")

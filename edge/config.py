@@ -68,7 +68,8 @@ class MqttConfig(_Strict):
     username: str | None = None
     """Per-device user name (instead of putting it in ``url``)."""
     password_file: Path | None = None
-    """File holding the per-device password (kept out of the config; mode 0600)."""
+    """File holding the per-device password (kept out of the config): written by
+    ``epr-edge enroll``, mode 0640, group of the agent's user."""
     keepalive_s: int = Field(60, ge=10, le=1200)
     inflight_window: int = Field(20, ge=1, le=1000)
     """Records published and not yet acked by the server, at most."""
@@ -394,7 +395,28 @@ def cross_check(config: AgentConfig) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_config(data: dict[str, Any], source: str = "<config>") -> AgentConfig:
+def _file_problems(mqtt: MqttConfig) -> list[tuple[str, str]]:
+    """The broker files the agent will open, each one it cannot read."""
+    problems = []
+    for name in ("ca_file", "cert_file", "key_file"):
+        path: Path | None = getattr(mqtt, name)
+        if path is None:
+            continue
+        try:
+            with path.open("rb"):
+                pass
+        except OSError as exc:
+            problems.append((f"mqtt.{name}", f"cannot read {path} ({exc.strerror})"))
+    return problems
+
+
+def parse_config(
+    data: dict[str, Any], source: str = "<config>", *, files: bool = True
+) -> AgentConfig:
+    """Validate ``data``; every problem found is reported at once.
+
+    ``files=False`` leaves out the broker files (password, CA, client certificate):
+    ``provision`` runs before they exist (they come with the enrolment bundle)."""
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -406,17 +428,25 @@ def parse_config(data: dict[str, Any], source: str = "<config>") -> AgentConfig:
     except ValueError as exc:
         problems.append(f"{source}: server_config_key: {exc}")
     try:
-        config.mqtt.broker()
+        if files:
+            config.mqtt.broker()
+        else:
+            BrokerUrl.parse(config.mqtt.url)
     except ValueError as exc:
         problems.append(f"{source}: mqtt.url: {exc}")
     except OSError as exc:
-        problems.append(f"{source}: mqtt.password_file: cannot read ({exc.strerror})")
+        problems.append(
+            f"{source}: mqtt.password_file: cannot read {config.mqtt.password_file}"
+            f" ({exc.strerror}; it comes with the enrolment bundle: epr-edge enroll)"
+        )
+    if files:
+        problems += [f"{source}: {key}: {reason}" for key, reason in _file_problems(config.mqtt)]
     if problems:
         raise ConfigError(problems)
     return config
 
 
-def load_config(path: Path) -> AgentConfig:
+def load_config(path: Path, *, files: bool = True) -> AgentConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -425,4 +455,4 @@ def load_config(path: Path) -> AgentConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
-    return parse_config(data, str(path))
+    return parse_config(data, str(path), files=files)

@@ -279,6 +279,7 @@ class MqttLink:
         while not self._stop.is_set():
             self._beat()
             self._compose_status()
+            was_connected = False
             try:
                 rc = self._client.connect(url.host, url.port, keepalive=self.settings.keepalive_s)
             except (OSError, ssl.SSLError) as exc:
@@ -289,6 +290,7 @@ class MqttLink:
                 self._beat()
                 if self._connected.is_set():
                     attempt = 0
+                    was_connected = True
             if self._stop.is_set():
                 # Let the DISCONNECT (and the offline status before it) go out.
                 for _ in range(10):
@@ -296,7 +298,20 @@ class MqttLink:
                         break
                 return
             self._on_disconnect(self._client, None, None, rc, None)
-            self._wait(self.backoff(attempt))
+            delay = self.backoff(attempt)
+            # At the default level, at once: a technician watching the journal must
+            # see why nothing is sent (a wrong host, port, CA or password) without
+            # waiting for the next health message. paho's connect gives up after
+            # connect_timeout (5 s) on a host that does not answer.
+            if was_connected:
+                log.warning("connection to the broker lost (%s); reconnecting in %.0f s",
+                            mqtt.error_string(rc), delay)  # fmt: skip
+            else:
+                reason = self.stats.last_error or mqtt.error_string(rc)
+                log.warning("broker %s:%s not reached: %s; next try in %.0f s",
+                            url.host, url.port, reason, delay)  # fmt: skip
+            self.stats.last_error = ""
+            self._wait(delay)
             attempt += 1
 
     def publish(

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     create``; its public half is pinned on every device. It signs everything the server
     tells a device: configurations and every ack (the ingest refuses to start without
     it)."""
+    device_broker_url: str | None = None
+    """The broker as devices reach it, ``mqtts://host:8883``: written into enrolment
+    bundles (``epr-server device enrolment-bundle``)."""
+    tls_ca: Path | None = None
+    """The CA that signed the broker's certificate (``epr-server tls init``): devices
+    get it in their enrolment bundle."""
     share_group: str | None = None
     """Subscribe as ``$share/<group>/…`` so several ingest workers split the load.
     Leave empty for brokers without shared subscriptions (the embedded demo broker)."""

@@ -1,7 +1,7 @@
-"""``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | device |
-config-key | scale | broker-config | dead-letters | alarms | ticket | telemetry | statements |
-holds | contracts | tickets | disputes | audit | register | bank-account | user | token |
-dashboards | places | due | mass-balance.
+"""``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | sites |
+device | devices | config-key | scale | broker-config | tls | dead-letters | alarms | ticket |
+telemetry | statements | holds | contracts | tickets | disputes | audit | register |
+bank-account | user | token | dashboards | places | due | mass-balance.
 
 Every command reads the settings the services read: the environment (``EPR_*``) over a
 settings file (``--config FILE``, else ``$EPR_CONFIG``, else ``/etc/epr/server.env`` when it

@@ -23,6 +23,28 @@ def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roster(settings: Settings, args: argparse.Namespace) -> int:
+    """``sites load FILE`` and ``devices load FILE --as NAME``: all or nothing."""
+    from server.fleet.roster import RosterProblems, load_devices, load_sites
+
+    sessions = ledger_sessions(settings)
+    path = Path(args.file)
+    try:
+        with sessions.begin() as session:
+            if args.command == "sites":
+                loaded = load_sites(session, path)
+            else:
+                by = cli_actor(settings, sessions, args).name
+                loaded = load_devices(session, path, by=by)
+    except RosterProblems as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{path}: nothing stored", file=sys.stderr)
+        return 1
+    print(f"{path}: {loaded.rows} {args.command} read, {loaded.changed} added or changed")
+    return 0
+
+
 def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
     from server.fleet.registry import (
         RegistryError,
@@ -40,6 +62,8 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
     by = "" if args.action in ("list", "history") else cli_actor(settings, sessions, args).name
     if args.action == "config":
         return _device_config(settings, args, by)
+    if args.action == "enrolment-bundle":
+        return _enrolment_bundle(settings, args, by)
     try:
         with sessions.begin() as session:
             if args.action == "list":
@@ -77,6 +101,83 @@ def cmd_device(settings: Settings, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(f"device {args.device_id}: {args.action} done")
+    return 0
+
+
+def _enrolment_bundle(settings: Settings, args: argparse.Namespace, by: str) -> int:
+    """``device enrolment-bundle ID --out FILE``: broker URL, CA, a new password and the
+    server's configuration key, in one file for ``epr-edge enroll``."""
+    from edge.enrolment import write_bundle
+    from server.fleet.enrolment import enrolment_bundle
+    from server.fleet.registry import RegistryError
+    from server.fleet.remote_config import ConfigIssueError, load_key
+
+    url = args.device_broker_url or settings.device_broker_url or ""
+    ca = args.ca or (str(settings.tls_ca) if settings.tls_ca else "")
+    missing = [
+        text
+        for text, value in (
+            ("--out FILE", args.out),
+            ("--device-broker-url (or EPR_DEVICE_BROKER_URL)", url),
+            ("--ca (or EPR_TLS_CA)", ca),
+        )
+        if not value
+    ]
+    if missing:
+        print(f"device enrolment-bundle needs {', '.join(missing)}", file=sys.stderr)
+        return 2
+    try:
+        ca_pem = Path(ca).read_text(encoding="ascii")
+        key = load_key(settings.config_key_file).public_key_b64()
+    except OSError as exc:
+        print(f"--ca: {ca}: cannot read ({exc.strerror})", file=sys.stderr)
+        return 2
+    except (UnicodeDecodeError, ConfigIssueError) as exc:
+        print(f"{exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        print(f"--out: {out.parent} is not a directory", file=sys.stderr)
+        return 2
+    try:
+        with ledger_sessions(settings).begin() as session:
+            bundle = enrolment_bundle(
+                session,
+                args.device_id,
+                broker_url=url,
+                ca_pem=ca_pem,
+                server_config_key=key,
+                by=by,
+            )
+            # Written inside the transaction: no new password is stored without its file.
+            write_bundle(bundle, out)
+    except RegistryError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"wrote {out} for {args.device_id} (0600; it holds a new broker password)")
+    print("run `epr-server broker-config …` and reload the broker, then on the device:")
+    print(f"epr-edge enroll {out.name}")
+    return 0
+
+
+def cmd_tls(settings: Settings, args: argparse.Namespace) -> int:
+    from server.fleet.broker_config import BrokerFilesError, broker_group, group_id
+    from server.fleet.pki import PkiError, init
+
+    group = args.group if args.group is not None else broker_group()
+    try:
+        gid = group_id(group) if group else None
+        files = init(Path(args.dir), args.host, gid=gid, renew=args.renew)
+    except (PkiError, BrokerFilesError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except PermissionError as exc:
+        print(f"{exc.filename}: {exc.strerror} (run as root)", file=sys.stderr)
+        return 1
+    made = ", ".join(files.made) or "nothing (all kept)"
+    print(f"made: {made}")
+    print(f"ca: {files.ca_cert} (devices trust it; keep {files.ca_key} offline)")
+    print(f"broker: {files.cert} {files.key} for {', '.join(args.host)}")
     return 0
 
 
@@ -215,9 +316,11 @@ def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
     import os
 
     from server.fleet.broker_config import (
+        BrokerFilesError,
         BrokerLayout,
         ServiceAccount,
         TlsSettings,
+        broker_group,
         render,
         write,
     )
@@ -255,8 +358,14 @@ def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
             tls=tls,
             layout=layout,
         )
-    for path in write(files, out):
-        print(f"wrote {path}")
+    group = args.group if args.group is not None else broker_group()
+    try:
+        written = write(files, out, group=group)
+    except BrokerFilesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for path in written:
+        print(f"wrote {path} (mode 0640, group {group or 'of the directory'})")
     print(f"{files.devices} approved device(s); reload the broker to apply (SIGHUP)")
     return 0
 
@@ -339,8 +448,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "action",
-        choices=["register", "approve", "revoke", "credentials", "history", "list", "config"],
-    )
+        choices=[
+            "register", "approve", "revoke", "credentials", "enrolment-bundle", "history",
+            "list", "config",
+        ],
+    )  # fmt: skip
     p.add_argument("device_id", nargs="?", default="")
     p.add_argument("--site")
     p.add_argument("--public-key")
@@ -357,10 +469,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--file", help="with config: settings as a JSON object")
     p.add_argument("--revision", type=int, help="with config: this revision (default: next)")
+    p.add_argument("--out", help="with enrolment-bundle: the file to write (0600)")
+    p.add_argument(
+        "--device-broker-url",
+        dest="device_broker_url",
+        help="with enrolment-bundle: the URL devices use, mqtts://HOST:8883"
+        " (default: EPR_DEVICE_BROKER_URL)",
+    )
+    p.add_argument(
+        "--ca",
+        help="with enrolment-bundle: the CA of the broker's certificate (default: EPR_TLS_CA)",
+    )
     p.add_argument(
         "--publish", action="store_true", help="with config: publish it retained (QoS 1)"
     )
     p.set_defaults(func=cmd_device)
+    for noun, text in (("sites", "sites"), ("devices", "devices (register, approve)")):
+        p = sub.add_parser(noun, help=f"load {text} from a CSV file (docs/examples)")
+        p.add_argument("action", choices=["load"])
+        p.add_argument("file")
+        if noun == "devices":
+            add_actor_options(p)
+        p.set_defaults(func=cmd_roster)
     p = sub.add_parser("config-key", help="make or show the server's config-signing key")
     p.add_argument("action", choices=["create", "show"])
     p.set_defaults(func=cmd_config_key)
@@ -384,9 +514,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tls-port", type=int, default=8883)
     p.add_argument("--client-certs", action="store_true", help="require client certificates")
     p.add_argument("--local-port", type=int, default=1883, help="0: no plain local listener")
-    p.add_argument("--persistence-dir", default="/var/lib/mosquitto/")
-    p.add_argument("--log-dest", default="syslog")
+    p.add_argument(
+        "--persistence-dir",
+        help="set persistence here (default: leave it to mosquitto.conf, which Debian's sets)",
+    )
+    p.add_argument("--log-dest", help="e.g. syslog (default: mosquitto.conf's destination)")
+    p.add_argument(
+        "--group",
+        help="group owning the files, mode 0640 (default: mosquitto if that group exists,"
+        " else the directory's group)",
+    )
     p.set_defaults(func=cmd_broker_config)
+    p = sub.add_parser("tls", help="make the broker's CA and TLS certificate")
+    p.add_argument("action", choices=["init"])
+    p.add_argument("dir", help="directory for ca.crt, ca.key, server.crt, server.key")
+    p.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        help="a name or address devices connect to (repeatable; the first is the CN)",
+    )
+    p.add_argument("--group", help="group of server.key, 0640 (default: mosquitto if it exists)")
+    p.add_argument("--renew", action="store_true", help="issue the broker certificate anew")
+    p.set_defaults(func=cmd_tls)
     p = sub.add_parser("alarms", help="list, acknowledge, clear or sweep alarms")
     p.add_argument("action", choices=["list", "ack", "clear", "sweep"])
     p.add_argument("ids", nargs="*", type=int)

@@ -36,6 +36,19 @@ def ack_key(settings: Settings) -> DeviceKey | None:
         return None
 
 
+def metrics_port(settings: Settings, index: int, retire: bool) -> int | None:
+    """The port worker ``index`` serves its metrics on: ``EPR_METRICS_PORT + index``.
+
+    ``index`` is the worker's number in ``--workers N``, or the systemd instance
+    (``epr-ingest@N`` runs ``ingest --instance N``), so every worker on a host has
+    its own port. A retiring worker serves none: it runs beside the live workers
+    only to unsubscribe and drain, and must not take a port from one of them.
+    """
+    if retire or settings.metrics_port is None:
+        return None
+    return settings.metrics_port + index
+
+
 def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
     """One ingest worker: subscriber, handler, telemetry writer, metrics, maintenance."""
     from server.money.amounts import LOCAL_TZ
@@ -58,8 +71,17 @@ def _worker(settings: Settings, index: int, workers: int, retire: bool) -> int:
         return 2
     sessions = ledger_sessions(settings)
     metrics = IngestMetrics()
-    if settings.metrics_port is not None:
-        metrics.serve(settings.metrics_port + index, settings.metrics_host)
+    port = metrics_port(settings, index, retire)
+    if port is not None:
+        try:
+            metrics.serve(port, settings.metrics_host)
+        except OSError as exc:
+            print(
+                f"ingest-{index}: metrics port {settings.metrics_host}:{port}: {exc.strerror}"
+                " (EPR_METRICS_PORT + the worker's number; is another worker using it?)",
+                file=sys.stderr,
+            )
+            return 2
     writer = None
     if settings.influx_url:
         writer = InfluxWriter(
@@ -128,10 +150,16 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     if workers > 1 and not settings.share_group:
         print("--workers > 1 needs EPR_SHARE_GROUP (a shared subscription)", file=sys.stderr)
         return 2
+    if args.instance is not None and workers > 1:
+        print(
+            "--instance N is one worker (systemd's epr-ingest@N): not with --workers",
+            file=sys.stderr,
+        )
+        return 2
     if ack_key(settings) is None:  # before any worker starts: nothing runs unsigned
         return 2
     if workers == 1:
-        return _worker(settings, 0, 1, args.retire)
+        return _worker(settings, args.instance or 0, 1, args.retire)
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -279,6 +307,12 @@ def cmd_telemetry(settings: Settings, args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="run ingest worker(s)")
     p.add_argument("--workers", type=int, default=1, help="worker processes ($share group)")
+    p.add_argument(
+        "--instance",
+        type=int,
+        metavar="N",
+        help="this worker's number (systemd epr-ingest@N): metrics on EPR_METRICS_PORT + N",
+    )
     p.add_argument(
         "--retire",
         action="store_true",

@@ -67,8 +67,11 @@ class BrokerLayout:
     local_port: int | None = 1883
     """Plain listener bound to ``local_bind`` for ingest workers on the same host."""
     local_bind: str = "127.0.0.1"
-    persistence_dir: str = "/var/lib/mosquitto/"
-    log_dest: str = "syslog"
+    persistence_dir: str | None = None
+    """None: leave persistence to the main ``mosquitto.conf`` (Debian's sets
+    ``persistence_location``, and Mosquitto refuses a second one)."""
+    log_dest: str | None = None
+    """None: the main ``mosquitto.conf``'s destination (Debian: its log file)."""
     extra: Sequence[str] = field(default_factory=tuple)
 
 
@@ -148,16 +151,22 @@ def render_conf(tls: TlsSettings | None, layout: BrokerLayout, header: str = "")
         f"message_size_limit {MAX_PAYLOAD_BYTES}",
         f"max_packet_size {MAX_PACKET_BYTES}",
         "",
-        "# Broker persistence is a convenience (devices resend until the server acks).",
-        "persistence true",
-        f"persistence_location {layout.persistence_dir}",
-        "autosave_interval 60",
-        f"log_dest {layout.log_dest}",
         "log_type error",
         "log_type warning",
         "log_type notice",
         "connection_messages true",
     ]
+    if layout.persistence_dir is not None:
+        # Only for a broker without Debian's mosquitto.conf around this file: a
+        # second persistence_location stops Mosquitto ("Duplicate ... value").
+        lines += [
+            "# Broker persistence is a convenience (devices resend until the server acks).",
+            "persistence true",
+            f"persistence_location {layout.persistence_dir}",
+            "autosave_interval 60",
+        ]
+    if layout.log_dest is not None:
+        lines.append(f"log_dest {layout.log_dest}")
     if layout.local_port is not None:
         lines += [
             "",
@@ -186,16 +195,68 @@ def render_conf(tls: TlsSettings | None, layout: BrokerLayout, header: str = "")
     return "\n".join(lines) + "\n"
 
 
-def write(files: BrokerFiles, out_dir: Path) -> list[Path]:
-    """Write the files atomically, readable by the broker's user only (0640)."""
+class BrokerFilesError(Exception):
+    """The files could not be written as the broker needs them (message says why)."""
+
+
+def write(files: BrokerFiles, out_dir: Path, *, group: str | int | None = None) -> list[Path]:
+    """Write the files atomically, mode 0640, owned by ``group`` (the broker's).
+
+    Every rewrite sets owner and mode again: Mosquitto runs as its own user and
+    reads the password file and ACL at each reload, so a file left ``root:root``
+    after a rewrite shuts every client out (``Unable to open pwfile``). Each file
+    is written beside its target, given its group and mode, then renamed over it,
+    so the broker never reads a half-written or unreadable file. ``group`` None
+    keeps the directory's group (the installer makes it the broker's).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
+    gid = group_id(group) if group is not None else out_dir.stat().st_gid
     written = []
     for name, text in (("passwd", files.passwd), ("acl", files.acl), ("epr.conf", files.conf)):
         path = out_dir / name
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
+        tmp = out_dir / f".{name}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if os.stat(tmp).st_gid != gid:
+                try:
+                    os.chown(tmp, -1, gid)
+                except PermissionError as exc:
+                    raise BrokerFilesError(
+                        f"{path}: cannot give it group {group or gid} ({exc.strerror});"
+                        " run broker-config as root or as a member of that group"
+                    ) from None
+            os.chmod(tmp, 0o640)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         written.append(path)
     return written
+
+
+def broker_group() -> str | None:
+    """``mosquitto`` where the Debian package made that group, else None."""
+    import grp
+
+    try:
+        grp.getgrnam("mosquitto")
+    except KeyError:
+        return None
+    return "mosquitto"
+
+
+def group_id(group: str | int) -> int:
+    if isinstance(group, int):
+        return group
+    if group.isdigit():
+        return int(group)
+    import grp
+
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise BrokerFilesError(f"--group {group}: no such group") from None

@@ -137,7 +137,7 @@ def dashboard(
         "title": title,
         "description": description,
         "tags": ["epr"],
-        "timezone": "browser",
+        "timezone": "Asia/Almaty",
         "editable": True,
         "graphTooltip": 1,
         "refresh": "1m",
