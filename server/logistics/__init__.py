@@ -1,0 +1,1 @@
+"""Collection logistics: places, fill forecasts, due lists, routes and the mass balance."""
