@@ -20,6 +20,7 @@ grams and millilitres so the solver's integer arithmetic is exact enough.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -192,7 +193,9 @@ def _problem(stops: Sequence[Stop], vehicles: Sequence[Vehicle], source: MatrixS
         if point not in depot_points:
             depot_points.append(point)
         depot_of.append(depot_points.index(point))
-    cap_g = tuple(UNLIMITED if v.capacity_kg is None else int(v.capacity_kg * 1000) for v in vehicles)
+    cap_g = tuple(
+        UNLIMITED if v.capacity_kg is None else int(v.capacity_kg * 1000) for v in vehicles
+    )
     cap_ml = tuple(
         UNLIMITED if v.capacity_litres is None else int(v.capacity_litres * 1000) for v in vehicles
     )
@@ -218,7 +221,9 @@ def _problem(stops: Sequence[Stop], vehicles: Sequence[Vehicle], source: MatrixS
     for i, s in enumerate(kept):
         node = n_depots + i
         trip = min(
-            matrix.seconds[depot_of[k]][node] + service[node] + matrix.seconds[node][depot_of[k]]
+            matrix.seconds[depot_of[k]][node]
+            + service[node]
+            + matrix.seconds[node][depot_of[k]]
             - shift_s[k]
             for k in range(len(vehicles))
         )
@@ -255,9 +260,9 @@ def _route(p: _Problem, k: int, nodes: Sequence[int]) -> Route:
     """The route of vehicle ``k`` through stop ``nodes`` (depot excluded), measured."""
     depot = p.depot_of[k]
     path = [depot, *nodes, depot]
-    metres = sum(p.matrix.metres[a][b] for a, b in zip(path, path[1:], strict=False))
+    metres = sum(p.matrix.metres[a][b] for a, b in itertools.pairwise(path))
     seconds = sum(
-        p.matrix.seconds[a][b] + p.service_s[a] for a, b in zip(path, path[1:], strict=False)
+        p.matrix.seconds[a][b] + p.service_s[a] for a, b in itertools.pairwise(path)
     )
     stops = [p.stops[n - p.n_depots] for n in nodes]
     return Route(

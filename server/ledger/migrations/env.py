@@ -11,6 +11,8 @@ from server.ledger import (  # noqa: F401
     alarms,
     devices,
     flags,
+    notifications,
+    route_plans,
     telemetry,
     wire,
 )
