@@ -261,9 +261,7 @@ def _route(p: _Problem, k: int, nodes: Sequence[int]) -> Route:
     depot = p.depot_of[k]
     path = [depot, *nodes, depot]
     metres = sum(p.matrix.metres[a][b] for a, b in itertools.pairwise(path))
-    seconds = sum(
-        p.matrix.seconds[a][b] + p.service_s[a] for a, b in itertools.pairwise(path)
-    )
+    seconds = sum(p.matrix.seconds[a][b] + p.service_s[a] for a, b in itertools.pairwise(path))
     stops = [p.stops[n - p.n_depots] for n in nodes]
     return Route(
         vehicle_id=p.vehicles[k].id,

@@ -35,6 +35,7 @@ from server.ledger.notifications import (
     NotificationEvent,
     NotificationSubscription,
 )
+from server.notifications import channel
 from server.notifications.events import EventKind
 from server.notifications.subscriptions import masked
 
@@ -76,12 +77,12 @@ def backoff(failures: int) -> timedelta:
 
 def apprise_sender(url: str, title: str, body: str) -> tuple[bool, str]:
     """Send with Apprise; what it logs on failure comes back with the URL's parts removed."""
-    import apprise
+    apprise = channel.apprise()
 
     notifier = apprise.Apprise()
     if not notifier.add(url):
         return False, "not a notification URL this server can use"
-    with apprise.LogCapture(level=logging.WARNING) as captured:  # type: ignore[no-untyped-call]
+    with apprise.LogCapture(level=logging.WARNING) as captured:
         ok = bool(notifier.notify(body=body, title=title))
     detail = "" if ok else _scrub(captured.getvalue(), url) or "the endpoint refused it"
     return ok, detail

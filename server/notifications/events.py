@@ -164,11 +164,8 @@ def _regions(session: Session, site_ids: Iterable[str | None]) -> dict[str, str]
     out: dict[str, str] = {}
     for start in range(0, len(wanted), 500):
         chunk = wanted[start : start + 500]
-        out.update(
-            session.execute(
-                select(Site.site_id, Site.region).where(Site.site_id.in_(chunk))
-            ).tuples()
-        )
+        rows = session.execute(select(Site.site_id, Site.region).where(Site.site_id.in_(chunk)))
+        out.update((site_id, region) for site_id, region in rows)
     return out
 
 

@@ -35,6 +35,7 @@ from server.ledger.notifications import (
     NotificationEvent,
     NotificationSubscription,
 )
+from server.notifications import channel
 from server.notifications.events import EventKind
 from server.people.accounts import Account, NotFound, Role, find_user
 from server.regions import REGIONS
@@ -88,7 +89,7 @@ def masked_email(email: str) -> str:
 
 def check_url(url: str) -> None:
     """Refuse what Apprise cannot use (the message never repeats the URL)."""
-    import apprise
+    apprise = channel.apprise()
 
     if len(url) > 2000 or not url.isprintable():
         raise SubscriptionError("the URL is too long or holds control characters")
@@ -271,5 +272,5 @@ def subscriptions(session: Session, *, user_id: int | None = None) -> list[Subsc
             last_sent_at=s.last_sent_at,
             last_error=s.last_error,
         )
-        for s, name in session.execute(q).tuples()
+        for s, name in session.execute(q)
     ]
