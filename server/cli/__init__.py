@@ -1,6 +1,6 @@
 """``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | device |
 config-key | scale | broker-config | dead-letters | alarms | ticket | telemetry | statements |
-holds | disputes | audit | user | token | dashboards."""
+holds | disputes | audit | user | token | dashboards | routes | notify."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from server.cli import accounts, fleet, ingest, money
+from server.cli import accounts, fleet, ingest, money, notify, routes
 from server.cli.common import Refused, close_ledgers, ledger_sessions
 from server.config import Settings
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="run the web API").set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="create or upgrade the schema").set_defaults(func=cmd_migrate)
-    for area in (ingest, fleet, money, accounts):
+    for area in (ingest, fleet, money, accounts, routes, notify):
         area.register(sub)
     p = sub.add_parser("dashboards", help="write or check the Grafana dashboard JSON")
     p.add_argument("action", choices=["write", "check"])
