@@ -48,10 +48,10 @@ def cmd_routes(settings: Settings, args: argparse.Namespace) -> int:
             print(exc, file=sys.stderr)
             return 1
         for route in stored.body["routes"]:
-            stops = " → ".join(s["id"] for s in route["stops"])
+            order = " → ".join(s["id"] for s in route["stops"])
             print(
                 f"{route['vehicle']} ({route['depot']['id']}): {route['metres'] / 1000:.1f} km,"
-                f" {route['seconds'] / 60:.0f} min: {stops}"
+                f" {route['seconds'] / 60:.0f} min: {order}"
             )
         for u in stored.body["unserved"]:
             print(f"unserved {u['id']}: {u['reason']}")
