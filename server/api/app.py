@@ -22,6 +22,7 @@ from server.api.routes import (
     holds,
     me,
     operations,
+    routes,
     statements,
     tickets,
 )
@@ -35,6 +36,8 @@ from server.web.routes import contractors as contractor_pages
 from server.web.routes import disputes as dispute_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
+from server.web.routes import logistics_routes as route_pages
+from server.web.routes import notifications as notification_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -56,7 +59,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signed_in = [Depends(current_user)]
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
-    for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
+    for api in (me, accounts, statements, contractors, tickets, fleet, disputes, routes):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
@@ -72,6 +75,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         fleet_pages,
         operation_pages,
         account_pages,
+        route_pages,
+        notification_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

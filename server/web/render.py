@@ -51,6 +51,7 @@ NAV: Final = [
     NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),
     NavItem("/alarms", "nav.alarms", _STAFF),
+    NavItem("/routes", "nav.routes", _ALL),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
     NavItem("/accounts", "nav.accounts", _OPERATOR),
