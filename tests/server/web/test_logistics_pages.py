@@ -100,8 +100,8 @@ def test_own_subscriptions_on_the_account_page(web: Web) -> None:
         assert "hook-secret" not in page
         assert "t0ken-123456" not in page
         # Without the CSRF token: refused, nothing stored.
-        refused = c.post("/account/notifications", data={"event": "hold_opened", "url": hook})
-        assert refused.status_code == 403
+        no_token = c.post("/account/notifications", data={"event": "hold_opened", "url": hook})
+        assert no_token.status_code == 403
     with web.sessions() as session:
         (sub_id,) = session.scalars(select(NotificationSubscription.id))
     with web.login("eco") as c:
