@@ -21,7 +21,7 @@ def test_routes_plan_from_the_example_files(
 ) -> None:
     _, sessions = ledger
     token = account(sessions, "ops.routes", Role.OPERATOR)
-    args = ["routes", "plan", "--date", "2026-11-04", "--time-limit", "1", "--baseline"]
+    args = ["routes", "plan", "--date", "2026-11-04", "--time-limit", "0.2", "--baseline"]
     files = ["--stops", str(EXAMPLES / "stops.csv"), "--vehicles", str(EXAMPLES / "vehicles.csv")]
     code, out, err = run(*args, *files, "--as", "ops.routes", token=token)
     assert code == 0, err
