@@ -319,7 +319,7 @@ def plan_routes(
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
-    remaining = max(1.0, time_limit_s - (time.monotonic() - started))
+    remaining = max(0.1, time_limit_s - (time.monotonic() - started))
     params.time_limit.FromMilliseconds(int(remaining * 1000))
     solution = routing.SolveWithParameters(params)
     if solution is None:

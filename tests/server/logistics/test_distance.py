@@ -104,3 +104,24 @@ def test_osrm_unreachable_and_bad_urls_are_refused() -> None:
         osrm_matrix("file:///etc/passwd", [KARAGANDA])
     with pytest.raises(DistanceError, match=r"127\.0\.0\.1:9"):
         osrm_matrix("http://127.0.0.1:9", [KARAGANDA], timeout_s=2)
+
+
+def test_routes_are_planned_over_the_osrm_table(osrm: tuple[str, type[_Osrm]]) -> None:
+    from server.logistics.routes import Stop, Vehicle, matrix_source, plan_routes
+
+    url, handler = osrm
+    # Depot, then the two stops in the order given: the plan measures what OSRM answered.
+    handler.answer = {
+        "code": "Ok",
+        "distances": [[0, 1000, 9000], [1000, 0, 1500], [9000, 1500, 0]],
+        "durations": [[0, 100, 900], [100, 0, 150], [900, 150, 0]],
+    }
+    plan = plan_routes(
+        [Stop("b", *TEMIRTAU, service_min=0), Stop("a", *KARAGANDA, service_min=0)],
+        [Vehicle("t", 49.9, 73.0)],
+        time_limit_s=0.2,
+        matrix=matrix_source(url),
+    )
+    assert plan.routes[0].metres == 1000 + 1500 + 9000
+    assert plan.routes[0].seconds == 100 + 150 + 900
+    assert len(handler.paths) == 1
