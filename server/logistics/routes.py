@@ -7,8 +7,10 @@ command line and the benchmark all feed the same planner:
   depot (a reception point) back to it, within the vehicle's capacity in kilograms
   and in litres and within its shift (driving plus service time); a stop that does
   not fit anywhere is dropped with a reason rather than making the plan infeasible.
-  The first solution comes from parallel cheapest insertion, then guided local search
-  improves it until ``time_limit_s``.
+  The first solution comes from parallel cheapest insertion — or, when the baseline
+  below already runs out of room, from the baseline's tours, so the plan never serves
+  fewer stops than the baseline — then guided local search improves it until
+  ``time_limit_s``.
 * :func:`nearest_neighbour_routes` — the naive baseline with the same vehicles and
   limits: each vehicle in turn drives to the nearest unvisited stop that still fits,
   and goes home when none does.
@@ -319,13 +321,24 @@ def plan_routes(
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
+    naive = _nearest_neighbour(p)
     remaining = max(0.1, time_limit_s - (time.monotonic() - started))
     params.time_limit.FromMilliseconds(int(remaining * 1000))
-    solution = routing.SolveWithParameters(params)
+    solution = None
+    if any(u.reason == REASON_NO_ROOM for u in naive.unserved):
+        # Where capacity or shifts run out, start from the baseline's tours: the search
+        # only accepts better objectives (km + a drop penalty larger than any tour), so
+        # it never ends serving fewer stops than the baseline did.
+        routing.CloseModelWithParameters(params)
+        tours = [[manager.NodeToIndex(n) for n in tour] for tour in _node_routes(p, naive)]
+        start = routing.ReadAssignmentFromRoutes(tours, True)
+        if start is not None:
+            solution = routing.SolveFromAssignmentWithParameters(start, params)
+    if solution is None:
+        solution = routing.SolveWithParameters(params)
     if solution is None:
         # With every stop droppable an empty plan is always feasible; no answer means the
         # time limit ran out before a first solution: fall back to the baseline.
-        naive = _nearest_neighbour(p)
         return Plan(
             naive.routes,
             naive.unserved,
@@ -350,6 +363,13 @@ def plan_routes(
         if p.node_of_stop(i) not in served
     )
     return Plan(tuple(routes), p.skipped + dropped, "or-tools", time.monotonic() - started)
+
+
+def _node_routes(p: _Problem, plan: Plan) -> list[list[int]]:
+    """``plan``'s stops as solver nodes, one list per vehicle in vehicle order."""
+    node = {s.id: p.node_of_stop(i) for i, s in enumerate(p.stops)}
+    by_vehicle = {r.vehicle_id: [node[s] for s in r.stops] for r in plan.routes}
+    return [by_vehicle.get(v.id, []) for v in p.vehicles]
 
 
 def nearest_neighbour_routes(

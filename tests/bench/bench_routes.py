@@ -16,6 +16,7 @@ route_km=<km> naive_km=<km> ratio=<route_km/naive_km>``.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -63,7 +64,7 @@ def stops(n: int, seed: int) -> list[Stop]:
     return out
 
 
-def vehicles() -> list[Vehicle]:
+def vehicles(scale: float = 1.0) -> list[Vehicle]:
     return [
         Vehicle(
             id=f"{depot}-truck-{k + 1}",
@@ -75,7 +76,7 @@ def vehicles() -> list[Vehicle]:
             shift_min=480,
         )
         for depot, lat, lon, count in DEPOTS
-        for k in range(count)
+        for k in range(math.ceil(count * scale))
     ]
 
 
@@ -84,8 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stops", type=int, default=400)
     parser.add_argument("--time-limit", type=float, default=30.0)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--fleet-scale", type=float, default=1.0, help="trucks per depot × this (more stops)"
+    )
     args = parser.parse_args(argv)
-    due, fleet = stops(args.stops, args.seed), vehicles()
+    due, fleet = stops(args.stops, args.seed), vehicles(args.fleet_scale)
     started = time.monotonic()
     plan = plan_routes(due, fleet, time_limit_s=args.time_limit)
     route_s = time.monotonic() - started

@@ -117,3 +117,13 @@ def test_no_stops_is_an_empty_plan() -> None:
     plan = plan_routes([], [Vehicle("t", *DEPOT)], time_limit_s=0.2)
     assert plan.routes == ()
     assert plan.unserved == ()
+
+
+def test_short_of_trucks_the_plan_serves_at_least_what_the_baseline_does() -> None:
+    stops = _city(80, seed=5)
+    trucks = [_truck(f"t{k}", capacity_kg=700, capacity_litres=9000) for k in range(2)]
+    plan = plan_routes(stops, trucks, time_limit_s=0.5)
+    naive = nearest_neighbour_routes(stops, trucks)
+    assert naive.served < 80
+    assert plan.served >= naive.served
+    assert {u.reason for u in plan.unserved} == {REASON_NO_ROOM}
