@@ -7,7 +7,9 @@ command line and the benchmark all feed the same planner:
   depot (a reception point) back to it, within the vehicle's capacity in kilograms
   and in litres and within its shift (driving plus service time); a stop that does
   not fit anywhere is dropped with a reason rather than making the plan infeasible.
-  The first solution comes from parallel cheapest insertion — or, when the baseline
+  The first solution comes from the cheapest-arc path (quick to build, leaving the
+  time to the search; measured better than parallel cheapest insertion and savings
+  on the benchmark) — or, when the baseline
   below already runs out of room, from the baseline's tours, so the plan never serves
   fewer stops than the baseline — then guided local search improves it until
   ``time_limit_s``.
@@ -315,9 +317,7 @@ def plan_routes(
     for i in range(len(p.stops)):
         routing.AddDisjunction([manager.NodeToIndex(p.node_of_stop(i))], DROP_PENALTY_M)
     params = pywrapcp.DefaultRoutingSearchParameters()
-    params.first_solution_strategy = (
-        routing_enums_pb2.FirstSolutionStrategy.PARALLEL_CHEAPEST_INSERTION
-    )
+    params.first_solution_strategy = routing_enums_pb2.FirstSolutionStrategy.PATH_CHEAPEST_ARC
     params.local_search_metaheuristic = (
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
