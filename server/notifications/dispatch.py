@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
+from server.ledger.accounts import User
 from server.ledger.notifications import (
     NotificationDelivery,
     NotificationEvent,
@@ -214,10 +215,15 @@ def dispatch(
     """One pass over every active subscription (see the module doc)."""
     policy = policy or Policy()
     with sessions() as session:
+        # A disabled account hears nothing; its events wait in case it is enabled again.
         ids = list(
             session.scalars(
                 select(NotificationSubscription.id)
-                .where(NotificationSubscription.cancelled_at.is_(None))
+                .join(User, User.id == NotificationSubscription.user_id)
+                .where(
+                    NotificationSubscription.cancelled_at.is_(None),
+                    User.disabled_at.is_(None),
+                )
                 .order_by(NotificationSubscription.id)
             )
         )

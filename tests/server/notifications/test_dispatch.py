@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -13,7 +15,7 @@ from server.ledger.notifications import NotificationDelivery, NotificationSubscr
 from server.notifications.dispatch import Policy, apprise_sender, dispatch
 from server.notifications.events import collect, container_due
 from server.notifications.subscriptions import subscribe
-from server.people.accounts import Role
+from server.people.accounts import Account, Role, disable_user, find_user
 from tests.server.notifications.conftest import SmtpSink, Webhook
 from tests.support.accounts import add_user
 
@@ -51,8 +53,6 @@ def _subscribe(
     sessions: sessionmaker[Session], url: str, event: str = "device_silent", **kw: str
 ) -> int:
     with sessions.begin() as session:
-        from server.people.accounts import Account, find_user
-
         user = find_user(session, "ops.notify")
         assert user is not None
         ops = Account.of(user)
@@ -172,3 +172,37 @@ def test_filters_keep_other_events_out_and_a_broken_sender_stops_no_other(
     assert (result.sent, result.failed) == (1, 1)
     assert len(calls) == 2
     assert [p["title"] for p in webhook.posts] == ["EPR: 2 device(s) went silent"]
+
+
+def test_two_dispatchers_at_once_send_one_message_and_a_disabled_account_none(
+    sessions: sessionmaker[Session], webhook: Webhook
+) -> None:
+    add_user(sessions, "ops.notify", Role.OPERATOR)
+    add_user(sessions, "ops.gone", Role.OPERATOR)
+    _start(sessions)
+    _subscribe(sessions, webhook.url())
+    with sessions.begin() as session:
+        gone = find_user(session, "ops.gone")
+        assert gone is not None
+        subscribe(session, Account.of(gone), "device_silent", by=Account.of(gone), now=T0,
+                  url=webhook.url("gone"))  # fmt: skip
+        disable_user(session, "ops.gone", now=T0)
+    _silence(sessions, 7, T0)
+    with sessions.begin() as session:
+        collect(session, now=T0)
+    entered = threading.Barrier(2)
+
+    def slow(url: str, title: str, body: str) -> tuple[bool, str]:
+        time.sleep(0.5)  # the other dispatcher reaches the same subscription meanwhile
+        return apprise_sender(url, title, body)
+
+    def run() -> None:
+        entered.wait()
+        dispatch(sessions, now=T0 + timedelta(minutes=1), policy=POLICY, send=slow)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert [p["title"] for p in webhook.posts] == ["EPR: 7 device(s) went silent"]
