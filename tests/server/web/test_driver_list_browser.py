@@ -12,7 +12,8 @@ from server.ledger.db import make_engine, migrate, session_factory
 from server.logistics.route_plans import store_plan
 from server.logistics.routes import Stop, Vehicle, nearest_neighbour_routes
 from tests.server.web.test_browser import sign_in
-from tests.support.web import seed, serve
+from tests.support.accounts import operator
+from tests.support.web import serve
 
 STOPS = [Stop(f"krg-c{i}", 49.80 + i * 0.004, 73.08 + i * 0.003, kg=400) for i in range(1, 9)]
 TRUCKS = [
@@ -26,7 +27,7 @@ def test_printed_driver_list_has_a_page_per_vehicle(browser: Browser, tmp_path: 
     engine = make_engine(url)
     migrate(engine)
     sessions = session_factory(engine)
-    seed(sessions, tmp_path)
+    operator(sessions, "operator1")  # plans need no tickets: an empty ledger
     plan = nearest_neighbour_routes(STOPS, TRUCKS)
     assert len(plan.routes) == 2
     with sessions.begin() as session:

@@ -3,18 +3,21 @@ list and GeoJSON within the contractor scope, one's own subscriptions with CSRF.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
+import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.notifications import NotificationSubscription
 from server.logistics.route_plans import store_plan
 from server.logistics.routes import Stop, Vehicle, nearest_neighbour_routes
 from server.notifications.subscriptions import record_address
-from server.people.accounts import Account, find_user
+from server.people.accounts import Account, Role, find_user
 from tests.server.web.test_operations_pages import EN, flash, post
-from tests.support.accounts import BIN_A
-from tests.support.web import Web
+from tests.support.accounts import BIN_A, BIN_B, add_user, operator
+from tests.support.web import Seeded, Web, serve
 
 STOPS = [
     Stop("krg-c1", 49.8061, 73.0852, kg=60, litres=1000),
@@ -23,6 +26,17 @@ STOPS = [
     Stop("too-heavy", 49.80, 73.10, kg=9000),
 ]
 TRUCK = Vehicle("krg-truck-1", 49.82, 73.08, capacity_kg=8000, depot_id="karaganda-rp-01")
+
+
+@pytest.fixture
+def web(sessions: sessionmaker[Session], ledger_url: str) -> Iterator[Web]:
+    """The app with the accounts these pages need, on an otherwise empty ledger (plans
+    and subscriptions need no tickets)."""
+    operator(sessions, "operator1")
+    add_user(sessions, "eco", Role.CONTRACTOR, BIN_A)
+    add_user(sessions, "steppe", Role.CONTRACTOR, BIN_B)
+    with serve(sessions.kw["bind"], ledger_url) as url:
+        yield Web(url, sessions, Seeded())
 
 
 def _plan(web: Web, contractor_bin: str | None) -> int:
