@@ -222,6 +222,7 @@ def _problem(stops: Sequence[Stop], vehicles: Sequence[Vehicle], source: MatrixS
     service = [0] * n_depots + [round(s.service_min * 60) for s in kept]
     # ... and so is a stop whose round trip from the nearest depot outlasts every shift.
     reachable: list[Stop] = []
+    reachable_nodes: list[int] = []
     for i, s in enumerate(kept):
         node = n_depots + i
         trip = min(
@@ -235,10 +236,9 @@ def _problem(stops: Sequence[Stop], vehicles: Sequence[Vehicle], source: MatrixS
             skipped.append(Unserved(s.id, REASON_TOO_FAR))
         else:
             reachable.append(s)
+            reachable_nodes.append(node)
     if len(reachable) != len(kept):
-        keep_nodes = list(range(n_depots)) + [
-            n_depots + i for i, s in enumerate(kept) if s in reachable
-        ]
+        keep_nodes = list(range(n_depots)) + reachable_nodes
         matrix = Matrix(
             [[matrix.metres[a][b] for b in keep_nodes] for a in keep_nodes],
             [[matrix.seconds[a][b] for b in keep_nodes] for a in keep_nodes],
