@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics fault-ingest chaos-edge attack deploy-check clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics bench-routes fault-ingest chaos-edge attack deploy-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -67,6 +67,11 @@ bench-documents: $(STAMP)
 ## against the naive baseline, forecast time, due list, the largest region's routes
 bench-logistics: $(STAMP)
 	$(PY) -m tests.bench.bench_logistics $(BENCH_ARGS)
+
+## bench-routes: 400 due containers in Karaganda region planned by OR-Tools and by the
+## nearest-neighbour baseline (BENCH_ARGS="--stops 600 --time-limit 60"); last line: figures
+bench-routes: $(STAMP)
+	$(PY) -m tests.bench.bench_routes $(BENCH_ARGS)
 
 ## attack: hostile cases (wire, frames, web) against real agents, ingest and server on an
 ## open broker (ATTACK_ARGS="--limit 60"); last line: tried/lost/altered/leaked/crashed

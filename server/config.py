@@ -158,6 +158,21 @@ class Settings(BaseSettings):
             raise ValueError("a tile URL like https://tiles.example.kz/{z}/{x}/{y}.png")
         return value
 
+    osrm_url: str | None = None
+    """An OSRM server (``http://host:5000``) whose ``table`` service gives road distances
+    for route planning; empty: haversine distance × ``road_factor``."""
+    road_factor: float = Field(1.3, ge=1, le=3)
+    """Road distance over straight-line distance when no OSRM server is configured."""
+    notify_mail_url: SecretStr | None = None
+    """Apprise mail URL of the operator's SMTP server (``mailtos://user:pass@smtp.host?
+    from=…``): where notifications to an account's recorded e-mail address are sent."""
+    notify_window_s: int = Field(300, ge=1, le=86400)
+    """At most one message per subscription in this long."""
+    notify_gather_s: int = Field(30, ge=0, le=3600)
+    """A message waits until its oldest event is this old, so a burst goes out as one."""
+    notify_interval_s: float = Field(15, gt=0, le=3600)
+    """How often ``epr-server notify run`` collects events and dispatches messages."""
+
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:

@@ -24,6 +24,7 @@ from server.api.routes import (
     logistics,
     me,
     operations,
+    routes,
     statements,
     tickets,
 )
@@ -42,6 +43,8 @@ from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
 from server.web.routes import logistics as logistics_pages
 from server.web.routes import manual as manual_pages
+from server.web.routes import logistics_routes as route_pages
+from server.web.routes import notifications as notification_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
 from server.web.routes import tickets as ticket_pages
@@ -75,6 +78,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         fleet,
         disputes,
         logistics,
+        routes,
     ):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
@@ -94,6 +98,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         logistics_pages,
         operation_pages,
         account_pages,
+        route_pages,
+        notification_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,7 +1,7 @@
 """``epr-server``: serve | ingest | migrate | import-contracts | mrp | badges | site | sites |
 device | devices | config-key | scale | broker-config | tls | dead-letters | alarms | ticket |
 telemetry | statements | holds | contracts | tickets | disputes | audit | register |
-bank-account | user | token | dashboards | places | due | mass-balance.
+bank-account | user | token | dashboards | places | due | mass-balance | routes | notify.
 
 Every command reads the settings the services read: the environment (``EPR_*``) over a
 settings file (``--config FILE``, else ``$EPR_CONFIG``, else ``/etc/epr/server.env`` when it
@@ -22,7 +22,7 @@ from typing import Final
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
-from server.cli import accounts, documents, fleet, ingest, logistics, money
+from server.cli import accounts, documents, fleet, ingest, logistics, money, notify, routes
 from server.cli.common import (
     LedgerUnavailable,
     Refused,
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "migrate", help="create the ledger (SQLite) or its schema, or upgrade it"
     ).set_defaults(func=cmd_migrate)
-    for area in (ingest, fleet, money, documents, accounts, logistics):
+    for area in (ingest, fleet, money, documents, accounts, logistics, routes, notify):
         area.register(sub)
     p = sub.add_parser("dashboards", help="write or check the Grafana dashboard JSON")
     p.add_argument("action", choices=["write", "check"])

@@ -1,2 +1,2 @@
-"""Collection logistics: places on the map, fill forecasts, the due list, proof of
-pickup and the mass balance (route planning and notifications beside them)."""
+"""Collection logistics: places on the map, fill forecasts, the due list, planned routes,
+proof of pickup and the mass balance."""

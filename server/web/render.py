@@ -62,6 +62,7 @@ NAV: Final = [
     NavItem("/tickets", "nav.tickets", _ALL),
     NavItem("/manual-tickets", "nav.manual_tickets", _STAFF),
     NavItem("/alarms", "nav.alarms", _STAFF),
+    NavItem("/routes", "nav.routes", _ALL),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
     NavItem("/map", "nav.map", _ALL),

@@ -13,6 +13,8 @@ from server.ledger import (  # noqa: F401
     flags,
     manual,
     places,
+    notifications,
+    route_plans,
     telemetry,
     wire,
 )

@@ -32,6 +32,8 @@ OWN_SESSION: Final = {
     ("POST", "/login"): "signing in (anonymous)",
     ("POST", "/logout"): "ending one's own login",
     ("POST", "/account/password"): "one's own password",
+    ("POST", "/account/notifications"): "one's own notification subscriptions",
+    ("POST", "/account/notifications/{subscription_id}/cancel"): "one's own subscriptions",
 }
 #: A valid BIN with no contract in the seeded ledger.
 NO_SUCH_BIN: Final = "090540023459"
