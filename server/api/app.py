@@ -42,8 +42,8 @@ from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
 from server.web.routes import logistics as logistics_pages
-from server.web.routes import manual as manual_pages
 from server.web.routes import logistics_routes as route_pages
+from server.web.routes import manual as manual_pages
 from server.web.routes import notifications as notification_pages
 from server.web.routes import operations as operation_pages
 from server.web.routes import statements as statement_pages
