@@ -30,8 +30,10 @@ from server.ledger.db import make_engine, session_factory
 from server.people.accounts import Role
 from server.web import errors
 from server.web.routes import accounts as account_pages
+from server.web.routes import audit as audit_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
+from server.web.routes import contracts as contract_pages
 from server.web.routes import disputes as dispute_pages
 from server.web.routes import fleet as fleet_pages
 from server.web.routes import holds as hold_pages
@@ -56,11 +58,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signed_in = [Depends(current_user)]
     # 401 without a caller, 403 for a role, scope or CSRF refusal, 422 for bad input.
     answers = documented(401, 403, 422)
-    for api in (me, accounts, statements, contractors, tickets, fleet, disputes):
+    for api in (me, accounts, statements, contractors, contracts, tickets, fleet, disputes):
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
-    for api in (operations, contracts, holds, audit):
+    for api in (operations, holds, audit):
         app.include_router(api.router, dependencies=staff, responses=answers)
     for pages in (
         auth_pages,
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         fleet_pages,
         operation_pages,
         account_pages,
+        contract_pages,
+        audit_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

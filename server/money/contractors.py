@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from server.ledger.models import Site, Ticket
 from server.money.contracts import latest_versions
 from server.money.lines import Statement
-from server.money.statements import statement_for
+from server.money.statements import monthly_previews
 from server.people.accounts import Scope
 
 
@@ -97,11 +97,10 @@ def overview(
     if contractor is None:
         return None
     last = min(contractor.last_period, _month(today))
-    statements = [
-        s
-        for p in months(contractor.first_period, last)[:max_months]
-        if (s := statement_for(session, contractor_bin, p)) is not None
-    ]
+    periods = months(contractor.first_period, last)[:max_months]
+    # One computation for every month shown, not one per month.
+    found = monthly_previews(session, periods, contractors={contractor_bin})
+    statements = sorted(found, key=lambda s: s.period, reverse=True)
     return Overview(contractor, statements, deliveries(statements))
 
 

@@ -644,24 +644,37 @@ class HoldView:
         }
 
 
-def list_holds(session: Session, *, status: str | None = None, limit: int = 1000) -> list[HoldView]:
+#: A hold's status from its latest resolution's decision (none: open).
+_DECISION_OF: Final = {"released": "release", "rejected": "reject"}
+
+
+def list_holds(
+    session: Session, *, status: str | None = None, limit: int = 1000, after: int = 0
+) -> list[HoldView]:
+    """Holds in id order after hold ``after``, at most ``limit``; ``status`` (open,
+    released, rejected) is the latest resolution's, filtered and paged in SQL."""
     latest = (
         select(HoldResolution.hold_id, func.max(HoldResolution.id).label("rid"))
         .group_by(HoldResolution.hold_id)
         .subquery()
     )
-    rows = session.execute(
+    q = (
         select(Hold, Ticket, HoldResolution)
         .join(Ticket, Ticket.id == Hold.ticket_id)
         .outerjoin(latest, latest.c.hold_id == Hold.id)
         .outerjoin(HoldResolution, HoldResolution.id == latest.c.rid)
-        .order_by(Hold.id)
-    ).all()
+        .where(Hold.id > after)
+    )
+    if status == "open":
+        q = q.where(latest.c.rid.is_(None))
+    elif status is not None:
+        if status not in _DECISION_OF:
+            raise HoldError(f"hold status {status!r}: one of open, released, rejected")
+        q = q.where(HoldResolution.decision == _DECISION_OF[status])
+    rows = session.execute(q.order_by(Hold.id).limit(limit)).all()
     out = []
     for hold, ticket, res in rows:
         st = _status(res.decision if res else None)
-        if status is not None and st != status:
-            continue
         out.append(
             HoldView(
                 hold.id,
@@ -681,8 +694,6 @@ def list_holds(session: Session, *, status: str | None = None, limit: int = 1000
                 res.reason if res else None,
             )
         )
-        if len(out) >= limit:
-            break
     return out
 
 

@@ -48,12 +48,14 @@ NAV: Final = [
     NavItem("/", "nav.home", _ALL),
     NavItem("/statements", "nav.statements", _STAFF),
     NavItem("/holds", "nav.holds", _STAFF),
+    NavItem("/contracts", "nav.contracts", _ALL),
     NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),
     NavItem("/alarms", "nav.alarms", _STAFF),
     NavItem("/dead-letters", "nav.dead_letters", _OPERATOR),
     NavItem("/fleet", "nav.fleet", _OPERATOR),
     NavItem("/accounts", "nav.accounts", _OPERATOR),
+    NavItem("/audit", "nav.audit", _STAFF),
     NavItem("/account", "nav.account", _ALL),
 ]
 

@@ -1,4 +1,6 @@
-"""Contracts: the current versions, each contract's history, and file import."""
+"""Contracts: the current versions with where each stands against its caps, each
+contract's history, and file import. A contractor sees its own contracts only;
+another's is "not found", as a missing one."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, UploadFile
 from sqlalchemy import select
 
-from server.api.deps import OperatorDep, SessionDep, documented
+from server.api.deps import ContractorScope, OperatorDep, SessionDep, documented
+from server.api.routes.contractors import today_local
 from server.ledger.models import Contract
 from server.money.contracts import READERS, ImportProblems, latest_versions, read_file, store
+from server.money.standing import Standing, standings
+from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"])
 
@@ -40,18 +45,46 @@ def contract_view(c: Contract) -> dict[str, Any]:
     }
 
 
+#: What a contract's standing adds to its terms (full precision decimal strings).
+FIGURES = (
+    "through",
+    "tickets",
+    "paid_t",
+    "paid_kzt",
+    "over_cap_t",
+    "remaining_t",
+    "remaining_kzt",
+    "months",
+)
+
+
+def standing_view(c: Contract, standing: Standing) -> dict[str, Any]:
+    figures = standing.to_dict()
+    return contract_view(c) | {k: figures[k] for k in FIGURES}
+
+
 @router.get("")
-def contracts(session: SessionDep) -> list[dict[str, Any]]:
-    return [contract_view(c) for c in latest_versions(session)]
+def contracts(session: SessionDep, scope: ContractorScope) -> list[dict[str, Any]]:
+    """The current version of every contract the caller may see, with what the
+    statements paid under it through this month (``paid_t``, ``paid_kzt``), the tonnes
+    over its cap, what is left of its volume and budget caps, and the same per month."""
+    found = {s.terms.contract_id: s for s in standings(session, scope, today=today_local())}
+    return [
+        standing_view(c, found[c.contract_id])
+        for c in latest_versions(session)
+        if c.contract_id in found
+    ]
 
 
 @router.get("/{contract_id}/versions", responses=documented(404))
-def versions(session: SessionDep, contract_id: str) -> list[dict[str, Any]]:
+def versions(session: SessionDep, scope: ContractorScope, contract_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(Contract).where(Contract.contract_id == contract_id).order_by(Contract.version)
     ).all()
-    if not rows:
-        raise HTTPException(404, detail=f"contract {contract_id} does not exist")
+    try:
+        scope.visible(rows[-1].contractor_bin if rows else None, f"contract {contract_id}")
+    except NotFound:
+        raise HTTPException(404, detail=f"contract {contract_id} does not exist") from None
     return [contract_view(c) for c in rows]
 
 
