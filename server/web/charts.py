@@ -17,10 +17,10 @@ from markupsafe import Markup, escape
 
 WIDTH: Final = 720
 HEIGHT: Final = 280
-LEFT: Final = 64
+LEFT: Final = 96
 RIGHT: Final = 16
 TOP: Final = 28
-BOTTOM: Final = 24
+BOTTOM: Final = 26
 
 
 @dataclass(frozen=True, slots=True)
