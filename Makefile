@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge attack clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api fault-ingest chaos-edge attack clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ fault-ingest: $(STAMP) services
 ## bench-payments: full recompute of a national year (1.2M tickets) on SQLite and PostgreSQL
 bench-payments: $(STAMP) services
 	$(PY) -m tests.bench.bench_payments $(BENCH_ARGS)
+
+## bench-api: the pages and API people wait on over 1.2M tickets on PostgreSQL (BENCH_ARGS="--tickets 200000")
+bench-api: $(STAMP) services
+	$(PY) -m tests.bench.bench_api $(BENCH_ARGS)
 
 ## attack: hostile cases (wire, frames, web) against real agents, ingest and server on an
 ## open broker (ATTACK_ARGS="--limit 60"); last line: tried/lost/altered/leaked/crashed
