@@ -1,4 +1,4 @@
-"""Preview allocations kept for reuse, by exactly what they were computed from.
+"""Preview computations kept for reuse, by exactly what they were computed from.
 
 An allocation is deterministic in its inputs (:class:`~server.money.inputs.Inputs`:
 ticket, hold and resolution high-water marks, contract versions, MRP table and badge
@@ -6,10 +6,20 @@ map versions, rounding policy, engine), the sites' regions and the last day it r
 to. Tickets, holds and resolutions are append-only and every reference table is
 versioned, so two computations with equal keys give equal allocations: the pages that
 read the current ledger (contracts, a contractor's deliveries, statement previews)
-reuse the last few instead of re-reading a year of tickets per request. A new ticket,
-hold, resolution, contract version or reference version changes the key (and
-the ledger's fingerprint: its last ticket's hash and its audit head), so nothing
-stale is ever served. Recorded and verified statements never come from here.
+reuse the last few instead of re-reading a year of tickets per request. Recorded and
+verified statements never come from here.
+
+Two levels:
+
+* :data:`PREVIEWS` keeps allocations by their full inputs (:func:`statements.compute`
+  reads the inputs, then looks the allocation up).
+* :func:`remember` keeps what is built *from* previews (a contractor's overview, the
+  contracts' standing) by the ledger's :func:`stamp`: one small query over what the
+  inputs are made of — the last ticket (id and hash), the last hold and resolution,
+  the audit log's head (every contract import, reference table version, hold scan and
+  statement act appends to it) and the sites' regions. Any change there changes the
+  stamp, so nothing stale is ever served; the first request after a change pays for
+  the computation.
 """
 
 from __future__ import annotations
@@ -17,15 +27,15 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from datetime import date
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from server.ledger.accounting import AuditHead
-from server.ledger.models import Ticket
+from server.ledger.accounting import AuditHead, Hold, HoldResolution
+from server.ledger.models import Site, Ticket
 
 if TYPE_CHECKING:
     from server.money.allocation import Allocation
@@ -36,6 +46,7 @@ if TYPE_CHECKING:
 
 Key = tuple[str, date, str, str]
 """(inputs SHA-256, last day allocated, regions digest, ledger fingerprint)."""
+T = TypeVar("T")
 
 
 def regions_digest(regions: Mapping[str, str]) -> str:
@@ -52,22 +63,40 @@ def fingerprint(session: Session, ticket_high_water: int) -> str:
     return f"{last or ''}:{head or ''}"
 
 
+def stamp(session: Session) -> str:
+    """What every preview of the current ledger depends on, in one round trip (plus
+    the sites' regions)."""
+    last_ticket = select(func.max(Ticket.id)).scalar_subquery()
+    row = session.execute(
+        select(
+            last_ticket,
+            select(Ticket.hash).where(Ticket.id == last_ticket).scalar_subquery(),
+            select(func.max(Hold.id)).scalar_subquery(),
+            select(func.max(HoldResolution.id)).scalar_subquery(),
+            select(AuditHead.seq).where(AuditHead.id == 1).scalar_subquery(),
+            select(AuditHead.hash).where(AuditHead.id == 1).scalar_subquery(),
+        )
+    ).one()
+    regions = dict(session.execute(select(Site.site_id, Site.region)).all())
+    return "|".join(str(v) for v in row) + "|" + regions_digest(regions)
+
+
 class Previews:
     """A small least-recently-used map, safe across the server's worker threads."""
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._kept: OrderedDict[Key, Kept] = OrderedDict()
+        self._kept: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Key) -> Kept | None:
+    def get(self, key: Hashable) -> Any:
         with self._lock:
             found = self._kept.get(key)
             if found is not None:
                 self._kept.move_to_end(key)
             return found
 
-    def put(self, key: Key, value: Kept) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             self._kept[key] = value
             self._kept.move_to_end(key)
@@ -80,3 +109,17 @@ class Previews:
 
 
 PREVIEWS: Final = Previews()
+"""Allocations by their full inputs: :data:`Key` -> ``Kept``."""
+BUILT: Final = Previews(size=64)
+"""What pages build from previews, by (stamp, what)."""
+
+
+def remember(session: Session, what: Hashable, build: Callable[[], T]) -> T:
+    """``build()``, or what it gave for ``what`` while the ledger's stamp is unchanged.
+    ``what`` names everything else the result depends on (scope, month, options)."""
+    key = (stamp(session), what)
+    found = BUILT.get(key)
+    if found is None:
+        found = build()
+        BUILT.put(key, found)
+    return cast(T, found)

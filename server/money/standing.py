@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from server.money import previews
 from server.money.allocation import MissingRate, Terms
 from server.money.amounts import money_context
 from server.money.contractors import months
@@ -120,7 +121,18 @@ def standings(
     session: Session, scope: Scope, *, today: date, contract_id: str | None = None
 ) -> list[Standing]:
     """Every contract ``scope`` may see (or the one named), through this month or its
-    last month if it ended before, by contract id."""
+    last month if it ended before, by contract id. Kept while the ledger is unchanged
+    (:func:`server.money.previews.remember`)."""
+    return previews.remember(
+        session,
+        ("standings", scope.contractor_bin, contract_id, today),
+        lambda: _standings(session, scope, today=today, contract_id=contract_id),
+    )
+
+
+def _standings(
+    session: Session, scope: Scope, *, today: date, contract_id: str | None
+) -> list[Standing]:
     contracts = [terms_of(c) for c in latest_versions(session)]
     visible = [t for t in contracts if scope.allows(t.contractor_bin)]
     if contract_id is not None:

@@ -3,14 +3,17 @@ previews equal to one-month previews, and reused previews never stale."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from server.ledger.models import Ticket
 from server.money import previews
+from server.money.holds import Finding, record
 from server.money.standing import standings
 from server.money.statements import monthly_previews, statement_for
 from server.people.accounts import NotFound, Scope
@@ -75,12 +78,24 @@ def test_a_reused_preview_is_never_stale(sessions: sessionmaker[Session], tmp_pa
         (after,) = standings(session, Scope(BIN_B), today=TODAY)
     assert before.paid_t is not None
     assert after.paid_t == before.paid_t + Decimal("0.1")
+    # So does a hold: the held 100 kg leave the figures.
+    with sessions.begin() as session:
+        (ticket,) = session.scalars(select(Ticket.id).where(Ticket.device_id == dev.device_id))
+        record(
+            session,
+            [Finding(ticket, "implausible_weight", "check")],
+            rules_version=None,
+            now=datetime.now(UTC),
+        )
+    with sessions() as session:
+        (held,) = standings(session, Scope(BIN_B), today=TODAY)
+    assert held.paid_t == before.paid_t
 
 
 def test_previews_keep_only_the_last_few() -> None:
     kept = previews.Previews(size=2)
     keys = [(str(i), TODAY, "r", "f") for i in range(3)]
     for k in keys:
-        kept.put(k, (None, None, None))  # type: ignore[arg-type]
+        kept.put(k, (None, None, None))
     assert kept.get(keys[0]) is None
     assert kept.get(keys[2]) is not None
