@@ -10,6 +10,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from server.api.deps import ContractorScope, OperatorDep, SessionDep, documented
@@ -63,17 +64,21 @@ def standing_view(c: Contract, standing: Standing) -> dict[str, Any]:
     return contract_view(c) | {k: figures[k] for k in FIGURES}
 
 
-@router.get("")
-def contracts(session: SessionDep, scope: ContractorScope) -> list[dict[str, Any]]:
+@router.get("", response_model=list[dict[str, Any]])
+def contracts(session: SessionDep, scope: ContractorScope) -> JSONResponse:
     """The current version of every contract the caller may see, with what the
     statements paid under it through this month (``paid_t``, ``paid_kzt``), the tonnes
     over its cap, what is left of its volume and budget caps, and the same per month."""
     found = {s.terms.contract_id: s for s in standings(session, scope, today=today_local())}
-    return [
-        standing_view(c, found[c.contract_id])
-        for c in latest_versions(session)
-        if c.contract_id in found
-    ]
+    # Plain strings and numbers already: written as JSON directly (a national year's
+    # contracts with their months are thousands of objects).
+    return JSONResponse(
+        [
+            standing_view(c, found[c.contract_id])
+            for c in latest_versions(session)
+            if c.contract_id in found
+        ]
+    )
 
 
 @router.get("/{contract_id}/versions", responses=documented(404))

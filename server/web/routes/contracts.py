@@ -8,8 +8,9 @@ another contractor's contract is "not found", as a missing one.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated, Final
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from server.api.deps import ContractorScope, SessionDep
@@ -19,12 +20,22 @@ from server.web.charts import Bar, cap_chart
 from server.web.render import Page, PageDep
 
 router = APIRouter(include_in_schema=False)
+PAGE: Final = 100
 
 
 @router.get("/contracts")
-def contracts_page(page: PageDep, session: SessionDep, scope: ContractorScope) -> Response:
+def contracts_page(
+    page: PageDep,
+    session: SessionDep,
+    scope: ContractorScope,
+    number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> Response:
     found = standings(session, scope, today=today_local())
-    return page.render("contracts/list.html", standings=found)
+    pages = max(1, -(-len(found) // PAGE))
+    shown = found[(number - 1) * PAGE : number * PAGE]
+    return page.render(
+        "contracts/list.html", standings=shown, total=len(found), number=number, pages=pages
+    )
 
 
 @router.get("/contracts/{contract_id}")

@@ -84,9 +84,14 @@ def test_entries_filter_in_sql(web: Web) -> None:
 
 def test_a_broken_chain_is_shown(web: Web) -> None:
     _add(web, 3)
-    with web.sessions.begin() as session, bypassing_append_only(session):
-        session.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2"))
     with web.login("auditor1") as c:
-        page = c.get("/audit", headers=EN)
+        assert "Chain verified" in c.get("/audit", headers=EN).text
+        with web.sessions.begin() as session, bypassing_append_only(session):
+            session.execute(text("UPDATE audit_log SET actor = 'someone else' WHERE seq = 2"))
+        # The page shows the verification of the last minute, with its time, until
+        # someone asks for a new one.
+        assert "Chain verified" in c.get("/audit", headers=EN).text
+        page = c.get("/audit", params={"verify": "now"}, headers=EN)
+        assert c.get("/audit", params={"verify": "later"}).status_code == 400
     assert "Chain broken" in page.text
     assert "entry 2: content does not match its hash (edited)" in page.text
