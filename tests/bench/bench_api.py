@@ -32,11 +32,13 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -131,27 +133,28 @@ def populate(engine: Engine, audit_entries: int) -> World:
 
 
 @contextmanager
-def server(url: str) -> Iterator[str]:
-    """``epr-server serve`` in its own process on a free port."""
+def server(url: str, log: Path) -> Iterator[str]:
+    """``epr-server serve`` in its own process on a free port, its output in ``log``."""
     port = free_port()
     env = os.environ | {
         "EPR_DATABASE_URL": url,
         "EPR_API_PORT": str(port),
         "EPR_SECRET_KEY": "bench-" + "k" * 40,
     }
+    out = log.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
-                raise ServiceError(f"epr-server serve exited: {err[-2000:]}")
+                tail = log.read_text(errors="replace")[-2000:]
+                raise ServiceError(f"epr-server serve exited: {tail}")
             try:
                 if httpx.get(base + "/healthz", timeout=1).status_code == 200:
                     break
@@ -168,6 +171,7 @@ def server(url: str) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        out.close()
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -175,6 +179,10 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), round(p / 100 * len(ordered) + 0.5)))
     return ordered[rank - 1]
+
+
+class RequestFailed(RuntimeError):
+    """An endpoint answered something else than 200."""
 
 
 @dataclass
@@ -217,7 +225,7 @@ def measure(base: str, world: World, requests: int) -> list[Timing]:
                 r = client.get(path, headers=headers)
                 elapsed = (time.perf_counter() - t0) * 1000
                 if r.status_code != 200:
-                    raise SystemExit(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
+                    raise RequestFailed(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
                 return elapsed
 
             cold = get()
@@ -266,8 +274,14 @@ def main(argv: list[str] | None = None) -> int:
             session.commit()
         engine.dispose()
         print(f"  ledger ready in {time.perf_counter() - t0:.0f} s", flush=True)
-        with server(url) as base:
-            timings = measure(base, world, args.requests)
+        with tempfile.TemporaryDirectory(prefix="epr-bench-api-") as tmp:
+            log = Path(tmp) / "server.log"
+            with server(url, log) as base:
+                try:
+                    timings = measure(base, world, args.requests)
+                except RequestFailed:
+                    print(log.read_text(errors="replace")[-4000:], file=sys.stderr)
+                    raise
     finally:
         pg.stop()
     pdf_s, xlsx_s = documents()
