@@ -95,6 +95,7 @@ def audit_page(
     )
     found = audit.entries(session, flt, before=before, limit=PAGE)
     report, checked_at = verified(session, fresh=verify == "now")
+    head = audit.head(session)
     query = {
         k: v
         for k, v in (
@@ -116,7 +117,8 @@ def audit_page(
         ),
         newest="/audit?" + urlencode(query) if before is not None else None,
         report=report,
-        head=audit.head(session),
+        head=head,
+        head_at=datetime.fromisoformat(head.at) if head.at else None,
         checked_at=checked_at,
         actions=audit.actions(session),
         f={"account": account, "action": action, "object": object, "from": since, "to": until},
