@@ -29,7 +29,7 @@ def _add(web: Web, n: int) -> None:
 
 
 def test_staff_read_filter_and_page_the_trail(web: Web) -> None:
-    _add(web, 230)
+    _add(web, 120)
     with web.login("auditor1") as c:
         page = c.get("/audit", headers=EN)
         assert page.status_code == 200
@@ -42,7 +42,9 @@ def test_staff_read_filter_and_page_the_trail(web: Web) -> None:
         assert "token #3" in page.text  # the credential in its own column
         older = page.text.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0]
         second = c.get(older.replace("&amp;", "&"), headers=EN)
-        assert second.text.count('<tr id="entry-') == 100
+        with web.sessions() as session:
+            total = audit.head(session).seq
+        assert second.text.count('<tr id="entry-') == total - 100
         first_seqs = set(page.text.split('<tr id="entry-')[1:])
         assert not first_seqs & set(second.text.split('<tr id="entry-')[1:])
         only = c.get(
