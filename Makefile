@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-documents bench-logistics bench-routes fault-ingest chaos-edge attack deploy-check clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api bench-documents bench-logistics bench-routes fault-ingest chaos-edge attack deploy-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ fault-ingest: $(STAMP) services
 ## bench-payments: full recompute of a national year (1.2M tickets) on SQLite and PostgreSQL
 bench-payments: $(STAMP) services
 	$(PY) -m tests.bench.bench_payments $(BENCH_ARGS)
+
+## bench-api: the pages and API people wait on over 1.2M tickets on PostgreSQL (BENCH_ARGS="--tickets 200000")
+bench-api: $(STAMP) services
+	$(PY) -m tests.bench.bench_api $(BENCH_ARGS)
 
 ## bench-documents: a 500-line statement as PDF and XLSX (targets 3 s and 1 s; BENCH_ARGS="--lines 500")
 bench-documents: $(STAMP)

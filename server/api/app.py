@@ -35,8 +35,10 @@ from server.people.accounts import Role
 from server.web import errors
 from server.web.limits import BodyLimit
 from server.web.routes import accounts as account_pages
+from server.web.routes import audit as audit_pages
 from server.web.routes import auth as auth_pages
 from server.web.routes import contractors as contractor_pages
+from server.web.routes import contracts as contract_pages
 from server.web.routes import disputes as dispute_pages
 from server.web.routes import documents as document_pages
 from server.web.routes import fleet as fleet_pages
@@ -74,6 +76,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         documents,
         statements,
         contractors,
+        contracts,
         tickets,
         fleet,
         disputes,
@@ -83,7 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         app.include_router(api.router, dependencies=signed_in, responses=answers)
     # Operations and the books: operators and auditors only (writes check OperatorDep).
     staff = [Depends(current_user), Depends(RequireRole(Role.OPERATOR, Role.AUDITOR))]
-    for api in (operations, contracts, holds, audit):
+    for api in (operations, holds, audit):
         app.include_router(api.router, dependencies=staff, responses=answers)
     for pages in (
         auth_pages,
@@ -100,6 +103,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         account_pages,
         route_pages,
         notification_pages,
+        contract_pages,
+        audit_pages,
     ):
         app.include_router(pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

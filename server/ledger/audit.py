@@ -125,9 +125,20 @@ def verify(session: Session, expected: Head | None = None) -> AuditReport:
     prev_hash = GENESIS
     expected_seq = 1
     seen_expected = expected is None or expected.seq == 0
-    last: AuditEntry | None = None
-    for e in session.scalars(
-        select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=2000)
+    last: Any = None
+    # Plain rows, not ORM objects: a year's log is tens of thousands of entries.
+    columns = (
+        AuditEntry.seq,
+        AuditEntry.at,
+        AuditEntry.actor,
+        AuditEntry.action,
+        AuditEntry.subject,
+        AuditEntry.data,
+        AuditEntry.prev_hash,
+        AuditEntry.hash,
+    )
+    for e in session.execute(
+        select(*columns).order_by(AuditEntry.seq).execution_options(yield_per=2000)
     ):
         report.entries += 1
         if e.seq != expected_seq:
@@ -166,3 +177,62 @@ def verify(session: Session, expected: Head | None = None) -> AuditReport:
             f" entry {report.head.seq} ({report.head.hash[:16]}…)"
         )
     return report
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFilter:
+    """What the audit trail page and API narrow on; every field is matched in SQL."""
+
+    actor: str | None = None
+    action: str | None = None
+    subject: str | None = None
+    """An exact object (``statement 7``), or a kind of object (``statement``)."""
+    since: datetime | None = None
+    until: datetime | None = None
+    """Entries at or after ``since`` and before ``until``."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPage:
+    entries: list[AuditEntry]
+    """Newest first."""
+    older: int | None
+    """``before`` for the next page (older entries), None at the start of the log."""
+
+
+def entries(
+    session: Session, flt: EntryFilter, *, before: int | None = None, limit: int = 100
+) -> EntryPage:
+    """One page of entries, newest first, filtered and paged in SQL (keyset on
+    ``seq``: a page costs the same at the start and at the end of a long log)."""
+    q = select(AuditEntry)
+    if flt.actor:
+        q = q.where(AuditEntry.actor == flt.actor)
+    if flt.action:
+        q = q.where(AuditEntry.action == flt.action)
+    if flt.subject:
+        subject = flt.subject.strip()
+        if " " in subject:
+            q = q.where(AuditEntry.subject == subject)
+        else:
+            # A kind of object: "statement" finds "statement 7"; LIKE wildcards in
+            # the text are taken literally.
+            escaped = subject.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            q = q.where(AuditEntry.subject.like(escaped + " %", escape="\\"))
+    if flt.since is not None:
+        q = q.where(AuditEntry.at >= flt.since)
+    if flt.until is not None:
+        q = q.where(AuditEntry.at < flt.until)
+    if before is not None:
+        q = q.where(AuditEntry.seq < before)
+    rows = list(session.scalars(q.order_by(AuditEntry.seq.desc()).limit(limit + 1)))
+    older = rows[limit - 1].seq if len(rows) > limit else None
+    return EntryPage(rows[:limit], older)
+
+
+def actions(session: Session) -> list[str]:
+    """The actions the log holds, for a filter's choices."""
+    return list(session.scalars(select(AuditEntry.action).distinct().order_by(AuditEntry.action)))

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from server.ledger.models import Site, Ticket
+from server.money import previews
 from server.money.contracts import latest_versions
 from server.money.lines import Statement
-from server.money.statements import statement_for
+from server.money.statements import monthly_previews
 from server.people.accounts import Scope
 
 
@@ -92,16 +93,28 @@ def months(first: str, last: str) -> list[str]:
 def overview(
     session: Session, scope: Scope, contractor_bin: str, *, today: date, max_months: int = 12
 ) -> Overview | None:
-    """A contractor's last ``max_months`` statements (up to this month) and deliveries."""
-    contractor = find_contractor(session, scope, contractor_bin)
+    """A contractor's last ``max_months`` statements (up to this month) and deliveries.
+    Kept while the ledger is unchanged (:func:`server.money.previews.remember`)."""
+    scope.require(contractor_bin)
+    # Within scope the answer is the same for staff and the contractor itself.
+    return previews.remember(
+        session,
+        ("overview", contractor_bin, today, max_months),
+        lambda: _overview(session, contractor_bin, today=today, max_months=max_months),
+    )
+
+
+def _overview(
+    session: Session, contractor_bin: str, *, today: date, max_months: int
+) -> Overview | None:
+    contractor = find_contractor(session, Scope(contractor_bin), contractor_bin)
     if contractor is None:
         return None
     last = min(contractor.last_period, _month(today))
-    statements = [
-        s
-        for p in months(contractor.first_period, last)[:max_months]
-        if (s := statement_for(session, contractor_bin, p)) is not None
-    ]
+    periods = months(contractor.first_period, last)[:max_months]
+    # One computation for every month shown, not one per month.
+    found = monthly_previews(session, periods, contractors={contractor_bin})
+    statements = sorted(found, key=lambda s: s.period, reverse=True)
     return Overview(contractor, statements, deliveries(statements))
 
 

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, Final, Literal
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from edge.evidence import verify_signature
 from edge.protocol import ProtocolError, decode_weighing, kg_to_grams
@@ -682,46 +682,97 @@ class HoldView:
         }
 
 
-def list_holds(session: Session, *, status: str | None = None, limit: int = 1000) -> list[HoldView]:
-    latest = (
-        select(HoldResolution.hold_id, func.max(HoldResolution.id).label("rid"))
-        .group_by(HoldResolution.hold_id)
-        .subquery()
+#: A hold's status from its latest resolution's decision (none: open).
+_DECISION_OF: Final = {"released": "release", "rejected": "reject"}
+
+
+def list_holds(
+    session: Session, *, status: str | None = None, limit: int = 1000, after: int = 0
+) -> list[HoldView]:
+    """Holds in id order after hold ``after``, at most ``limit``; ``status`` (open,
+    released, rejected) is the latest resolution's, filtered and paged in SQL.
+
+    The page's hold ids are found first (the holds' primary key, each hold's
+    resolutions through their ``hold_id`` index), and only those holds are joined
+    to their tickets (by primary key) and latest resolution."""
+    earlier = aliased(HoldResolution, name="earlier")
+    latest_id = (
+        select(func.max(earlier.id))
+        .where(earlier.hold_id == Hold.id)
+        .correlate(Hold)
+        .scalar_subquery()
     )
+    ids = select(Hold.id).where(Hold.id > after)
+    if status == "open":
+        ids = ids.where(~select(earlier.id).where(earlier.hold_id == Hold.id).exists())
+    elif status is not None:
+        if status not in _DECISION_OF:
+            raise HoldError(f"hold status {status!r}: one of open, released, rejected")
+        last = aliased(HoldResolution, name="last_resolution")
+        latest_decision = (
+            select(last.decision).where(last.id == latest_id).correlate(Hold).scalar_subquery()
+        )
+        ids = ids.where(latest_decision == _DECISION_OF[status])
+    page = ids.order_by(Hold.id).limit(limit).subquery()
     rows = session.execute(
-        select(Hold, Ticket, HoldResolution)
+        select(
+            Hold.id,
+            Hold.reason,
+            Hold.detail,
+            Hold.detected_at,
+            Ticket.id,
+            Ticket.device_id,
+            Ticket.seq,
+            Ticket.weighed_at,
+            Ticket.site_id,
+            Ticket.category,
+            Ticket.net_g,
+            HoldResolution.decision,
+            HoldResolution.actor,
+            HoldResolution.decided_at,
+            HoldResolution.reason,
+        )
+        .join(page, page.c.id == Hold.id)
         .join(Ticket, Ticket.id == Hold.ticket_id)
-        .outerjoin(latest, latest.c.hold_id == Hold.id)
-        .outerjoin(HoldResolution, HoldResolution.id == latest.c.rid)
+        .outerjoin(HoldResolution, HoldResolution.id == latest_id)
         .order_by(Hold.id)
     ).all()
-    out = []
-    for hold, ticket, res in rows:
-        st = _status(res.decision if res else None)
-        if status is not None and st != status:
-            continue
-        out.append(
-            HoldView(
-                hold.id,
-                ticket.id,
-                ticket.device_id,
-                ticket.seq,
-                ticket.weighed_at,
-                ticket.site_id,
-                ticket.category,
-                ticket.net_g,
-                hold.reason,
-                hold.detail,
-                hold.detected_at,
-                st,
-                res.actor if res else None,
-                res.decided_at if res else None,
-                res.reason if res else None,
-            )
+    return [
+        HoldView(
+            hold_id,
+            ticket_id,
+            device_id,
+            seq,
+            weighed_at,
+            site_id,
+            category,
+            net_g,
+            reason,
+            detail,
+            detected_at,
+            _status(decision),
+            actor,
+            decided_at,
+            decision_reason,
         )
-        if len(out) >= limit:
-            break
-    return out
+        for (
+            hold_id,
+            reason,
+            detail,
+            detected_at,
+            ticket_id,
+            device_id,
+            seq,
+            weighed_at,
+            site_id,
+            category,
+            net_g,
+            decision,
+            actor,
+            decided_at,
+            decision_reason,
+        ) in rows
+    ]
 
 
 def high_waters(session: Session) -> tuple[int, int]:

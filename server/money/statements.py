@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from server.ledger import audit
 from server.ledger.accounting import StatementRun, StoredStatement
-from server.money import badges, holds, mrp
+from server.money import badges, holds, mrp, previews
 from server.money.allocation import SITE_OUTSIDE_REGION, Allocation, Portion, Terms, allocate
 from server.money.amounts import money_context
 from server.money.contracts import latest_versions
@@ -95,35 +95,54 @@ def compute(
     for p in periods:
         parse_period(p)
     through = max(parse_period(p)[1] for p in periods)
+    # Only a preview of the current ledger is kept for reuse: what is stored or
+    # verified is always computed afresh.
+    reusable = inputs is None and not settle and not record_shares
     if inputs is None:
         terms = [terms_of(c) for c in latest_versions(session) if c.period_start <= through]
         inputs = current_inputs(session, terms, settle=settle)
     else:
         terms = [t for t in contracts_of(session, inputs.contracts) if t.period_start <= through]
-    mrp_table = mrp.load(session, inputs.mrp_table_version) if inputs.mrp_table_version else None
-    badge_map = (
-        badges.load(session, inputs.badge_map_version)
-        if inputs.badge_map_version
-        else (badges.BadgeMap())
-    )
     regions = site_regions(session)
-    recorded = holds.holds_as_of(
-        session,
-        holds_high_water=inputs.holds_high_water,
-        resolutions_high_water=inputs.hold_resolutions_high_water,
-        tickets_high_water=inputs.ticket_high_water,
-        regions=regions,
-    )
-    source = SqlSource(session, inputs.ticket_high_water, regions)
-    allocation = allocate(
-        source,
-        terms,
-        through=through,
-        mrp=mrp_table,
-        badges=badge_map,
-        holds=recorded,
-        record_shares=record_shares,
-    )
+    kept = None
+    if reusable:
+        key = (
+            inputs.sha256,
+            through,
+            previews.regions_digest(regions),
+            previews.fingerprint(session, inputs.ticket_high_water),
+        )
+        kept = previews.PREVIEWS.get(key)
+    if kept is not None:
+        allocation, mrp_table, badge_map = kept
+    else:
+        mrp_table = (
+            mrp.load(session, inputs.mrp_table_version) if inputs.mrp_table_version else None
+        )
+        badge_map = (
+            badges.load(session, inputs.badge_map_version)
+            if inputs.badge_map_version
+            else (badges.BadgeMap())
+        )
+        recorded = holds.holds_as_of(
+            session,
+            holds_high_water=inputs.holds_high_water,
+            resolutions_high_water=inputs.hold_resolutions_high_water,
+            tickets_high_water=inputs.ticket_high_water,
+            regions=regions,
+        )
+        source = SqlSource(session, inputs.ticket_high_water, regions)
+        allocation = allocate(
+            source,
+            terms,
+            through=through,
+            mrp=mrp_table,
+            badges=badge_map,
+            holds=recorded,
+            record_shares=record_shares,
+        )
+        if reusable:
+            previews.PREVIEWS.put(key, (allocation, mrp_table, badge_map))
     own: dict[str, list[str]] = defaultdict(list)
     for t in terms:
         own[t.contractor_bin].append(t.ref)
@@ -154,6 +173,28 @@ def preview_for(session: Session, period: str) -> Computation | None:
     if not any(c.period_start <= last for c in latest_versions(session)):
         return None
     return compute(session, [period])
+
+
+def monthly_previews(
+    session: Session, periods: Sequence[str], *, contractors: Collection[str] | None = None
+) -> list[Statement]:
+    """Each period's preview exactly as :func:`statement_for` gives it (same lines,
+    same inputs, same hash), from one computation through the last period: a month's
+    allocation does not depend on how far past it the allocation runs, only the
+    contract versions a statement cites do."""
+    if not periods:
+        return []
+    from dataclasses import replace
+
+    comp = compute(session, periods, contractors=contractors)
+    out = []
+    for st in comp.statements:
+        last = parse_period(st.period)[1]
+        cited = [t for t in comp.terms if t.period_start <= last]
+        inputs = replace(comp.inputs, contracts=tuple(sorted(t.ref for t in cited)))
+        own = [t.ref for t in cited if t.contractor_bin == st.contractor_bin]
+        out.append(_with_inputs(st, inputs.for_statement(own)))
+    return out
 
 
 def statement_for(session: Session, contractor_bin: str, period: str) -> Statement | None:

@@ -58,6 +58,7 @@ NAV: Final = [
     NavItem("/statements", "nav.statements", _STAFF),
     NavItem("/register", "nav.register", _STAFF),
     NavItem("/holds", "nav.holds", _STAFF),
+    NavItem("/contracts", "nav.contracts", _ALL),
     NavItem("/disputes", "nav.disputes", _ALL),
     NavItem("/tickets", "nav.tickets", _ALL),
     NavItem("/manual-tickets", "nav.manual_tickets", _STAFF),
@@ -69,6 +70,7 @@ NAV: Final = [
     NavItem("/due", "nav.due", _ALL),
     NavItem("/mass-balance", "nav.mass_balance", _STAFF),
     NavItem("/accounts", "nav.accounts", _OPERATOR),
+    NavItem("/audit", "nav.audit", _STAFF),
     NavItem("/account", "nav.account", _ALL),
 ]
 

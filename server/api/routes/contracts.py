@@ -1,18 +1,26 @@
-"""Contracts: the current versions, each contract's history, and file import."""
+"""Contracts: the current versions with where each stands against its caps, each
+contract's history, and file import. A contractor sees its own contracts only;
+another's is "not found", as a missing one."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import replace
 from pathlib import Path as FsPath
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, UploadFile
+from fastapi import APIRouter, HTTPException, Query, UploadFile
+from fastapi.responses import Response
 from sqlalchemy import select
 
-from server.api.deps import OperatorDep, SessionDep, documented
+from server.api.deps import ContractorScope, OperatorDep, SessionDep, documented
+from server.api.routes.contractors import today_local
 from server.ledger.models import Contract
+from server.money import previews
 from server.money.contracts import READERS, ImportProblems, latest_versions, read_file, store
+from server.money.standing import Standing, standings
+from server.people.accounts import NotFound
 
 router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"])
 
@@ -40,18 +48,61 @@ def contract_view(c: Contract) -> dict[str, Any]:
     }
 
 
-@router.get("")
-def contracts(session: SessionDep) -> list[dict[str, Any]]:
-    return [contract_view(c) for c in latest_versions(session)]
+#: What a contract's standing adds to its terms (full precision decimal strings).
+FIGURES = (
+    "through",
+    "tickets",
+    "paid_t",
+    "paid_kzt",
+    "over_cap_t",
+    "remaining_t",
+    "remaining_kzt",
+    "months",
+    "problem",
+)
+
+
+def standing_view(c: Contract, standing: Standing, *, months: bool = True) -> dict[str, Any]:
+    figures = standing.to_dict()
+    return contract_view(c) | {k: figures[k] for k in FIGURES if months or k != "months"}
+
+
+@router.get("", response_model=list[dict[str, Any]])
+def contracts(
+    session: SessionDep,
+    scope: ContractorScope,
+    months: bool = Query(False, description="add each contract's months (``months``)"),
+) -> Response:
+    """The current version of every contract the caller may see, with what the
+    statements paid under it through this month (``paid_t``, ``paid_kzt``), the tonnes
+    over its cap and what is left of its volume and budget caps; with ``months=true``
+    the same per month."""
+    today = today_local()
+
+    def body() -> bytes:
+        found = {s.terms.contract_id: s for s in standings(session, scope, today=today)}
+        rows = [
+            standing_view(c, found[c.contract_id], months=months)
+            for c in latest_versions(session)
+            if c.contract_id in found
+        ]
+        return json.dumps(rows, separators=(",", ":"), ensure_ascii=False).encode()
+
+    # The same bytes while the ledger is unchanged (contracts are audited when imported,
+    # so a new version changes the ledger's stamp too).
+    data = previews.remember(session, ("contracts.json", scope.contractor_bin, today, months), body)
+    return Response(data, media_type="application/json")
 
 
 @router.get("/{contract_id}/versions", responses=documented(404))
-def versions(session: SessionDep, contract_id: str) -> list[dict[str, Any]]:
+def versions(session: SessionDep, scope: ContractorScope, contract_id: str) -> list[dict[str, Any]]:
     rows = session.scalars(
         select(Contract).where(Contract.contract_id == contract_id).order_by(Contract.version)
     ).all()
-    if not rows:
-        raise HTTPException(404, detail=f"contract {contract_id} does not exist")
+    try:
+        scope.visible(rows[-1].contractor_bin if rows else None, f"contract {contract_id}")
+    except NotFound:
+        raise HTTPException(404, detail=f"contract {contract_id} does not exist") from None
     return [contract_view(c) for c in rows]
 
 

@@ -24,8 +24,12 @@ class ResolveRequest(BaseModel):
 def holds(
     session: SessionDep,
     status: Literal["open", "released", "rejected"] | None = Query(None),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="holds after this hold id"),
+    limit: int = Query(1000, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    return [h.to_dict() for h in list_holds(session, status=status)]
+    """Holds in id order, filtered and paged in the database: the next page starts
+    ``after`` the last ``hold_id`` of this one."""
+    return [h.to_dict() for h in list_holds(session, status=status, after=after, limit=limit)]
 
 
 @router.post("/{hold_id}/resolve", responses=documented(400, 404, 409))

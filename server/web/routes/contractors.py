@@ -13,8 +13,9 @@ from server.api.routes.statements import check_bin
 from server.money.amounts import LOCAL_TZ
 from server.money.contractors import overview
 from server.money.lines import Statement
+from server.money.standing import standings
 from server.money.statements import list_statements, statement_for
-from server.people.accounts import NotFound
+from server.people.accounts import NotFound, Scope
 from server.web.render import PageDep
 
 router = APIRouter(include_in_schema=False)
@@ -57,7 +58,8 @@ def contractor_page(
     if view is None:
         raise NotFound(f"contractor {contractor_bin}")
     recorded = list_statements(session, contractor_bin=contractor_bin)
-    return page.render("contractors/overview.html", view=view, recorded=recorded)
+    caps = standings(session, Scope(contractor_bin), today=datetime.now(LOCAL_TZ).date())
+    return page.render("contractors/overview.html", view=view, recorded=recorded, caps=caps)
 
 
 @router.get("/contractors/{contractor_bin}/statements/{period}")

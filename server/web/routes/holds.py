@@ -16,6 +16,7 @@ from server.money.holds import HoldError, list_holds, resolve
 from server.web.render import PageDep, safe_next
 
 router = APIRouter(include_in_schema=False)
+PAGE = 100
 
 
 @router.get("/holds")
@@ -24,9 +25,19 @@ def holds_page(
     session: SessionDep,
     user: StaffDep,
     show: Annotated[Literal["open", "all"], Query()] = "open",
+    after: Annotated[int, Query(ge=0, le=2**63 - 1)] = 0,
 ) -> Response:
-    holds = list_holds(session, status="open" if show == "open" else None)
-    return page.render("holds/list.html", holds=holds, show=show)
+    # One more than a page says whether another page follows.
+    status = "open" if show == "open" else None
+    found = list_holds(session, status=status, after=after, limit=PAGE + 1)
+    holds, more = found[:PAGE], len(found) > PAGE
+    return page.render(
+        "holds/list.html",
+        holds=holds,
+        show=show,
+        after=after,
+        next_after=holds[-1].hold_id if more else None,
+    )
 
 
 @router.post("/holds/{hold_id}/resolve")

@@ -41,6 +41,16 @@ def test_list_and_resolve(
     released = client.get("/api/v1/holds", params={"status": "released"}).json()
     assert released[0]["decided_by"] == "ops"
     assert released[0]["decision_reason"] == "lamp box, checked"
+    # Filtered and paged in the database: the next page starts after the last id.
+    (still_open,) = client.get("/api/v1/holds", params={"status": "open"}).json()
+    assert still_open["hold_id"] != first
+    page = client.get("/api/v1/holds", params={"limit": 1}).json()
+    assert [h["hold_id"] for h in page] == [first]
+    rest = client.get("/api/v1/holds", params={"limit": 1, "after": first}).json()
+    assert [h["hold_id"] for h in rest] == [still_open["hold_id"]]
+    assert client.get("/api/v1/holds", params={"status": "rejected"}).json() == []
+    assert client.get("/api/v1/holds", params={"limit": 0}).status_code == 422
+    assert client.get("/api/v1/holds", params={"after": -1}).status_code == 422
 
 
 def test_a_weighing_at_a_site_its_device_is_not_registered_at_is_only_rejected(
