@@ -15,8 +15,10 @@ from server.config import Settings
 
 log = logging.getLogger(__name__)
 
-DUE_EVERY_S = 300
-"""How often ``notify run`` computes the due list for container events."""
+DUE_EVERY_S = 3600
+"""How often ``notify run`` computes the due list for container events: fill levels
+are rolled up by the hour, and the national list reads every container's 28 days of
+rollups (docs/logistics.md), so once an hour, not every cycle."""
 
 
 def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
