@@ -7,11 +7,11 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.ledger.notifications import NotificationSubscription
+from server.ledger.notifications import NotificationEvent, NotificationSubscription
 from server.ledger.route_plans import RoutePlan
 from server.people.accounts import Role
 from tests.server.cli.conftest import Run, account
-from tests.support.accounts import BIN_A
+from tests.support.accounts import BIN_A, BIN_B
 from tests.support.due import REGION, due_region
 
 EXAMPLES = Path(__file__).parents[3] / "docs" / "examples"
@@ -150,3 +150,26 @@ def test_routes_plan_from_the_due_list(
     )
     with sessions() as session:
         assert len(session.scalars(select(RoutePlan)).all()) == 2
+
+
+def test_notify_run_queues_the_due_list_once(
+    run: Run, ledger: tuple[str, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    _, sessions = ledger
+    due_region(sessions, tmp_path)
+    for _ in range(2):  # a second pass queues nothing again
+        code, _, err = run("notify", "run", "--once")
+        assert code == 0, err
+    with sessions() as session:
+        events = sorted(
+            (e.kind, e.subject, e.contractor_bin)
+            for e in session.scalars(
+                select(NotificationEvent).where(NotificationEvent.source.like("due_list%"))
+            )
+        )
+    assert events == [
+        ("container_due", "krg-glass", BIN_A),
+        ("container_due", "krg-other", BIN_B),
+        ("container_due", "krg-paper", BIN_A),
+        ("container_overflowing", "krg-over", BIN_A),
+    ]
