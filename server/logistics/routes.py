@@ -326,9 +326,9 @@ def plan_routes(
         routing_enums_pb2.LocalSearchMetaheuristic.GUIDED_LOCAL_SEARCH
     )
     # Local search moves tried only between near neighbours: on 1,300 stops each pass
-    # is far quicker, so guided local search gets through many more of them in the
-    # time (measured on make bench-logistics: 0.83 × the baseline's km in 30 s, against
-    # 0.97 × with every pair tried).
+    # is far quicker, so guided local search gets through more of them in the time and
+    # depends less on how much of the shared CPU it gets (make bench-logistics, 30 s:
+    # 0.78-0.83 x the baseline's km with it; 0.81-0.97 x with every pair tried).
     params.ls_operator_neighbors_ratio = NEIGHBOURS_RATIO
     params.ls_operator_min_neighbors = MIN_NEIGHBOURS
     naive = _nearest_neighbour(p)
