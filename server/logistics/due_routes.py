@@ -10,7 +10,8 @@ region's reception points, and the plan is stored like one planned from files.
   returned as skipped with the reason.
 * :func:`at_reception_points` — vehicles whose ``depot_id`` must name a reception
   point of the region; the depot's coordinates are the place's, whatever a file says.
-* :func:`plan_due` — the two above, the solver, and :func:`store_plan`.
+* :func:`plan_due` — the two above, the solver (given 0.05 s per stop, at least 1 s
+  and at most the caller's limit), and :func:`store_plan`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from server.people.accounts import Scope
 
 DEFAULT_SERVICE_MIN = 4.0
 """Minutes at a container: park, lift, empty, set down."""
+SECONDS_PER_STOP = 0.05
+"""Solver time per stop (at least 1 s, at most the caller's limit)."""
 SKIP_SILENT = "silent: its level is unknown, look before collecting"
 SKIP_NO_CAPACITY = "no capacity recorded: its load cannot be estimated"
 
@@ -129,7 +132,10 @@ def plan_due(
     stops, skipped = due_stops(items, densities.kg_per_litre)
     if not stops:
         raise PlanFileError([f"region {region}: no container due to collect"])
-    plan = plan_routes(stops, based, time_limit_s=time_limit_s, matrix=matrix)
+    # Guided local search never stops by itself: a few stops get a second, not the
+    # whole limit.
+    limit = min(time_limit_s, max(1.0, len(stops) * SECONDS_PER_STOP))
+    plan = plan_routes(stops, based, time_limit_s=limit, matrix=matrix)
     row = store_plan(
         session,
         plan,
