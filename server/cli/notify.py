@@ -15,6 +15,11 @@ from server.config import Settings
 
 log = logging.getLogger(__name__)
 
+DUE_EVERY_S = 3600
+"""How often ``notify run`` computes the due list for container events: fill levels
+are rolled up by the hour, and the national list reads every container's 28 days of
+rollups (docs/logistics.md), so once an hour, not every cycle."""
+
 
 def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     from server.notifications.subscriptions import (
@@ -90,12 +95,14 @@ def _run(settings: Settings, sessions: object, *, once: bool) -> int:
     from sqlalchemy.orm import Session, sessionmaker
 
     from server.notifications.dispatch import Policy, dispatch
+    from server.notifications.due_feed import feed
     from server.notifications.events import collect
 
     assert isinstance(sessions, sessionmaker)
     factory: sessionmaker[Session] = sessions
     policy = Policy(window_s=settings.notify_window_s, gather_s=settings.notify_gather_s)
     stop = threading.Event()
+    last_due: datetime | None = None
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -107,6 +114,15 @@ def _run(settings: Settings, sessions: object, *, once: bool) -> int:
         now = datetime.now(UTC)
         with factory.begin() as session:
             queued = collect(session, now=now)
+        # The due list forecasts every container: every DUE_EVERY_S, not every cycle,
+        # and in its own transaction, so a fault there never holds back the rest.
+        if last_due is None or (now - last_due).total_seconds() >= DUE_EVERY_S:
+            last_due = now
+            try:
+                with factory.begin() as session:
+                    queued += feed(session, now=now)
+            except Exception:
+                log.exception("the due list was not fed to notifications this cycle")
         result = dispatch(factory, now=now, policy=policy)
         if queued or result.sent or result.failed:
             log.info(

@@ -36,8 +36,9 @@
 # database and ingest broker passwords); the PostgreSQL role and database;
 # migrations; the configuration-signing key; the broker CA and certificate
 # (epr-server tls init); the Mosquitto files (epr-server broker-config) linked into
-# /etc/mosquitto/conf.d beside Debian's mosquitto.conf; the systemd units, enabled
-# and started. Every step prints one line.
+# /etc/mosquitto/conf.d beside Debian's mosquitto.conf; the systemd units (the API,
+# the ingest workers and the notification dispatcher), enabled and started. Every
+# step prints one line.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -253,8 +254,8 @@ say "Mosquitto configuration $MOSQ/epr"
 ln -sfn "$MOSQ/epr/epr.conf" "$MOSQ/conf.d/epr.conf"
 
 # 11. systemd units ------------------------------------------------------------------
-say "systemd units (epr-serve, epr-ingest@0..$((WORKERS - 1)))"
-for unit in epr-serve.service epr-ingest@.service; do
+say "systemd units (epr-serve, epr-ingest@0..$((WORKERS - 1)), epr-notify)"
+for unit in epr-serve.service epr-ingest@.service epr-notify.service; do
   sed -e "s|/opt/epr/venv|$VENV|g" -e "s|/etc/epr/|$ETC/|g" -e "s|/var/lib/epr|$STATE|g" \
     "$SOURCE/server/systemd/$unit" >"$UNITS/$unit.new"
   chmod 0644 "$UNITS/$unit.new"
@@ -265,7 +266,7 @@ if [ "$SYSTEMCTL" -eq 1 ]; then
   systemctl restart mosquitto
   instances=()
   for ((i = 0; i < WORKERS; i++)); do instances+=("epr-ingest@$i"); done
-  systemctl enable --now epr-serve "${instances[@]}" >/dev/null
-  systemctl restart epr-serve "${instances[@]}"
+  systemctl enable --now epr-serve "${instances[@]}" epr-notify >/dev/null
+  systemctl restart epr-serve "${instances[@]}" epr-notify
 fi
 say "done: settings in $ENV_FILE; devices trust $CERTS/ca.crt"

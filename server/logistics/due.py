@@ -55,6 +55,8 @@ class DueItem:
     measured_at: datetime | None
     due_at: datetime | None
     """When the threshold is (was) reached per the forecast; None: not predicted."""
+    alarms: tuple[str, ...] = ()
+    """Codes of the container's active alarms."""
 
     @property
     def row(self) -> dict[str, str]:
@@ -145,7 +147,7 @@ def classify(
         if reason is None:
             continue
         due_at = None if f is None or math.isinf(f.hours) else now + timedelta(hours=f.hours)
-        items.append(DueItem(v.place, reason, v.fill_pct, v.measured_at, due_at))
+        items.append(DueItem(v.place, reason, v.fill_pct, v.measured_at, due_at, v.alarms))
     far = now + timedelta(days=3650)
     items.sort(
         key=lambda i: (

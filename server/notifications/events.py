@@ -123,6 +123,56 @@ def enqueue(session: Session, events: Sequence[NewEvent], *, now: datetime) -> i
     return added
 
 
+def due_event(
+    container_id: str,
+    *,
+    due_at: datetime,
+    now: datetime,
+    fill_pct: float | None = None,
+    region: str | None = None,
+    contractor_bin: str | None = None,
+    period: str | None = None,
+) -> NewEvent:
+    """ "Container due" as the due list says it: keyed once per container and due day,
+    or — given ``period`` (what names the container's due period, such as its last
+    emptying) — once per container and period, however the predicted time moves."""
+    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
+    return NewEvent(
+        kind=EventKind.CONTAINER_DUE,
+        subject=container_id,
+        text=f"container {container_id}{fill} due by {due_at:%Y-%m-%d %H:%M} UTC",
+        source="due_list",
+        source_id=f"{container_id}@{period if period is not None else f'{due_at:%Y-%m-%d}'}",
+        occurred_at=now,
+        region=region,
+        contractor_bin=contractor_bin,
+    )
+
+
+def overflowing_event(
+    container_id: str,
+    *,
+    period: str,
+    now: datetime,
+    fill_pct: float | None = None,
+    region: str | None = None,
+    contractor_bin: str | None = None,
+) -> NewEvent:
+    """ "Container overflowing" as the due list says it: once per container and due
+    period (``period`` as for :func:`due_event`)."""
+    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
+    return NewEvent(
+        kind=EventKind.CONTAINER_OVERFLOWING,
+        subject=container_id,
+        text=f"container {container_id}{fill} is overflowing",
+        source="due_list_overflow",
+        source_id=f"{container_id}@{period}",
+        occurred_at=now,
+        region=region,
+        contractor_bin=contractor_bin,
+    )
+
+
 def container_due(
     session: Session,
     container_id: str,
@@ -132,18 +182,17 @@ def container_due(
     fill_pct: float | None = None,
     region: str | None = None,
     contractor_bin: str | None = None,
+    period: str | None = None,
 ) -> int:
-    """Queue "container due" from the due list: once per container and due day."""
-    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
-    event = NewEvent(
-        kind=EventKind.CONTAINER_DUE,
-        subject=container_id,
-        text=f"container {container_id}{fill} due by {due_at:%Y-%m-%d %H:%M} UTC",
-        source="due_list",
-        source_id=f"{container_id}@{due_at:%Y-%m-%d}",
-        occurred_at=now,
+    """Queue "container due" (:func:`due_event`); 1 if it was new, else 0."""
+    event = due_event(
+        container_id,
+        due_at=due_at,
+        now=now,
+        fill_pct=fill_pct,
         region=region,
         contractor_bin=contractor_bin,
+        period=period,
     )
     return enqueue(session, [event], now=now)
 

@@ -30,7 +30,7 @@ PROGRAMS = frozenset(
     }
 )  # fmt: skip
 SYSTEMCTL_ACTIONS = frozenset({"enable", "start", "stop", "restart", "reload", "daemon-reload"})
-UNITS = re.compile(r"^(mosquitto|epr-serve|epr-edge|epr-ingest@[0-9]+)(\.service)?$")
+UNITS = re.compile(r"^(mosquitto|epr-serve|epr-notify|epr-edge|epr-ingest@[0-9]+)(\.service)?$")
 PLACEHOLDERS = frozenset({"public_key"})
 PORTS = {1883: "mqtt", 8883: "mqtts", 8000: "api", 5432: "pg", 8086: "telemetry", 9310: "metrics"}
 

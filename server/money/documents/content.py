@@ -27,6 +27,8 @@ from server.money.amounts import LOCAL_TZ
 from server.money.documents.catalog import Labels
 
 NBSP: Final = "\u00a0"
+NOT_RECORDED: Final = "—"
+"""A figure the stored body does not hold (a device/manual split of a format 1 body)."""
 #: QR error correction: M survives a crease or a stamp over a corner of the code.
 QR_ERROR: Final = "m"
 
@@ -84,6 +86,11 @@ class Line:
     rate_unit: str
     rate_kzt_per_t: Decimal | None
     amount_kzt: Decimal
+    device_tonnes: Decimal | None = None
+    """Of ``tonnes``, those on device evidence; None in a body that does not record
+    the split (format 1): printed as "—"."""
+    manual_tonnes: Decimal | None = None
+    """Of ``tonnes``, those on manual tickets; None as for ``device_tonnes``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +148,22 @@ class StatementDocument:
     def num(self, value: Decimal) -> str:
         return number(value, self.lang)
 
+    @property
+    def total_device_tonnes(self) -> Decimal | None:
+        """The lines' device tonnes added up; None when a line does not record them."""
+        figures = [ln.device_tonnes for ln in self.lines]
+        if not figures or any(f is None for f in figures):
+            return None
+        return sum((f for f in figures if f is not None), Decimal(0))
+
+    @property
+    def total_manual_tonnes(self) -> Decimal | None:
+        """The lines' manual tonnes added up; None when a line does not record them."""
+        figures = [ln.manual_tonnes for ln in self.lines]
+        if not figures or any(f is None for f in figures):
+            return None
+        return sum((f for f in figures if f is not None), Decimal(0))
+
     def facts(self) -> list[tuple[str, str]]:
         """The heading block: label, value."""
         lb = self.labels
@@ -160,6 +183,8 @@ class StatementDocument:
             lb("doc.stage"),
             lb("doc.tickets"),
             lb("doc.tonnes"),
+            lb("doc.device_tonnes"),
+            lb("doc.manual_tonnes"),
             lb("doc.rate"),
             lb("doc.rate_kzt"),
             lb("doc.amount"),
@@ -172,6 +197,8 @@ class StatementDocument:
             ln.stage,
             str(ln.tickets),
             self.num(ln.tonnes),
+            NOT_RECORDED if ln.device_tonnes is None else self.num(ln.device_tonnes),
+            NOT_RECORDED if ln.manual_tonnes is None else self.num(ln.manual_tonnes),
             "" if ln.rate is None else f"{self.num(ln.rate)} {ln.rate_unit}",
             "" if ln.rate_kzt_per_t is None else self.num(ln.rate_kzt_per_t),
             self.num(ln.amount_kzt),
@@ -226,6 +253,10 @@ def _contract(contract_id: str | None, version: int | None = None) -> str:
     return contract_id if version is None else f"{contract_id} v{version}"
 
 
+def _optional(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
+
+
 def statement_document(row: StoredStatement, *, lang: str, base_url: str) -> StatementDocument:
     """The document of a stored statement, in ``lang`` (``kk``, ``ru`` or ``en``)."""
     lb = Labels(lang)
@@ -246,6 +277,8 @@ def statement_document(row: StoredStatement, *, lang: str, base_url: str) -> Sta
                 rate_unit=full["rate_unit"] if full else "",
                 rate_kzt_per_t=Decimal(full["rate_kzt_per_t"]) if full else None,
                 amount_kzt=Decimal(ln["amount_kzt"]),
+                device_tonnes=_optional(ln.get("device_tonnes")),
+                manual_tonnes=_optional(ln.get("manual_tonnes")),
             )
         )
     over = tuple(

@@ -30,8 +30,8 @@ ROW_H: Final = 5.0
 BODY_PT: Final = 8.0
 SMALLEST_PT: Final = 5.0
 
-LINE_WIDTHS: Final = (38.0, 42.0, 34.0, 18.0, 32.0, 30.0, 36.0, 43.0)
-LINE_RIGHT: Final = (False, False, False, True, True, True, True, True)
+LINE_WIDTHS: Final = (32.0, 34.0, 28.0, 14.0, 28.0, 26.0, 26.0, 26.0, 26.0, 33.0)
+LINE_RIGHT: Final = (False, False, False, True, True, True, True, True, True, True)
 OVER_WIDTHS: Final = (60.0, 60.0, 50.0, 60.0, 43.0)
 OVER_RIGHT: Final = (False, False, False, False, True)
 HELD_WIDTHS: Final = (40.0, 62.0, 36.0, 40.0, 25.0, 70.0)
@@ -141,6 +141,8 @@ def statement_pdf(doc: StatementDocument) -> bytes:
         "",
         "",
         doc.num(doc.total_tonnes),
+        doc.num(doc.total_device_tonnes) if doc.total_device_tonnes is not None else "",
+        doc.num(doc.total_manual_tonnes) if doc.total_manual_tonnes is not None else "",
         "",
         "",
         doc.num(doc.total_kzt),

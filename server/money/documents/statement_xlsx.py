@@ -19,10 +19,10 @@ from openpyxl.drawing.image import Image
 from openpyxl.styles import Font
 from openpyxl.worksheet.worksheet import Worksheet
 
-from server.money.documents.content import StatementDocument, qr
+from server.money.documents.content import NOT_RECORDED, StatementDocument, qr
 
 BOLD: Final = Font(bold=True)
-COLUMN_WIDTHS: Final = (22, 26, 18, 10, 16, 12, 10, 16, 18)
+COLUMN_WIDTHS: Final = (22, 26, 18, 10, 16, 16, 16, 12, 10, 16, 18)
 
 
 def exact_format(value: Decimal) -> str:
@@ -65,12 +65,12 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
     png = io.BytesIO()
     qr(doc.check_url).save(png, kind="png", scale=3, border=4)
     png.seek(0)
-    ws.add_image(Image(png), "J1")
+    ws.add_image(Image(png), "L1")
 
     append_row(ws, [])
     append_row(ws, [lb("doc.lines")], bold=True)
     header = doc.line_header()
-    append_row(ws, [*header[:6], lb("doc.rate_unit"), *header[6:]], bold=True)
+    append_row(ws, [*header[:8], lb("doc.rate_unit"), *header[8:]], bold=True)
     for ln in doc.lines:
         append_row(
             ws,
@@ -80,6 +80,8 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
                 ln.stage,
                 ln.tickets,
                 ln.tonnes,
+                NOT_RECORDED if ln.device_tonnes is None else ln.device_tonnes,
+                NOT_RECORDED if ln.manual_tonnes is None else ln.manual_tonnes,
                 ln.rate,
                 ln.rate_unit,
                 ln.rate_kzt_per_t,
@@ -88,7 +90,19 @@ def statement_workbook(doc: StatementDocument) -> Workbook:
         )
     append_row(
         ws,
-        [lb("doc.total"), None, None, None, doc.total_tonnes, None, None, None, doc.total_kzt],
+        [
+            lb("doc.total"),
+            None,
+            None,
+            None,
+            doc.total_tonnes,
+            doc.total_device_tonnes,
+            doc.total_manual_tonnes,
+            None,
+            None,
+            None,
+            doc.total_kzt,
+        ],
         bold=True,
     )
 

@@ -1,5 +1,7 @@
-"""Logistics pages: the map, a container's history, the due list (with CSV and XLSX
-downloads), editing a place (operators) and the monthly mass balance (staff).
+"""Logistics pages: the map (with a stored route plan drawn over it, ``?plan=ID``), a
+container's history, the due list (with CSV and XLSX
+downloads, and for operators a form planning the region's routes from it), editing a
+place (operators) and the monthly mass balance (staff).
 
 Each calls the functions the JSON API calls (``server.logistics``). The map draws
 with the vendored Leaflet and the shipped outline only; when ``EPR_MAP_TILES_URL`` is
@@ -8,7 +10,7 @@ set, the page's content security policy admits that one tile host for images.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlencode, urlsplit
 
@@ -34,15 +36,21 @@ from server.api.routes.logistics import (
     load_densities,
 )
 from server.ledger.models import Ticket
-from server.logistics import due, mass_balance, places
+from server.logistics import due, due_routes, mass_balance, places
 from server.logistics.history import container_detail
+from server.logistics.route_plans import PlanFileError, load_plan
+from server.logistics.routes import RouteError, Vehicle, matrix_source
 from server.money.amounts import LOCAL_TZ
-from server.people.accounts import Scope
+from server.people.accounts import Role, Scope
 from server.regions import REGIONS
-from server.web import fill_chart
+from server.web import fill_chart, flash
 from server.web.render import PageDep
 
 router = APIRouter(include_in_schema=False)
+
+MAX_FORM_VEHICLES = 50
+FORM_TIME_LIMIT_S = 10.0
+"""Solver seconds for a plan asked for on the page (the command line takes longer)."""
 
 
 def _choices(session: SessionDep, scope: Scope) -> dict[str, object]:
@@ -68,14 +76,18 @@ def map_page(
     region: Region = None,
     category: Category = None,
     contractor: Contractor = None,
+    plan: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
     region, category, contractor = check_region(region), category or None, contractor or None
     scope.narrow(contractor)  # another contractor's BIN: 404 like everything else
+    if plan is not None:
+        load_plan(session, plan, scope)  # another contractor's plan: 404 as well
     settings = page.request.app.state.settings
     tiles = settings.map_tiles_url or ""
     response = page.render(
         "logistics/map.html",
         200,
+        plan=plan,
         query=_query(region=region, category=category, contractor=contractor),
         region=region,
         category=category,
@@ -170,6 +182,11 @@ def due_page(
     for item in items:
         groups.setdefault((item.place.region, item.place.contractor_bin or ""), []).append(item)
     query = _query(region=region, category=category, contractor=contractor)
+    depots = (
+        sorted(due_routes.reception_points(session, region))
+        if region and user.role is Role.OPERATOR
+        else []
+    )
     return page.render(
         "logistics/due.html",
         200,
@@ -180,7 +197,76 @@ def due_page(
         category=category,
         contractor=contractor,
         query=query + ("&" if query else "") + f"horizon_h={horizon_h}",
+        depots=depots,
+        today=datetime.now(LOCAL_TZ).date().isoformat(),
         **_choices(session, scope),
+    )
+
+
+@router.post("/due/routes")
+def plan_due_routes(
+    page: PageDep,
+    session: SessionDep,
+    user: OperatorDep,
+    region: Annotated[str, Form(max_length=64)],
+    depot: Annotated[str, Form(max_length=64)],
+    plan_date: Annotated[str, Form(max_length=10)],
+    vehicles: Annotated[int, Form(ge=1, le=MAX_FORM_VEHICLES)] = 1,
+    capacity_kg: Annotated[float, Form(gt=0, le=100_000)] = 6000.0,
+    capacity_litres: Annotated[float, Form(gt=0, le=1_000_000)] = 30_000.0,
+    shift_min: Annotated[float, Form(gt=0, le=1440)] = 480.0,
+    contractor: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """The region's due list planned for ``vehicles`` identical trucks based at one
+    reception point, stored like a plan from files; then its driver's list."""
+    if region not in REGIONS:
+        return page.refuse("/due", f"region {region!r} is not a region")
+    back = "/due?" + _query(region=region, contractor=contractor)
+    try:
+        day = date.fromisoformat(plan_date)
+    except ValueError:
+        return page.refuse(back, f"date {plan_date[:10]!r}: expected YYYY-MM-DD")
+    trucks = [
+        Vehicle(
+            f"{depot}-truck-{k + 1}",
+            0.0,
+            0.0,
+            capacity_kg=capacity_kg,
+            capacity_litres=capacity_litres,
+            shift_min=shift_min,
+            depot_id=depot,
+        )
+        for k in range(vehicles)
+    ]
+    settings = page.request.app.state.settings
+    try:
+        done = due_routes.plan_due(
+            session,
+            trucks,
+            load_densities(page.request),
+            region=region,
+            contractor=contractor or None,
+            plan_date=day,
+            now=datetime.now(UTC),
+            by=user.username,
+            time_limit_s=FORM_TIME_LIMIT_S,
+            matrix=matrix_source(settings.osrm_url, road_factor=settings.road_factor),
+        )
+        session.commit()
+    except (PlanFileError, RouteError) as exc:
+        session.rollback()
+        return page.refuse(back, exc)
+    return flash.redirect(
+        page.request,
+        f"/routes/{done.row.id}",
+        "ok",
+        page.t(
+            "logistics.routes_planned",
+            id=done.row.id,
+            stops=done.plan.served,
+            unserved=len(done.plan.unserved),
+            skipped=len(done.skipped),
+        ),
     )
 
 

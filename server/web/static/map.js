@@ -47,6 +47,42 @@
     }
     return box;
   }
+  // A stored route plan (?plan=ID): a line per vehicle, depot to depot, and its
+  // stops numbered in driving order; the map fits the plan rather than every place.
+  var ROUTE_COLOURS = ["#1f5fbf", "#8e24aa", "#00897b", "#c2185b", "#5d4037", "#3949ab"];
+  var routeBounds = null;
+  var routeLayer = null;
+  var routeLoaded = el.dataset.route ? json(el.dataset.route).then(function (plan) {
+    var vehicles = [];
+    var layer = L.geoJSON(plan, {
+      style: function (feature) {
+        var v = feature.properties.vehicle;
+        if (vehicles.indexOf(v) < 0) { vehicles.push(v); }
+        return { color: ROUTE_COLOURS[vehicles.indexOf(v) % ROUTE_COLOURS.length], weight: 3, opacity: 0.85 };
+      },
+      pointToLayer: function (feature, latlng) {
+        var p = feature.properties;
+        if (vehicles.indexOf(p.vehicle) < 0) { vehicles.push(p.vehicle); }
+        var marker = L.circleMarker(latlng, {
+          radius: 8, color: "#fff", weight: 1.5,
+          fillColor: ROUTE_COLOURS[vehicles.indexOf(p.vehicle) % ROUTE_COLOURS.length], fillOpacity: 1,
+          className: "route-stop"
+        });
+        marker.bindTooltip(String(p.order), { permanent: true, direction: "center", className: "route-order" });
+        marker.bindPopup(function () {
+          var box = document.createElement("div");
+          box.textContent = p.vehicle + " #" + p.order + ": " + p.id;
+          return box;
+        });
+        return marker;
+      },
+      filter: function (feature) { return feature.properties.kind === "route" || feature.properties.kind === "stop"; }
+    }).addTo(map);
+    routeLayer = layer;
+    var stops = plan.features.filter(function (f) { return f.properties.kind === "stop"; });
+    el.dataset.routeStops = stops.map(function (f) { return f.properties.vehicle + ":" + f.properties.order + ":" + f.properties.id; }).join(" ");
+    if (plan.features.length) { routeBounds = layer.getBounds(); map.fitBounds(routeBounds, { maxZoom: 15, padding: [20, 20] }); }
+  }) : Promise.resolve();
   json(el.dataset.places).then(function (places) {
     // Thousands of markers draw on one shared canvas; fewer stay SVG paths.
     var canvas = places.features.length > 3000 ? L.canvas({ padding: 0.5 }) : undefined;
@@ -68,8 +104,11 @@
     var count = document.getElementById("map-count");
     count.textContent = count.dataset.template.replace("{count}", String(places.features.length));
     el.dataset.loaded = String(places.features.length);
-    if (places.features.length) {
-      map.fitBounds(layer.getBounds(), { maxZoom: 13, padding: [20, 20] });
-    }
+    routeLoaded.then(function () {
+      if (routeLayer !== null) { routeLayer.bringToFront(); }  // the plan above the places
+      if (routeBounds === null && places.features.length) {
+        map.fitBounds(layer.getBounds(), { maxZoom: 13, padding: [20, 20] });
+      }
+    });
   });
 }());

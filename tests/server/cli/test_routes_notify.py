@@ -7,11 +7,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from server.ledger.notifications import NotificationSubscription
+from server.ledger.notifications import NotificationEvent, NotificationSubscription
 from server.ledger.route_plans import RoutePlan
 from server.people.accounts import Role
 from tests.server.cli.conftest import Run, account
-from tests.support.accounts import BIN_A
+from tests.support.accounts import BIN_A, BIN_B
+from tests.support.due import REGION, due_region
 
 EXAMPLES = Path(__file__).parents[3] / "docs" / "examples"
 
@@ -100,3 +101,75 @@ def test_notify_subscribe_address_list_and_cancel(
         assert sub.cancelled_at is not None
     code, out, err = run("notify", "run", "--once")
     assert code == 0, err
+
+
+def test_routes_plan_from_the_due_list(
+    run: Run, ledger: tuple[str, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    _, sessions = ledger
+    due_region(sessions, tmp_path)
+    token = account(sessions, "ops.due", Role.OPERATOR)
+    vehicles = tmp_path / "vehicles.csv"
+    # Depots by reception point id: the coordinates come from the place.
+    vehicles.write_text(
+        "id,depot_id,depot_lat,depot_lon,capacity_kg,capacity_litres,shift_min\n"
+        "krg-truck-1,krg-rp-01,,,3000,20000,480\n",
+        encoding="utf-8",
+    )
+    args = ["routes", "plan", "--due", "--date", "2026-11-04", "--time-limit", "0.5"]
+    base = [*args, "--vehicles", str(vehicles), "--as", "ops.due"]
+    code, out, err = run(*base, "--region", REGION, token=token)
+    assert code == 0, err
+    last = out.splitlines()[-1]
+    # Every contractor's due and overflowing containers: glass, paper, over, other.
+    assert last.startswith("route plan 1: routes=1 stops=4 unserved=0 skipped=0 ")
+    with sessions() as session:
+        (plan,) = session.scalars(select(RoutePlan))
+        assert (plan.name, plan.contractor_bin) == (f"due {REGION} 2026-11-04", None)
+    code, out, _ = run("routes", "show", "1")
+    assert "krg-truck-1 (krg-rp-01)" in out
+    assert "krg-other" in out
+    code, out, err = run(*base, "--region", REGION, "--contractor", BIN_A, token=token)
+    assert code == 0, err
+    assert " stops=3 " in out.splitlines()[-1]
+    # Refused, each with one line naming what is wrong; nothing stored.
+    code, _, err = run(*base, token=token)
+    assert (code, err.strip()) == (2, "routes plan needs --region")
+    code, _, err = run(*base, "--region", "Atlantis", token=token)
+    assert code == 2
+    assert "--region 'Atlantis': not one of" in err
+    code, _, err = run(*base, "--region", REGION, "--stops", str(vehicles), token=token)
+    assert (code, err.strip()) == (2, "routes plan takes --stops or --due, not both")
+    vehicles.write_text(
+        "id,depot_id,depot_lat,depot_lon\nkrg-truck-1,almaty-rp-01,43.2,76.9\n", encoding="utf-8"
+    )
+    code, _, err = run(*base, "--region", REGION, token=token)
+    assert code == 1
+    assert err.strip() == (
+        "vehicle krg-truck-1: depot_id 'almaty-rp-01' is not a reception point of Karaganda"
+    )
+    with sessions() as session:
+        assert len(session.scalars(select(RoutePlan)).all()) == 2
+
+
+def test_notify_run_queues_the_due_list_once(
+    run: Run, ledger: tuple[str, sessionmaker[Session]], tmp_path: Path
+) -> None:
+    _, sessions = ledger
+    due_region(sessions, tmp_path)
+    for _ in range(2):  # a second pass queues nothing again
+        code, _, err = run("notify", "run", "--once")
+        assert code == 0, err
+    with sessions() as session:
+        events = sorted(
+            (e.kind, e.subject, e.contractor_bin)
+            for e in session.scalars(
+                select(NotificationEvent).where(NotificationEvent.source.like("due_list%"))
+            )
+        )
+    assert events == [
+        ("container_due", "krg-glass", BIN_A),
+        ("container_due", "krg-other", BIN_B),
+        ("container_due", "krg-paper", BIN_A),
+        ("container_overflowing", "krg-over", BIN_A),
+    ]

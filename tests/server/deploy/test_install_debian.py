@@ -64,6 +64,10 @@ def test_root_install_writes_settings_certificates_broker_files_and_units(tmp_pa
     unit = (root / "etc/systemd/system/epr-ingest@.service").read_text().splitlines()
     assert f"ExecStart={sys.prefix}/bin/epr-server ingest --instance %i" in unit
     assert f"EnvironmentFile={root}/etc/epr/server.env" in unit
+    notify = (root / "etc/systemd/system/epr-notify.service").read_text().splitlines()
+    assert f"ExecStart={sys.prefix}/bin/epr-server notify run" in notify
+    assert f"EnvironmentFile={root}/etc/epr/server.env" in notify
+    assert f"ReadWritePaths={root}/var/lib/epr" in notify
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:

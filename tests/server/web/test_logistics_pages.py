@@ -20,6 +20,8 @@ from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
 from server.ledger.db import make_engine, migrate, session_factory
 from server.logistics.places import PlaceRow, store
+from server.logistics.route_plans import store_plan
+from server.logistics.routes import Stop, Vehicle, nearest_neighbour_routes
 from server.money.amounts import LOCAL_TZ
 from tests.support.accounts import BIN_A, BIN_B, PASSWORD, operator
 from tests.support.builders import fake_device, register
@@ -113,6 +115,28 @@ def fill_history(sessions: sessionmaker[Session], tmp: Path) -> None:
         store(session, PLACES, by="test", source="test")
 
 
+def route_plan(sessions: sessionmaker[Session]) -> None:
+    """Route plan 1: one truck from almaty-rp-01 to Almaty's two containers."""
+    by_id = {p.place_id: p for p in PLACES}
+    stops = [
+        Stop(pid, by_id[pid].latitude, by_id[pid].longitude, kg=100, litres=900)
+        for pid in ("almaty-c2", "almaty-c1")
+    ]
+    rp = by_id["almaty-rp-01"]
+    truck = Vehicle("almaty-truck-1", rp.latitude, rp.longitude, depot_id=rp.place_id)
+    with sessions.begin() as session:
+        store_plan(
+            session,
+            nearest_neighbour_routes(stops, [truck]),
+            stops,
+            [truck],
+            plan_date=datetime.now(UTC).date(),
+            by="operator1",
+            now=datetime.now(UTC),
+            contractor_bin=BIN_A,
+        )
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("logistics")
@@ -122,6 +146,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     sessions = session_factory(engine)
     seed(sessions, tmp)  # contracts, users; almaty-c1 reads 87.5 % "full" now
     fill_history(sessions, tmp)
+    route_plan(sessions)
     with serve(engine, url) as base:
         yield base
     engine.dispose()
@@ -174,6 +199,21 @@ def test_map_works_offline(page: tuple[Page, list[str]], site: str) -> None:
     assert requested, "the guard saw no request"
     assert {urlsplit(u).hostname for u in requested} == {"127.0.0.1"}, requested
     assert any("/static/vendor/leaflet/leaflet.js" in u for u in requested)
+
+
+def test_a_route_plan_on_the_map_in_stop_order(page: tuple[Page, list[str]], site: str) -> None:
+    p, requested = page
+    sign_in(p, site, "eco", "/routes/1")
+    p.locator("#plan-on-map").click()
+    expect(p.locator("#map-plan")).to_contain_text("Route plan 1 on the map")
+    # Nearest first from almaty-rp-01: almaty-c1 (1 km), then almaty-c2.
+    expect(p.locator("#map")).to_have_attribute(
+        "data-route-stops", "almaty-truck-1:1:almaty-c1 almaty-truck-1:2:almaty-c2"
+    )
+    expect(p.locator("path.route-stop")).to_have_count(2)
+    expect(p.locator(".route-order")).to_have_text(["1", "2"])
+    expect(p.locator("#map")).to_have_attribute("data-loaded", "3")  # eco's places beneath
+    assert {urlsplit(u).hostname for u in requested} == {"127.0.0.1"}, requested
 
 
 def test_contractor_sees_only_its_own(page: tuple[Page, list[str]], site: str) -> None:

@@ -5,19 +5,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from server.ledger.notifications import NotificationSubscription
+from server.ledger.route_plans import RoutePlan
 from server.logistics.route_plans import store_plan
 from server.logistics.routes import Stop, Vehicle, nearest_neighbour_routes
 from server.notifications.subscriptions import record_address
 from server.people.accounts import Account, Role, find_user
 from tests.server.web.test_operations_pages import EN, flash, post
 from tests.support.accounts import BIN_A, BIN_B, add_user, operator
-from tests.support.web import Seeded, Web, serve
+from tests.support.due import REGION, due_region
+from tests.support.web import Seeded, Web, form_csrf, serve
 
 STOPS = [
     Stop("krg-c1", 49.8061, 73.0852, kg=60, litres=1000),
@@ -157,3 +160,49 @@ def test_own_subscriptions_on_the_account_page(web: Web) -> None:
         )
         assert message == f"ok: Subscription {sub_id} cancelled."
         assert "json://10.1.2.3" not in page
+
+
+def test_operator_plans_routes_from_the_due_list(web: Web, tmp_path: Path) -> None:
+    due_region(web.sessions, tmp_path)
+    due_page = f"/due?region={REGION}&contractor={BIN_A}"
+    form = {
+        "region": REGION,
+        "contractor": BIN_A,
+        "depot": "krg-rp-02",
+        "plan_date": "2026-11-04",
+        "vehicles": "2",
+        "capacity_kg": "3000",
+        "capacity_litres": "20000",
+        "shift_min": "480",
+    }
+    with web.login("operator1") as c:
+        page = c.get(due_page, headers=EN).text
+        assert 'id="plan-routes"' in page
+        assert '<option value="krg-rp-01">' in page
+        message, sheet = flash(c, post(c, "/due/routes", due_page, **form))
+        assert message == "ok: Route plan 1: 3 stops, 0 unserved, 0 left out."
+        assert "krg-glass" in sheet
+        assert "krg-other" not in sheet  # another contractor's container
+        assert 'href="/map?plan=1"' in sheet
+        shown = c.get("/map?plan=1", headers=EN).text
+        assert 'data-route="/api/v1/routes/1/geojson"' in shown
+        # Hostile: no CSRF token, a depot elsewhere, a bad date, a made-up region, too many.
+        assert c.post("/due/routes", data=form).status_code == 403
+        refused, _ = flash(c, post(c, "/due/routes", due_page, **{**form, "depot": "x'--"}))
+        assert refused.startswith("error: ")
+        assert "is not a reception point of Karaganda" in refused
+        refused, _ = flash(c, post(c, "/due/routes", due_page, **{**form, "plan_date": "04.11"}))
+        assert "expected YYYY-MM-DD" in refused
+        refused, _ = flash(c, post(c, "/due/routes", due_page, **{**form, "region": "<b>x"}))
+        assert refused == "error: Refused: region '<b>x' is not a region"
+        bad = post(c, "/due/routes", due_page, **{**form, "vehicles": "5000"})
+        assert bad.status_code == 400
+    with web.sessions() as session:
+        assert len(session.scalars(select(RoutePlan)).all()) == 1
+    with web.login("eco") as c:  # contractors see the plan of their trucks, plan nothing
+        assert 'id="plan-routes"' not in c.get(due_page, headers=EN).text
+        assert c.get("/map?plan=1").status_code == 200
+        token = form_csrf(c.get("/due").text)
+        assert c.post("/due/routes", data={"csrf_token": token, **form}).status_code == 403
+    with web.login("steppe") as c:
+        assert c.get("/map?plan=1").status_code == 404

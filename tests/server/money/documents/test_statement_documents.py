@@ -8,7 +8,7 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,16 +17,23 @@ import pytest
 import segno
 from openpyxl import load_workbook
 from PIL import Image
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from server.fleet.registry import upsert_site
 from server.ledger.accounting import StoredStatement
 from server.ledger.db import make_engine, migrate, session_factory
+from server.ledger.manual import is_manual
+from server.ledger.models import Ticket
+from server.money import holds, manual
 from server.money.documents import DocumentError, render_statement
 from server.money.documents.catalog import Labels
 from server.money.statements import compute_and_store, pay
+from tests.server.money.test_manual import CP1251, NOW, SITE
 from tests.server.money.test_statements import T0, setup_month
 from tests.support.accounts import payment_team
 from tests.support.builders import fake_device, register
-from tests.support.tickets import ingest, weigh
+from tests.support.tickets import contract, import_contracts, ingest, weigh
 
 BASE = "https://epr.example.kz"
 LANGS = ("kk", "ru", "en")
@@ -93,10 +100,12 @@ def test_every_pdf_figure_is_the_ledgers(
         row_text = line_with(
             text, f"{ln['contract_id']} v{ln['version']}", lb.of("stage", ln["stage"])
         )
-        # tickets, tonnes, rate in KZT/t, amount, in the printed order
+        # tickets, tonnes, device and manual tonnes, rate in KZT/t, amount, in order
         assert figures(row_text, lang) == [
             Decimal(ln["tickets"]),
             Decimal(ln["tonnes"]),
+            Decimal(ln["device_tonnes"]),
+            Decimal(ln["manual_tonnes"]),
             Decimal(ln["rate_kzt_per_t"]),
             Decimal(ln["amount_kzt"]),
         ]
@@ -104,7 +113,12 @@ def test_every_pdf_figure_is_the_ledgers(
         (rate_cell,) = [c for c in re.split(r" {2,}", row_text) if ln["rate_unit"] in c]
         assert parse(rate_cell.removesuffix(ln["rate_unit"]).strip(), lang) == Decimal(ln["rate"])
     total_line = line_with(text, lb("doc.total") + " ")
-    assert figures(total_line, lang) == [Decimal(body["total_tonnes"]), Decimal(body["total_kzt"])]
+    assert figures(total_line, lang) == [
+        Decimal(body["total_tonnes"]),
+        sum(Decimal(ln["device_tonnes"]) for ln in body["lines"]),
+        sum(Decimal(ln["manual_tonnes"]) for ln in body["lines"]),
+        Decimal(body["total_kzt"]),
+    ]
     over = sum(Decimal(u["tonnes"]) for u in body["over_cap"])
     held = sum(Decimal(h["tonnes"]) for h in body["held"])
     assert figures(line_with(text, lb("doc.total_kzt")), lang) == [Decimal(body["total_kzt"])]
@@ -162,12 +176,14 @@ def test_every_xlsx_figure_is_the_ledgers(
         r = row_of(f"{ln['contract_id']} v{ln['version']}", lb.of("stage", ln["stage"]))
         assert r[3] == ln["tickets"]
         assert exact(r[4]) == Decimal(ln["tonnes"])
-        assert exact(r[5]) == Decimal(ln["rate"])
-        assert r[6] == ln["rate_unit"]
-        assert exact(r[7]) == Decimal(ln["rate_kzt_per_t"])
-        assert exact(r[8]) == Decimal(ln["amount_kzt"])
+        assert exact(r[5]) == Decimal(ln["device_tonnes"])
+        assert exact(r[6]) == Decimal(ln["manual_tonnes"])
+        assert exact(r[7]) == Decimal(ln["rate"])
+        assert r[8] == ln["rate_unit"]
+        assert exact(r[9]) == Decimal(ln["rate_kzt_per_t"])
+        assert exact(r[10]) == Decimal(ln["amount_kzt"])
     total = row_of(lb("doc.total"))
-    assert (exact(total[4]), exact(total[8])) == (
+    assert (exact(total[4]), exact(total[10])) == (
         Decimal(body["total_tonnes"]),
         Decimal(body["total_kzt"]),
     )
@@ -238,6 +254,8 @@ def test_an_adjustments_document_prints_its_differences(tmp_path: Path) -> None:
     assert lb("doc.adjustment_title", id=adj.id, original=sid) in text
     assert lb("doc.delta_note") in text
     # 2 t of oil more: 2 x 12,888.50 KZT/t (2.98 MRP/t at 4,325 KZT) = 25,777.00
+    # A delta line does not record the device/manual split: "—" in both columns.
+    assert line_with(text, "EPR-O01 v1", "collection").count("—") == 2
     assert figures(line_with(text, "EPR-O01 v1", "collection"), "en") == [
         Decimal(1),
         Decimal("2.000000"),
@@ -246,3 +264,95 @@ def test_an_adjustments_document_prints_its_differences(tmp_path: Path) -> None:
     ]
     assert figures(line_with(text, lb("doc.total_kzt")), "en") == [Decimal("25777.00")]
     assert lb.of("statement_status", "draft") in text
+
+
+def _split_of_ledger(session: Session, released: int) -> tuple[Decimal, Decimal]:
+    """(device, manual) tonnes read from the tickets themselves: every device ticket,
+    and the one manual ticket released (the other stays held, unpaid)."""
+    device = manual_t = Decimal(0)
+    for device_id, seq, net_g in session.execute(
+        select(Ticket.device_id, Ticket.seq, Ticket.net_g)
+    ):
+        if not is_manual(device_id):
+            device += Decimal(net_g) / 1_000_000
+        elif seq == released:
+            manual_t += Decimal(net_g) / 1_000_000
+    return device, manual_t
+
+
+def test_device_and_manual_tonnes_per_line_are_the_ledgers(tmp_path: Path) -> None:
+    """A released manual ticket beside device tickets: each line's device and manual
+    tonnes, in the PDF and the XLSX, equal the body's and the tickets' in the ledger;
+    a body stored before the split (format 1) prints "—"."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        upsert_site(session, SITE, name="Almaty RP 1", region="Almaty", kind="reception_point")
+    import_contracts(sessions, contract())
+    dev = fake_device(tmp_path, "rp-split-01", start=datetime(2026, 3, 3, 4, tzinfo=UTC))
+    register(sessions, dev)
+    ingest(sessions, [weigh(dev, "1000.5")])
+    with sessions.begin() as session:
+        manual.import_export(session, CP1251, "export.csv", site=SITE, actor="ops.anna", now=NOW)
+    with sessions.begin() as session:
+        holds.resolve_ticket(
+            session, f"manual:{SITE}", 1, "release", actor="ops.boris", reason="paper checked"
+        )
+    with sessions.begin() as session:
+        (draft,) = compute_and_store(
+            session, ["2026-03"], actor=payment_team(sessions).computer
+        ).drafts
+        session.flush()
+        ledger_split = _split_of_ledger(session, released=1)
+        session.expunge(draft)
+    engine.dispose()
+    body: dict[str, Any] = json.loads(draft.body)
+    (ln,) = body["lines"]
+    device, manual_t = Decimal(ln["device_tonnes"]), Decimal(ln["manual_tonnes"])
+    assert (device, manual_t) == ledger_split == (Decimal("1.0005"), Decimal("3.52"))
+    for lang in LANGS:
+        lb = Labels(lang)
+        text = pdf_text(
+            tmp_path, render_statement(draft, fmt="pdf", lang=lang, base_url=BASE), lang
+        )
+        row_text = line_with(text, f"{ln['contract_id']} v{ln['version']}")
+        assert lb("doc.device_tonnes") in text
+        assert lb("doc.manual_tonnes") in text
+        # tickets, tonnes, device, manual, rate in KZT/t, amount
+        assert figures(row_text, lang)[:4] == [Decimal(ln["tickets"]), Decimal(ln["tonnes"]),
+                                               device, manual_t]  # fmt: skip
+        assert figures(line_with(text, lb("doc.total") + " "), lang)[:3] == [
+            Decimal(body["total_tonnes"]), device, manual_t,
+        ]  # fmt: skip
+        path = tmp_path / f"split-{lang}.xlsx"
+        path.write_bytes(render_statement(draft, fmt="xlsx", lang=lang, base_url=BASE))
+        ws = load_workbook(path).active
+        assert ws is not None
+        rows = [list(r) for r in ws.iter_rows(values_only=True)]
+        header = next(r for r in rows if r and r[0] == lb("doc.contract"))
+        (line_row,) = [r for r in rows if r and r[0] == f"{ln['contract_id']} v{ln['version']}"]
+        cells = dict(zip(header, line_row, strict=False))
+        assert Decimal(repr(cells[lb("doc.device_tonnes")])) == device
+        assert Decimal(repr(cells[lb("doc.manual_tonnes")])) == manual_t
+
+    # The same statement as a format 1 body, without the split: "—", never a guess.
+    old = {k: v for k, v in body.items() if k != "format"}
+    for line in old["lines"]:
+        del line["device_tonnes"], line["manual_tonnes"]
+    draft.body = json.dumps(old)
+    text = pdf_text(tmp_path, render_statement(draft, fmt="pdf", lang="en", base_url=BASE), "en")
+    row_text = line_with(text, f"{ln['contract_id']} v{ln['version']}")
+    assert "—" in row_text
+    assert figures(row_text, "en")[:2] == [Decimal(ln["tickets"]), Decimal(ln["tonnes"])]
+    assert Decimal(ln["tonnes"]) != device  # the split really is absent, not equal
+    path = tmp_path / "old.xlsx"
+    path.write_bytes(render_statement(draft, fmt="xlsx", lang="en", base_url=BASE))
+    ws = load_workbook(path).active
+    assert ws is not None
+    (line_row,) = [
+        r
+        for r in ws.iter_rows(values_only=True)
+        if r and r[0] == f"{ln['contract_id']} v{ln['version']}"
+    ]
+    assert line_row[5:7] == ("—", "—")
