@@ -87,7 +87,7 @@ def _is_period(word: str) -> bool:
 
 
 #: Commands that never open the ledger (so need no database).
-NO_LEDGER: Final = frozenset({"dashboards", "config-key"})
+NO_LEDGER: Final = frozenset({"dashboards", "config-key", "tls"})
 DEFAULT_HOST: Final = Settings.model_fields["api_host"].default
 DEFAULT_PORT: Final = Settings.model_fields["api_port"].default
 
