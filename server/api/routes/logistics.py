@@ -85,6 +85,20 @@ def country_outline() -> Response:
     )
 
 
+@router.get(
+    "/places/regions",
+    response_class=Response,
+    responses={200: {"content": {"application/geo+json": {"schema": {"type": "object"}}}}},
+)
+def region_outlines() -> Response:
+    """Kazakhstan's regions (Natural Earth admin-1, pre-2018), GeoJSON, as shipped."""
+    return Response(
+        outline.regions_geojson_text(),
+        media_type="application/geo+json",
+        headers={"Cache-Control": "max-age=86400"},
+    )
+
+
 @router.get("/places/{place_id}", responses=documented(404))
 def one_place(session: SessionDep, scope: ContractorScope, place_id: str) -> dict[str, Any]:
     place = places.visible_place(session, scope, place_id)

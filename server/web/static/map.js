@@ -17,11 +17,29 @@
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(url + ": " + r.status); } return r.json(); });
   }
+  var country = null;
   json(el.dataset.outline).then(function (outline) {
-    L.geoJSON(outline, {
+    country = L.geoJSON(outline, {
       interactive: false,
       style: { color: "#345", weight: 1.5, fillColor: "#f4f6ef", fillOpacity: el.dataset.tiles ? 0 : 1 }
     }).addTo(map).bringToBack();
+  }).then(function () { return json(el.dataset.regions); }).then(function (regions) {
+    // Region outlines above the country's fill, below the places; the region the
+    // filter chose is drawn bolder. The name shows as a tooltip.
+    var chosen = el.dataset.region;
+    var layer = L.geoJSON(regions, {
+      style: function (feature) {
+        var picked = chosen && feature.properties.region === chosen;
+        return { color: picked ? "#1f5fbf" : "#6b7c88", weight: picked ? 2.5 : 0.8,
+                 opacity: 0.9, fill: true, fillOpacity: 0, className: "region-outline" };
+      },
+      onEachFeature: function (feature, shape) {
+        shape.bindTooltip(feature.properties.name, { sticky: true, className: "region-name" });
+      }
+    }).addTo(map);
+    layer.bringToBack();
+    country.bringToBack();
+    el.dataset.regionsLoaded = String(regions.features.length);
   });
   function popup(p) {
     var box = document.createElement("div");

@@ -188,7 +188,12 @@ def test_map_works_offline(page: tuple[Page, list[str]], site: str) -> None:
     expect(p.locator("path.state-full")).to_have_count(1)  # aktobe-c1 at 95 %
     expect(p.locator("path.state-alarm")).to_have_count(1)  # almaty-c1: container_full
     expect(p.locator("#map-count")).to_have_text("5 places shown")
-    expect(p.locator(".leaflet-overlay-pane path:not(.place)")).to_have_count(1)  # the outline
+    outline = ".leaflet-overlay-pane path:not(.place):not(.region-outline)"
+    expect(p.locator(outline)).to_have_count(1)  # the country
+    expect(p.locator("#map")).to_have_attribute("data-regions-loaded", "16")
+    expect(p.locator("path.region-outline")).to_have_count(16)
+    p.locator("path.region-outline").first.hover()
+    expect(p.locator(".region-name:visible").last).not_to_be_empty()  # the name, as a tooltip
     p.locator("path.state-alarm").dispatch_event("click")
     popup = p.locator(".leaflet-popup-content")
     expect(popup).to_contain_text("<b>Glass</b> 1")  # names are text, never markup
@@ -196,6 +201,7 @@ def test_map_works_offline(page: tuple[Page, list[str]], site: str) -> None:
     p.select_option("select[name=region]", "Aktobe")
     p.get_by_role("button", name="Show").click()
     expect(p.locator("#map")).to_have_attribute("data-loaded", "2")
+    expect(p.locator("path.region-outline[stroke-width='2.5']")).to_have_count(1)  # Aqtöbe
     assert requested, "the guard saw no request"
     assert {urlsplit(u).hostname for u in requested} == {"127.0.0.1"}, requested
     assert any("/static/vendor/leaflet/leaflet.js" in u for u in requested)
@@ -317,6 +323,9 @@ def test_forms_and_api_refuse_the_wrong_caller(site: str) -> None:
         assert client.get("/api/v1/places?region=<script>").status_code == 422
         assert client.get("/api/v1/due?horizon_h=-1").status_code == 422
         assert client.get("/api/v1/places/outline").json()["properties"]["name"] == "Kazakhstan"
+        regions = client.get("/api/v1/places/regions")
+        assert regions.headers["content-type"] == "application/geo+json"
+        assert len(regions.json()["features"]) == 16
     with httpx.Client(base_url=site, follow_redirects=False) as client:
         client.post(
             "/login",
