@@ -153,7 +153,7 @@ def _arcs(topology: dict[str, Any], digits: int = 5) -> list[list[tuple[float, f
     out = []
     for arc in topology["arcs"]:
         x = y = 0
-        points = []
+        points: list[tuple[float, float]] = []
         for dx, dy in arc:
             x, y = x + dx, y + dy
             point = (round(x * sx + tx, digits), round(y * sy + ty, digits))
