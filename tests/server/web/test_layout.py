@@ -16,9 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from server.ledger.db import make_engine, migrate, session_factory
+from server.logistics.places import store
 from server.money.holds import Finding, record
 from server.money.statements import compute_and_store, list_statements
 from server.people.permissions import Permission
+from tests.server.web.test_logistics_pages import PLACES, route_plan
 from tests.support.accounts import BIN_A, PASSWORD, operator
 from tests.support.web import PERIOD, Seeded, seed, serve
 
@@ -28,7 +30,8 @@ WIDTHS = (390, 1366)
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded, int]]:
-    """The seeded app with a recorded statement and an open hold."""
+    """The seeded app with a recorded statement, an open hold, the logistics pages'
+    places and route plan 1."""
     tmp = tmp_path_factory.mktemp("layout")
     url = f"sqlite:///{tmp / 'ledger.sqlite3'}"
     engine = make_engine(url)
@@ -44,6 +47,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Seeded
             now=datetime.now(UTC),
         )
         compute_and_store(session, [PERIOD], actor=computer)
+        store(session, PLACES, by="test", source="test")
+    route_plan(sessions)
     with sessions() as session:
         statement_id = list_statements(session, period=PERIOD)[0].id
     with serve(engine, url) as base:
@@ -105,6 +110,9 @@ def check(page: Page, base: str, path: str, name: str, width: int) -> None:
     response = page.goto(base + path)
     assert response is not None
     assert response.status == 200, path
+    if page.locator("#map").count():  # the screenshot once places and regions are drawn
+        page.wait_for_selector("#map[data-loaded][data-regions-loaded]", state="attached")
+        page.wait_for_timeout(400)  # Leaflet's zoom animation to the places
     scroll = page.evaluate("document.documentElement.scrollWidth")
     assert scroll <= width, f"{path} at {width} px is {scroll} px wide"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -141,8 +149,21 @@ def test_main_pages_fit_the_screen(
         "contract": "/contracts/EPR-A1",
         "audit": "/audit",
         "fleet": "/fleet",
+        "manual-tickets": "/manual-tickets",
+        "register": f"/register?period={PERIOD}",
+        "map": "/map",
+        "container": "/containers/almaty-c1",
+        "due": "/due",
+        "mass-balance": f"/mass-balance?period={PERIOD}",
+        "routes": "/routes",
+        "route": "/routes/1",
+        "notifications": "/account/notifications",
     }
-    contractor = {"home": f"/contractors/{BIN_A}", "contractor-contracts": "/contracts"}
+    contractor = {
+        "home": f"/contractors/{BIN_A}",
+        "contractor-contracts": "/contracts",
+        "contractor-due": "/due",
+    }
     for username, pages in (("operator1", staff), ("eco", contractor)):
         context = browser.new_context(
             locale="en-US", viewport={"width": width, "height": 844 if width < 800 else 768}
