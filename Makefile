@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api bench-documents bench-logistics bench-routes fault-ingest chaos-edge attack deploy-check clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api bench-documents bench-logistics bench-forecast-libraries bench-routes fault-ingest chaos-edge attack deploy-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench-documents: $(STAMP)
 ## against the naive baseline, forecast time, due list, the largest region's routes
 bench-logistics: $(STAMP)
 	$(PY) -m tests.bench.bench_logistics $(BENCH_ARGS)
+
+## bench-forecast-libraries: our forecast against statsmodels Holt-Winters and statsforecast
+## MSTL on the simulated truth (optional: pip install statsmodels statsforecast; BENCH_ARGS="--containers 500")
+bench-forecast-libraries: $(STAMP)
+	$(PY) -m tests.bench.bench_forecast_libraries $(BENCH_ARGS)
 
 ## bench-routes: 400 due containers in Karaganda region planned by OR-Tools and by the
 ## nearest-neighbour baseline (BENCH_ARGS="--stops 600 --time-limit 60"); last line: figures

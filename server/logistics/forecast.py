@@ -125,6 +125,21 @@ def category_shapes(series: Sequence[Series]) -> dict[str, Floats]:
     return {c: sums[c] / n[c] for c in sums}
 
 
+def crossing(level: float, ahead: Floats, *, threshold: float, since: float) -> tuple[float, int]:
+    """Hours until ``level`` plus the expected hourly increments ``ahead`` (each >= 0)
+    reaches ``threshold``, less the ``since`` hours already passed since the reading
+    (0 if already there, inf beyond ``ahead``), and the index of the crossing hour."""
+    path = level + np.cumsum(ahead)
+    idx = int(np.searchsorted(path, threshold))
+    if level >= threshold:
+        return 0.0, idx
+    if idx >= len(ahead):
+        return math.inf, idx
+    before = level if idx == 0 else float(path[idx - 1])
+    step = float(ahead[idx])
+    return max(idx + ((threshold - before) / step if step > 0 else 1.0) - since, 0.0), idx
+
+
 def forecast(
     s: Series,
     *,
@@ -154,15 +169,7 @@ def forecast(
     ahead = rate[(how[last] + 1 + np.arange(HORIZON_H)) % WEEK]
     path = level + np.cumsum(ahead)
     since = (now - measured_at).total_seconds() / 3600
-    idx = int(np.searchsorted(path, threshold))
-    if level >= threshold:
-        hours = 0.0
-    elif idx >= HORIZON_H:
-        hours = math.inf
-    else:
-        before = level if idx == 0 else float(path[idx - 1])
-        step = float(ahead[idx])
-        hours = max(idx + ((threshold - before) / step if step > 0 else 1.0) - since, 0.0)
+    hours, idx = crossing(level, ahead, threshold=threshold, since=since)
     shown = min(max(72, idx + 2), HORIZON_H)
     return Forecast(
         s.container_id,

@@ -55,6 +55,18 @@ def series_of(h: FillHistory) -> Series:
     return Series(h.place.place_id, h.place.category or "", h.start, h.observed)
 
 
+def measurable(h: FillHistory, threshold: float) -> bool:
+    """Whether a container's forecast error counts: well-behaved, below the threshold,
+    its true time to it within :data:`CAP_H`."""
+    truth = h.truth_hours(threshold)
+    return not h.place.fault and 0 < truth <= CAP_H
+
+
+def error_h(hours: float, truth: float) -> float:
+    """A forecast's absolute error in hours, "not within" counted as :data:`CAP_H`."""
+    return abs(min(hours, CAP_H) - truth)
+
+
 def measure_error(places: list[SimPlace], threshold: float) -> tuple[float, float, int]:
     """Mean absolute error (hours) of the forecast and of the naive baseline."""
     hist = list(histories(places, end=NOW))
@@ -63,12 +75,12 @@ def measure_error(places: list[SimPlace], threshold: float) -> tuple[float, floa
     errors: list[float] = []
     naive: list[float] = []
     for h, s in zip(hist, series, strict=True):
-        truth = h.truth_hours(threshold)
-        if h.place.fault or truth == 0 or truth > CAP_H:
+        if not measurable(h, threshold):
             continue
+        truth = h.truth_hours(threshold)
         f = forecast(s, now=s.end, threshold=threshold, shape=shapes.get(s.category))
-        errors.append(abs(min(f.hours, CAP_H) - truth))
-        naive.append(abs(min(naive_hours(s, now=s.end, threshold=threshold), CAP_H) - truth))
+        errors.append(error_h(f.hours, truth))
+        naive.append(error_h(naive_hours(s, now=s.end, threshold=threshold), truth))
     return float(np.mean(errors)), float(np.mean(naive)), len(errors)
 
 
