@@ -99,6 +99,10 @@ LINK_BEAT_LIMIT_S = 30.0
 #: ``ack_mismatch`` is cleared after this long without a mismatched ack, provided a
 #: matching ack arrived since (the link is settling records again).
 ACK_MISMATCH_CLEAR_S = 600.0
+#: A change of the outbox (records acked or added) is reported at most this often,
+#: between the regular health reports: the fleet page shows the outbox the device has
+#: now, not the one it had when the last periodic report happened to be taken.
+HEALTH_ON_CHANGE_S = 1.0
 
 
 def event_source(event: Event) -> str:
@@ -215,6 +219,8 @@ class Agent:
         now = clock.monotonic()
         self._next_housekeeping = now
         self._next_health = now
+        self._last_health = now - HEALTH_ON_CHANGE_S
+        self._reported_depth: int | None = None
         self._next_pump = now
         self._next_maintenance = now
         self._next_ping = now
@@ -493,6 +499,7 @@ class Agent:
     def handle_link(self, event: LinkEvent) -> None:
         if event.kind is LinkEventKind.CONNECTED:
             self._link_up = True
+            self._reported_depth = None  # the server may not have had the last report
             self.journal.reset_pacing()
             self.alarms.resend_raised()
             self._outbox_dirty = True
@@ -719,11 +726,22 @@ class Agent:
             if expired or pruned:
                 log.info("journal: %d fill readings expired, %d weighings pruned", expired, pruned)
         if now >= self._next_health:
-            self._next_health = now + self.config.health_interval_s
-            self.link.publish(
-                topic(self.config.device_id, Channel.HEALTH), encode(self.health()), qos=0
-            )
+            self._publish_health(now, qos=0)
+        elif (
+            now - self._last_health >= HEALTH_ON_CHANGE_S
+            and self._link_up
+            and self.journal.unacked_count() != self._reported_depth
+        ):
+            # Sent reliably: it may be the last word on this outbox for a whole interval.
+            self._publish_health(now, qos=1)
         self._publish_alarms()
+
+    def _publish_health(self, now: float, qos: int) -> None:
+        report = self.health()
+        self._next_health = now + self.config.health_interval_s
+        self._last_health = now
+        if self.link.publish(topic(self.config.device_id, Channel.HEALTH), encode(report), qos=qos):
+            self._reported_depth = report.outbox_depth
 
     def _broken(self) -> set[str]:
         """Devices that cannot be relied on now: a port that fails, or input that raised."""
@@ -865,6 +883,9 @@ class Agent:
 
     def shutdown(self) -> None:
         self.notifier.notify("STOPPING=1")
+        if self._link_up and self.link.connected:
+            # The last word on the outbox before going offline: the fleet page keeps it.
+            self._publish_health(self.clock.monotonic(), qos=1)
         self.link.stop()
         for t in self._threads:
             t.join(timeout=2)

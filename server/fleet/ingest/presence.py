@@ -131,6 +131,9 @@ class Presence:
 
     def seen(self, device: Device, msg: Inbound) -> None:
         """Any message proves the device is alive: last seen is the latest receive time."""
+        if msg.retained:
+            # The broker's stored copy, re-read by a (re)starting worker: heard before.
+            return
         # Written once per device and batch by an upsert that keeps the later time.
         at = msg.received_at
         last = self.last_seen.get(device.device_id)
@@ -165,7 +168,8 @@ class Presence:
         state.boot_id = p.boot_id or state.boot_id
         if p.online:
             self.alarms.clear("device_offline", device.device_id)
-            self.clock_check(device, msg, p.ts, True)
+            if not msg.retained:  # a stored copy's age says nothing of the device's clock
+                self.clock_check(device, msg, p.ts, True)
         else:
             self.alarms.raise_(
                 "device_offline",
