@@ -37,7 +37,7 @@ from server.fleet.ingest.bulk import among, chunks
 from server.fleet.ingest.messages import Inbound, Rejected, Stale
 from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
-from server.ledger.devices import DeviceConfig
+from server.ledger.devices import DeviceConfig, DeviceHealth
 from server.ledger.models import Device, DeviceState
 from server.ledger.types import storable_text
 from server.ledger.wire import DeviceSeq
@@ -192,6 +192,20 @@ class Presence:
             state.health_at = measured
             state.outbox_depth = p.outbox_depth
             self.clock_check(device, msg, p.ts, p.time_synced)
+            self.session.add(
+                DeviceHealth(
+                    device_id=device.device_id,
+                    seq=p.seq,
+                    measured_at=measured,
+                    received_at=msg.received_at,
+                    outbox_depth=p.outbox_depth,
+                    oldest_unacked_s=p.oldest_unacked_s,
+                    reconnects=p.reconnects,
+                    serial_errors=p.serial_errors,
+                    uptime_s=p.uptime_s,
+                    disk_free_mb=p.disk_free_mb,
+                )
+            )
             if p.outbox_depth == 0:
                 self.alarms.clear("outbox_backlog", device.device_id)
             elif p.outbox_depth >= self.rules.outbox_warn and (
