@@ -9,7 +9,7 @@ from tests.chaos.whole_chain import FAULT_KINDS, Plan, run
 
 
 def test_reduced_whole_chain_loses_duplicates_and_alters_nothing(tmp_path: Path) -> None:
-    plan = Plan(devices=4, weighings=300, faults=6, workers=2, skewed=2, rate_hz=80.0)
+    plan = Plan(devices=4, weighings=300, faults=6, workers=2, skewed=2, rate_hz=100.0)
     result = run(plan, tmp_path)
     assert result.notes == (), result.notes
     assert (result.weighings, result.faults) == (300, 6), result.line()

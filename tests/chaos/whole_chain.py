@@ -58,7 +58,7 @@ from server.money.contracts import read_csv, store
 from server.money.statements import statements_for
 from tests.support.fleet import AgentProcess, wait_until
 from tests.support.proxy import TcpProxy
-from tests.support.services import Mosquitto, Postgres, find_binary, sigkill, terminate
+from tests.support.services import Mosquitto, Postgres, find_binary, sigkill
 
 ALMATY = ZoneInfo("Asia/Almaty")
 FAULT_KINDS = (
@@ -220,7 +220,7 @@ class Site:
             kg = self.pending.popleft()
             grams = kg_to_grams(format(kg, "f"))
             lives = self.agent.lives
-            self.scale.play([Load(kg, settle_ticks=2, hold_ticks=6, empty_ticks=4)])
+            self.scale.play([Load(kg, settle_ticks=2, hold_ticks=5, empty_ticks=3)])
             while not self.scale.script_done and not stop.is_set():
                 time.sleep(0.02)  # every frame read by some agent process
             # A live agent records within milliseconds; a slow machine gets 10 s.
@@ -259,14 +259,12 @@ class Chain:
     # ------------------------------------------------------------------ set-up
 
     def start(self) -> None:
+        """Services, devices and workers, overlapped where they do not depend on each
+        other: keys are made while PostgreSQL starts, agents boot while it migrates."""
         self.mosquitto.start()
-        self.postgres.start()
-        self.database_url = self.postgres.fresh_database()
         self.proxy = TcpProxy(self.mosquitto.port).start()
         self.key_file.parent.mkdir(parents=True, exist_ok=True)
         self.key.save(self.key_file)  # the server's key: signs acks; pinned on every agent
-        self.engine = make_engine(self.database_url)
-        self.sessions = session_factory(self.engine)
         per_site = -(-self.plan.weighings // self.plan.devices)
         # Distinct weights per site: a load's weight says which load it was.
         values = self.rng.sample(range(100, 4000), per_site * self.plan.devices)
@@ -274,13 +272,19 @@ class Chain:
             chunk = values[i * per_site : (i + 1) * per_site]
             loads = [Decimal(v) / 2 for v in chunk][: max(0, self.plan.weighings - i * per_site)]
             self.sites.append(Site(self, i, loads))
-        self._contracts()
-        keys = self._provision()
-        for i, site in enumerate(self.sites):
             if i < self.plan.skewed:
-                site.agent.skew_s = (-240.0, 180.0, 900.0)[i % 3]
-            key = keys[site.device_id]
-            with self.sessions.begin() as session:
+                self.sites[-1].agent.skew_s = (-240.0, 180.0, 900.0)[i % 3]
+        provisioning = self._provision()
+        self.postgres.start()
+        keys = self._keys(provisioning)
+        for site in self.sites:
+            site.agent.start()  # records wait in its journal until it is registered
+        self.database_url = self.postgres.fresh_database()
+        self.engine = make_engine(self.database_url)
+        self.sessions = session_factory(self.engine)
+        self._contracts()
+        with self.sessions.begin() as session:
+            for site in self.sites:
                 upsert_site(
                     session,
                     site.site_id,
@@ -294,14 +298,12 @@ class Chain:
                     session,
                     site.device_id,
                     site_id=site.site_id,
-                    public_key=key,
+                    public_key=keys[site.device_id],
                     now=datetime.now(UTC) - timedelta(days=1),
                 )
                 set_device_status(session, site.device_id, "approved")
         for i in range(self.plan.workers):
             self.workers.append(self._worker(i))
-        for site in self.sites:
-            site.agent.start()
         wait_until(
             lambda: all(s.server.connections > 0 for s in self.sites), 120, "every agent started"
         )
@@ -323,8 +325,8 @@ class Chain:
                 },
             )
 
-    def _provision(self) -> dict[str, str]:
-        """``epr-edge provision --server-key`` on every device at once: public keys."""
+    def _provision(self) -> dict[str, subprocess.Popen[str]]:
+        """``epr-edge provision --server-key`` on every device at once."""
         procs = {}
         for site in self.sites:
             site.agent.write_config()
@@ -341,6 +343,11 @@ class Chain:
                 stdout=subprocess.PIPE,
                 text=True,
             )
+        return procs
+
+    @staticmethod
+    def _keys(procs: dict[str, subprocess.Popen[str]]) -> dict[str, str]:
+        """The public key each provisioning printed."""
         keys = {}
         for device_id, proc in procs.items():
             out, _ = proc.communicate(timeout=120)
@@ -497,11 +504,20 @@ class Chain:
         self.notes.append("not every journal emptied before the settle timeout")
 
     def stop(self) -> None:
+        """Everything down at once: what was to be checked has been."""
         for s in self.sites:
-            s.agent.stop()
+            if s.agent.proc is not None and s.agent.proc.poll() is None:
+                s.agent.proc.kill()
+        for w in self.workers:
+            if w is not None and w.poll() is None:
+                w.kill()
+        for s in self.sites:
+            if s.agent.proc is not None:
+                s.agent.proc.wait(timeout=10)
             s.server.stop()
         for w in self.workers:
-            terminate(w)
+            if w is not None:
+                w.wait(timeout=10)
         if hasattr(self, "proxy"):
             self.proxy.stop()
         self.mosquitto.stop()
