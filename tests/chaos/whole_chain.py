@@ -267,7 +267,7 @@ class Chain:
         self.key.save(self.key_file)  # the server's key: signs acks; pinned on every agent
         per_site = -(-self.plan.weighings // self.plan.devices)
         # Distinct weights per site: a load's weight says which load it was.
-        values = self.rng.sample(range(100, 4000), per_site * self.plan.devices)
+        values = self.rng.sample(range(100, 10_000), per_site * self.plan.devices)
         for i in range(self.plan.devices):
             chunk = values[i * per_site : (i + 1) * per_site]
             loads = [Decimal(v) / 2 for v in chunk][: max(0, self.plan.weighings - i * per_site)]
