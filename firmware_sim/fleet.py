@@ -48,7 +48,7 @@ from firmware_sim.rangefinder import MaxBotix
 from firmware_sim.rfid import RDM6300, tag_for_card
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from firmware_sim.timeline import FleetClock, script_month
+from firmware_sim.timeline import FleetClock, Rhythm, script_month
 from server.money.amounts import LOCAL_TZ
 from server.money.inputs import parse_period
 
@@ -84,6 +84,7 @@ class SiteSpec:
     """A planted fault: the device's clock is off by this much."""
     unstable: float = 0.0
     """A planted fault: probability per stable frame of an unstable burst."""
+    rhythm: Rhythm | None = None
 
 
 def generic_sites(n: int, deliveries: int, seed: int = 7) -> list[SiteSpec]:
@@ -169,6 +170,11 @@ class VirtualSite:
         return int(total), int(unacked)
 
 
+def scale_id_of(spec: SiteSpec) -> str:
+    """A reception point's scale: its id is unique in the country (certificates name it)."""
+    return f"{spec.device_id}-s1"
+
+
 def build_site(
     spec: SiteSpec,
     *,
@@ -207,7 +213,7 @@ def build_site(
         )
         start = parse_period(period)[0]
         return VirtualSite(spec, config, [Load(Decimal(0), at=_utc(start))], ranger=ranger)
-    loads = script_month(rng, period, spec.deliveries, spec.min_kg, spec.max_kg)
+    loads = script_month(rng, period, spec.deliveries, spec.min_kg, spec.max_kg, spec.rhythm)
     scale = ADScale(
         [],
         realtime=False,
@@ -217,20 +223,21 @@ def build_site(
         unstable_rate=spec.unstable,
     )
     reader = RDM6300(rate_hz=50, realtime=False, timeout=0.05, seed=rng.randrange(2**32))
-    scale_url = registry.register(f"{name}/s1", scale)
+    scale_id = scale_id_of(spec)
+    scale_url = registry.register(f"{name}/{scale_id}", scale)
     reader_url = registry.register(f"{name}/badge", reader)
     config = AgentConfig(
         **common,
         devices=[
             ScaleConfig(
                 type="scale",
-                id="s1",
+                id=scale_id,
                 port=scale_url,
                 category=spec.category,
                 min_load_kg=Decimal(10),
                 offline_after_s=86_400,
             ),
-            RfidConfig(type="rfid", id="badge", port=reader_url, scales=["s1"]),
+            RfidConfig(type="rfid", id="badge", port=reader_url, scales=[scale_id]),
         ],
     )
     badges = [tag_for_card(rng.randrange(1, 2**24)) for _ in range(3)]

@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -42,14 +43,27 @@ HOUR_WEIGHT = {
 }
 
 
-def month_times(rng: random.Random, period: str, n: int) -> list[datetime]:
+@dataclass(frozen=True)
+class Rhythm:
+    """Relative traffic by weekday (Monday first) and by local opening hour."""
+
+    weekday: tuple[float, ...] = WEEKDAY_WEIGHT
+    hour: tuple[tuple[int, float], ...] = tuple(HOUR_WEIGHT.items())
+
+
+def month_times(
+    rng: random.Random, period: str, n: int, rhythm: Rhythm | None = None
+) -> list[datetime]:
     """``n`` distinct delivery times (UTC, whole seconds) in ``period`` (YYYY-MM), drawn
     with the weekly and daily rhythm, in order."""
+    rhythm = rhythm or Rhythm()
     first, last = parse_period(period)
     days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    day_weights = [WEEKDAY_WEIGHT[d.weekday()] for d in days]
-    hours = list(HOUR_WEIGHT)
-    hour_weights = list(HOUR_WEIGHT.values())
+    day_weights = [rhythm.weekday[d.weekday()] for d in days]
+    hours = [h for h, _ in rhythm.hour]
+    hour_weights = [w for _, w in rhythm.hour]
+    if not any(day_weights) or not any(hour_weights):
+        raise ValueError("a rhythm needs some weekday and some hour with traffic")
     if n > len(days) * len(hours) * 3600:
         raise ValueError(f"{n} deliveries do not fit in {period}'s opening hours")
     chosen: set[datetime] = set()
@@ -70,12 +84,17 @@ def month_times(rng: random.Random, period: str, n: int) -> list[datetime]:
 
 
 def script_month(
-    rng: random.Random, period: str, deliveries: int, min_kg: int, max_kg: int
+    rng: random.Random,
+    period: str,
+    deliveries: int,
+    min_kg: int,
+    max_kg: int,
+    rhythm: Rhythm | None = None,
 ) -> list[Load]:
     """One scale's month: deliveries at rhythm-drawn times, weights on a 0.5 kg division."""
     return [
         Load(kg=Decimal(rng.randint(min_kg * 2, max_kg * 2)) / 2, at=at)
-        for at in month_times(rng, period, deliveries)
+        for at in month_times(rng, period, deliveries, rhythm)
     ]
 
 

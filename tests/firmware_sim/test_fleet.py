@@ -33,7 +33,7 @@ def test_a_small_fleet_delivers_its_month(
         assert session.scalar(select(func.count()).select_from(Ticket)) == 42
         badged = session.scalar(select(func.count()).where(Ticket.badge.is_not(None)))
         assert badged == 42  # each delivery came with its carrier's badge
-        assert session.scalar(select(func.count()).select_from(FillSeen)) > 0  # the container
+        assert (session.scalar(select(func.count()).select_from(FillSeen)) or 0) > 0  # container
     engine.dispose()
 
 
