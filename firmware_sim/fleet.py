@@ -361,6 +361,7 @@ def run_fleet(
     seed: int = 2026,
     server_key: DeviceKey | None = None,
     progress: bool = True,
+    after_register: Callable[[], None] | None = None,
 ) -> dict[str, float]:
     """Run ``specs`` for ``period``; returns the figures of the last line."""
     rng = random.Random(seed)
@@ -382,6 +383,8 @@ def run_fleet(
     ]
     if database_url:
         register_sites(database_url, sites, start - timedelta(days=1))
+        if after_register is not None:
+            after_register()  # e.g. scale certificates, which name registered devices
     clock = FleetClock(start)
     subscribers = []
     if ingest_workers:
@@ -390,9 +393,14 @@ def run_fleet(
         from server.fleet.ingest.subscriber import Subscriber
         from server.ledger.db import make_engine, session_factory
 
+        from server.fleet.alarms import AlarmRules
+
         sessions = session_factory(make_engine(database_url))
+        # A second of real latency is ``speed`` simulated seconds: the clock check
+        # tolerates that much more, so only a planted clock fault shows.
+        rules = AlarmRules(clock_tolerance_s=int(300 + speed))
         for i in range(ingest_workers):
-            handler = IngestHandler(sessions, ack_key=key, clock=clock.now)
+            handler = IngestHandler(sessions, ack_key=key, clock=clock.now, rules=rules)
             sub = Subscriber(
                 handler,
                 broker_url=broker_url,

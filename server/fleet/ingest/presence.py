@@ -288,7 +288,9 @@ class Presence:
         upsert(
             self.session,
             states,
-            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
+            # In key order, like the seqs above: two workers upserting the same devices
+            # in different orders deadlock each other.
+            [{"device_id": d, "last_seen_at": at} for d, at in sorted(self.last_seen.items())],
             keys=["device_id"],
             merge=lambda ex: {"last_seen_at": ex.last_seen_at},
             where=lambda ex: (
