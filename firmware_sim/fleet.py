@@ -148,10 +148,10 @@ class VirtualSite:
         if self._badge_for != self.played:
             self.reader.present(self.badges[self.played % len(self.badges)], 3)
             self._badge_for = self.played
-            self._badge_until = time.monotonic() + 0.05
+            self._badge_until = time.monotonic() + 0.02
             return False
         if not self.reader.idle or self.reader.in_waiting:
-            self._badge_until = time.monotonic() + 0.05
+            self._badge_until = time.monotonic() + 0.02
             return False
         return time.monotonic() >= self._badge_until
 
@@ -389,11 +389,10 @@ def run_fleet(
     subscribers = []
     if ingest_workers:
         assert database_url is not None, "the ingest needs --database-url"
+        from server.fleet.alarms import AlarmRules
         from server.fleet.ingest.handler import IngestHandler
         from server.fleet.ingest.subscriber import Subscriber
         from server.ledger.db import make_engine, session_factory
-
-        from server.fleet.alarms import AlarmRules
 
         sessions = session_factory(make_engine(database_url))
         # A second of real latency is ``speed`` simulated seconds: the clock check
