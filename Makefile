@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge chaos attack clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments fault-ingest chaos-edge chaos national attack clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ chaos-edge: $(STAMP) services
 ## last line: chaos weighings/faults/lost/duplicates/mismatches
 chaos: $(STAMP) services
 	$(PY) -m tests.chaos.whole_chain $(CHAOS_ARGS)
+
+## national: one simulated month of the national scenario (firmware_sim/data/national) on
+## real agents through Mosquitto, the ingest and PostgreSQL; NATIONAL_ARGS="--scale 1
+## --speed 2000" for the whole country's 147 reception points; last line: throughput
+national: $(STAMP) services
+	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 0.25 --container-scale 0.02 --speed 5000}
 
 ## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
 ## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)
