@@ -37,7 +37,7 @@ from typing import cast
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.agent import Agent
@@ -253,11 +253,6 @@ def reconcile(fleet: list[SimDevice], sessions: sessionmaker[Session]) -> Reconc
     lost += sum((journals - ledger).values())
     duplicates += sum((ledger - journals).values())
     return Reconciliation(n_scripted, journaled, sum(ledger.values()), lost, duplicates)
-
-
-def ledger_count(sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Ticket)) or 0)
 
 
 def settled(dev: SimDevice, sessions: sessionmaker[Session], at: datetime | None) -> bool:
