@@ -52,10 +52,11 @@ chaos: $(STAMP) services
 	$(PY) -m tests.chaos.whole_chain $(CHAOS_ARGS)
 
 ## national: one simulated month of the national scenario (firmware_sim/data/national) on
-## real agents through Mosquitto, the ingest and PostgreSQL; NATIONAL_ARGS="--scale 1
-## --speed 2000" for the whole country's 147 reception points; last line: throughput
+## real agents through Mosquitto, the ingest and PostgreSQL (a quarter of the country's
+## reception points in ~18 min here; NATIONAL_ARGS="--scale 1 --speed 600" for all 147);
+## last line: throughput
 national: $(STAMP) services
-	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 0.25 --container-scale 0.02 --speed 5000}
+	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 0.25 --container-scale 0.02 --speed 2500}
 
 ## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
 ## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)
