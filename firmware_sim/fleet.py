@@ -141,6 +141,11 @@ class VirtualSite:
             fill = min(1.0, (days % 7) / 6)
             self.ranger.set_distance(int(EMPTY_MM - fill * (EMPTY_MM - FULL_MM)))
 
+    @property
+    def finished(self) -> bool:
+        """Every delivery put on the scale and its frames read (containers: always)."""
+        return self.scale is None or (self.played == len(self.loads) and self.scale.script_done)
+
     def _badge_read(self) -> bool:
         """The badge of the next delivery held to the reader and read: the person at the
         scale shows it before driving on, so the agent has it when the load settles."""
@@ -312,7 +317,9 @@ class FleetRun:
                 last = time.monotonic()
                 recorded, unacked = self.counts()
                 progress(recorded - unacked)
-                if now >= end and recorded >= self.scripted and unacked == 0:
+                # Done when the month is over, every delivery played and everything
+                # recorded acked (a planted unstable load may never settle: not recorded).
+                if now >= end and unacked == 0 and all(s.finished for s in self.sites):
                     return True
             time.sleep(0.02)
         return False
@@ -438,6 +445,7 @@ def run_fleet(
         sub.stop()
     return {
         "sites": len(sites),
+        "scripted": fleet.scripted,
         "weighings": recorded,
         "acked": recorded - unacked,
         "complete": 1 if complete else 0,

@@ -7,7 +7,7 @@ of its containers, played by ``epr-sim fleet``'s real agents. The lots are impor
 the contract import, the MRP table loaded, the scale certificates registered (one
 expired), and after the month one recorded weighing, altered, is handed to the ingest.
 
-Last line: ``national sites=… weighings=… tonnes=… amount_kzt=… clock_alarms=…
+Last line: ``national sites=… scripted=… weighings=… tonnes=… amount_kzt=… clock_alarms=…
 holds=… tampered_rejected=… seconds=… weighings_per_s=…`` (devices with a clock
 alarm, holds the scan found: the expired certificate's tickets, dead-lettered
 tampered copies).
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         broker.stop()
     amount = sum((s.total_kzt for s in statements), Decimal("0.00"))
     print(
-        f"national sites={figures['sites']:.0f} weighings={tickets}"
+        f"national sites={figures['sites']:.0f} scripted={figures['scripted']:.0f}"
+        f" weighings={tickets}"
         f" tonnes={Decimal(grams) / 1_000_000} amount_kzt={amount}"
         f" clock_alarms={clock_alarms} holds={holds} tampered_rejected={rejected}"
         f" seconds={figures['seconds']} weighings_per_s={figures['weighings_per_s']}",
