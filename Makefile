@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api bench-documents bench-logistics bench-forecast-libraries bench-routes fault-ingest chaos-edge attack deploy-check clean
+.PHONY: demo test lint fuzz services unit bench-edge bench-ingest bench-payments bench-api bench-documents bench-logistics bench-forecast-libraries bench-routes fault-ingest chaos-edge chaos national attack deploy-check clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,20 @@ bench-edge: $(STAMP) services
 ## chaos-edge: the agent SIGKILLed EDGE_CHAOS_KILLS times (default 100) against Mosquitto and the ingest
 chaos-edge: $(STAMP) services
 	EDGE_CHAOS_KILLS=$${EDGE_CHAOS_KILLS:-100} $(PY) -m pytest tests/e2e/test_edge_kill.py -q -s --timeout=3600
+
+## chaos: the whole chain broken at once — 20 agents, 5,000 weighings, 30 faults (broker,
+## ingest worker, agent SIGKILLs, PostgreSQL restart, network cut, replays, skewed clocks)
+## through Mosquitto, ingest workers and PostgreSQL (CHAOS_ARGS="--devices 40");
+## last line: chaos weighings/faults/lost/duplicates/mismatches
+chaos: $(STAMP) services
+	$(PY) -m tests.chaos.whole_chain $(CHAOS_ARGS)
+
+## national: one simulated month of the national scenario (firmware_sim/data/national) on
+## real agents through Mosquitto, the ingest and PostgreSQL (a quarter of the country's
+## reception points in ~18 min here; NATIONAL_ARGS="--scale 1 --speed 600" for all 147);
+## last line: throughput
+national: $(STAMP) services
+	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 0.25 --container-scale 0.02 --speed 2500}
 
 ## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
 ## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)

@@ -215,6 +215,10 @@ class Agent:
         now = clock.monotonic()
         self._next_housekeeping = now
         self._next_health = now
+        self._last_health = now - config.health_on_change_s
+        # The server's view of the outbox is the last health report: one is due again
+        # when the outbox changes (config ``health_on_change_s``), not only each interval.
+        self._depth_changed = True
         self._next_pump = now
         self._next_maintenance = now
         self._next_ping = now
@@ -448,7 +452,7 @@ class Agent:
         self._flash(intent.scale_id)
         if self.on_recorded is not None:
             self.on_recorded(weighing)
-        self._outbox_dirty = True
+        self._outbox_dirty = self._depth_changed = True
         self.pump()
 
     def _store_pass(self, intent: StorePass) -> None:
@@ -493,6 +497,7 @@ class Agent:
     def handle_link(self, event: LinkEvent) -> None:
         if event.kind is LinkEventKind.CONNECTED:
             self._link_up = True
+            self._depth_changed = True  # the server may not have had the last report
             self.journal.reset_pacing()
             self.alarms.resend_raised()
             self._outbox_dirty = True
@@ -546,6 +551,8 @@ class Agent:
                 " journal's record (forged or misdirected); nothing was settled"
             )
         self._outbox_dirty = True
+        if result.settled:
+            self._depth_changed = True
 
     def _ack_mismatch(self, message: str) -> None:
         """Raise ``ack_mismatch`` (once) and restart its clearing period."""
@@ -719,11 +726,25 @@ class Agent:
             if expired or pruned:
                 log.info("journal: %d fill readings expired, %d weighings pruned", expired, pruned)
         if now >= self._next_health:
-            self._next_health = now + self.config.health_interval_s
-            self.link.publish(
-                topic(self.config.device_id, Channel.HEALTH), encode(self.health()), qos=0
-            )
+            self._publish_health(now, qos=0)
         self._publish_alarms()
+
+    def _publish_health(self, now: float, qos: int) -> None:
+        self._next_health = now + self.config.health_interval_s
+        self._last_health = now
+        if self.link.publish(
+            topic(self.config.device_id, Channel.HEALTH), encode(self.health()), qos=qos
+        ):
+            self._depth_changed = False
+
+    def _health_on_change(self, now: float) -> None:
+        if (
+            self._depth_changed
+            and self._link_up
+            and now - self._last_health >= self.config.health_on_change_s
+        ):
+            # Sent reliably: it may be the last word on this outbox for a whole interval.
+            self._publish_health(now, qos=1)
 
     def _broken(self) -> set[str]:
         """Devices that cannot be relied on now: a port that fails, or input that raised."""
@@ -833,6 +854,7 @@ class Agent:
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + HOUSEKEEPING_S
             self.housekeeping()
+        self._health_on_change(now)
         self.watchdog()
 
     def start(self, stop: threading.Event) -> None:
@@ -865,6 +887,9 @@ class Agent:
 
     def shutdown(self) -> None:
         self.notifier.notify("STOPPING=1")
+        if self._link_up and self.link.connected:
+            # The last word on the outbox before going offline: the fleet page keeps it.
+            self._publish_health(self.clock.monotonic(), qos=1)
         self.link.stop()
         for t in self._threads:
             t.join(timeout=2)

@@ -252,6 +252,9 @@ class AgentConfig(_Strict):
     """Journal and device key live here; must survive reboots."""
     mqtt: MqttConfig = MqttConfig()
     health_interval_s: float = Field(60, ge=1, le=3600)
+    health_on_change_s: float = Field(1, ge=0.05, le=3600)
+    """A change of the outbox (a record added, acks settled) is reported after at most
+    this long, between the regular reports, so the server shows the outbox as it is."""
     journal_max_unacked: int = Field(200_000, ge=10)
     """Above this many unacked weighings the agent refuses new ones (visibly)."""
     min_free_mb: int = Field(64, ge=1, le=100_000)

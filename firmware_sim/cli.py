@@ -5,6 +5,7 @@
     epr-sim serve rfid/rdm6300 --tcp 7002 --set tags=1A0012D687 --loop
     epr-sim serve range/maxbotix --tcp 7003 --set mm=1200 --set noise=5
     epr-sim demo [demo options]
+    epr-sim fleet --sites 40 --broker mqtt://localhost:1883 --speed 43200 [fleet options]
 
 Device names and ``--set`` parameters are those of :mod:`firmware_sim.catalog` (the
 same as ``sim://`` URLs): fault injection included (``garbage``, ``drop``,
@@ -80,11 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve)
     demo = sub.add_parser("demo", help="the simulated month (make demo)", add_help=False)
     demo.set_defaults(func=None)
+    fleet = sub.add_parser("fleet", help="N virtual sites on real agents", add_help=False)
+    fleet.set_defaults(func=None)
     args, rest = parser.parse_known_args(argv)
     if args.command == "demo":
         from firmware_sim import demo as demo_module
 
         return demo_module.main(rest)
+    if args.command == "fleet":
+        from firmware_sim import fleet as fleet_module
+
+        return fleet_module.main(rest)
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     result: int = args.func(args)

@@ -3,12 +3,16 @@
 Embedded MQTT broker (amqtt) unless ``--broker-url`` is given, a SQLite ledger, six
 reception-point agents (the real :class:`edge.agent.Agent`, unchanged) each reading
 an emulated A&D scale through a ``sim://`` port, and the real ingest. Deliveries are
-scripted across one month; each agent's wall clock jumps to the delivery time, so
-the month passes in seconds while the network side runs in real time.
+scripted across one month with a working week's rhythm (``firmware_sim/timeline.py``);
+one simulated clock, shared by the agents and the ingest, is held at each delivery's
+scripted time while it is weighed, sent, stored and acknowledged, then moves on, so
+the month passes in seconds while the network side runs in real time and every
+ticket carries the time its delivery was scripted for.
 
 At the end it prints every contractor's statement and one summary line. ``lost`` and
 ``duplicates`` are checked independently of the ledger's own constraints: every load
-the scales showed is matched against the devices' journals and the ledger.
+the scales showed is matched, by device, seq, weight and time, against the devices'
+journals and the ledger.
 
 ``--export DIR`` also records the month as an operator would close it: the
 contractors' bank accounts (``data/demo_banks.csv``; the IBANs' check digits are
@@ -30,29 +34,31 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 from importlib.resources import files
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from edge.agent import Agent
 from edge.assembly import build_agent
-from edge.clock import SimulatedWallClock
 from edge.config import AgentConfig, MqttConfig, ScaleConfig
 from edge.evidence import DeviceKey
+from edge.protocol import decode_weighing, kg_to_grams, parse_ts
 from firmware_sim import registry
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
+from firmware_sim.timeline import FleetClock, instants, script_month
 from server.fleet.registry import register_device, set_device_status, upsert_site
 from server.ledger.db import make_engine, migrate, session_factory
-from server.ledger.models import Ticket
-from server.money.amounts import LOCAL_TZ
+from server.ledger.models import DeviceState, Ticket
 from server.money.bank import kz_iban
 from server.money.contracts import read_csv, store
 from server.money.inputs import parse_period
@@ -80,9 +86,10 @@ class SimDevice:
     category: str
     loads: list[Load]
     scale: ADScale
-    clock: SimulatedWallClock
     config: AgentConfig
     agent: Agent | None = None
+    played: list[Load] = field(default_factory=list)
+    """The loads put on the scale so far, in order."""
 
 
 def _rows(name: str) -> list[dict[str, str]]:
@@ -90,27 +97,38 @@ def _rows(name: str) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def script_month(
-    rng: random.Random, period: str, deliveries: int, min_kg: int, max_kg: int
-) -> list[Load]:
-    """Deliveries at random working-hour times in the month, weights on a 0.5 kg division."""
-    first, last = parse_period(period)
-    days = (last - first).days + 1
-    loads = []
-    for _ in range(deliveries):
-        day = first + timedelta(days=rng.randrange(days))
-        local = datetime(
-            day.year,
-            day.month,
-            day.day,
-            rng.randint(8, 18),
-            rng.randint(0, 59),
-            rng.randint(0, 59),
-            tzinfo=LOCAL_TZ,
+def demo_config(
+    device_id: str,
+    site_id: str,
+    data_dir: Path,
+    broker_url: str,
+    server_key: str | None,
+    scale: ScaleConfig,
+) -> AgentConfig:
+    """An agent of a simulated month: its health follows every change of the outbox at
+    once (the periodic report would not come within a run this short) and a scale that
+    is silent between deliveries is not taken for one gone offline."""
+    return AgentConfig(
+        device_id=device_id,
+        site_id=site_id,
+        data_dir=data_dir,
+        mqtt=MqttConfig(url=broker_url, ack_timeout_s=5),
+        health_interval_s=3600,
+        health_on_change_s=0.05,
+        server_config_key=server_key,
+        devices=[scale],
+    )
+
+
+def scripted(period: str, seed: int) -> dict[str, list[Load]]:
+    """Each demo device's deliveries in ``period``: the same for the same seed."""
+    rng = random.Random(seed)
+    return {
+        row["device_id"]: script_month(
+            rng, period, int(row["deliveries"]), int(row["min_kg"]), int(row["max_kg"])
         )
-        kg = Decimal(rng.randint(min_kg * 2, max_kg * 2)) / 2
-        loads.append(Load(kg=kg, at=local.astimezone(UTC)))
-    return sorted(loads, key=lambda ld: ld.at or datetime.min.replace(tzinfo=UTC))
+        for row in _rows("demo_fleet.csv")
+    }
 
 
 def build_fleet(
@@ -123,8 +141,10 @@ def build_fleet(
 ) -> list[SimDevice]:
     """The demo's devices, registered and approved; ``server_key`` (base64) is pinned on
     each, so they settle only acks the server signed."""
-    rng = random.Random(seed)
+    rng = random.Random(seed + 1)
     fleet = []
+    scripts = scripted(period, seed)
+    first_at = min(ld.at for loads in scripts.values() for ld in loads if ld.at is not None)
     with sessions.begin() as session:
         for site in _rows("demo_sites.csv"):
             upsert_site(
@@ -135,51 +155,35 @@ def build_fleet(
                 kind=site["kind"],
             )
         for row in _rows("demo_fleet.csv"):
-            loads = script_month(
-                rng, period, int(row["deliveries"]), int(row["min_kg"]), int(row["max_kg"])
-            )
-            first_at = loads[0].at or datetime.now(UTC)
-            clock = SimulatedWallClock(first_at - timedelta(hours=1))
-
-            def move_clock(load: Load, clock: SimulatedWallClock = clock) -> None:
-                if load.at is not None:
-                    clock.current = load.at
-
+            # Silent between deliveries: the driver plays each load at its time.
             scale = ADScale(
-                loads,
-                realtime=False,
-                idle="silent",
-                timeout=0.05,
-                seed=rng.randrange(2**32),
-                on_load=move_clock,
+                [], realtime=False, idle="silent", timeout=0.05, seed=rng.randrange(2**32)
             )
             port_url = registry.register(f"{row['device_id']}/{row['scale_id']}", scale)
-            config = AgentConfig(
-                device_id=row["device_id"],
-                site_id=row["site_id"],
-                data_dir=workdir / "devices" / row["device_id"],
-                mqtt=MqttConfig(url=broker_url, ack_timeout_s=5),
-                health_interval_s=5,
-                server_config_key=server_key,
-                devices=[
-                    ScaleConfig(
-                        type="scale",
-                        id=row["scale_id"],
-                        port=port_url,
-                        category=row["category"],
-                        min_load_kg=Decimal(10),
-                    )
-                ],
+            config = demo_config(
+                row["device_id"],
+                row["site_id"],
+                workdir / "devices" / row["device_id"],
+                broker_url,
+                server_key,
+                ScaleConfig(
+                    type="scale",
+                    id=row["scale_id"],
+                    port=port_url,
+                    category=row["category"],
+                    min_load_kg=Decimal(10),
+                    offline_after_s=86_400,
+                ),
             )
             key, _ = DeviceKey.load_or_create(config.key_path)
-            # Registered before its first (simulated) delivery: a record dated before
-            # its device's registration is flagged and held from payment.
+            # Registered before the month's first delivery: a record dated before its
+            # device's registration is flagged and held from payment.
             register_device(
                 session,
                 config.device_id,
                 site_id=config.site_id,
                 public_key=key.public_key_b64(),
-                now=min(datetime.now(UTC), first_at - timedelta(days=1)),
+                now=first_at - timedelta(days=1),
             )
             set_device_status(session, config.device_id, "approved")
             fleet.append(
@@ -188,26 +192,34 @@ def build_fleet(
                     row["site_id"],
                     row["scale_id"],
                     row["category"],
-                    loads,
+                    scripts[row["device_id"]],
                     scale,
-                    clock,
                     config,
                 )
             )
     return fleet
 
 
-def journal_rows(config: AgentConfig) -> list[tuple[str, int, str | None]]:
-    """(event_id, net grams, ack status) of every weighing in a device's journal,
-    read through a connection of our own: independent evidence, not the agent's view."""
-    from edge.protocol import decode_weighing, kg_to_grams
+@dataclass(frozen=True, order=True)
+class Entry:
+    """A weighing as the reconciliation compares it: where, which, how much, when."""
 
+    device_id: str
+    seq: int
+    net_g: int
+    at: datetime
+
+
+def journal_entries(config: AgentConfig) -> list[tuple[Entry, bool]]:
+    """Every weighing in a device's journal with whether it is acked, read through a
+    connection of our own: independent evidence, not the agent's view."""
     with sqlite3.connect(config.journal_path) as db:
-        rows = db.execute("SELECT payload, ack_status FROM weighing ORDER BY seq").fetchall()
+        rows = db.execute("SELECT payload, acked_at FROM weighing ORDER BY seq").fetchall()
     result = []
-    for payload, status in rows:
+    for payload, acked_at in rows:
         w = decode_weighing(bytes(payload))
-        result.append((w.event_id, kg_to_grams(w.net_kg), status))
+        entry = Entry(w.device_id, w.seq, kg_to_grams(w.net_kg), parse_ts(w.ts))
+        result.append((entry, acked_at is not None))
     return result
 
 
@@ -221,40 +233,84 @@ class Reconciliation:
 
 
 def reconcile(fleet: list[SimDevice], sessions: sessionmaker[Session]) -> Reconciliation:
+    """Script, journals and ledger compared on (device, seq, weight, time).
+
+    ``lost``: a scripted load no journal holds with its weight and time, or a journal
+    record the ledger lacks; ``duplicates``: a journal record no load explains, or a
+    ledger ticket that is no journal record (twice, or altered on the way)."""
     with sessions() as session:
-        ledger = session.execute(select(Ticket.device_id, Ticket.event_id, Ticket.net_g)).all()
-    ledger_events = Counter(row.event_id for row in ledger)
-    lost = duplicates = scripted = journaled = 0
-    journal_events: set[str] = set()
+        ledger = Counter(
+            Entry(r.device_id, r.seq, r.net_g, r.weighed_at)
+            for r in session.execute(
+                select(Ticket.device_id, Ticket.seq, Ticket.net_g, Ticket.weighed_at)
+            )
+        )
+    lost = duplicates = n_scripted = journaled = 0
+    journals: Counter[Entry] = Counter()
     for dev in fleet:
-        expected = Counter(int(ld.kg * 1000) for ld in dev.loads)
-        rows = journal_rows(dev.config)
-        recorded = Counter(net for _, net, _ in rows)
-        scripted += sum(expected.values())
-        journaled += len(rows)
-        lost += sum((expected - recorded).values())  # shown stable, never recorded
-        duplicates += sum((recorded - expected).values())  # recorded more than shown
-        for event_id, _, _ in rows:
-            journal_events.add(event_id)
-            if event_id not in ledger_events:
-                lost += 1  # recorded on the device, missing in the ledger
-    duplicates += sum(n - 1 for n in ledger_events.values() if n > 1)
-    duplicates += sum(1 for e in ledger_events if e not in journal_events)
-    return Reconciliation(scripted, journaled, len(ledger), lost, duplicates)
+        expected: Counter[tuple[int, datetime | None]] = Counter(
+            (int(ld.kg * 1000), ld.at) for ld in dev.loads
+        )
+        entries = [e for e, _ in journal_entries(dev.config)]
+        recorded: Counter[tuple[int, datetime | None]] = Counter((e.net_g, e.at) for e in entries)
+        n_scripted += sum(expected.values())
+        journaled += len(entries)
+        lost += sum((expected - recorded).values())  # shown stable, never recorded as such
+        duplicates += sum((recorded - expected).values())  # recorded, never shown
+        journals.update(entries)
+    lost += sum((journals - ledger).values())
+    duplicates += sum((ledger - journals).values())
+    return Reconciliation(n_scripted, journaled, sum(ledger.values()), lost, duplicates)
 
 
-def ledger_count(sessions: sessionmaker[Session]) -> int:
+def settled(dev: SimDevice, sessions: sessionmaker[Session], at: datetime | None) -> bool:
+    """Every load played so far is journaled and acked, and the server holds a health
+    report taken since (at ``at`` or later) that says the outbox is empty."""
+    entries = journal_entries(dev.config)
+    if len(entries) < len(dev.played) or not all(acked for _, acked in entries):
+        return False
     with sessions() as session:
-        return int(session.scalar(select(func.count()).select_from(Ticket)) or 0)
+        state = session.get(DeviceState, dev.device_id)
+        if state is None or state.health_at is None or state.outbox_depth != 0:
+            return False
+        return at is None or state.health_at >= at
 
 
-def unacked(fleet: list[SimDevice]) -> int:
-    total = 0
-    for dev in fleet:
-        with sqlite3.connect(dev.config.journal_path) as db:
-            (n,) = db.execute("SELECT count(*) FROM weighing WHERE acked_at IS NULL").fetchone()
-        total += n
-    return int(total)
+def play_month(
+    fleet: list[SimDevice],
+    clock: FleetClock,
+    sessions: sessionmaker[Session],
+    deadline: float,
+    on_step: Callable[[int], None],
+) -> bool:
+    """Play every scripted load at its time: hold the clock there, put the loads on their
+    scales, wait until they are weighed, stored, acknowledged and reported. False if
+    the deadline came first."""
+
+    def wait(devices: list[SimDevice], at: datetime | None) -> bool:
+        while not all(settled(d, sessions, at) for d in devices):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+    if not wait(fleet, None):  # connected, and a first report in
+        return False
+    by_time = ((ld.at, (dev, ld)) for dev in fleet for ld in dev.loads if ld.at is not None)
+    done = 0
+    for at, group in instants(by_time):
+        clock.move_to(at)
+        devices = []
+        for item in group:
+            dev, load = cast(tuple[SimDevice, Load], item)
+            dev.played.append(load)
+            dev.scale.play([load])
+            devices.append(dev)
+        if not wait(devices, at):
+            return False
+        done += len(devices)
+        on_step(done)
+    return True
 
 
 def run(args: argparse.Namespace) -> int:
@@ -277,6 +333,8 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"  broker   {broker_url}{' (embedded amqtt)' if broker else ''}")
     console.print(f"  ledger   {database_url}")
     console.print(f"  workdir  {workdir}")
+    if args.influx_url:
+        console.print(f"  telemetry {args.influx_url} (bucket {args.influx_bucket})")
 
     engine = make_engine(database_url)
     migrate(engine)
@@ -290,12 +348,27 @@ def run(args: argparse.Namespace) -> int:
     fleet = build_fleet(
         workdir, broker_url, args.month, args.seed, sessions, server_key.public_key_b64()
     )
+    first_at = min(ld.at for d in fleet for ld in d.loads if ld.at is not None)
+    clock = FleetClock(first_at - timedelta(hours=1))
 
     from server.fleet.ingest.handler import IngestHandler
     from server.fleet.ingest.subscriber import Subscriber
 
-    handler = IngestHandler(sessions, ack_key=server_key)
-    subscriber = Subscriber(handler, broker_url=broker_url, client_id="epr-demo-ingest")
+    writer = None
+    if args.influx_url:
+        from server.fleet.telemetry import InfluxWriter
+
+        writer = InfluxWriter(
+            sessions,
+            url=args.influx_url,
+            token=args.influx_token,
+            org=args.influx_org,
+            bucket=args.influx_bucket,
+        ).start()
+    handler = IngestHandler(sessions, ack_key=server_key, clock=clock.now, telemetry=writer)
+    subscriber = Subscriber(
+        handler, broker_url=broker_url, client_id="epr-demo-ingest", clock=clock.now
+    )
     subscriber.start()
     if not subscriber.connected.wait(15):
         console.print(f"[red]ingest could not connect to {broker_url}[/]")
@@ -304,13 +377,12 @@ def run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     threads = []
     for dev in fleet:
-        dev.agent = build_agent(dev.config, clock=dev.clock)
+        dev.agent = build_agent(dev.config, clock=clock)
         t = threading.Thread(target=dev.agent.run, args=(stop,), name=dev.device_id, daemon=True)
         t.start()
         threads.append(t)
 
     total = sum(len(d.loads) for d in fleet)
-    deadline = time.monotonic() + args.timeout
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -319,14 +391,16 @@ def run(args: argparse.Namespace) -> int:
         console=console,
         transient=False,
     ) as progress:
-        task = progress.add_task("weighings in the ledger", total=total)
-        while time.monotonic() < deadline:
-            in_ledger = ledger_count(sessions)
-            progress.update(task, completed=min(in_ledger, total))
-            if all(d.scale.script_done for d in fleet) and unacked(fleet) == 0:
-                break
-            time.sleep(0.2)
-        progress.update(task, completed=min(ledger_count(sessions), total))
+        task = progress.add_task("deliveries weighed and acknowledged", total=total)
+        complete = play_month(
+            fleet,
+            clock,
+            sessions,
+            time.monotonic() + args.timeout,
+            lambda done: progress.update(task, completed=done),
+        )
+    if not complete:
+        console.print(f"[red]the month did not settle within {args.timeout:.0f} s[/]")
 
     stop.set()
     for t in threads:
@@ -336,8 +410,14 @@ def run(args: argparse.Namespace) -> int:
     # the map, the container pages and the due list.
     from firmware_sim.demo_containers import add_demo_containers
 
-    boxes = add_demo_containers(sessions, handler, seed=args.seed)
+    # Their readings are dated up to today, so they go through a handler on the real
+    # clock, not the month's simulated one.
+    boxes = add_demo_containers(
+        sessions, IngestHandler(sessions, ack_key=server_key, telemetry=writer), seed=args.seed
+    )
     console.print(f"  containers {boxes.containers}, {boxes.readings} signed fill readings")
+    if writer is not None:
+        writer.close()
 
     with sessions() as session:
         statements = statements_for(session, args.month)
@@ -386,7 +466,7 @@ def run(args: argparse.Namespace) -> int:
         )
         app = create_app(Settings(database_url=database_url), engine=engine)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", proxy_headers=False)
-    ok = rec.lost == 0 and rec.duplicates == 0 and rec.ledger == rec.scripted
+    ok = complete and rec.lost == 0 and rec.duplicates == 0 and rec.ledger == rec.scripted
     return 0 if ok else 1
 
 
@@ -509,6 +589,10 @@ def main(argv: list[str] | None = None) -> int:
         help="approve the month's statements and write their PDF and XLSX (kk, ru, en) and"
         " the payment register into DIR",
     )
+    parser.add_argument("--influx-url", help="write the fleet's telemetry to this InfluxDB")
+    parser.add_argument("--influx-token", default="", help="InfluxDB token (2.x)")
+    parser.add_argument("--influx-org", default="epr", help="InfluxDB organisation (2.x)")
+    parser.add_argument("--influx-bucket", default="telemetry", help="InfluxDB bucket or database")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("-v", "--verbose", action="store_true")

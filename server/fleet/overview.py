@@ -1,13 +1,15 @@
 """The fleet as the operator sees it: devices by site, their availability and health,
 and the fill level of their containers — from the latest state ingest keeps in the
-ledger (``device_state``, ``container_state``); history is in InfluxDB/Grafana."""
+ledger (``device_state``, ``container_state``); one device in full (:func:`device`):
+its recent health reports, alarms, configuration revision wanted and applied, its
+scales' verification certificates. Long history is in InfluxDB/Grafana."""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Final
@@ -15,7 +17,10 @@ from typing import Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from server.ledger.models import ContainerState, Device, DeviceState, Site
+from server.fleet.alarms import list_alarms
+from server.ledger.alarms import AlarmRecord
+from server.ledger.devices import DeviceConfig, DeviceHealth
+from server.ledger.models import ContainerState, Device, DeviceState, Scale, Site
 
 #: Health fields shown on the page (all integers in the health message).
 HEALTH_FIELDS: Final = (
@@ -94,21 +99,28 @@ def availability(state: DeviceState | None, now: datetime, stale_after_s: int) -
 
 
 def fleet(
-    session: Session, *, now: datetime | None = None, stale_after_s: int = 600
+    session: Session,
+    *,
+    now: datetime | None = None,
+    stale_after_s: int = 600,
+    device_id: str | None = None,
 ) -> list[FleetDevice]:
-    """Every registered device, ordered by region, site and id."""
+    """Every registered device (or only ``device_id``), ordered by region, site and id."""
     moment = now or datetime.now(UTC)
     containers: dict[str, list[Container]] = defaultdict(list)
     for c in session.scalars(select(ContainerState).order_by(ContainerState.container_id)):
         containers[c.device_id].append(
             Container(c.container_id, c.fill_pct, c.distance_mm, c.measured_at, c.last_event)
         )
-    rows = session.execute(
+    query = (
         select(Device, Site, DeviceState)
         .join(Site, Site.site_id == Device.site_id)
         .outerjoin(DeviceState, DeviceState.device_id == Device.device_id)
         .order_by(Site.region, Site.site_id, Device.device_id)
-    ).all()
+    )
+    if device_id is not None:
+        query = query.where(Device.device_id == device_id)
+    rows = session.execute(query).all()
     return [
         FleetDevice(
             device_id=d.device_id,
@@ -125,3 +137,91 @@ def fleet(
         )
         for d, site, state in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleCertificate:
+    scale_id: str
+    certificate_no: str
+    verified_until: date | None
+    days_left: int | None
+    """Days until the verification expires (negative: expired); None: no date on file."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigRevision:
+    desired: int | None
+    desired_at: datetime | None
+    reported: int | None
+    applied: bool | None
+    reason: str | None
+    reported_at: datetime | None
+
+    @property
+    def in_force(self) -> bool:
+        """The device applied the revision the server wants (or none is wanted)."""
+        return self.desired is None or (self.reported == self.desired and bool(self.applied))
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    device: FleetDevice
+    health_at: datetime | None
+    clock_offset_ms: int | None
+    history: list[DeviceHealth]
+    alarms: list[AlarmRecord]
+    config: ConfigRevision
+    scales: list[ScaleCertificate]
+
+
+def device(
+    session: Session,
+    device_id: str,
+    *,
+    now: datetime | None = None,
+    stale_after_s: int = 600,
+    history: int = 50,
+) -> DevicePage | None:
+    """One device in full, or None if it is not registered."""
+    moment = now or datetime.now(UTC)
+    found = fleet(session, now=moment, stale_after_s=stale_after_s, device_id=device_id)
+    if not found:
+        return None
+    state = session.get(DeviceState, device_id)
+    cfg = session.get(DeviceConfig, device_id)
+    reports = list(
+        session.scalars(
+            select(DeviceHealth)
+            .where(DeviceHealth.device_id == device_id)
+            .order_by(DeviceHealth.measured_at.desc(), DeviceHealth.seq.desc())
+            .limit(history)
+        )
+    )
+    today = moment.date()  # as the sweep that raises the expiry alarms counts
+    scales = [
+        ScaleCertificate(
+            sc.scale_id,
+            sc.certificate_no,
+            sc.verified_until,
+            (sc.verified_until - today).days if sc.verified_until else None,
+        )
+        for sc in session.scalars(
+            select(Scale).where(Scale.device_id == device_id).order_by(Scale.scale_id)
+        )
+    ]
+    return DevicePage(
+        device=found[0],
+        health_at=state.health_at if state else None,
+        clock_offset_ms=state.clock_offset_ms if state else None,
+        history=reports,
+        alarms=list_alarms(session, device_id=device_id, limit=100),
+        config=ConfigRevision(
+            cfg.desired_revision if cfg else None,
+            cfg.desired_at if cfg else None,
+            cfg.reported_revision if cfg else None,
+            cfg.reported_applied if cfg else None,
+            cfg.reported_reason if cfg else None,
+            cfg.reported_at if cfg else None,
+        ),
+        scales=scales,
+    )

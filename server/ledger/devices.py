@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ledger.models import Base, BigId
@@ -60,3 +60,27 @@ class DeviceConfigRevision(Base):
     sig: Mapped[str] = mapped_column(String(88))
     public_key: Mapped[str] = mapped_column(String(64))
     published_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), default=None)
+
+
+class DeviceHealth(Base):
+    """Each health report a device sent, in short, for its page's history (the full
+    series goes to InfluxDB); pruned after ``health_history_days`` by the ingest's
+    maintenance."""
+
+    __tablename__ = "device_health"
+    # Every count is as the protocol allows it (below 2^53): a wild report is stored,
+    # not a failed batch.
+    __table_args__ = (Index("ix_device_health_device_measured", "device_id", "measured_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    measured_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    """The device's time of the report."""
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    outbox_depth: Mapped[int] = mapped_column(BigInteger)
+    oldest_unacked_s: Mapped[int] = mapped_column(BigInteger)
+    reconnects: Mapped[int] = mapped_column(BigInteger)
+    serial_errors: Mapped[int] = mapped_column(BigInteger)
+    uptime_s: Mapped[int] = mapped_column(BigInteger)
+    disk_free_mb: Mapped[int | None] = mapped_column(BigInteger, default=None)

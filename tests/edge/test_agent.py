@@ -71,6 +71,29 @@ def test_records_before_publishing_and_keeps_it_until_the_servers_ack(
     assert agent.stats.acks["accepted"] == 1
 
 
+def test_health_reports_the_outbox_once_acks_settle_it_and_at_shutdown(
+    harness: Harnesses,
+) -> None:
+    """The periodic report (an hour here) is not the last word on the outbox: a
+    change is reported within a couple of seconds, and shutdown reports once more."""
+    url = harness.attach("unit-scale-depth", silent_scale([Load(Decimal("120.5"))]))
+    h = harness([scale_dev(url, category="tyres")], health_interval_s=3600)
+    agent = h.start()
+    spin(agent, lambda: bool(messages(h.bus, Channel.WEIGHING)))
+
+    def last_depth() -> int | None:
+        reports = messages(h.bus, Channel.HEALTH)
+        return decode_health(reports[-1]).outbox_depth if reports else None
+
+    spin(agent, lambda: last_depth() == 1)
+    h.ack(1)
+    spin(agent, lambda: last_depth() == 0, timeout=5)
+    before = len(messages(h.bus, Channel.HEALTH))
+    h.close()
+    assert len(messages(h.bus, Channel.HEALTH)) == before + 1
+    assert last_depth() == 0
+
+
 def test_panel_buttons_choose_the_category_and_the_led_tells_the_state(
     harness: Harnesses,
 ) -> None:

@@ -1,15 +1,23 @@
-"""`make demo` stays working: the whole fleet on the embedded broker, nothing lost."""
+"""`make demo` stays working: the whole fleet on the embedded broker, nothing lost, every
+ticket at its scripted time, no clock alarm, the fleet page's outbox the devices' own."""
 
 from __future__ import annotations
 
 import re
+import sqlite3
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from firmware_sim import demo
+from server.fleet.overview import fleet
+from server.ledger.alarms import AlarmRecord
+from server.ledger.db import make_engine, session_factory
+from server.ledger.models import Ticket
 from server.money.statements import approve, compute_and_store, pay, statements_for
 from server.people.accounts import Account, find_user
 from server.people.permissions import Actor
@@ -36,6 +44,34 @@ def test_demo_month_ends_with_a_clean_summary(
     assert float(amount) > 0
     assert (lost, duplicates) == ("0", "0")
     assert "over cap, unpaid" in out
+    engine = make_engine(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    sessions = session_factory(engine)
+    with sessions() as session:
+        tickets = Counter(
+            (r.device_id, r.net_g, r.weighed_at)
+            for r in session.execute(select(Ticket.device_id, Ticket.net_g, Ticket.weighed_at))
+        )
+        # Every ticket is a scripted delivery, at its scripted time: none shares it.
+        script = demo.scripted("2026-10", 2026)
+        assert tickets == Counter(
+            (device_id, int(ld.kg * 1000), ld.at)
+            for device_id, loads in script.items()
+            for ld in loads
+        )
+        assert len({at for _, _, at in tickets}) == 208
+        # No clock alarm: the scenario plants none.
+        codes = set(session.scalars(select(AlarmRecord.code)))
+        assert not codes & {"clock_drift", "clock_ahead"}, codes
+        # The fleet page's outbox is each device's own, read from its journal.
+        for d in fleet(session):
+            journal = tmp_path / "devices" / d.device_id / "journal.sqlite3"
+            with sqlite3.connect(journal) as db:
+                (unacked,) = db.execute(
+                    "SELECT count(*) FROM weighing WHERE acked_at IS NULL"
+                ).fetchone()
+            assert d.health["outbox_depth"] == unacked == 0, d.device_id
+            assert d.health["oldest_unacked_s"] == 0, d.device_id
+    engine.dispose()
 
 
 def test_serve_accounts_run_the_payment_cycle_with_four_eyes(

@@ -1,4 +1,5 @@
-"""Periodic work of an ingest worker: alarm sweeps, chain gaps, pruning of fill dedupe keys.
+"""Periodic work of an ingest worker: alarm sweeps, chain gaps, pruning of fill dedupe
+keys and of the devices' short health history.
 
 Several workers may run it at once; a collision on an alarm's unique key only
 makes one of them try again next round.
@@ -22,6 +23,7 @@ from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from server.fleet.alarms import AlarmRules, SweepResult, sweep
+from server.ledger.devices import DeviceHealth
 from server.ledger.flags import FlagCode, TicketFlag
 from server.ledger.models import Ticket
 from server.ledger.telemetry import FillSeen
@@ -37,12 +39,14 @@ class Maintenance:
         rules: AlarmRules,
         interval_s: float = 60.0,
         fill_dedupe_days: int = 30,
+        health_history_days: int = 14,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.sessions = sessions
         self.rules = rules
         self.interval_s = interval_s
         self.fill_dedupe = timedelta(days=fill_dedupe_days)
+        self.health_history = timedelta(days=health_history_days)
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -56,6 +60,10 @@ class Maintenance:
         with self.sessions.begin() as session:
             outcome = session.execute(
                 delete(FillSeen).where(FillSeen.received_at < now - self.fill_dedupe)
+            )
+        with self.sessions.begin() as session:
+            session.execute(
+                delete(DeviceHealth).where(DeviceHealth.received_at < now - self.health_history)
             )
         return result, int(getattr(outcome, "rowcount", 0) or 0)
 

@@ -37,6 +37,9 @@ class Inbound:
     received_at: datetime
     dead_letter_id: int | None = None
     """Set when an operator re-processes a dead letter: it is resolved, not duplicated."""
+    retained: bool = False
+    """Read from the broker's retained store on subscribing, not sent just now: it is no
+    news of the device, so it does not move its last seen time."""
 
 
 @dataclass(frozen=True, slots=True)

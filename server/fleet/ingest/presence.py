@@ -37,7 +37,7 @@ from server.fleet.ingest.bulk import among, chunks
 from server.fleet.ingest.messages import Inbound, Rejected, Stale
 from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
-from server.ledger.devices import DeviceConfig
+from server.ledger.devices import DeviceConfig, DeviceHealth
 from server.ledger.models import Device, DeviceState
 from server.ledger.types import storable_text
 from server.ledger.wire import DeviceSeq
@@ -131,6 +131,9 @@ class Presence:
 
     def seen(self, device: Device, msg: Inbound) -> None:
         """Any message proves the device is alive: last seen is the latest receive time."""
+        if msg.retained:
+            # The broker's stored copy, re-read by a (re)starting worker: heard before.
+            return
         # Written once per device and batch by an upsert that keeps the later time.
         at = msg.received_at
         last = self.last_seen.get(device.device_id)
@@ -165,7 +168,8 @@ class Presence:
         state.boot_id = p.boot_id or state.boot_id
         if p.online:
             self.alarms.clear("device_offline", device.device_id)
-            self.clock_check(device, msg, p.ts, True)
+            if not msg.retained:  # a stored copy's age says nothing of the device's clock
+                self.clock_check(device, msg, p.ts, True)
         else:
             self.alarms.raise_(
                 "device_offline",
@@ -188,6 +192,20 @@ class Presence:
             state.health_at = measured
             state.outbox_depth = p.outbox_depth
             self.clock_check(device, msg, p.ts, p.time_synced)
+            self.session.add(
+                DeviceHealth(
+                    device_id=device.device_id,
+                    seq=p.seq,
+                    measured_at=measured,
+                    received_at=msg.received_at,
+                    outbox_depth=p.outbox_depth,
+                    oldest_unacked_s=p.oldest_unacked_s,
+                    reconnects=p.reconnects,
+                    serial_errors=p.serial_errors,
+                    uptime_s=p.uptime_s,
+                    disk_free_mb=p.disk_free_mb,
+                )
+            )
             if p.outbox_depth == 0:
                 self.alarms.clear("outbox_backlog", device.device_id)
             elif p.outbox_depth >= self.rules.outbox_warn and (
@@ -270,7 +288,9 @@ class Presence:
         upsert(
             self.session,
             states,
-            [{"device_id": d, "last_seen_at": at} for d, at in self.last_seen.items()],
+            # In key order, like the seqs above: two workers upserting the same devices
+            # in different orders deadlock each other.
+            [{"device_id": d, "last_seen_at": at} for d, at in sorted(self.last_seen.items())],
             keys=["device_id"],
             merge=lambda ex: {"last_seen_at": ex.last_seen_at},
             where=lambda ex: (

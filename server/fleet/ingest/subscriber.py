@@ -26,6 +26,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,10 @@ from server.fleet.ingest.messages import INGESTED, Inbound, Outbound, is_transie
 log = logging.getLogger(__name__)
 
 __all__ = ["INGESTED", "Subscriber"]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +70,14 @@ class Subscriber:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
         self.handler = handler
+        self.clock = clock or _utc_now
+        """The receive time of a message (a simulation passes its own clock)."""
         self.url = BrokerUrl.parse(broker_url)
         self.share_group = share_group
         self.batch_max = batch_max
@@ -137,7 +145,12 @@ class Subscriber:
             return  # not acked: the broker delivers it again on the next connection
         self._inbox.put(
             _Received(
-                Inbound(message.topic, bytes(message.payload), datetime.now(UTC)),
+                Inbound(
+                    message.topic,
+                    bytes(message.payload),
+                    self.clock(),
+                    retained=bool(message.retain),
+                ),
                 message.mid,
                 message.qos,
                 self._generation,

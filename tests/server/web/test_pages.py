@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -12,6 +13,7 @@ from edge.protocol import Channel, encode, topic
 from server.api.auth import SESSION_COOKIE
 from server.fleet.ingest.handler import IngestHandler
 from server.fleet.ingest.messages import Inbound
+from server.fleet.registry import register_scale
 from server.fleet.remote_config import issue_config
 from server.ledger.models import Ticket
 from tests.support.accounts import BIN_A, BIN_B
@@ -129,6 +131,73 @@ def test_operator_fleet_page(web: Web) -> None:
         assert "never seen" in other
     with web.login("auditor1") as c:
         assert c.get("/fleet").status_code == 403
+
+
+def test_device_page_shows_outbox_history_alarms_config_and_certificates(
+    web: Web, tmp_path: Path
+) -> None:
+    dev = fake_device(tmp_path, "rp-page-01", start=T0)
+    register(web.sessions, dev, site_id="almaty-rp-01", region="Almaty")
+    with web.sessions.begin() as s:
+        register_scale(
+            s,
+            "page-s1",
+            device_id=dev.device_id,
+            certificate_no="KZ-EXPIRED-7",
+            verified_until=date(2026, 1, 31),
+            by="ops.almaty",
+        )
+        issue_config(
+            s,
+            dev.device_id,
+            {"devices": {"s1": {"tare_kg": "20"}}},
+            key=DeviceKey.generate(),
+            by="ops.almaty",
+            now=T0,
+        )
+    received = datetime.now(UTC)
+    reports = [dev.health(seq=1, outbox_depth=7), dev.health(seq=2, outbox_depth=0)]
+    IngestHandler(web.sessions).handle_batch(
+        [Inbound(topic(dev.device_id, Channel.HEALTH), encode(h), received) for h in reports]
+        + [
+            Inbound(
+                topic(dev.device_id, Channel.ALARM),
+                encode(dev.alarm("scale_offline:s1", seq=1, message="no frame for 61 s")),
+                received,
+            )
+        ]
+    )
+    with web.login("operator1") as c:
+        page = c.get(f"/fleet/devices/{dev.device_id}", headers=EN)
+        assert page.status_code == 200
+        text = page.text
+        assert '<td class="num" id="outbox-depth">0</td>' in text  # the latest report
+        health = text.split('id="health"')[1].split("</table>")[0]
+        assert health.count("<tr>") == 3  # the header and both reports
+        assert "device:scale_offline:s1" in text
+        assert "no frame for 61 s" in text
+        config = text.split('id="config"')[1].split("</table>")[0]
+        assert "Revision wanted</th><td>1" in config
+        assert "<td>no</td>" in config  # not applied yet
+        scales = text.split('id="scales"')[1].split("</table>")[0]
+        assert "KZ-EXPIRED-7" in scales
+        assert "expired" in scales
+        fleet_page = c.get("/fleet", headers=EN).text
+        assert f'href="/fleet/devices/{dev.device_id}"' in fleet_page
+        # Unknown, hostile or oversized ids: the same 404, nothing echoed unescaped.
+        for bad in (
+            "rp-nobody",
+            "%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            "x" * 5000,
+            "..%2F..%2Ffleet",
+        ):
+            r = c.get(f"/fleet/devices/{bad}", headers=EN)
+            assert r.status_code == 404, bad
+            assert "<script>alert(1)" not in r.text
+    with web.login("eco") as c:
+        assert c.get(f"/fleet/devices/{dev.device_id}").status_code == 403
+    with web.login("auditor1") as c:
+        assert c.get(f"/fleet/devices/{dev.device_id}").status_code == 403
 
 
 def test_language_switch_and_fallbacks(web: Web) -> None:

@@ -53,6 +53,28 @@ def test_last_seen_is_the_latest_message_of_a_batch(
         assert state.last_seen_at == later
 
 
+def test_a_retained_status_reread_after_a_restart_is_no_news(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """A restarting worker re-reads the broker's retained last will hours later: the
+    device's state takes it, but its last seen time and its clock alarm do not."""
+    dev = fake_device(tmp_path)
+    register(sessions, dev)
+    handler = IngestHandler(sessions)
+    handler.handle_batch([inbound(dev.device_id, encode(dev.weigh("10")))])
+    hours_later = NOW + timedelta(hours=8)
+    will = encode(dev.status(False))
+    handler.handle_batch(
+        [Inbound(topic(dev.device_id, Channel.STATUS), will, hours_later, retained=True)]
+    )
+    with sessions() as s:
+        state = s.get(DeviceState, dev.device_id)
+        assert state is not None
+        assert state.online is False
+        assert state.last_seen_at == NOW
+        assert state.clock_offset_ms is None
+
+
 def test_only_signed_config_reports_are_kept(
     tmp_path: Path, sessions: sessionmaker[Session]
 ) -> None:

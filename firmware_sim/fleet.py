@@ -1,0 +1,504 @@
+"""``epr-sim fleet``: N virtual sites, each a real agent on byte-exact emulators, on an
+accelerated clock, against any broker.
+
+A reception point is an A&D scale and an RDM6300 badge reader: for each scripted
+delivery the driver holds the carrier's badge to the reader, then puts the load on the
+scale. A container site is a MaxBotix rangefinder above a container whose level rises
+through the month and drops when it is emptied. Each site runs the real
+:class:`edge.agent.Agent` (in-process, one thread each) through ``sim://`` ports.
+
+All agents read one :class:`~firmware_sim.timeline.FleetClock` flowing ``--speed``
+times faster than real time from the month's start; a delivery is played when the
+clock reaches its scripted time (so a ticket is stamped within a few simulated
+seconds of it, by the agent). With ``--database-url`` the sites and devices are
+registered in that ledger first; with ``--ingest N`` the real ingest runs here too, N
+workers of a shared subscription, on the same clock. The last line is
+``fleet sites=… weighings=… acked=… seconds=… weighings_per_s=…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sqlite3
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from edge.agent import Agent
+from edge.assembly import build_agent
+from edge.config import (
+    AgentConfig,
+    FillConfig,
+    MaxBotixSensor,
+    MqttConfig,
+    RfidConfig,
+    ScaleConfig,
+)
+from edge.evidence import DeviceKey
+from firmware_sim import registry
+from firmware_sim.rangefinder import MaxBotix
+from firmware_sim.rfid import RDM6300, tag_for_card
+from firmware_sim.scales.ad import ADScale
+from firmware_sim.scales.script import Load
+from firmware_sim.timeline import FleetClock, Rhythm, script_month
+from server.money.amounts import LOCAL_TZ
+from server.money.inputs import parse_period
+
+log = logging.getLogger(__name__)
+
+REGIONS = ("Almaty", "Astana", "Shymkent", "Karaganda", "Aktobe", "Pavlodar", "Atyrau", "Kostanay")
+CATEGORIES = (
+    "tyres",
+    "used_oil",
+    "batteries",
+    "antifreeze",
+    "packaging_polymer",
+    "packaging_paper",
+)
+#: A container 1.2 m deep: sensor 300 mm above the brim.
+EMPTY_MM, FULL_MM = 1500, 300
+
+
+@dataclass(frozen=True)
+class SiteSpec:
+    """One virtual site: where it is, what it takes, how much this month."""
+
+    site_id: str
+    device_id: str
+    region: str
+    kind: str
+    """``reception_point`` or ``container``."""
+    category: str
+    deliveries: int
+    min_kg: int = 20
+    max_kg: int = 1500
+    clock_skew_s: float = 0.0
+    """A planted fault: the device's clock is off by this much."""
+    unstable: float = 0.0
+    """A planted fault: probability per stable frame of an unstable burst."""
+    rhythm: Rhythm | None = None
+
+
+def generic_sites(n: int, deliveries: int, seed: int = 7) -> list[SiteSpec]:
+    """``n`` sites over the regions, one in eight a container, categories in turn."""
+    rng = random.Random(seed)
+    specs = []
+    for i in range(n):
+        region = REGIONS[i % len(REGIONS)]
+        container = i % 8 == 7
+        kind = "container" if container else "reception_point"
+        prefix = "ct" if container else "rp"
+        specs.append(
+            SiteSpec(
+                site_id=f"{region.lower()}-{prefix}-{i:04d}",
+                device_id=f"{prefix}-{region.lower()}-{i:04d}",
+                region=region,
+                kind=kind,
+                category=CATEGORIES[rng.randrange(len(CATEGORIES))],
+                deliveries=0 if container else deliveries,
+            )
+        )
+    return specs
+
+
+@dataclass
+class VirtualSite:
+    spec: SiteSpec
+    config: AgentConfig
+    loads: list[Load]
+    scale: ADScale | None = None
+    reader: RDM6300 | None = None
+    ranger: MaxBotix | None = None
+    agent: Agent | None = None
+    played: int = 0
+    badges: list[str] = field(default_factory=list)
+    _badge_for: int = -1
+    _badge_until: float = 0.0
+
+    def play_due(self, now: datetime) -> None:
+        """Deliveries whose time has come: a badge at the reader, then the load."""
+        if self.scale is not None:
+            while self.played < len(self.loads):
+                load = self.loads[self.played]
+                if load.at is None or load.at > now or not self.scale.script_done:
+                    return
+                if self.reader is not None and self.badges and not self._badge_read():
+                    return
+                self.scale.play([load])
+                self.played += 1
+        elif self.ranger is not None:
+            # The level follows the month: filling up over a week, emptied on Mondays.
+            start = self.loads[0].at if self.loads and self.loads[0].at else now
+            days = (now - start).total_seconds() / 86_400
+            fill = min(1.0, (days % 7) / 6)
+            self.ranger.set_distance(int(EMPTY_MM - fill * (EMPTY_MM - FULL_MM)))
+
+    @property
+    def finished(self) -> bool:
+        """Every delivery put on the scale and its frames read (containers: always)."""
+        return self.scale is None or (self.played == len(self.loads) and self.scale.script_done)
+
+    def _badge_read(self) -> bool:
+        """The badge of the next delivery held to the reader and read: the person at the
+        scale shows it before driving on, so the agent has it when the load settles."""
+        assert self.reader is not None
+        if self._badge_for != self.played:
+            self.reader.present(self.badges[self.played % len(self.badges)], 3)
+            self._badge_for = self.played
+            self._badge_until = time.monotonic() + 0.02
+            return False
+        if not self.reader.idle or self.reader.in_waiting:
+            self._badge_until = time.monotonic() + 0.02
+            return False
+        return time.monotonic() >= self._badge_until
+
+    def journal_counts(self) -> tuple[int, int]:
+        """(weighings recorded, of which unacked), read with a connection of our own."""
+        path = self.config.journal_path
+        if not path.exists():
+            return (0, 0)
+        try:
+            with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+                total, unacked = db.execute(
+                    "SELECT count(*), coalesce(sum(acked_at IS NULL), 0) FROM weighing"
+                ).fetchone()
+        except sqlite3.OperationalError:
+            return (0, 0)
+        return int(total), int(unacked)
+
+
+def scale_id_of(spec: SiteSpec) -> str:
+    """A reception point's scale: its id is unique in the country (certificates name it)."""
+    return f"{spec.device_id}-s1"
+
+
+def build_site(
+    spec: SiteSpec,
+    *,
+    workdir: Path,
+    broker_url: str,
+    period: str,
+    rng: random.Random,
+    server_key: str | None,
+) -> VirtualSite:
+    """The emulators on ``sim://`` ports and the agent's configuration of one site."""
+    name = spec.device_id
+    mqtt = MqttConfig(url=broker_url, ack_timeout_s=10)
+    common = {
+        "device_id": spec.device_id,
+        "site_id": spec.site_id,
+        "data_dir": workdir / "devices" / spec.device_id,
+        "mqtt": mqtt,
+        "health_interval_s": 60,
+        "server_config_key": server_key,
+    }
+    if spec.kind == "container":
+        ranger = MaxBotix(EMPTY_MM, rate_hz=2, realtime=True, noise_mm=5, seed=rng.randrange(2**32))
+        port = registry.register(f"{name}/level", ranger)
+        config = AgentConfig(
+            **common,
+            devices=[
+                FillConfig(
+                    type="fill",
+                    id=f"{spec.site_id}-c1",
+                    sensor=MaxBotixSensor(type="maxbotix", port=port),
+                    empty_mm=EMPTY_MM,
+                    full_mm=FULL_MM,
+                    report_interval_s=60,
+                )
+            ],
+        )
+        start = parse_period(period)[0]
+        return VirtualSite(spec, config, [Load(Decimal(0), at=_utc(start))], ranger=ranger)
+    loads = script_month(rng, period, spec.deliveries, spec.min_kg, spec.max_kg, spec.rhythm)
+    scale = ADScale(
+        [],
+        realtime=False,
+        idle="silent",
+        timeout=0.05,
+        seed=rng.randrange(2**32),
+        unstable_rate=spec.unstable,
+    )
+    reader = RDM6300(rate_hz=50, realtime=False, timeout=0.05, seed=rng.randrange(2**32))
+    scale_id = scale_id_of(spec)
+    scale_url = registry.register(f"{name}/{scale_id}", scale)
+    reader_url = registry.register(f"{name}/badge", reader)
+    config = AgentConfig(
+        **common,
+        devices=[
+            ScaleConfig(
+                type="scale",
+                id=scale_id,
+                port=scale_url,
+                category=spec.category,
+                min_load_kg=Decimal(10),
+                offline_after_s=86_400,
+            ),
+            RfidConfig(type="rfid", id="badge", port=reader_url, scales=[scale_id]),
+        ],
+    )
+    badges = [tag_for_card(rng.randrange(1, 2**24)) for _ in range(3)]
+    return VirtualSite(spec, config, loads, scale=scale, reader=reader, badges=badges)
+
+
+def _utc(day: date) -> datetime:
+    """Local midnight of ``day``, in UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ).astimezone(UTC)
+
+
+class SkewedFleetClock:
+    """A device's view of the fleet clock, off by a planted number of seconds."""
+
+    def __init__(self, fleet: FleetClock, skew_s: float) -> None:
+        self.fleet = fleet
+        self.skew = timedelta(seconds=skew_s)
+
+    def now(self) -> datetime:
+        return self.fleet.now() + self.skew
+
+    def monotonic(self) -> float:
+        return self.fleet.monotonic()
+
+    def synced(self) -> bool:
+        return True
+
+
+@dataclass
+class FleetRun:
+    sites: list[VirtualSite]
+    clock: FleetClock
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def scripted(self) -> int:
+        return sum(len(s.loads) for s in self.sites if s.scale is not None)
+
+    def start_agents(self) -> None:
+        for site in self.sites:
+            clock = (
+                SkewedFleetClock(self.clock, site.spec.clock_skew_s)
+                if site.spec.clock_skew_s
+                else self.clock
+            )
+            site.agent = build_agent(site.config, clock=clock)
+            t = threading.Thread(
+                target=site.agent.run, args=(self.stop,), name=site.spec.device_id, daemon=True
+            )
+            t.start()
+            self.threads.append(t)
+
+    def counts(self) -> tuple[int, int]:
+        recorded = unacked = 0
+        for site in self.sites:
+            if site.scale is None:
+                continue
+            total, open_ = site.journal_counts()
+            recorded += total
+            unacked += open_
+        return recorded, unacked
+
+    def play(self, end: datetime, deadline: float, progress: Callable[[int], None]) -> bool:
+        """Play every site until the clock passes ``end`` and every weighing is acked."""
+        last = 0.0
+        while time.monotonic() < deadline:
+            now = self.clock.now()
+            for site in self.sites:
+                site.play_due(now)
+            if time.monotonic() - last > 0.5:
+                last = time.monotonic()
+                recorded, unacked = self.counts()
+                progress(recorded - unacked)
+                # Done when the month is over, every delivery played and everything
+                # recorded acked (a planted unstable load may never settle: not recorded).
+                if now >= end and unacked == 0 and all(s.finished for s in self.sites):
+                    return True
+            time.sleep(0.02)
+        return False
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=10)
+
+
+def register_sites(database_url: str, sites: Sequence[VirtualSite], registered: datetime) -> None:
+    """Sites and approved devices in the ledger, registered before the month began."""
+    from server.fleet.registry import register_device, set_device_status, upsert_site
+    from server.ledger.db import make_engine, migrate, session_factory
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        for site in sites:
+            s = site.spec
+            upsert_site(session, s.site_id, name=s.site_id, region=s.region, kind=s.kind)
+            key, _ = DeviceKey.load_or_create(site.config.key_path)
+            register_device(
+                session,
+                s.device_id,
+                site_id=s.site_id,
+                public_key=key.public_key_b64(),
+                kind="container" if s.kind == "container" else "reception_point",
+                now=registered,
+            )
+            set_device_status(session, s.device_id, "approved")
+    engine.dispose()
+
+
+def run_fleet(
+    specs: Sequence[SiteSpec],
+    *,
+    broker_url: str,
+    period: str,
+    speed: float,
+    workdir: Path,
+    database_url: str | None = None,
+    ingest_workers: int = 0,
+    timeout: float = 1200.0,
+    seed: int = 2026,
+    server_key: DeviceKey | None = None,
+    progress: bool = True,
+    after_register: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Run ``specs`` for ``period``; returns the figures of the last line."""
+    rng = random.Random(seed)
+    first, last = parse_period(period)
+    start, end = _utc(first), _utc(last) + timedelta(days=1)
+    key = server_key
+    if key is None and ingest_workers:
+        key, _ = DeviceKey.load_or_create(workdir / "server" / "config.key")
+    sites = [
+        build_site(
+            spec,
+            workdir=workdir,
+            broker_url=broker_url,
+            period=period,
+            rng=rng,
+            server_key=key.public_key_b64() if key else None,
+        )
+        for spec in specs
+    ]
+    if database_url:
+        register_sites(database_url, sites, start - timedelta(days=1))
+        if after_register is not None:
+            after_register()  # e.g. scale certificates, which name registered devices
+    clock = FleetClock(start)
+    subscribers = []
+    if ingest_workers:
+        assert database_url is not None, "the ingest needs --database-url"
+        from server.fleet.alarms import AlarmRules
+        from server.fleet.ingest.handler import IngestHandler
+        from server.fleet.ingest.subscriber import Subscriber
+        from server.ledger.db import make_engine, session_factory
+
+        sessions = session_factory(make_engine(database_url))
+        # A second of real latency is ``speed`` simulated seconds: the clock check
+        # tolerates that much more, so only a planted clock fault shows.
+        rules = AlarmRules(clock_tolerance_s=int(300 + speed))
+        for i in range(ingest_workers):
+            handler = IngestHandler(sessions, ack_key=key, clock=clock.now, rules=rules)
+            sub = Subscriber(
+                handler,
+                broker_url=broker_url,
+                client_id=f"epr-sim-ingest-{i}",
+                share_group="epr-sim" if ingest_workers > 1 else None,
+                clock=clock.now,
+            )
+            sub.start()
+            subscribers.append(sub)
+    fleet = FleetRun(sites, clock)
+    began = time.monotonic()
+    fleet.start_agents()
+    clock.run(speed)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[at]}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
+    ) as bar:
+        task = bar.add_task("weighings acked", total=fleet.scripted, at="")
+
+        def show(done: int) -> None:
+            bar.update(task, completed=done, at=clock.now().strftime("%Y-%m-%d %H:%M"))
+
+        complete = fleet.play(end, began + timeout, show)
+    seconds = time.monotonic() - began
+    recorded, unacked = fleet.counts()
+    fleet.shutdown()
+    for sub in subscribers:
+        sub.stop()
+    return {
+        "sites": len(sites),
+        "scripted": fleet.scripted,
+        "weighings": recorded,
+        "acked": recorded - unacked,
+        "complete": 1 if complete else 0,
+        "seconds": round(seconds, 1),
+        "weighings_per_s": round((recorded - unacked) / seconds, 1) if seconds else 0.0,
+    }
+
+
+def summary(figures: dict[str, float]) -> str:
+    return (
+        f"fleet sites={figures['sites']:.0f} weighings={figures['weighings']:.0f}"
+        f" acked={figures['acked']:.0f} seconds={figures['seconds']}"
+        f" weighings_per_s={figures['weighings_per_s']}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="epr-sim fleet", description=__doc__.splitlines()[0])
+    parser.add_argument("--sites", type=int, default=20, help="virtual sites (1 in 8 a container)")
+    parser.add_argument("--deliveries", type=int, default=30, help="per reception point a month")
+    parser.add_argument("--broker", required=True, help="MQTT broker URL the agents use")
+    parser.add_argument("--speed", type=float, default=43_200.0, help="simulated s per real s")
+    parser.add_argument("--month", default="2026-10", help="simulated month, YYYY-MM")
+    parser.add_argument("--database-url", help="register the sites and devices in this ledger")
+    parser.add_argument("--ingest", type=int, default=0, help="run N ingest workers here too")
+    parser.add_argument("--workdir", type=Path, help="journals and keys (default: temp)")
+    parser.add_argument("--timeout", type=float, default=1200.0)
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(argv)
+    try:
+        parse_period(args.month)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if not 1 <= args.sites <= 100_000:
+        parser.error("--sites must be between 1 and 100000")
+    if args.speed <= 0:
+        parser.error("--speed must be positive")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="epr-fleet-"))
+    figures = run_fleet(
+        generic_sites(args.sites, args.deliveries, args.seed),
+        broker_url=args.broker,
+        period=args.month,
+        speed=args.speed,
+        workdir=workdir,
+        database_url=args.database_url,
+        ingest_workers=args.ingest,
+        timeout=args.timeout,
+        seed=args.seed,
+    )
+    print(summary(figures), flush=True)
+    return 0 if figures["complete"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

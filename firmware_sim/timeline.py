@@ -1,0 +1,168 @@
+"""Simulated time of a fleet: deliveries scripted over a month with the rhythm of a
+working week, and the clocks the agents and the ingest read while the month plays.
+
+A reception point is busiest mid-morning and mid-afternoon on weekdays, quieter on
+Saturday and nearly shut on Sunday (:data:`WEEKDAY_WEIGHT`, :data:`HOUR_WEIGHT`).
+:class:`FleetClock` is one simulated wall clock shared by every agent and by the
+ingest: a driver moves it to each delivery's scripted time and holds it there while
+the delivery is weighed, so the agent stamps the scripted time itself — nothing is
+rewritten afterwards — and the server receives at the same simulated time, so no
+clock alarm rises unless a scenario plants one (:class:`SkewedClock`). Timeouts and
+resend pacing keep the real monotonic clock: they are about the network.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from firmware_sim.scales.script import Load
+from server.money.amounts import LOCAL_TZ
+from server.money.inputs import parse_period
+
+#: Relative traffic Monday .. Sunday.
+WEEKDAY_WEIGHT = (1.0, 1.0, 1.0, 1.0, 0.9, 0.55, 0.12)
+#: Relative traffic by local hour while a reception point is open (08:00-18:59).
+HOUR_WEIGHT = {
+    8: 0.5,
+    9: 1.0,
+    10: 1.4,
+    11: 1.3,
+    12: 0.6,
+    13: 0.8,
+    14: 1.2,
+    15: 1.2,
+    16: 1.0,
+    17: 0.6,
+    18: 0.3,
+}
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """Relative traffic by weekday (Monday first) and by local opening hour."""
+
+    weekday: tuple[float, ...] = WEEKDAY_WEIGHT
+    hour: tuple[tuple[int, float], ...] = tuple(HOUR_WEIGHT.items())
+
+
+def month_times(
+    rng: random.Random, period: str, n: int, rhythm: Rhythm | None = None
+) -> list[datetime]:
+    """``n`` distinct delivery times (UTC, whole seconds) in ``period`` (YYYY-MM), drawn
+    with the weekly and daily rhythm, in order."""
+    rhythm = rhythm or Rhythm()
+    first, last = parse_period(period)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    day_weights = [rhythm.weekday[d.weekday()] for d in days]
+    hours = [h for h, _ in rhythm.hour]
+    hour_weights = [w for _, w in rhythm.hour]
+    if not any(day_weights) or not any(hour_weights):
+        raise ValueError("a rhythm needs some weekday and some hour with traffic")
+    if n > len(days) * len(hours) * 3600:
+        raise ValueError(f"{n} deliveries do not fit in {period}'s opening hours")
+    chosen: set[datetime] = set()
+    while len(chosen) < n:
+        (day,) = rng.choices(days, day_weights)
+        (hour,) = rng.choices(hours, hour_weights)
+        local = datetime(
+            day.year,
+            day.month,
+            day.day,
+            hour,
+            rng.randrange(60),
+            rng.randrange(60),
+            tzinfo=LOCAL_TZ,
+        )
+        chosen.add(local.astimezone(UTC))
+    return sorted(chosen)
+
+
+def script_month(
+    rng: random.Random,
+    period: str,
+    deliveries: int,
+    min_kg: int,
+    max_kg: int,
+    rhythm: Rhythm | None = None,
+) -> list[Load]:
+    """One scale's month: deliveries at rhythm-drawn times, weights on a 0.5 kg division."""
+    return [
+        Load(kg=Decimal(rng.randint(min_kg * 2, max_kg * 2)) / 2, at=at)
+        for at in month_times(rng, period, deliveries, rhythm)
+    ]
+
+
+def instants(loads: Iterable[tuple[datetime, object]]) -> Iterator[tuple[datetime, list[object]]]:
+    """Scripted (time, what) pairs grouped by time, in order: the steps of a simulation."""
+    steps: dict[datetime, list[object]] = {}
+    for at, what in loads:
+        steps.setdefault(at, []).append(what)
+    for at in sorted(steps):
+        yield at, steps[at]
+
+
+class FleetClock:
+    """The simulated wall clock of a whole fleet and its server; it never goes back.
+
+    ``move_to`` jumps (a held clock: a delivery is stamped with its scripted time);
+    ``run`` lets it flow ``speed`` times faster than real time from there.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        self._lock = threading.Lock()
+        self._base = start
+        self._since = time.monotonic()
+        self.speed = 0.0
+        """0: held; else simulated seconds per real second."""
+
+    def now(self) -> datetime:
+        with self._lock:
+            if not self.speed:
+                return self._base
+            return self._base + timedelta(seconds=(time.monotonic() - self._since) * self.speed)
+
+    def move_to(self, at: datetime) -> None:
+        """Hold the clock at ``at`` (or where it is, if that is later)."""
+        with self._lock:
+            current = self._base
+            if self.speed:
+                current += timedelta(seconds=(time.monotonic() - self._since) * self.speed)
+            self._base = max(current, at)
+            self._since = time.monotonic()
+            self.speed = 0.0
+
+    def run(self, speed: float) -> None:
+        """Let the clock flow from where it is, ``speed`` times real time."""
+        self.move_to(self.now())
+        with self._lock:
+            self.speed = speed
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def synced(self) -> bool:
+        return True
+
+
+class SkewedClock:
+    """A device whose clock is off the fleet's by ``offset`` (a planted fault: a Pi
+    whose NTP never came, a hand-set clock), yet believes it is synchronised."""
+
+    def __init__(self, fleet: FleetClock, offset: timedelta) -> None:
+        self.fleet = fleet
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return self.fleet.now() + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def synced(self) -> bool:
+        return True
