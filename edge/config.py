@@ -406,8 +406,7 @@ def _file_problems(mqtt: MqttConfig) -> list[tuple[str, str]]:
         if path is None:
             continue
         try:
-            with path.open("rb"):
-                pass
+            path.open("rb").close()  # opened as the agent will, then let go
         except OSError as exc:
             problems.append((f"mqtt.{name}", f"cannot read {path} ({exc.strerror})"))
     return problems

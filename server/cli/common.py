@@ -97,8 +97,7 @@ def check_ledger(settings: Settings, *, configured: bool, create: bool, t: Trans
     except (ArgumentError, ImportError) as exc:
         raise LedgerUnavailable(t("cli.db.bad_url", url=shown) + f": {exc}") from None
     try:
-        with engine.connect():
-            pass
+        engine.connect().close()  # one round trip: the URL names a server that answers
     except DBAPIError as exc:
         raise LedgerUnavailable(t("cli.db.unreachable", url=shown, reason=first_line(exc))) from exc
     finally:

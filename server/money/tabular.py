@@ -93,7 +93,11 @@ def decode(data: bytes, name: str) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        pass
+        # Not UTF-8: what Excel saves in Russian and Kazakh locales, tried next.
+        return _cp1251(data, name)
+
+
+def _cp1251(data: bytes, name: str) -> tuple[str, str]:
     try:
         return data.decode("cp1251"), "cp1251"
     except UnicodeDecodeError as exc:

@@ -156,10 +156,11 @@ def server(url: str, log: Path) -> Iterator[str]:
                 tail = log.read_text(errors="replace")[-2000:]
                 raise ServiceError(f"epr-server serve exited: {tail}")
             try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
+                ready = httpx.get(base + "/healthz", timeout=1).status_code == 200
             except httpx.HTTPError:
-                pass
+                ready = False  # not listening yet
+            if ready:
+                break
             if time.monotonic() > deadline:
                 raise ServiceError("epr-server serve did not answer /healthz in 60 s")
             time.sleep(0.2)
