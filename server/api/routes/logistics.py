@@ -5,6 +5,7 @@ containers; another's is "not found", as if it did not exist."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -12,6 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from server.api.deps import (
     ContractorScope,
@@ -22,6 +24,7 @@ from server.api.deps import (
     committed,
     documented,
 )
+from server.ledger.places import Place
 from server.logistics import densities, due, mass_balance, outline, places
 from server.logistics.history import container_detail
 from server.regions import REGIONS
@@ -48,6 +51,22 @@ def load_densities(request: Request) -> densities.Densities:
         return densities.load(request.app.state.settings.densities_file)
     except densities.DensityError as exc:
         raise HTTPException(500, detail=str(exc)) from None
+
+
+def save_place(
+    request: Request, session: Session, place_id: str, changes: Mapping[str, str], *, by: str
+) -> Place:
+    """An operator's change to a place, checked against the configured outline and the
+    densities' categories (the API and the page both change places this way)."""
+    table = load_densities(request)
+    return places.update_place(
+        session,
+        place_id,
+        changes,
+        by=by,
+        within=places.outline_for(request.app.state.settings.places_within),
+        categories=table.categories,
+    )
 
 
 @router.get("/places", responses=documented(404))
@@ -131,18 +150,9 @@ def change_place(
     place_id: str,
     body: PlaceChange,
 ) -> dict[str, Any]:
-    settings = request.app.state.settings
-    table = load_densities(request)
     changes = {k: v for k, v in body.model_dump().items() if v is not None}
     with committed(session, places.PlaceProblems, 422):
-        place = places.update_place(
-            session,
-            place_id,
-            changes,
-            by=user.username,
-            within=places.outline_for(settings.places_within),
-            categories=table.categories,
-        )
+        place = save_place(request, session, place_id, changes, by=user.username)
     return {"place_id": place.place_id, "updated_at": place.updated_at.isoformat()}
 
 

@@ -34,6 +34,7 @@ from server.api.routes.logistics import (
     check_region,
     due_response,
     load_densities,
+    save_place,
 )
 from server.ledger.models import Ticket
 from server.logistics import due, due_routes, mass_balance, places
@@ -296,8 +297,6 @@ def edit_place(
     site_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     place = places.visible_place(session, Scope.everything(), place_id)
-    settings = page.request.app.state.settings
-    table = load_densities(page.request)
     target = f"/containers/{place_id}" if place.kind == "container" else "/map"
     changes = {
         "name": name,
@@ -312,14 +311,7 @@ def edit_place(
     return page.act(
         session,
         target,
-        lambda: places.update_place(
-            session,
-            place_id,
-            changes,
-            by=user.username,
-            within=places.outline_for(settings.places_within),
-            categories=table.categories,
-        ),
+        lambda: save_place(page.request, session, place_id, changes, by=user.username),
         places.PlaceProblems,
         lambda p: page.t("logistics.place_saved", id=p.place_id, who=user.username),
     )
