@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
@@ -46,6 +47,35 @@ def check_region(region: str | None) -> str | None:
     return region or None
 
 
+class FilterArgs(TypedDict):
+    region: str | None
+    category: str | None
+    contractor: str | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a list of places is narrowed to; ``None`` is "any"."""
+
+    region: str | None
+    category: str | None
+    contractor: str | None
+
+    def args(self) -> FilterArgs:
+        """As keyword arguments (``region``, ``category``, ``contractor``)."""
+        return FilterArgs(region=self.region, category=self.category, contractor=self.contractor)
+
+
+def place_filters(
+    region: Region = None, category: Category = None, contractor: Contractor = None
+) -> Filters:
+    """The query's filters, empty ones "any"; an unknown region is refused (422)."""
+    return Filters(check_region(region), category or None, contractor or None)
+
+
+PlaceFilters = Annotated[Filters, Depends(place_filters)]
+
+
 def load_densities(request: Request) -> densities.Densities:
     try:
         return densities.load(request.app.state.settings.densities_file)
@@ -73,20 +103,11 @@ def save_place(
 def list_places(
     session: SessionDep,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     kind: Annotated[Literal["reception_point", "container"] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Reception points and containers as a GeoJSON FeatureCollection."""
-    views = places.list_places(
-        session,
-        scope,
-        region=check_region(region),
-        category=category or None,
-        contractor=contractor or None,
-        kind=kind,
-    )
+    views = places.list_places(session, scope, kind=kind, **filters.args())
     return places.feature_collection(views)
 
 
@@ -209,9 +230,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def due_list(
     session: SessionDep,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     horizon_h: Annotated[float, Query(gt=0, le=24 * 14)] = due.DEFAULT_HORIZON_H,
     threshold: Annotated[float, Query(gt=0, le=100)] = 80.0,
     silent_h: Annotated[float, Query(gt=0, le=24 * 30)] = due.DEFAULT_SILENT_H,
@@ -226,9 +245,7 @@ def due_list(
         horizon_h=horizon_h,
         threshold=threshold,
         silent_h=silent_h,
-        region=check_region(region),
-        contractor=contractor or None,
-        category=category or None,
+        **filters.args(),
     )
     return due_response(items, format, now)
 

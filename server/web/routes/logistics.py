@@ -28,10 +28,7 @@ from server.api.deps import (
     is_period,
 )
 from server.api.routes.logistics import (
-    Category,
-    Contractor,
-    Region,
-    check_region,
+    PlaceFilters,
     due_response,
     load_densities,
     save_place,
@@ -74,13 +71,10 @@ def map_page(
     session: SessionDep,
     user: CurrentUser,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     plan: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    region, category, contractor = check_region(region), category or None, contractor or None
-    scope.narrow(contractor)  # another contractor's BIN: 404 like everything else
+    scope.narrow(filters.contractor)  # another contractor's BIN: 404 like everything else
     if plan is not None:
         load_plan(session, plan, scope)  # another contractor's plan: 404 as well
     settings = page.request.app.state.settings
@@ -89,11 +83,9 @@ def map_page(
         "logistics/map.html",
         200,
         plan=plan,
-        query=_query(region=region, category=category, contractor=contractor),
-        region=region,
-        category=category,
-        contractor=contractor,
+        query=_query(**filters.args()),
         tiles=tiles,
+        **filters.args(),
         **_choices(session, scope),
     )
     if tiles:
@@ -159,30 +151,20 @@ def due_page(
     session: SessionDep,
     user: CurrentUser,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     horizon_h: Annotated[int, Query(ge=1, le=24 * 14)] = due.DEFAULT_HORIZON_H,
     format: Annotated[Literal["html", "csv", "xlsx"], Query()] = "html",
 ) -> Response:
-    region, category, contractor = check_region(region), category or None, contractor or None
     now = datetime.now(UTC)
-    items = due.due_list(
-        session,
-        scope,
-        now=now,
-        horizon_h=horizon_h,
-        region=region,
-        contractor=contractor,
-        category=category,
-    )
+    items = due.due_list(session, scope, now=now, horizon_h=horizon_h, **filters.args())
     if format != "html":
         answer: Response = due_response(items, format, now)
         return answer
     groups: dict[tuple[str, str], list[due.DueItem]] = {}
     for item in items:
         groups.setdefault((item.place.region, item.place.contractor_bin or ""), []).append(item)
-    query = _query(region=region, category=category, contractor=contractor)
+    query = _query(**filters.args())
+    region = filters.region
     depots = (
         sorted(due_routes.reception_points(session, region))
         if region and user.role is Role.OPERATOR
@@ -194,12 +176,10 @@ def due_page(
         groups=groups,
         count=len(items),
         horizon_h=horizon_h,
-        region=region,
-        category=category,
-        contractor=contractor,
         query=query + ("&" if query else "") + f"horizon_h={horizon_h}",
         depots=depots,
         today=datetime.now(LOCAL_TZ).date().isoformat(),
+        **filters.args(),
         **_choices(session, scope),
     )
 
