@@ -30,7 +30,6 @@ from server.web.i18n import Translator
 
 if TYPE_CHECKING:
     from server.ledger.accounting import StoredStatement
-    from server.ledger.models import Contract
     from server.money.holds import HoldView
     from server.money.tickets import TicketRow
 
@@ -146,27 +145,6 @@ def hold_row(h: HoldView, t: Translator) -> dict[str, object]:
         "decided_by": h.decided_by,
         "decided_at": h.decided_at,
         "decision_reason": h.decision_reason,
-    }
-
-
-def contract_row(c: Contract) -> dict[str, object]:
-    return {
-        "contract_id": c.contract_id,
-        "version": c.version,
-        "tender_id": c.tender_id,
-        "lot": c.lot,
-        "contractor_bin": c.contractor_bin,
-        "contractor_name": c.contractor_name,
-        "category": c.category,
-        "stage": c.stage,
-        "regions": list(c.region_list),
-        "site_ids": list(c.site_list),
-        "period_start": c.period_start,
-        "period_end": c.period_end,
-        "cap_t": c.cap_t,
-        "rate": c.rate,
-        "rate_unit": c.rate_unit,
-        "budget_cap_kzt": c.budget_cap_kzt,
     }
 
 
@@ -460,7 +438,7 @@ def cmd_holds(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_contracts(settings: Settings, args: argparse.Namespace) -> int:
-    from server.money.contracts import latest_versions
+    from server.money.contracts import contract_row, latest_versions
 
     with ledger_sessions(settings)() as session:
         rows = [contract_row(c) for c in latest_versions(session)]

@@ -119,18 +119,33 @@ def _ident(problems: list[str], where: str, field: str, text: str) -> str:
     return text
 
 
+def _row_id(problems: list[str], where: str, text: str, seen: set[str]) -> str:
+    """A row's own id, which no earlier row of the file may have."""
+    ident = _ident(problems, where, "id", text)
+    if ident in seen:
+        problems.append(f"{where}: id: {ident} is repeated")
+    seen.add(ident)
+    return ident
+
+
+def _position(
+    problems: list[str], where: str, row: dict[str, str], lat: str, lon: str
+) -> tuple[float | None, float | None]:
+    """Latitude and longitude from the row's ``lat`` and ``lon`` columns."""
+    return (
+        _number(problems, where, lat, row[lat], default=0.0, low=-90, high=90),
+        _number(problems, where, lon, row[lon], default=0.0, low=-180, high=180),
+    )
+
+
 def read_stops(path: Path) -> list[Stop]:
     problems: list[str] = []
     stops: list[Stop] = []
     seen: set[str] = set()
     for line, row in _rows(path, STOP_FIELDS[:3], STOP_FIELDS[3:]):
         where = f"{path.name}:{line}"
-        sid = _ident(problems, where, "id", row["id"])
-        if sid in seen:
-            problems.append(f"{where}: id: {sid} is repeated")
-        seen.add(sid)
-        lat = _number(problems, where, "lat", row["lat"], default=0.0, low=-90, high=90)
-        lon = _number(problems, where, "lon", row["lon"], default=0.0, low=-180, high=180)
+        sid = _row_id(problems, where, row["id"], seen)
+        lat, lon = _position(problems, where, row, "lat", "lon")
         if row["lat"] == "" or row["lon"] == "":
             problems.append(f"{where}: lat/lon: empty")
         kg = _number(problems, where, "kg", row.get("kg", ""), default=0.0, low=0, high=1e6)
@@ -152,15 +167,9 @@ def read_vehicles(path: Path) -> list[Vehicle]:
     seen: set[str] = set()
     for line, row in _rows(path, VEHICLE_FIELDS[:4], VEHICLE_FIELDS[4:]):
         where = f"{path.name}:{line}"
-        vid = _ident(problems, where, "id", row["id"])
-        if vid in seen:
-            problems.append(f"{where}: id: {vid} is repeated")
-        seen.add(vid)
+        vid = _row_id(problems, where, row["id"], seen)
         depot = _ident(problems, where, "depot_id", row["depot_id"])
-        lat = _number(problems, where, "depot_lat", row["depot_lat"], default=0.0, low=-90, high=90)
-        lon = _number(
-            problems, where, "depot_lon", row["depot_lon"], default=0.0, low=-180, high=180
-        )
+        lat, lon = _position(problems, where, row, "depot_lat", "depot_lon")
         kg = _number(
             problems,
             where,

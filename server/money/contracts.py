@@ -469,3 +469,25 @@ def latest_versions(session: Session) -> list[Contract]:
             .order_by(Contract.contract_id)
         )
     )
+
+
+def contract_row(c: Contract) -> dict[str, object]:
+    """A contract version for output, its values as stored (dates, Decimals)."""
+    return {
+        "contract_id": c.contract_id,
+        "version": c.version,
+        "tender_id": c.tender_id,
+        "lot": c.lot,
+        "contractor_bin": c.contractor_bin,
+        "contractor_name": c.contractor_name,
+        "category": c.category,
+        "stage": c.stage,
+        "regions": list(c.region_list),
+        "site_ids": list(c.site_list),
+        "period_start": c.period_start,
+        "period_end": c.period_end,
+        "cap_t": c.cap_t,
+        "rate": c.rate,
+        "rate_unit": c.rate_unit,
+        "budget_cap_kzt": c.budget_cap_kzt,
+    }

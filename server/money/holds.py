@@ -682,6 +682,17 @@ class HoldView:
         }
 
 
+#: A held ticket's columns, in the order both hold queries read them.
+_TICKET_COLUMNS: Final = (
+    Ticket.id,
+    Ticket.device_id,
+    Ticket.seq,
+    Ticket.weighed_at,
+    Ticket.site_id,
+    Ticket.category,
+    Ticket.net_g,
+)
+
 #: A hold's status from its latest resolution's decision (none: open).
 _DECISION_OF: Final = {"released": "release", "rejected": "reject"}
 
@@ -720,13 +731,7 @@ def list_holds(
             Hold.reason,
             Hold.detail,
             Hold.detected_at,
-            Ticket.id,
-            Ticket.device_id,
-            Ticket.seq,
-            Ticket.weighed_at,
-            Ticket.site_id,
-            Ticket.category,
-            Ticket.net_g,
+            *_TICKET_COLUMNS,
             HoldResolution.decision,
             HoldResolution.actor,
             HoldResolution.decided_at,
@@ -815,13 +820,7 @@ def holds_as_of(
         select(
             Hold.id,
             Hold.reason,
-            Ticket.id,
-            Ticket.device_id,
-            Ticket.seq,
-            Ticket.weighed_at,
-            Ticket.site_id,
-            Ticket.category,
-            Ticket.net_g,
+            *_TICKET_COLUMNS,
             Ticket.badge,
         )
         .join(Ticket, Ticket.id == Hold.ticket_id)

@@ -123,6 +123,32 @@ def enqueue(session: Session, events: Sequence[NewEvent], *, now: datetime) -> i
     return added
 
 
+def _container_event(
+    kind: EventKind,
+    container_id: str,
+    *,
+    fill_pct: float | None,
+    says: str,
+    source: str,
+    period: str,
+    now: datetime,
+    region: str | None,
+    contractor_bin: str | None,
+) -> NewEvent:
+    """One due-list event about a container, keyed once per container and ``period``."""
+    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
+    return NewEvent(
+        kind=kind,
+        subject=container_id,
+        text=f"container {container_id}{fill} {says}",
+        source=source,
+        source_id=f"{container_id}@{period}",
+        occurred_at=now,
+        region=region,
+        contractor_bin=contractor_bin,
+    )
+
+
 def due_event(
     container_id: str,
     *,
@@ -136,14 +162,14 @@ def due_event(
     """ "Container due" as the due list says it: keyed once per container and due day,
     or — given ``period`` (what names the container's due period, such as its last
     emptying) — once per container and period, however the predicted time moves."""
-    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
-    return NewEvent(
-        kind=EventKind.CONTAINER_DUE,
-        subject=container_id,
-        text=f"container {container_id}{fill} due by {due_at:%Y-%m-%d %H:%M} UTC",
+    return _container_event(
+        EventKind.CONTAINER_DUE,
+        container_id,
+        fill_pct=fill_pct,
+        says=f"due by {due_at:%Y-%m-%d %H:%M} UTC",
         source="due_list",
-        source_id=f"{container_id}@{period if period is not None else f'{due_at:%Y-%m-%d}'}",
-        occurred_at=now,
+        period=period if period is not None else f"{due_at:%Y-%m-%d}",
+        now=now,
         region=region,
         contractor_bin=contractor_bin,
     )
@@ -160,14 +186,14 @@ def overflowing_event(
 ) -> NewEvent:
     """ "Container overflowing" as the due list says it: once per container and due
     period (``period`` as for :func:`due_event`)."""
-    fill = "" if fill_pct is None else f" ({fill_pct:.0f} % full)"
-    return NewEvent(
-        kind=EventKind.CONTAINER_OVERFLOWING,
-        subject=container_id,
-        text=f"container {container_id}{fill} is overflowing",
+    return _container_event(
+        EventKind.CONTAINER_OVERFLOWING,
+        container_id,
+        fill_pct=fill_pct,
+        says="is overflowing",
         source="due_list_overflow",
-        source_id=f"{container_id}@{period}",
-        occurred_at=now,
+        period=period,
+        now=now,
         region=region,
         contractor_bin=contractor_bin,
     )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import replace
+from datetime import date
+from decimal import Decimal
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -18,7 +20,14 @@ from server.api.deps import ContractorScope, OperatorDep, SessionDep, documented
 from server.api.routes.contractors import today_local
 from server.ledger.models import Contract
 from server.money import previews
-from server.money.contracts import READERS, ImportProblems, latest_versions, read_file, store
+from server.money.contracts import (
+    READERS,
+    ImportProblems,
+    contract_row,
+    latest_versions,
+    read_file,
+    store,
+)
 from server.money.standing import Standing, standings
 from server.people.accounts import NotFound
 
@@ -26,26 +35,17 @@ router = APIRouter(prefix="/api/v1/contracts", tags=["contracts"])
 
 
 def contract_view(c: Contract) -> dict[str, Any]:
-    return {
-        "contract_id": c.contract_id,
-        "version": c.version,
-        "tender_id": c.tender_id,
-        "lot": c.lot,
-        "contractor_bin": c.contractor_bin,
-        "contractor_name": c.contractor_name,
-        "category": c.category,
-        "stage": c.stage,
-        "regions": list(c.region_list),
-        "site_ids": list(c.site_list),
-        "period_start": c.period_start.isoformat(),
-        "period_end": c.period_end.isoformat(),
-        "cap_t": format(c.cap_t, "f"),
-        "rate": format(c.rate, "f"),
-        "rate_unit": c.rate_unit,
-        "budget_cap_kzt": None if c.budget_cap_kzt is None else format(c.budget_cap_kzt, "f"),
-        "source": c.source,
-        "imported_at": c.imported_at.isoformat(),
-    }
+    row = {k: _json(v) for k, v in contract_row(c).items()}
+    return row | {"source": c.source, "imported_at": c.imported_at.isoformat()}
+
+
+def _json(value: object) -> object:
+    """Dates as ISO text and Decimals as exact text, for JSON."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 #: What a contract's standing adds to its terms (full precision decimal strings).

@@ -8,6 +8,7 @@ contractor's bank account and amount: staff only. ``lang`` is ``kk``, ``ru`` or 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from fastapi import APIRouter, Query, Request
@@ -66,26 +67,26 @@ def statement_file(
     return _download(data, FORMATS[fmt], filename(row, fmt, lang))
 
 
-@router.get("/statements/{statement_id:int}.pdf", responses=documented(404))
-def statement_pdf(
-    request: Request,
-    session: SessionDep,
-    scope: ContractorScope,
-    statement_id: RowId,
-    lang: Lang | None = None,
-) -> Response:
-    return statement_file(request, session, scope, statement_id, "pdf", _lang(request, lang))
+def _statement_route(fmt: str) -> Callable[..., Response]:
+    """The download route of one format: ``/statements/{id}.{fmt}``."""
+
+    def route(
+        request: Request,
+        session: SessionDep,
+        scope: ContractorScope,
+        statement_id: RowId,
+        lang: Lang | None = None,
+    ) -> Response:
+        return statement_file(request, session, scope, statement_id, fmt, _lang(request, lang))
+
+    route.__name__ = route.__qualname__ = f"statement_{fmt}"
+    return route
 
 
-@router.get("/statements/{statement_id:int}.xlsx", responses=documented(404))
-def statement_xlsx(
-    request: Request,
-    session: SessionDep,
-    scope: ContractorScope,
-    statement_id: RowId,
-    lang: Lang | None = None,
-) -> Response:
-    return statement_file(request, session, scope, statement_id, "xlsx", _lang(request, lang))
+for _fmt in ("pdf", "xlsx"):
+    router.get(f"/statements/{{statement_id:int}}.{_fmt}", responses=documented(404))(
+        _statement_route(_fmt)
+    )
 
 
 @router.get("/register/{period}.xlsx")

@@ -5,13 +5,16 @@ containers; another's is "not found", as if it did not exist."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from server.api.deps import (
     ContractorScope,
@@ -22,6 +25,7 @@ from server.api.deps import (
     committed,
     documented,
 )
+from server.ledger.places import Place
 from server.logistics import densities, due, mass_balance, outline, places
 from server.logistics.history import container_detail
 from server.regions import REGIONS
@@ -43,6 +47,35 @@ def check_region(region: str | None) -> str | None:
     return region or None
 
 
+class FilterArgs(TypedDict):
+    region: str | None
+    category: str | None
+    contractor: str | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a list of places is narrowed to; ``None`` is "any"."""
+
+    region: str | None
+    category: str | None
+    contractor: str | None
+
+    def args(self) -> FilterArgs:
+        """As keyword arguments (``region``, ``category``, ``contractor``)."""
+        return FilterArgs(region=self.region, category=self.category, contractor=self.contractor)
+
+
+def place_filters(
+    region: Region = None, category: Category = None, contractor: Contractor = None
+) -> Filters:
+    """The query's filters, empty ones "any"; an unknown region is refused (422)."""
+    return Filters(check_region(region), category or None, contractor or None)
+
+
+PlaceFilters = Annotated[Filters, Depends(place_filters)]
+
+
 def load_densities(request: Request) -> densities.Densities:
     try:
         return densities.load(request.app.state.settings.densities_file)
@@ -50,24 +83,31 @@ def load_densities(request: Request) -> densities.Densities:
         raise HTTPException(500, detail=str(exc)) from None
 
 
+def save_place(
+    request: Request, session: Session, place_id: str, changes: Mapping[str, str], *, by: str
+) -> Place:
+    """An operator's change to a place, checked against the configured outline and the
+    densities' categories (the API and the page both change places this way)."""
+    table = load_densities(request)
+    return places.update_place(
+        session,
+        place_id,
+        changes,
+        by=by,
+        within=places.outline_for(request.app.state.settings.places_within),
+        categories=table.categories,
+    )
+
+
 @router.get("/places", responses=documented(404))
 def list_places(
     session: SessionDep,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     kind: Annotated[Literal["reception_point", "container"] | None, Query()] = None,
 ) -> dict[str, Any]:
     """Reception points and containers as a GeoJSON FeatureCollection."""
-    views = places.list_places(
-        session,
-        scope,
-        region=check_region(region),
-        category=category or None,
-        contractor=contractor or None,
-        kind=kind,
-    )
+    views = places.list_places(session, scope, kind=kind, **filters.args())
     return places.feature_collection(views)
 
 
@@ -131,18 +171,9 @@ def change_place(
     place_id: str,
     body: PlaceChange,
 ) -> dict[str, Any]:
-    settings = request.app.state.settings
-    table = load_densities(request)
     changes = {k: v for k, v in body.model_dump().items() if v is not None}
     with committed(session, places.PlaceProblems, 422):
-        place = places.update_place(
-            session,
-            place_id,
-            changes,
-            by=user.username,
-            within=places.outline_for(settings.places_within),
-            categories=table.categories,
-        )
+        place = save_place(request, session, place_id, changes, by=user.username)
     return {"place_id": place.place_id, "updated_at": place.updated_at.isoformat()}
 
 
@@ -199,9 +230,7 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 def due_list(
     session: SessionDep,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     horizon_h: Annotated[float, Query(gt=0, le=24 * 14)] = due.DEFAULT_HORIZON_H,
     threshold: Annotated[float, Query(gt=0, le=100)] = 80.0,
     silent_h: Annotated[float, Query(gt=0, le=24 * 30)] = due.DEFAULT_SILENT_H,
@@ -216,9 +245,7 @@ def due_list(
         horizon_h=horizon_h,
         threshold=threshold,
         silent_h=silent_h,
-        region=check_region(region),
-        contractor=contractor or None,
-        category=category or None,
+        **filters.args(),
     )
     return due_response(items, format, now)
 

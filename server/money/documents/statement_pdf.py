@@ -90,6 +90,22 @@ def _table(
         pdf.ln(ROW_H)
 
 
+def _table_or_none(
+    pdf: FPDF,
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    widths: Sequence[float],
+    right: Sequence[bool],
+    none: str,
+) -> None:
+    """The rows as a table, or ``none`` written out where there are none."""
+    if rows:
+        _table(pdf, header, rows, widths, right)
+    else:
+        pdf.set_font(FONT, "", BODY_PT)
+        pdf.cell(0, ROW_H, none, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def _heading(pdf: FPDF, text: str) -> None:
     if pdf.get_y() + 3 * ROW_H > pdf.page_break_trigger:
         pdf.add_page()
@@ -152,21 +168,12 @@ def statement_pdf(doc: StatementDocument) -> bytes:
     _heading(pdf, lb("doc.totals"))
     _pairs(pdf, [(label, doc.num(value)) for label, value in doc.totals()], label_w=70.0)
 
+    over_cap = [doc.over_cap_cells(u) for u in doc.over_cap]
     _heading(pdf, lb("doc.over_cap"))
-    if doc.over_cap:
-        cells = [doc.over_cap_cells(u) for u in doc.over_cap]
-        _table(pdf, doc.over_cap_header(), cells, OVER_WIDTHS, OVER_RIGHT)
-    else:
-        pdf.set_font(FONT, "", BODY_PT)
-        pdf.cell(0, ROW_H, lb("doc.none"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-
+    _table_or_none(pdf, doc.over_cap_header(), over_cap, OVER_WIDTHS, OVER_RIGHT, lb("doc.none"))
+    held = [doc.held_cells(h) for h in doc.held]
     _heading(pdf, lb("doc.held"))
-    if doc.held:
-        cells = [doc.held_cells(h) for h in doc.held]
-        _table(pdf, doc.held_header(), cells, HELD_WIDTHS, HELD_RIGHT)
-    else:
-        pdf.set_font(FONT, "", BODY_PT)
-        pdf.cell(0, ROW_H, lb("doc.none"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _table_or_none(pdf, doc.held_header(), held, HELD_WIDTHS, HELD_RIGHT, lb("doc.none"))
 
     _heading(pdf, lb("doc.history"))
     _pairs(pdf, doc.history())

@@ -30,6 +30,7 @@ from server.money.documents.register import (
 from server.people.permissions import PermissionDenied
 from server.web.render import PageDep
 from server.web.routes.contractors import this_month
+from server.web.uploads import read_upload, upload_name
 
 router = APIRouter(include_in_schema=False)
 
@@ -95,7 +96,7 @@ def set_bank(
 
 
 @router.post("/register/mark-paid")
-async def mark_paid_page(
+def mark_paid_page(
     page: PageDep,
     session: SessionDep,
     _: OperatorDep,
@@ -105,8 +106,8 @@ async def mark_paid_page(
 ) -> Response:
     period = period or this_month()
     check_period(period)
-    data = await file.read(MAX_BYTES + 1)
-    name = (file.filename or "upload").rsplit("/", 1)[-1][:100]
+    data = read_upload(file, MAX_BYTES)
+    name = upload_name(file, max_length=100)
     try:
         payments = read_payments(data, name)
     except RegisterError as exc:

@@ -28,12 +28,10 @@ from server.api.deps import (
     is_period,
 )
 from server.api.routes.logistics import (
-    Category,
-    Contractor,
-    Region,
-    check_region,
+    PlaceFilters,
     due_response,
     load_densities,
+    save_place,
 )
 from server.ledger.models import Ticket
 from server.logistics import due, due_routes, mass_balance, places
@@ -73,13 +71,10 @@ def map_page(
     session: SessionDep,
     user: CurrentUser,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     plan: Annotated[int | None, Query(ge=1, le=2**62)] = None,
 ) -> Response:
-    region, category, contractor = check_region(region), category or None, contractor or None
-    scope.narrow(contractor)  # another contractor's BIN: 404 like everything else
+    scope.narrow(filters.contractor)  # another contractor's BIN: 404 like everything else
     if plan is not None:
         load_plan(session, plan, scope)  # another contractor's plan: 404 as well
     settings = page.request.app.state.settings
@@ -88,11 +83,9 @@ def map_page(
         "logistics/map.html",
         200,
         plan=plan,
-        query=_query(region=region, category=category, contractor=contractor),
-        region=region,
-        category=category,
-        contractor=contractor,
+        query=_query(**filters.args()),
         tiles=tiles,
+        **filters.args(),
         **_choices(session, scope),
     )
     if tiles:
@@ -158,30 +151,20 @@ def due_page(
     session: SessionDep,
     user: CurrentUser,
     scope: ContractorScope,
-    region: Region = None,
-    category: Category = None,
-    contractor: Contractor = None,
+    filters: PlaceFilters,
     horizon_h: Annotated[int, Query(ge=1, le=24 * 14)] = due.DEFAULT_HORIZON_H,
     format: Annotated[Literal["html", "csv", "xlsx"], Query()] = "html",
 ) -> Response:
-    region, category, contractor = check_region(region), category or None, contractor or None
     now = datetime.now(UTC)
-    items = due.due_list(
-        session,
-        scope,
-        now=now,
-        horizon_h=horizon_h,
-        region=region,
-        contractor=contractor,
-        category=category,
-    )
+    items = due.due_list(session, scope, now=now, horizon_h=horizon_h, **filters.args())
     if format != "html":
         answer: Response = due_response(items, format, now)
         return answer
     groups: dict[tuple[str, str], list[due.DueItem]] = {}
     for item in items:
         groups.setdefault((item.place.region, item.place.contractor_bin or ""), []).append(item)
-    query = _query(region=region, category=category, contractor=contractor)
+    query = _query(**filters.args())
+    region = filters.region
     depots = (
         sorted(due_routes.reception_points(session, region))
         if region and user.role is Role.OPERATOR
@@ -193,12 +176,10 @@ def due_page(
         groups=groups,
         count=len(items),
         horizon_h=horizon_h,
-        region=region,
-        category=category,
-        contractor=contractor,
         query=query + ("&" if query else "") + f"horizon_h={horizon_h}",
         depots=depots,
         today=datetime.now(LOCAL_TZ).date().isoformat(),
+        **filters.args(),
         **_choices(session, scope),
     )
 
@@ -296,8 +277,6 @@ def edit_place(
     site_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     place = places.visible_place(session, Scope.everything(), place_id)
-    settings = page.request.app.state.settings
-    table = load_densities(page.request)
     target = f"/containers/{place_id}" if place.kind == "container" else "/map"
     changes = {
         "name": name,
@@ -312,14 +291,7 @@ def edit_place(
     return page.act(
         session,
         target,
-        lambda: places.update_place(
-            session,
-            place_id,
-            changes,
-            by=user.username,
-            within=places.outline_for(settings.places_within),
-            categories=table.categories,
-        ),
+        lambda: save_place(page.request, session, place_id, changes, by=user.username),
         places.PlaceProblems,
         lambda p: page.t("logistics.place_saved", id=p.place_id, who=user.username),
     )

@@ -20,6 +20,7 @@ from server.api.deps import OperatorDep, SessionDep, StaffDep
 from server.money import manual
 from server.web import flash
 from server.web.render import Page, PageDep
+from server.web.uploads import read_upload, upload_name
 
 router = APIRouter(include_in_schema=False)
 
@@ -42,10 +43,6 @@ def _page(page: Page, session: SessionDep, problems: list[str] | None = None) ->
     )
 
 
-def _read(upload: UploadFile, limit: int) -> bytes:
-    return upload.file.read(limit + 1)
-
-
 @router.get(PATH)
 def manual_page(page: PageDep, session: SessionDep, user: StaffDep) -> Response:
     return _page(page, session)
@@ -59,8 +56,8 @@ def import_export(
     file: Annotated[UploadFile, File()],
     site: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
-    name = (file.filename or "upload").replace("\\", "/").rsplit("/", 1)[-1][:200] or "upload"
-    data = _read(file, MAX_EXPORT_BYTES)
+    name = upload_name(file)
+    data = read_upload(file, MAX_EXPORT_BYTES)
     try:
         if len(data) > MAX_EXPORT_BYTES:
             raise manual.ManualProblems(
@@ -103,7 +100,7 @@ def enter_paper(
         "vehicle_plate": vehicle_plate,
         "contractor_bin": contractor_bin,
     }
-    data = _read(scan, manual.MAX_ATTACHMENT_BYTES)
+    data = read_upload(scan, manual.MAX_ATTACHMENT_BYTES)
     try:
         result = manual.enter_paper(
             session,
