@@ -320,6 +320,10 @@ def test_forms_and_api_refuse_the_wrong_caller(site: str) -> None:
         edit = client.get("/places/almaty-c1/edit")
         assert edit.status_code == 403
         assert client.post("/places/almaty-c1/edit", data={"latitude": "1"}).status_code == 403
+        # The API's edit: a contractor is refused even with a valid CSRF token of its own.
+        csrf = {"X-CSRF-Token": form_csrf(client.get("/account").text)}
+        moved = client.patch("/api/v1/places/almaty-c1", json={"latitude": "1"}, headers=csrf)
+        assert moved.status_code == 403, moved.text
         assert client.get("/api/v1/places?region=<script>").status_code == 422
         assert client.get("/api/v1/due?horizon_h=-1").status_code == 422
         assert client.get("/api/v1/places/outline").json()["properties"]["name"] == "Kazakhstan"
@@ -338,6 +342,17 @@ def test_forms_and_api_refuse_the_wrong_caller(site: str) -> None:
         )
         no_csrf = client.post("/places/almaty-c1/edit", data={"name": "x", "latitude": "43.2"})
         assert no_csrf.status_code == 403
+        assert client.patch("/api/v1/places/almaty-c1", json={"name": "x"}).status_code == 403
+        csrf = {"X-CSRF-Token": form_csrf(client.get("/places/almaty-c1/edit").text)}
+        outside = client.patch("/api/v1/places/almaty-c1", json={"latitude": "1"}, headers=csrf)
+        assert outside.status_code == 422, outside.text  # not in Kazakhstan
+        assert (
+            client.patch("/api/v1/places/nowhere", json={"name": "x"}, headers=csrf).status_code
+            == 404
+        )
+        kept = client.patch("/api/v1/places/almaty-c1", json={"name": "Almaty C1"}, headers=csrf)
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["place_id"] == "almaty-c1"
         assert client.get("/api/v1/mass-balance/2026-13").status_code == 422
         assert client.get("/api/v1/mass-balance/2026-03").json() == []
         due = client.get("/api/v1/due", params={"format": "xlsx"})
