@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from server.ledger.migrations import append_only
+
 revision = "0100"
 down_revision = "0001"
 branch_labels = None
@@ -212,35 +214,13 @@ def _append_only_up() -> None:
             " TG_TABLE_NAME USING ERRCODE = 'restrict_violation';\n"
             "END $$"
         )
-        for table in APPEND_ONLY:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-                " FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
-                " FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
-            )
-    else:
-        for table in APPEND_ONLY:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
-                    f" BEGIN SELECT RAISE(ABORT, '{table} is append-only:"
-                    " record a reversing entry instead'); END"
-                )
+    append_only.protect(APPEND_ONLY)
 
 
 def _append_only_down() -> None:
+    append_only.release(APPEND_ONLY)
     if op.get_bind().dialect.name == "postgresql":
-        for table in APPEND_ONLY:
-            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
         op.execute("DROP FUNCTION ledger_refuse_change()")
-    else:
-        for table in APPEND_ONLY:
-            for action in ("update", "delete"):
-                op.execute(f"DROP TRIGGER {table}_no_{action}")
 
 
 def downgrade() -> None:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from server.ledger.migrations import append_only
+
 revision = "0600_bank_documents"
 down_revision = "0530_wire"
 branch_labels = None
 depends_on = None
-
-MESSAGE = "bank_accounts is append-only: record a reversing entry instead"
 
 
 def upgrade() -> None:
@@ -43,25 +43,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_bank_accounts_contractor_bin"), "bank_accounts", ["contractor_bin"], unique=False
     )
-    if op.get_bind().dialect.name == "postgresql":
-        # ledger_refuse_change() is 0100's: it names the table and refuses the change.
-        op.execute(
-            "CREATE TRIGGER bank_accounts_append_only BEFORE UPDATE OR DELETE ON bank_accounts"
-            " FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-        )
-        return
-    for action in ("UPDATE", "DELETE"):
-        op.execute(
-            f"CREATE TRIGGER bank_accounts_no_{action.lower()} BEFORE {action} ON bank_accounts"
-            f" BEGIN SELECT RAISE(ABORT, '{MESSAGE}'); END"
-        )
+    # Refuses TRUNCATE on PostgreSQL too, as every other append-only table does.
+    append_only.protect(["bank_accounts"])
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER bank_accounts_append_only ON bank_accounts")
-    else:
-        op.execute("DROP TRIGGER bank_accounts_no_update")
-        op.execute("DROP TRIGGER bank_accounts_no_delete")
+    append_only.release(["bank_accounts"])
     op.drop_index(op.f("ix_bank_accounts_contractor_bin"), table_name="bank_accounts")
     op.drop_table("bank_accounts")

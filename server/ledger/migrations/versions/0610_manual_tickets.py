@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from server.ledger.migrations import append_only
+
 revision = "0610_manual_tickets"
 down_revision = "0600_bank_documents"
 branch_labels = None
@@ -64,35 +66,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("site_id", "ticket_no", name="uq_manual_tickets_site_ticket"),
         sa.UniqueConstraint("ticket_id", name=op.f("uq_manual_tickets_ticket_id")),
     )
-    if op.get_bind().dialect.name == "postgresql":
-        # ledger_refuse_change() is migration 0100's.
-        for table in APPEND_ONLY:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}"
-                " FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
-            )
-            op.execute(
-                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}"
-                " FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
-            )
-        return
-    for table in APPEND_ONLY:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table}"
-                f" BEGIN SELECT RAISE(ABORT, '{table} is append-only:"
-                " record a reversing entry instead'); END"
-            )
+    append_only.protect(APPEND_ONLY)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        for table in APPEND_ONLY:
-            op.execute(f"DROP TRIGGER {table}_append_only ON {table}")
-            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
-    else:
-        for table in APPEND_ONLY:
-            for action in ("update", "delete"):
-                op.execute(f"DROP TRIGGER {table}_no_{action}")
+    append_only.release(APPEND_ONLY)
     op.drop_table("manual_tickets")
     op.drop_table("manual_attachments")
