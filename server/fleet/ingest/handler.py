@@ -770,6 +770,7 @@ class _Batch:
             spool = (spool_id, row.body)
         # Shared rows last, each table in key order (no deadlock between workers), as
         # upserts that merge in SQL (no lost update, no insert race): upsert.py.
+        self.presence.lock()  # device_state is written twice below: locked once, first
         s.flush()  # dead letters, alarms, presence columns of device_state
         self.fills.upsert()  # container states, rollups
         self.presence.upsert()  # last seen

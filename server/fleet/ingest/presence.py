@@ -33,7 +33,7 @@ from edge.protocol import (
     parse_ts,
 )
 from server.fleet.alarms import AlarmBook, AlarmRules
-from server.fleet.ingest.bulk import among, chunks
+from server.fleet.ingest.bulk import among, chunks, is_postgres
 from server.fleet.ingest.messages import Inbound, Rejected, Stale
 from server.fleet.ingest.upsert import upsert
 from server.fleet.telemetry import health_line
@@ -271,6 +271,22 @@ class Presence:
                 site_id=device.site_id,
                 message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
             )
+
+    def lock(self) -> None:
+        """Lock, in key order, every existing device_state row this batch will write,
+        before any of them is written. The ORM flush of the presence columns and the
+        last-seen upsert each go in key order, but one after the other they do not: two
+        workers whose batches share devices deadlocked on them (PostgreSQL; SQLite
+        writes one transaction at a time)."""
+        ids = sorted(set(self._states) | set(self.last_seen))
+        if not ids or not is_postgres(self.session):
+            return
+        self.session.execute(
+            select(DeviceState.device_id)
+            .where(among(self.session, DeviceState.device_id, ids))
+            .order_by(DeviceState.device_id)
+            .with_for_update()
+        )
 
     def upsert(self) -> None:
         """Last seen per device: a shared column, set by one upsert keeping the later time;
