@@ -160,6 +160,9 @@ class AgentStats:
     #: server key), or for another device.
     ack_signature: int = 0
     started_mono: float = 0.0
+    #: Events handled per device (frames, badges, distances), after their effects: a
+    #: frame counted here has been weighed or refused, never still pending.
+    handled: Counter[str] = field(default_factory=Counter)
     #: Stable frame read -> weighing committed, ms (the last 1000 weighings).
     record_ms: list[float] = field(default_factory=list)
 
@@ -331,6 +334,7 @@ class Agent:
             self._dispatch(event)
             if not isinstance(event, InputFault):
                 self._device_ok(name)
+        self.stats.handled[name] += 1
 
     @contextlib.contextmanager
     def _isolated(self, name: str) -> Iterator[None]:

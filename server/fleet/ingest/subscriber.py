@@ -71,6 +71,7 @@ class Subscriber:
         cert_file: str | None = None,
         key_file: str | None = None,
         clock: Callable[[], datetime] | None = None,
+        receipt: Callable[[str, bytes], datetime] | None = None,
     ) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -78,6 +79,9 @@ class Subscriber:
         self.handler = handler
         self.clock = clock or _utc_now
         """The receive time of a message (a simulation passes its own clock)."""
+        self.receipt = receipt
+        """The receive time of a message from its topic and payload, if not ``clock``'s: a
+        simulation whose sites keep their own clocks knows when each was sent."""
         self.url = BrokerUrl.parse(broker_url)
         self.share_group = share_group
         self.batch_max = batch_max
@@ -143,12 +147,14 @@ class Subscriber:
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if self._closing.is_set():
             return  # not acked: the broker delivers it again on the next connection
+        payload = bytes(message.payload)
+        at = self.clock() if self.receipt is None else self.receipt(message.topic, payload)
         self._inbox.put(
             _Received(
                 Inbound(
                     message.topic,
-                    bytes(message.payload),
-                    self.clock(),
+                    payload,
+                    at,
                     retained=bool(message.retain),
                 ),
                 message.mid,
