@@ -7,18 +7,27 @@ scale. A container site is a MaxBotix rangefinder above a container whose level 
 through the month and drops when it is emptied. Each site runs the real
 :class:`edge.agent.Agent` (in-process, one thread each) through ``sim://`` ports.
 
-All agents read one :class:`~firmware_sim.timeline.FleetClock` flowing ``--speed``
-times faster than real time from the month's start; a delivery is played when the
-clock reaches its scripted time (so a ticket is stamped within a few simulated
-seconds of it, by the agent). With ``--database-url`` the sites and devices are
-registered in that ledger first; with ``--ingest N`` the real ingest runs here too, N
-workers of a shared subscription, on the same clock. The last line is
+Two clocks. By default all agents read one :class:`~firmware_sim.timeline.FleetClock`
+flowing ``--speed`` times faster than real time from the month's start; a delivery is
+played when the clock reaches its scripted time (so a ticket is stamped within a few
+simulated seconds of it, by the agent), and a month takes its length over ``--speed``
+whatever the stack could do. With ``--window S`` each site has its own clock
+(:class:`~firmware_sim.timeline.SiteClocks`), held at each delivery's scripted time
+until the agent has recorded it and kept within S simulated seconds of every other
+site's: tickets carry exactly their scripted times and the month runs as fast as the
+agents, broker, ingest and ledger take it, which is the throughput it measures.
+
+With ``--database-url`` the sites and devices are registered in that ledger first;
+with ``--ingest N`` the real ingest runs here too, N workers of a shared subscription,
+on the simulation's clock (the leading site's, with site clocks). The last line is
 ``fleet sites=… weighings=… acked=… seconds=… weighings_per_s=…``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import random
 import sqlite3
@@ -43,12 +52,13 @@ from edge.config import (
     ScaleConfig,
 )
 from edge.evidence import DeviceKey
+from edge.protocol import parse_ts
 from firmware_sim import registry
 from firmware_sim.rangefinder import MaxBotix
 from firmware_sim.rfid import RDM6300, tag_for_card
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from firmware_sim.timeline import FleetClock, Rhythm, script_month
+from firmware_sim.timeline import FleetClock, Rhythm, SiteClock, SiteClocks, script_month
 from server.money.amounts import LOCAL_TZ
 from server.money.inputs import parse_period
 
@@ -65,6 +75,9 @@ CATEGORIES = (
 )
 #: A container 1.2 m deep: sensor 300 mm above the brim.
 EMPTY_MM, FULL_MM = 1500, 300
+#: Real seconds a site waits, once its load's frames are all read, for frames the agent
+#: never handles (a frame its reader could not parse is no event) before moving on.
+UNREAD_FRAME_GRACE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,74 @@ class VirtualSite:
     badges: list[str] = field(default_factory=list)
     _badge_for: int = -1
     _badge_until: float = 0.0
+    phase: str = ""
+    """Per-site clocks: "" idle, "badge" at the reader, "load" on the scale."""
+    _mark: tuple[int, int, int] = (0, 0, 0)
+    """Agent's recorded count, its handled badges or frames, the scale's frames sent."""
+    _read_at: float | None = None
+
+    def step_held(self, clocks: SiteClocks) -> None:
+        """Per-site clocks: start the next delivery once the window allows it (the clock
+        held at its time), and release the clock once the agent has settled it.
+
+        Settled is what the agent has done, not how long it took: the badge handled
+        before the load goes on, then the load recorded or, if it never settled (a
+        planted unstable scale), every frame of it handled without a record. A shared
+        machine may take any time over either; the ticket still carries its time."""
+        if self.scale is None or self.agent is None:
+            return
+        site = self.spec.site_id
+        stats = self.agent.stats
+        if not self.phase:
+            if self.played >= len(self.loads) or not self.scale.script_done:
+                return
+            at = self.loads[self.played].at
+            assert at is not None, "a fleet's loads are scripted with their times"
+            if not clocks.may_start(site, at):
+                return
+            clocks.hold(site, at)
+            if self.reader is not None and self.badges:
+                self.phase = "badge"
+                self._mark = (0, stats.handled["badge"], 0)
+                self.reader.present(self.badges[self.played % len(self.badges)], 3)
+                return
+            self._put_on()
+            return
+        if self.phase == "badge":
+            assert self.reader is not None
+            if not self.reader.idle or self.reader.in_waiting:
+                return
+            if stats.handled["badge"] == self._mark[1]:
+                return
+            self._put_on()
+            return
+        recorded, frames_before, sent_before = self._mark
+        if stats.recorded == recorded:
+            if not self.scale.script_done:
+                return
+            handled = stats.handled[self.config_scale_id] - frames_before
+            if handled < self.scale.frames_sent - sent_before:
+                # A frame the agent could not read is never handled: a bounded wait.
+                self._read_at = self._read_at or time.monotonic()
+                if time.monotonic() - self._read_at < UNREAD_FRAME_GRACE_S:
+                    return
+        self.played += 1
+        self.phase = ""
+        self._read_at = None
+        following = self.loads[self.played].at if self.played < len(self.loads) else None
+        clocks.release(site, following)
+
+    @property
+    def config_scale_id(self) -> str:
+        return scale_id_of(self.spec)
+
+    def _put_on(self) -> None:
+        assert self.scale is not None
+        assert self.agent is not None
+        stats = self.agent.stats
+        self.phase = "load"
+        self._mark = (stats.recorded, stats.handled[self.config_scale_id], self.scale.frames_sent)
+        self.scale.play([self.loads[self.played]])
 
     def play_due(self, now: datetime) -> None:
         """Deliveries whose time has come: a badge at the reader, then the load."""
@@ -144,7 +225,9 @@ class VirtualSite:
     @property
     def finished(self) -> bool:
         """Every delivery put on the scale and its frames read (containers: always)."""
-        return self.scale is None or (self.played == len(self.loads) and self.scale.script_done)
+        return self.scale is None or (
+            self.played == len(self.loads) and not self.phase and self.scale.script_done
+        )
 
     def _badge_read(self) -> bool:
         """The badge of the next delivery held to the reader and read: the person at the
@@ -271,10 +354,39 @@ class SkewedFleetClock:
         return True
 
 
+class SentAt:
+    """When a message was received, with per-site clocks: the moment it was sent.
+
+    Site clocks jump (overnight, when the last busy site moves on), so a message in
+    flight for a real millisecond could arrive "hours" after its stamp and trip the
+    clock check. The simulated network is instant instead: a message arrives at its
+    stamp less its sender's planted skew, which is then exactly what the check sees.
+    Messages without a stamp arrive at the leading edge.
+    """
+
+    def __init__(self, specs: Sequence[SiteSpec], leading: Callable[[], datetime]) -> None:
+        self.skew = {s.device_id: timedelta(seconds=s.clock_skew_s) for s in specs}
+        self.leading = leading
+
+    def __call__(self, topic_name: str, payload: bytes) -> datetime:
+        parts = topic_name.split("/")
+        skew = self.skew.get(parts[2]) if len(parts) > 2 else None
+        stamp = None
+        if skew is not None:
+            # Not ours to judge a bad payload: the ingest refuses it, received at the edge.
+            with contextlib.suppress(ValueError, RecursionError):
+                body = json.loads(payload)
+                ts = body.get("ts") if isinstance(body, dict) else None
+                stamp = parse_ts(ts) - skew if isinstance(ts, str) else None
+        return stamp if stamp is not None else self.leading()
+
+
 @dataclass
 class FleetRun:
     sites: list[VirtualSite]
     clock: FleetClock
+    clocks: SiteClocks | None = None
+    """Per-site clocks (``--window``); None: every agent reads ``clock``."""
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -282,14 +394,19 @@ class FleetRun:
     def scripted(self) -> int:
         return sum(len(s.loads) for s in self.sites if s.scale is not None)
 
+    def now(self) -> datetime:
+        """Where the month is: the fleet clock, or the present of the site clocks."""
+        return self.clocks.present() if self.clocks is not None else self.clock.now()
+
+    def _clock_of(self, site: VirtualSite) -> FleetClock | SkewedFleetClock | SiteClock:
+        skew = site.spec.clock_skew_s
+        if self.clocks is not None:
+            return SiteClock(self.clocks, site.spec.site_id, timedelta(seconds=skew))
+        return SkewedFleetClock(self.clock, skew) if skew else self.clock
+
     def start_agents(self) -> None:
         for site in self.sites:
-            clock = (
-                SkewedFleetClock(self.clock, site.spec.clock_skew_s)
-                if site.spec.clock_skew_s
-                else self.clock
-            )
-            site.agent = build_agent(site.config, clock=clock)
+            site.agent = build_agent(site.config, clock=self._clock_of(site))
             t = threading.Thread(
                 target=site.agent.run, args=(self.stop,), name=site.spec.device_id, daemon=True
             )
@@ -307,12 +424,15 @@ class FleetRun:
         return recorded, unacked
 
     def play(self, end: datetime, deadline: float, progress: Callable[[int], None]) -> bool:
-        """Play every site until the clock passes ``end`` and every weighing is acked."""
+        """Play every site until the month is over and every weighing is acked."""
         last = 0.0
         while time.monotonic() < deadline:
-            now = self.clock.now()
+            now = self.now()
             for site in self.sites:
-                site.play_due(now)
+                if self.clocks is not None and site.scale is not None:
+                    site.step_held(self.clocks)
+                else:
+                    site.play_due(now)
             if time.monotonic() - last > 0.5:
                 last = time.monotonic()
                 recorded, unacked = self.counts()
@@ -321,7 +441,8 @@ class FleetRun:
                 # recorded acked (a planted unstable load may never settle: not recorded).
                 if now >= end and unacked == 0 and all(s.finished for s in self.sites):
                     return True
-            time.sleep(0.02)
+            # Site clocks wait on the agents, not on time: a short nap keeps them busy.
+            time.sleep(0.005 if self.clocks is not None else 0.02)
         return False
 
     def shutdown(self) -> None:
@@ -355,6 +476,31 @@ def register_sites(database_url: str, sites: Sequence[VirtualSite], registered: 
     engine.dispose()
 
 
+def build_sites(
+    specs: Sequence[SiteSpec],
+    *,
+    workdir: Path,
+    broker_url: str,
+    period: str,
+    seed: int,
+    server_key: str | None,
+) -> list[VirtualSite]:
+    """Every site of ``specs`` with its month scripted: the same ``seed`` and ``period``
+    give the same deliveries, so a check can rebuild the script a run played."""
+    rng = random.Random(seed)
+    return [
+        build_site(
+            spec,
+            workdir=workdir,
+            broker_url=broker_url,
+            period=period,
+            rng=rng,
+            server_key=server_key,
+        )
+        for spec in specs
+    ]
+
+
 def run_fleet(
     specs: Sequence[SiteSpec],
     *,
@@ -369,30 +515,39 @@ def run_fleet(
     server_key: DeviceKey | None = None,
     progress: bool = True,
     after_register: Callable[[], None] | None = None,
+    window_s: float | None = None,
 ) -> dict[str, float]:
-    """Run ``specs`` for ``period``; returns the figures of the last line."""
-    rng = random.Random(seed)
+    """Run ``specs`` for ``period``; returns the figures of the last line.
+
+    ``window_s``: per-site clocks kept within that many simulated seconds (``speed``
+    is then unused); None: one fleet clock flowing at ``speed``."""
     first, last = parse_period(period)
     start, end = _utc(first), _utc(last) + timedelta(days=1)
     key = server_key
     if key is None and ingest_workers:
         key, _ = DeviceKey.load_or_create(workdir / "server" / "config.key")
-    sites = [
-        build_site(
-            spec,
-            workdir=workdir,
-            broker_url=broker_url,
-            period=period,
-            rng=rng,
-            server_key=key.public_key_b64() if key else None,
-        )
-        for spec in specs
-    ]
+    sites = build_sites(
+        specs,
+        workdir=workdir,
+        broker_url=broker_url,
+        period=period,
+        seed=seed,
+        server_key=key.public_key_b64() if key else None,
+    )
     if database_url:
         register_sites(database_url, sites, start - timedelta(days=1))
         if after_register is not None:
             after_register()  # e.g. scale certificates, which name registered devices
     clock = FleetClock(start)
+    clocks: SiteClocks | None = None
+    server_now = clock.now
+    if window_s is not None:
+        first_at = {
+            site.spec.site_id: site.loads[0].at if site.scale is not None and site.loads else None
+            for site in sites
+        }
+        clocks = SiteClocks(start, end, timedelta(seconds=window_s), first_at)
+        server_now = clocks.leading
     subscribers = []
     if ingest_workers:
         assert database_url is not None, "the ingest needs --database-url"
@@ -402,24 +557,28 @@ def run_fleet(
         from server.ledger.db import make_engine, session_factory
 
         sessions = session_factory(make_engine(database_url))
-        # A second of real latency is ``speed`` simulated seconds: the clock check
-        # tolerates that much more, so only a planted clock fault shows.
-        rules = AlarmRules(clock_tolerance_s=int(300 + speed))
+        # A second of real latency is ``speed`` simulated seconds (site clocks: up to
+        # the window between them): the clock check tolerates that much more, so only
+        # a planted clock fault shows.
+        lag = window_s if window_s is not None else speed
+        rules = AlarmRules(clock_tolerance_s=int(300 + lag))
         for i in range(ingest_workers):
-            handler = IngestHandler(sessions, ack_key=key, clock=clock.now, rules=rules)
+            handler = IngestHandler(sessions, ack_key=key, clock=server_now, rules=rules)
             sub = Subscriber(
                 handler,
                 broker_url=broker_url,
                 client_id=f"epr-sim-ingest-{i}",
                 share_group="epr-sim" if ingest_workers > 1 else None,
-                clock=clock.now,
+                clock=server_now,
+                receipt=None if clocks is None else SentAt(specs, clocks.leading),
             )
             sub.start()
             subscribers.append(sub)
-    fleet = FleetRun(sites, clock)
+    fleet = FleetRun(sites, clock, clocks)
     began = time.monotonic()
     fleet.start_agents()
-    clock.run(speed)
+    if clocks is None:
+        clock.run(speed)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -435,7 +594,7 @@ def run_fleet(
         task = bar.add_task("weighings acked", total=fleet.scripted, at="")
 
         def show(done: int) -> None:
-            bar.update(task, completed=done, at=clock.now().strftime("%Y-%m-%d %H:%M"))
+            bar.update(task, completed=done, at=fleet.now().strftime("%Y-%m-%d %H:%M"))
 
         complete = fleet.play(end, began + timeout, show)
     seconds = time.monotonic() - began
@@ -468,6 +627,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deliveries", type=int, default=30, help="per reception point a month")
     parser.add_argument("--broker", required=True, help="MQTT broker URL the agents use")
     parser.add_argument("--speed", type=float, default=43_200.0, help="simulated s per real s")
+    parser.add_argument(
+        "--window",
+        type=float,
+        help="per-site clocks kept within this many simulated seconds of each other,"
+        " each held at its deliveries' times (instead of --speed: as fast as the stack)",
+    )
     parser.add_argument("--month", default="2026-10", help="simulated month, YYYY-MM")
     parser.add_argument("--database-url", help="register the sites and devices in this ledger")
     parser.add_argument("--ingest", type=int, default=0, help="run N ingest workers here too")
@@ -483,6 +648,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sites must be between 1 and 100000")
     if args.speed <= 0:
         parser.error("--speed must be positive")
+    if args.window is not None and args.window <= 0:
+        parser.error("--window must be positive (simulated seconds)")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="epr-fleet-"))
     figures = run_fleet(
@@ -495,6 +662,7 @@ def main(argv: list[str] | None = None) -> int:
         ingest_workers=args.ingest,
         timeout=args.timeout,
         seed=args.seed,
+        window_s=args.window,
     )
     print(summary(figures), flush=True)
     return 0 if figures["complete"] else 1

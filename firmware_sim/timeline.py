@@ -166,3 +166,110 @@ class SkewedClock:
 
     def synced(self) -> bool:
         return True
+
+
+class SiteClocks:
+    """One simulated clock per site, kept within ``window`` of each other, so a fleet
+    runs as fast as its stack can weigh instead of as fast as one shared clock flows.
+
+    A site is *busy* while a delivery is on its scale: its clock is held at that
+    delivery's scripted time, so the agent stamps exactly the script. Between
+    deliveries it is *idle* and its clock follows the fleet's present. The present is
+    the earliest moment any site still has to play: the held time of a busy site or
+    the next scripted time of an idle one (a site with nothing left drops out). A site
+    may start its next delivery once that is at most ``window`` past the present, so
+    every device clock is in [present, present + window] and the server, reading the
+    leading edge, receives each message at most ``window`` after its stamp: a clock
+    tolerance of that much more leaves only a planted clock fault to alarm. The present
+    never goes back, nor does any site's clock (a conservative parallel simulation
+    with ``window`` as its look-ahead).
+
+    The driver (one thread) calls :meth:`next_at`, :meth:`hold` and :meth:`release`;
+    agents and the ingest read :meth:`now_of`, :meth:`present` and :meth:`leading`
+    from any thread.
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        end: datetime,
+        window: timedelta,
+        first: dict[str, datetime | None],
+    ) -> None:
+        """``first``: every site with its first delivery's time (None: it has none)."""
+        if window <= timedelta(0):
+            raise ValueError("the window between site clocks must be positive")
+        self._lock = threading.Lock()
+        self.end = end
+        self.window = window
+        self._pending = {site: at for site, at in first.items() if at is not None}
+        """Per site with a delivery left: its held time (busy) or next time (idle)."""
+        self._held = dict.fromkeys(first, start)
+        """Per site: the last time it was held at."""
+        self._busy: set[str] = set()
+        self._present = start
+        self._leading = start
+        self._recompute()
+
+    def may_start(self, site: str, at: datetime) -> bool:
+        """Whether ``site``'s delivery at ``at`` is within the window of the present."""
+        with self._lock:
+            return at <= self._present + self.window
+
+    def hold(self, site: str, at: datetime) -> None:
+        """``site`` is busy with its delivery at ``at``: its clock reads ``at``."""
+        with self._lock:
+            at = max(at, self._held[site])
+            self._held[site] = at
+            self._pending[site] = at
+            self._busy.add(site)
+            self._leading = max(self._leading, at)
+            self._recompute()
+
+    def release(self, site: str, next_at: datetime | None) -> None:
+        """``site``'s delivery is weighed; it is idle until ``next_at`` (None: done)."""
+        with self._lock:
+            self._busy.discard(site)
+            if next_at is None:
+                self._pending.pop(site, None)
+            else:
+                self._pending[site] = max(next_at, self._held[site])
+            self._recompute()
+
+    def _recompute(self) -> None:
+        present = min(self._pending.values(), default=self.end)
+        self._present = max(self._present, present)
+        self._leading = max(self._leading, self._present)
+
+    def present(self) -> datetime:
+        """The fleet's present: what a site with nothing on its scale reads."""
+        return self._present
+
+    def leading(self) -> datetime:
+        """The latest time any site reads: the server's clock (it receives after)."""
+        return self._leading
+
+    def now_of(self, site: str) -> datetime:
+        with self._lock:
+            if site in self._busy:
+                return self._held[site]
+            return max(self._held.get(site, self._present), self._present)
+
+
+class SiteClock:
+    """What one site's devices read from :class:`SiteClocks`, off by a planted
+    ``offset`` if the scenario gives it one."""
+
+    def __init__(self, clocks: SiteClocks, site: str, offset: timedelta = timedelta(0)) -> None:
+        self.clocks = clocks
+        self.site = site
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return self.clocks.now_of(self.site) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def synced(self) -> bool:
+        return True

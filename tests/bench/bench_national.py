@@ -1,11 +1,14 @@
 """``make national``: one simulated month of the national scenario through the real stack.
 
 Mosquitto, PostgreSQL (durable) and the real ingest (two workers of a shared
-subscription, on the simulation's clock) take the month of ``firmware_sim/national.py``
+subscription) take the month of ``firmware_sim/national.py``
 at ``--scale`` (1: the whole country's 147 reception points) with ``--container-scale``
 of its containers, played by ``epr-sim fleet``'s real agents. The lots are imported by
 the contract import, the MRP table loaded, the scale certificates registered (one
 expired), and after the month one recorded weighing, altered, is handed to the ingest.
+Each site keeps its own clock (``--window``, see ``firmware_sim/fleet.py``): every
+ticket carries its scripted time and the month runs as fast as the stack takes it, so
+``weighings_per_s`` is the throughput of agents, broker, ingest and ledger together.
 
 Last line: ``national sites=… scripted=… weighings=… tonnes=… amount_kzt=… clock_alarms=…
 holds=… tampered_rejected=… seconds=… weighings_per_s=…`` (devices with a clock
@@ -57,7 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make national", description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--container-scale", type=float, default=0.01)
-    parser.add_argument("--speed", type=float, default=4000.0, help="simulated s per real s")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=3600.0,
+        help="per-site clocks kept within this many simulated seconds (0: one clock at --speed)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=4000.0, help="with --window 0: simulated s per real s"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=1500.0, help="real seconds at most")
     args = parser.parse_args(argv)
@@ -99,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             server_key=DeviceKey.generate(),
             after_register=certificates,
+            window_s=args.window or None,
         )
         # The tampered record, handed to the ingest's batch core as the broker would.
         first = next(s for s in specs if s.kind == "reception_point")

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from firmware_sim.timeline import FleetClock, Rhythm, SkewedClock, month_times
+from firmware_sim.timeline import (
+    FleetClock,
+    Rhythm,
+    SiteClock,
+    SiteClocks,
+    SkewedClock,
+    month_times,
+)
 from server.money.amounts import LOCAL_TZ
 
 
@@ -45,3 +52,40 @@ def test_the_fleet_clock_holds_flows_and_never_goes_back() -> None:
     skewed = SkewedClock(clock, timedelta(days=2))
     assert skewed.now() - clock.now() >= timedelta(days=2) - timedelta(minutes=5)
     assert skewed.synced()
+
+
+T0 = datetime(2026, 10, 1, tzinfo=UTC)
+H = timedelta(hours=1)
+
+
+def test_site_clocks_hold_each_site_at_its_delivery_within_the_window() -> None:
+    clocks = SiteClocks(T0, T0 + 48 * H, H, {"a": T0 + 2 * H, "b": T0 + 10 * H, "c": None})
+    assert clocks.present() == T0 + 2 * H  # the earliest delivery anyone has left
+    assert clocks.may_start("a", T0 + 2 * H)
+    assert not clocks.may_start("b", T0 + 10 * H)  # eight hours past the present
+    clocks.hold("a", T0 + 2 * H)
+    skewed = SiteClock(clocks, "a", timedelta(days=2))
+    assert SiteClock(clocks, "a").now() == T0 + 2 * H
+    assert skewed.now() == T0 + 2 * H + timedelta(days=2)
+    assert SiteClock(clocks, "c").now() == T0 + 2 * H  # no deliveries: the present
+    clocks.release("a", T0 + 30 * H)
+    # Nobody has anything before b's delivery: the present moves to it, never back.
+    assert clocks.present() == T0 + 10 * H
+    assert SiteClock(clocks, "a").now() == T0 + 10 * H  # idle: follows the present
+    clocks.hold("b", T0 + 10 * H)
+    assert clocks.leading() == T0 + 10 * H
+    clocks.release("b", None)
+    assert clocks.present() == T0 + 30 * H
+    clocks.release("a", None)
+    assert clocks.present() == clocks.leading() == T0 + 48 * H  # the month is over
+
+
+def test_a_site_never_goes_back_and_the_window_is_positive() -> None:
+    clocks = SiteClocks(T0, T0 + 48 * H, H, {"a": T0 + 5 * H})
+    clocks.hold("a", T0 + 5 * H)
+    clocks.release("a", T0 + 3 * H)  # a script out of order is played at the held time
+    assert clocks.present() == T0 + 5 * H
+    clocks.hold("a", T0 + 3 * H)
+    assert SiteClock(clocks, "a").now() == T0 + 5 * H
+    with pytest.raises(ValueError, match="positive"):
+        SiteClocks(T0, T0 + H, timedelta(0), {})
