@@ -340,6 +340,8 @@ class _Batch:
                 self.devices[d.device_id] = d
         for device_id in device_ids:
             self.devices.setdefault(device_id, None)
+        # Every device's last seen is written, whatever its channel: all are locked.
+        self.presence.expect([d for d in device_ids if self.devices[d] is not None])
         self.presence.prefetch(
             sorted(
                 {

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.orm import Session
 
 from edge.evidence import verify_signature
@@ -58,24 +58,36 @@ class Presence:
         self._seen: set[str] = set()
         self._states: dict[str, DeviceState] = {}
         self._configs: dict[str, DeviceConfig] = {}
+        self._devices: list[str] = []
+        """Every device of the batch (prefetch): the device_state rows it may write."""
+        self._locked = False
+        # Whatever flushes first (an alarm cleared mid-batch flushes the session, and
+        # with it any device_state row changed so far) takes the locks first.
+        event.listen(session, "before_flush", self._before_flush)
         self.seqs: dict[tuple[str, str], int] = {}
         """(device, ``status``/``health``/``alarm:<code>``) -> highest seq applied."""
         self._new_seqs: dict[tuple[str, str], int] = {}
 
     def prefetch(self, device_ids: Sequence[str]) -> None:
         """Make the ``device_state`` rows of ``device_ids`` if missing, and load them."""
-        if not device_ids:
+        self._devices = sorted(set(self._devices) | set(device_ids))
+        if not self._devices:
             return
         s = self.session
         # Made here if missing, race-free against other workers, then loaded into
-        # the session so that state() finds them without a query each.
+        # the session so that state() finds them without a query each. Made for every
+        # device of the batch (the last-seen upsert writes them all), in one sorted
+        # statement: a row another worker is still inserting is waited for here, in
+        # key order, not at the end by the upsert (the deadlock this ordering avoids).
         upsert(
             s,
             cast(Table, DeviceState.__table__),
-            [{"device_id": d} for d in device_ids],
+            [{"device_id": d} for d in self._devices],
             keys=["device_id"],
             merge=None,
         )
+        if not device_ids:
+            return
         for chunk in chunks(s, device_ids):
             list(s.scalars(select(DeviceState).where(among(s, DeviceState.device_id, chunk))))
             for device_id, key, seq in s.execute(
@@ -272,15 +284,24 @@ class Presence:
                 message=f"config revision {p.revision} not applied: {p.reason or 'no reason'}",
             )
 
+    def expect(self, device_ids: Sequence[str]) -> None:
+        """The batch's devices: the device_state rows :meth:`lock` takes."""
+        self._devices = sorted(set(self._devices) | set(device_ids))
+
+    def _before_flush(self, session: Session, context: object, instances: object) -> None:
+        if any(isinstance(o, DeviceState) for o in session.dirty):
+            self.lock()
+
     def lock(self) -> None:
-        """Lock, in key order, every existing device_state row this batch will write,
-        before any of them is written. The ORM flush of the presence columns and the
-        last-seen upsert each go in key order, but one after the other they do not: two
-        workers whose batches share devices deadlocked on them (PostgreSQL; SQLite
-        writes one transaction at a time)."""
-        ids = sorted(set(self._states) | set(self.last_seen))
-        if not ids or not is_postgres(self.session):
+        """Lock, in key order and once, every device_state row this batch may write,
+        before the first of them is written. The ORM flush of the presence columns and
+        the last-seen upsert each go in key order, but one after the other (or after a
+        flush mid-batch) they do not: two workers whose batches shared devices
+        deadlocked on them (PostgreSQL; SQLite writes one transaction at a time)."""
+        ids = sorted(set(self._devices) | set(self._states) | set(self.last_seen))
+        if self._locked or not ids or not is_postgres(self.session):
             return
+        self._locked = True
         self.session.execute(
             select(DeviceState.device_id)
             .where(among(self.session, DeviceState.device_id, ids))

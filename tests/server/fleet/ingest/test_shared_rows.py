@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import event, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +19,7 @@ from server.fleet.ingest.messages import Inbound
 from server.ledger.models import ContainerState, DeviceState, Ticket
 from server.ledger.telemetry import FillRollup
 from tests.support.builders import fake_device, register
+from tests.support.ingest import inbound
 
 HOUR = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 
@@ -176,3 +178,54 @@ def test_a_ticket_raced_in_by_another_worker_is_retried_then_acked_as_a_duplicat
     assert all(a is IntegrityError for a in attempts[:-1]), attempts
     with sessions() as s:
         assert s.scalar(select(func.count()).select_from(Ticket)) == 1
+
+
+@pytest.mark.parametrize("ledger_url", ["postgresql"], indirect=True)  # SQLite: no row locks
+def test_a_batch_locks_its_device_rows_in_key_order_before_writing_any(
+    tmp_path: Path, sessions: sessionmaker[Session]
+) -> None:
+    """Two workers deadlocked when one batch wrote a device_state row (an alarm cleared
+    mid-batch flushes the session) before locking the others in key order. Every row a
+    batch writes is now locked by one sorted statement before the first write, on
+    PostgreSQL; a weighing-only device's row (last seen) among them."""
+    online = fake_device(tmp_path, "rp-lock-b")
+    weighing = fake_device(tmp_path, "rp-lock-a")
+    for dev in (online, weighing):
+        register(sessions, dev)
+    handler = IngestHandler(sessions)
+    went_offline = encode(online.status(False, seq=1))
+    assert handler.handle_batch([inbound(online.device_id, went_offline, Channel.STATUS)]) == []
+    statements: list[tuple[str, object]] = []
+
+    def seen(conn: object, cursor: object, sql: str, params: object, *rest: object) -> None:
+        if "device_state" in sql:
+            statements.append((" ".join(sql.split()), params))
+
+    engine = sessions.kw["bind"]
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        back = encode(online.status(True, seq=2))
+        batch = [
+            inbound(online.device_id, back, Channel.STATUS),  # clears device_offline
+            inbound(weighing.device_id, encode(weighing.weigh()), Channel.WEIGHING),
+        ]
+        handler.handle_batch(batch)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    writes = [
+        i
+        for i, (sql, _) in enumerate(statements)
+        if sql.startswith("UPDATE device_state") or "DO UPDATE" in sql
+    ]
+    locks = [i for i, (sql, _) in enumerate(statements) if sql.endswith("FOR UPDATE")]
+    assert writes, statements
+    assert len(locks) == 1, statements
+    assert locks[0] < min(writes), statements
+    locked = str(statements[locks[0]][1])
+    assert online.device_id in locked
+    assert weighing.device_id in locked
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 1
+        state = s.get(DeviceState, online.device_id)
+        assert state is not None
+        assert state.online is True
