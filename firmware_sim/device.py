@@ -63,6 +63,14 @@ class SimDevice:
         self._closed = False
         self._disconnect = False
         self._next_at = time.monotonic()
+        self._news = threading.Event()
+        """Set by :meth:`wake`: without realtime, an idle read ends at once, not at its
+        timeout, when the controller gives the device something to say."""
+
+    def wake(self) -> None:
+        """The controller changed what the device will say (a load, a card): a read
+        waiting out its timeout on a silent device returns now and the next one sees it."""
+        self._news.set()
 
     # ------------------------------------------------------------------ to override
 
@@ -123,7 +131,8 @@ class SimDevice:
             if data is None:
                 if not self.realtime:
                     if deadline is not None:
-                        time.sleep(max(0.0, deadline - time.monotonic()))
+                        self._news.wait(max(0.0, deadline - time.monotonic()))
+                    self._news.clear()
                     return False
                 return True
             self._out += self._faulty(data)

@@ -59,12 +59,14 @@ class RDM6300(SimDevice):
         with self._card_lock:
             self._queue.extend((t.upper(), hold_ticks) for t in tags)
             self._gap = gap_ticks
+        self.wake()
 
     def present(self, tag: str, hold_ticks: int | None = 3) -> None:
         """Hold a card in the field for ``hold_ticks`` frames (None: until taken away)."""
         format_frame(tag)  # refuse a bad tag now, not in the reader's thread
         with self._card_lock:
             self._card, self._left = tag.upper(), hold_ticks
+        self.wake()
 
     @property
     def idle(self) -> bool:

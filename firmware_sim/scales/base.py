@@ -48,12 +48,15 @@ class SimScale(SimDevice, ABC):
 
     def play(self, loads: list[Load]) -> None:
         self.platform.play(loads)
+        self.wake()
 
     def place(self, kg: Decimal, *, settle_ticks: int = 4, overload: bool = False) -> None:
         self.platform.place(kg, settle_ticks=settle_ticks, overload=overload)
+        self.wake()
 
     def remove(self) -> None:
         self.platform.remove()
+        self.wake()
 
     @property
     def script_done(self) -> bool:
