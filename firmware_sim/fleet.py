@@ -29,6 +29,7 @@ import argparse
 import contextlib
 import json
 import logging
+import multiprocessing
 import random
 import sqlite3
 import sys
@@ -78,6 +79,8 @@ EMPTY_MM, FULL_MM = 1500, 300
 #: Real seconds a site waits, once its load's frames are all read, for frames the agent
 #: never handles (a frame its reader could not parse is no event) before moving on.
 UNREAD_FRAME_GRACE_S = 10.0
+#: Real seconds one agent is given to connect before the next is started.
+CONNECT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -306,11 +309,11 @@ def build_site(
         [],
         realtime=False,
         idle="silent",
-        timeout=0.05,
+        timeout=0.5,  # idle reads only: a load or a card wakes the reader at once
         seed=rng.randrange(2**32),
         unstable_rate=spec.unstable,
     )
-    reader = RDM6300(rate_hz=50, realtime=False, timeout=0.05, seed=rng.randrange(2**32))
+    reader = RDM6300(rate_hz=50, realtime=False, timeout=0.5, seed=rng.randrange(2**32))
     scale_id = scale_id_of(spec)
     scale_url = registry.register(f"{name}/{scale_id}", scale)
     reader_url = registry.register(f"{name}/badge", reader)
@@ -404,14 +407,27 @@ class FleetRun:
             return SiteClock(self.clocks, site.spec.site_id, timedelta(seconds=skew))
         return SkewedFleetClock(self.clock, skew) if skew else self.clock
 
-    def start_agents(self) -> None:
-        for site in self.sites:
-            site.agent = build_agent(site.config, clock=self._clock_of(site))
+    def start_agents(self, deadline: float, progress: Callable[[int], None]) -> bool:
+        """Start every agent, each once the one before it has connected (or ``connect_s``
+        passed): hundreds connecting at once in one process miss paho's CONNACK timeout
+        and back off for minutes. False if not all are connected by ``deadline``."""
+        for i, site in enumerate(self.sites):
+            agent = build_agent(site.config, clock=self._clock_of(site))
+            site.agent = agent
             t = threading.Thread(
-                target=site.agent.run, args=(self.stop,), name=site.spec.device_id, daemon=True
+                target=agent.run, args=(self.stop,), name=site.spec.device_id, daemon=True
             )
             t.start()
             self.threads.append(t)
+            waited = time.monotonic() + CONNECT_S
+            while not agent.link.connected and time.monotonic() < min(waited, deadline):
+                time.sleep(0.01)
+            progress(i + 1)
+        while time.monotonic() < deadline:
+            if all(s.agent is not None and s.agent.link.connected for s in self.sites):
+                return True
+            time.sleep(0.1)
+        return False
 
     def counts(self) -> tuple[int, int]:
         recorded = unacked = 0
@@ -433,7 +449,8 @@ class FleetRun:
                     site.step_held(self.clocks)
                 else:
                     site.play_due(now)
-            if time.monotonic() - last > 0.5:
+            # Counting reads every journal: a large fleet is counted less often.
+            if time.monotonic() - last > max(0.5, len(self.sites) / 100):
                 last = time.monotonic()
                 recorded, unacked = self.counts()
                 progress(recorded - unacked)
@@ -501,6 +518,14 @@ def build_sites(
     ]
 
 
+def first_deliveries(sites: Sequence[VirtualSite]) -> dict[str, datetime | None]:
+    """Each site with the time of its first delivery (None: a container, or none)."""
+    return {
+        site.spec.site_id: site.loads[0].at if site.scale is not None and site.loads else None
+        for site in sites
+    }
+
+
 def run_fleet(
     specs: Sequence[SiteSpec],
     *,
@@ -516,11 +541,14 @@ def run_fleet(
     progress: bool = True,
     after_register: Callable[[], None] | None = None,
     window_s: float | None = None,
+    processes: int | None = None,
 ) -> dict[str, float]:
     """Run ``specs`` for ``period``; returns the figures of the last line.
 
     ``window_s``: per-site clocks kept within that many simulated seconds (``speed``
-    is then unused); None: one fleet clock flowing at ``speed``."""
+    is then unused); None: one fleet clock flowing at ``speed``. ``processes``: with
+    site clocks, the agents split over that many processes (default: one per hundred
+    sites, see :mod:`firmware_sim.shards`)."""
     first, last = parse_period(period)
     start, end = _utc(first), _utc(last) + timedelta(days=1)
     key = server_key
@@ -538,15 +566,22 @@ def run_fleet(
         register_sites(database_url, sites, start - timedelta(days=1))
         if after_register is not None:
             after_register()  # e.g. scale certificates, which name registered devices
+    else:
+        for site in sites:
+            DeviceKey.load_or_create(site.config.key_path)
     clock = FleetClock(start)
     clocks: SiteClocks | None = None
     server_now = clock.now
-    if window_s is not None:
-        first_at = {
-            site.spec.site_id: site.loads[0].at if site.scale is not None and site.loads else None
-            for site in sites
-        }
-        clocks = SiteClocks(start, end, timedelta(seconds=window_s), first_at)
+    from firmware_sim import shards
+
+    ctx = multiprocessing.get_context("spawn")
+    split = processes or shards.processes_for(len(sites))
+    board = None
+    if window_s is not None and split > 1:
+        board = shards.new_board(ctx, split, sites, start, end)
+        server_now = board.times.leading
+    elif window_s is not None:
+        clocks = SiteClocks(start, end, timedelta(seconds=window_s), first_deliveries(sites))
         server_now = clocks.leading
     subscribers = []
     if ingest_workers:
@@ -570,15 +605,11 @@ def run_fleet(
                 client_id=f"epr-sim-ingest-{i}",
                 share_group="epr-sim" if ingest_workers > 1 else None,
                 clock=server_now,
-                receipt=None if clocks is None else SentAt(specs, clocks.leading),
+                receipt=None if window_s is None else SentAt(specs, server_now),
             )
             sub.start()
             subscribers.append(sub)
     fleet = FleetRun(sites, clock, clocks)
-    began = time.monotonic()
-    fleet.start_agents()
-    if clocks is None:
-        clock.run(speed)
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -591,15 +622,41 @@ def run_fleet(
         console=Console(stderr=True),
         disable=not progress,
     ) as bar:
-        task = bar.add_task("weighings acked", total=fleet.scripted, at="")
+        launched = time.monotonic()
+        starting = bar.add_task("agents started", total=len(sites), at="")
+        task = bar.add_task("weighings acked", total=fleet.scripted, at="", visible=False)
+
+        def started(n: int) -> None:
+            bar.update(starting, completed=n)
 
         def show(done: int) -> None:
-            bar.update(task, completed=done, at=fleet.now().strftime("%Y-%m-%d %H:%M"))
+            at = board.times.present() if board is not None else fleet.now()
+            bar.update(task, completed=done, at=at.strftime("%Y-%m-%d %H:%M"), visible=True)
 
-        complete = fleet.play(end, began + timeout, show)
+        if board is not None:
+            job = shards.ShardJob(
+                specs,
+                workdir,
+                broker_url,
+                period,
+                seed,
+                key.public_key_b64() if key else None,
+                float(window_s or 0),
+                start,
+                end,
+                timeout,
+            )
+            connected, complete, began = shards.play_sharded(ctx, job, board, sites, started, show)
+        else:
+            connected = fleet.start_agents(launched + timeout, started)
+            began = time.monotonic()
+            if clocks is None:
+                clock.run(speed)
+            complete = connected and fleet.play(end, launched + timeout, show)
     seconds = time.monotonic() - began
     recorded, unacked = fleet.counts()
-    fleet.shutdown()
+    if board is None:
+        fleet.shutdown()
     for sub in subscribers:
         sub.stop()
     return {
@@ -608,6 +665,7 @@ def run_fleet(
         "weighings": recorded,
         "acked": recorded - unacked,
         "complete": 1 if complete else 0,
+        "start_s": round(began - launched, 1),
         "seconds": round(seconds, 1),
         "weighings_per_s": round((recorded - unacked) / seconds, 1) if seconds else 0.0,
     }
@@ -633,6 +691,11 @@ def main(argv: list[str] | None = None) -> int:
         help="per-site clocks kept within this many simulated seconds of each other,"
         " each held at its deliveries' times (instead of --speed: as fast as the stack)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        help="with --window: split the agents over N processes (default: one per 100 sites)",
+    )
     parser.add_argument("--month", default="2026-10", help="simulated month, YYYY-MM")
     parser.add_argument("--database-url", help="register the sites and devices in this ledger")
     parser.add_argument("--ingest", type=int, default=0, help="run N ingest workers here too")
@@ -650,6 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--speed must be positive")
     if args.window is not None and args.window <= 0:
         parser.error("--window must be positive (simulated seconds)")
+    if args.processes is not None and not 1 <= args.processes <= 64:
+        parser.error("--processes must be between 1 and 64")
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="epr-fleet-"))
     figures = run_fleet(
@@ -663,6 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         timeout=args.timeout,
         seed=args.seed,
         window_s=args.window,
+        processes=args.processes,
     )
     print(summary(figures), flush=True)
     return 0 if figures["complete"] else 1

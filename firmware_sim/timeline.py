@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, MutableSequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -195,8 +195,11 @@ class SiteClocks:
         end: datetime,
         window: timedelta,
         first: dict[str, datetime | None],
+        shared: SharedTimes | None = None,
+        shard: int = 0,
     ) -> None:
-        """``first``: every site with its first delivery's time (None: it has none)."""
+        """``first``: every site with its first delivery's time (None: it has none).
+        ``shared``: the fleet is split over processes and these sites are ``shard``."""
         if window <= timedelta(0):
             raise ValueError("the window between site clocks must be positive")
         self._lock = threading.Lock()
@@ -207,14 +210,17 @@ class SiteClocks:
         self._held = dict.fromkeys(first, start)
         """Per site: the last time it was held at."""
         self._busy: set[str] = set()
+        self._shared = shared
+        self._shard = shard
+        self._local = start
         self._present = start
         self._leading = start
-        self._recompute()
+        with self._lock:
+            self._recompute()
 
     def may_start(self, site: str, at: datetime) -> bool:
         """Whether ``site``'s delivery at ``at`` is within the window of the present."""
-        with self._lock:
-            return at <= self._present + self.window
+        return at <= self.present() + self.window
 
     def hold(self, site: str, at: datetime) -> None:
         """``site`` is busy with its delivery at ``at``: its clock reads ``at``."""
@@ -237,23 +243,68 @@ class SiteClocks:
             self._recompute()
 
     def _recompute(self) -> None:
-        present = min(self._pending.values(), default=self.end)
+        self._local = max(self._local, min(self._pending.values(), default=self.end))
+        self._leading = max(self._leading, self._advance())
+        if self._shared is not None:
+            self._shared.publish(self._shard, self._local, self._leading)
+
+    def _advance(self) -> datetime:
+        """The present, from this process's sites and every other shard's (never back)."""
+        present = self._local
+        if self._shared is not None:
+            present = min(present, self._shared.present())
         self._present = max(self._present, present)
-        self._leading = max(self._leading, self._present)
+        return self._present
 
     def present(self) -> datetime:
         """The fleet's present: what a site with nothing on its scale reads."""
-        return self._present
+        with self._lock:
+            return self._advance()
 
     def leading(self) -> datetime:
         """The latest time any site reads: the server's clock (it receives after)."""
-        return self._leading
+        with self._lock:
+            if self._shared is not None:
+                self._leading = max(self._leading, self._shared.leading())
+            return self._leading
 
     def now_of(self, site: str) -> datetime:
         with self._lock:
             if site in self._busy:
                 return self._held[site]
-            return max(self._held.get(site, self._present), self._present)
+            return max(self._held.get(site, self._present), self._advance())
+
+
+class SharedTimes:
+    """A fleet split over processes (shards): per shard, the earliest moment its sites
+    still have to play and the latest any of them has read, as microseconds since the
+    epoch in shared memory. The present of the whole fleet is the least of the first,
+    the server's clock the greatest of the second; each only grows."""
+
+    def __init__(self, lows: MutableSequence[int], highs: MutableSequence[int]) -> None:
+        self.lows = lows
+        self.highs = highs
+
+    def publish(self, shard: int, low: datetime, high: datetime) -> None:
+        self.lows[shard] = _micros(low)
+        self.highs[shard] = _micros(high)
+
+    def present(self) -> datetime:
+        return _moment(min(self.lows))
+
+    def leading(self) -> datetime:
+        return _moment(max(self.highs))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _moment(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
 
 
 class SiteClock:

@@ -11,9 +11,10 @@ ticket carries its scripted time and the month runs as fast as the stack takes i
 ``weighings_per_s`` is the throughput of agents, broker, ingest and ledger together.
 
 Last line: ``national sites=… scripted=… weighings=… tonnes=… amount_kzt=… clock_alarms=…
-holds=… tampered_rejected=… seconds=… weighings_per_s=…`` (devices with a clock
-alarm, holds the scan found: the expired certificate's tickets, dead-lettered
-tampered copies).
+planted_clock_faults=… holds=… tampered_rejected=… start_s=… seconds=…
+weighings_per_s=…`` (devices with a clock alarm and devices given a drifting clock,
+holds the scan found: the expired certificate's tickets, dead-lettered tampered
+copies; scripted loads a planted unstable scale never let settle are not weighings).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         "--speed", type=float, default=4000.0, help="with --window 0: simulated s per real s"
     )
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--processes", type=int, help="agent processes (default: one per 100 sites)"
+    )
     parser.add_argument("--timeout", type=float, default=1500.0, help="real seconds at most")
     args = parser.parse_args(argv)
     specs = national.sites(args.scale, args.container_scale)
@@ -111,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             server_key=DeviceKey.generate(),
             after_register=certificates,
             window_s=args.window or None,
+            processes=args.processes,
         )
         # The tampered record, handed to the ingest's batch core as the broker would.
         first = next(s for s in specs if s.kind == "reception_point")
@@ -136,12 +141,15 @@ def main(argv: list[str] | None = None) -> int:
         pg.stop()
         broker.stop()
     amount = sum((s.total_kzt for s in statements), Decimal("0.00"))
+    planted = sum(1 for s in specs if s.clock_skew_s)
     print(
         f"national sites={figures['sites']:.0f} scripted={figures['scripted']:.0f}"
         f" weighings={tickets}"
         f" tonnes={Decimal(grams) / 1_000_000} amount_kzt={amount}"
-        f" clock_alarms={clock_alarms} holds={holds} tampered_rejected={rejected}"
-        f" seconds={figures['seconds']} weighings_per_s={figures['weighings_per_s']}",
+        f" clock_alarms={clock_alarms} planted_clock_faults={planted}"
+        f" holds={holds} tampered_rejected={rejected}"
+        f" start_s={figures['start_s']} seconds={figures['seconds']}"
+        f" weighings_per_s={figures['weighings_per_s']}",
         flush=True,
     )
     return 0 if figures["complete"] else 1

@@ -42,12 +42,13 @@ def test_a_small_fleet_delivers_its_month(
     engine.dispose()
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_site_clocks_stamp_every_ticket_with_its_scripted_time(
-    tmp_path: Path, mosquitto: Mosquitto
+    tmp_path: Path, mosquitto: Mosquitto, processes: int
 ) -> None:
     """With per-site clocks each ticket carries exactly the time and weight the script
     gave its delivery, and the server raises no clock alarm or flag on a fleet whose
-    sites ran up to the window apart."""
+    sites ran up to the window apart: in one process, and split over two."""
     specs = fleet.generic_sites(8, 5)  # seven reception points and a container
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     figures = fleet.run_fleet(
@@ -61,6 +62,7 @@ def test_site_clocks_stamp_every_ticket_with_its_scripted_time(
         timeout=60,
         progress=False,
         window_s=3600,
+        processes=processes,
     )
     assert figures["complete"] == 1
     assert figures["weighings"] == figures["acked"] == 35
@@ -97,6 +99,7 @@ def test_site_clocks_stamp_every_ticket_with_its_scripted_time(
         (["--broker", "mqtt://x", "--sites", "0"], "--sites"),
         (["--broker", "mqtt://x", "--speed", "-1"], "--speed"),
         (["--broker", "mqtt://x", "--window", "0"], "--window"),
+        (["--broker", "mqtt://x", "--processes", "0"], "--processes"),
         (["--sites", "3"], "--broker"),
     ],
 )

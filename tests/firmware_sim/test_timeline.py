@@ -11,6 +11,7 @@ import pytest
 from firmware_sim.timeline import (
     FleetClock,
     Rhythm,
+    SharedTimes,
     SiteClock,
     SiteClocks,
     SkewedClock,
@@ -89,3 +90,19 @@ def test_a_site_never_goes_back_and_the_window_is_positive() -> None:
     assert SiteClock(clocks, "a").now() == T0 + 5 * H
     with pytest.raises(ValueError, match="positive"):
         SiteClocks(T0, T0 + H, timedelta(0), {})
+
+
+def test_the_window_holds_across_shards_of_a_fleet() -> None:
+    """Two processes' site clocks share where each shard is: a shard whose sites are
+    all ahead waits for the other's, and the server reads the leading edge of both."""
+    shared = SharedTimes([0, 0], [0, 0])
+    shared.publish(1, T0 + 2 * H, T0)  # what the parent posts before shard 1 starts
+    ahead = SiteClocks(T0, T0 + 48 * H, H, {"a": T0 + 5 * H}, shared, 0)
+    assert ahead.present() == T0 + 2 * H  # held back by the other shard's delivery
+    assert not ahead.may_start("a", T0 + 5 * H)
+    behind = SiteClocks(T0, T0 + 48 * H, H, {"b": T0 + 2 * H}, shared, 1)
+    behind.hold("b", T0 + 2 * H)
+    assert ahead.leading() == T0 + 2 * H
+    behind.release("b", None)
+    assert ahead.may_start("a", T0 + 5 * H)  # shard 1 has nothing left before it
+    assert shared.present() == T0 + 5 * H
