@@ -51,12 +51,12 @@ chaos-edge: $(STAMP) services
 chaos: $(STAMP) services
 	$(PY) -m tests.chaos.whole_chain $(CHAOS_ARGS)
 
-## national: one simulated month of the national scenario (firmware_sim/data/national) on
-## real agents through Mosquitto, the ingest and PostgreSQL (a quarter of the country's
-## reception points in ~18 min here; NATIONAL_ARGS="--scale 1 --speed 600" for all 147);
-## last line: throughput
+## national: one simulated month of the whole country's national scenario
+## (firmware_sim/data/national: 147 reception points, 1 % of the containers) on real
+## agents (three processes, per-site clocks) through Mosquitto, the ingest and PostgreSQL,
+## ~5 min here; NATIONAL_ARGS="--scale 0.1" for a sample; last line: throughput
 national: $(STAMP) services
-	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 0.25 --container-scale 0.02 --speed 2500}
+	$(PY) -m tests.bench.bench_national $${NATIONAL_ARGS:---scale 1 --container-scale 0.01}
 
 ## bench-ingest: 100k weighings + 500k fill readings through Mosquitto into ingest on
 ## PostgreSQL and VictoriaMetrics, against a bare paho subscriber (last line: figures)
