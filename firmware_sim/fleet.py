@@ -59,7 +59,14 @@ from firmware_sim.rangefinder import MaxBotix
 from firmware_sim.rfid import RDM6300, tag_for_card
 from firmware_sim.scales.ad import ADScale
 from firmware_sim.scales.script import Load
-from firmware_sim.timeline import FleetClock, Rhythm, SiteClock, SiteClocks, script_month
+from firmware_sim.timeline import (
+    FleetClock,
+    Rhythm,
+    SiteClock,
+    SiteClocks,
+    SkewedClock,
+    script_month,
+)
 from server.money.amounts import LOCAL_TZ
 from server.money.inputs import parse_period
 
@@ -161,7 +168,7 @@ class VirtualSite:
                 return
             at = self.loads[self.played].at
             assert at is not None, "a fleet's loads are scripted with their times"
-            if not clocks.may_start(site, at):
+            if not clocks.may_start(at):
                 return
             clocks.hold(site, at)
             if self.reader is not None and self.badges:
@@ -183,7 +190,7 @@ class VirtualSite:
         if stats.recorded == recorded:
             if not self.scale.script_done:
                 return
-            handled = stats.handled[self.config_scale_id] - frames_before
+            handled = stats.handled[scale_id_of(self.spec)] - frames_before
             if handled < self.scale.frames_sent - sent_before:
                 # A frame the agent could not read is never handled: a bounded wait.
                 self._read_at = self._read_at or time.monotonic()
@@ -195,16 +202,12 @@ class VirtualSite:
         following = self.loads[self.played].at if self.played < len(self.loads) else None
         clocks.release(site, following)
 
-    @property
-    def config_scale_id(self) -> str:
-        return scale_id_of(self.spec)
-
     def _put_on(self) -> None:
         assert self.scale is not None
         assert self.agent is not None
         stats = self.agent.stats
         self.phase = "load"
-        self._mark = (stats.recorded, stats.handled[self.config_scale_id], self.scale.frames_sent)
+        self._mark = (stats.recorded, stats.handled[scale_id_of(self.spec)], self.scale.frames_sent)
         self.scale.play([self.loads[self.played]])
 
     def play_due(self, now: datetime) -> None:
@@ -259,6 +262,18 @@ class VirtualSite:
         except sqlite3.OperationalError:
             return (0, 0)
         return int(total), int(unacked)
+
+
+def journal_totals(sites: Sequence[VirtualSite]) -> tuple[int, int]:
+    """(weighings recorded, of which unacked) over the reception points' journals on disk
+    (so a parent process can count what its shards' agents wrote)."""
+    recorded = unacked = 0
+    for site in sites:
+        if site.scale is not None:
+            total, open_ = site.journal_counts()
+            recorded += total
+            unacked += open_
+    return recorded, unacked
 
 
 def scale_id_of(spec: SiteSpec) -> str:
@@ -340,23 +355,6 @@ def _utc(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=LOCAL_TZ).astimezone(UTC)
 
 
-class SkewedFleetClock:
-    """A device's view of the fleet clock, off by a planted number of seconds."""
-
-    def __init__(self, fleet: FleetClock, skew_s: float) -> None:
-        self.fleet = fleet
-        self.skew = timedelta(seconds=skew_s)
-
-    def now(self) -> datetime:
-        return self.fleet.now() + self.skew
-
-    def monotonic(self) -> float:
-        return self.fleet.monotonic()
-
-    def synced(self) -> bool:
-        return True
-
-
 class SentAt:
     """When a message was received, with per-site clocks: the moment it was sent.
 
@@ -401,11 +399,11 @@ class FleetRun:
         """Where the month is: the fleet clock, or the present of the site clocks."""
         return self.clocks.present() if self.clocks is not None else self.clock.now()
 
-    def _clock_of(self, site: VirtualSite) -> FleetClock | SkewedFleetClock | SiteClock:
-        skew = site.spec.clock_skew_s
+    def _clock_of(self, site: VirtualSite) -> FleetClock | SkewedClock | SiteClock:
+        skew = timedelta(seconds=site.spec.clock_skew_s)
         if self.clocks is not None:
-            return SiteClock(self.clocks, site.spec.site_id, timedelta(seconds=skew))
-        return SkewedFleetClock(self.clock, skew) if skew else self.clock
+            return SiteClock(self.clocks, site.spec.site_id, skew)
+        return SkewedClock(self.clock, skew) if skew else self.clock
 
     def start_agents(self, deadline: float, progress: Callable[[int], None]) -> bool:
         """Start every agent, each once the one before it has connected (or ``connect_s``
@@ -430,14 +428,7 @@ class FleetRun:
         return False
 
     def counts(self) -> tuple[int, int]:
-        recorded = unacked = 0
-        for site in self.sites:
-            if site.scale is None:
-                continue
-            total, open_ = site.journal_counts()
-            recorded += total
-            unacked += open_
-        return recorded, unacked
+        return journal_totals(self.sites)
 
     def play(self, end: datetime, deadline: float, progress: Callable[[int], None]) -> bool:
         """Play every site until the month is over and every weighing is acked."""
@@ -574,7 +565,7 @@ def run_fleet(
     server_now = clock.now
     from firmware_sim import shards
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("spawn")  # a forked copy would inherit locks held
     split = processes or shards.processes_for(len(sites))
     board = None
     if window_s is not None and split > 1:

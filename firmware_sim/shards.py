@@ -25,7 +25,14 @@ from multiprocessing.context import SpawnContext, SpawnProcess
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
-from firmware_sim.fleet import FleetRun, SiteSpec, VirtualSite, build_sites, first_deliveries
+from firmware_sim.fleet import (
+    FleetRun,
+    SiteSpec,
+    VirtualSite,
+    build_sites,
+    first_deliveries,
+    journal_totals,
+)
 from firmware_sim.timeline import FleetClock, SharedTimes, SiteClocks
 
 #: Sites one process runs at most (well under what ``select()`` can watch).
@@ -112,8 +119,9 @@ def shard_main(job: ShardJob, board: Board) -> None:
         fleet.shutdown()
 
 
-def new_board(ctx: SpawnContext, shards: int, sites: Sequence[VirtualSite], start: datetime,
-              end: datetime) -> Board:  # fmt: skip
+def new_board(
+    ctx: SpawnContext, shards: int, sites: Sequence[VirtualSite], start: datetime, end: datetime
+) -> Board:
     """The board with each shard's first delivery already posted, so no shard runs
     ahead of one that has not started yet."""
     board = Board(
@@ -152,7 +160,6 @@ def play_sharded(
         proc.start()
         procs.append(proc)
     deadline = time.monotonic() + job.seconds
-    counter = FleetRun(list(sites), FleetClock(job.start))
 
     def failed() -> bool:
         return any(s == FAILED for s in board.state) or any(
@@ -168,10 +175,9 @@ def play_sharded(
         on_started(len(sites))
         began = time.monotonic()
         while time.monotonic() < deadline and not failed():
-            recorded, unacked = counter.counts()
+            recorded, unacked = journal_totals(sites)
             on_acked(recorded - unacked)
             if all(s == DONE for s in board.state):
-                on_acked(recorded - unacked)
                 return True, True, began
             time.sleep(max(0.5, len(sites) / 100))
         return True, False, began

@@ -218,8 +218,8 @@ class SiteClocks:
         with self._lock:
             self._recompute()
 
-    def may_start(self, site: str, at: datetime) -> bool:
-        """Whether ``site``'s delivery at ``at`` is within the window of the present."""
+    def may_start(self, at: datetime) -> bool:
+        """Whether a delivery at ``at`` is within the window of the present."""
         return at <= self.present() + self.window
 
     def hold(self, site: str, at: datetime) -> None:

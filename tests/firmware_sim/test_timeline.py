@@ -62,8 +62,8 @@ H = timedelta(hours=1)
 def test_site_clocks_hold_each_site_at_its_delivery_within_the_window() -> None:
     clocks = SiteClocks(T0, T0 + 48 * H, H, {"a": T0 + 2 * H, "b": T0 + 10 * H, "c": None})
     assert clocks.present() == T0 + 2 * H  # the earliest delivery anyone has left
-    assert clocks.may_start("a", T0 + 2 * H)
-    assert not clocks.may_start("b", T0 + 10 * H)  # eight hours past the present
+    assert clocks.may_start(T0 + 2 * H)
+    assert not clocks.may_start(T0 + 10 * H)  # eight hours past the present
     clocks.hold("a", T0 + 2 * H)
     skewed = SiteClock(clocks, "a", timedelta(days=2))
     assert SiteClock(clocks, "a").now() == T0 + 2 * H
@@ -99,10 +99,10 @@ def test_the_window_holds_across_shards_of_a_fleet() -> None:
     shared.publish(1, T0 + 2 * H, T0)  # what the parent posts before shard 1 starts
     ahead = SiteClocks(T0, T0 + 48 * H, H, {"a": T0 + 5 * H}, shared, 0)
     assert ahead.present() == T0 + 2 * H  # held back by the other shard's delivery
-    assert not ahead.may_start("a", T0 + 5 * H)
+    assert not ahead.may_start(T0 + 5 * H)
     behind = SiteClocks(T0, T0 + 48 * H, H, {"b": T0 + 2 * H}, shared, 1)
     behind.hold("b", T0 + 2 * H)
     assert ahead.leading() == T0 + 2 * H
     behind.release("b", None)
-    assert ahead.may_start("a", T0 + 5 * H)  # shard 1 has nothing left before it
+    assert ahead.may_start(T0 + 5 * H)  # shard 1 has nothing left before it
     assert shared.present() == T0 + 5 * H
