@@ -148,7 +148,7 @@ class Subscriber:
         if self._closing.is_set():
             return  # not acked: the broker delivers it again on the next connection
         payload = bytes(message.payload)
-        at = self.clock() if self.receipt is None else self.receipt(message.topic, payload)
+        at = self._received_at(message.topic, payload)
         self._inbox.put(
             _Received(
                 Inbound(
@@ -162,6 +162,16 @@ class Subscriber:
                 self._generation,
             )
         )
+
+    def _received_at(self, topic_name: str, payload: bytes) -> datetime:
+        """``receipt``'s time if it gives one; whatever it raises on a message costs that
+        message its simulated time, never the paho thread (it would end the loop)."""
+        if self.receipt is not None:
+            try:
+                return self.receipt(topic_name, payload)
+            except Exception:
+                log.warning("receipt time of a message on %s failed; clock used", topic_name)
+        return self.clock()
 
     # lifecycle -----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -108,3 +109,48 @@ def test_inbox_stays_bounded_and_a_stop_leaves_the_rest_to_the_broker(
         pub.loop_stop()
         pub.disconnect()
         engine.dispose()
+
+
+def test_a_receipt_time_that_fails_costs_the_message_its_time_not_the_worker(
+    tmp_path: Path, mosquitto: Mosquitto, sessions: sessionmaker[Session]
+) -> None:
+    """A simulation's receipt function that raises (on a payload it cannot read) falls
+    back to the worker's clock; the paho thread keeps running and later messages get
+    the receipt's time."""
+    dev = fake_device(tmp_path, "rp-receipt-01")
+    register(sessions, dev)
+    clock_at = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    sent_at = datetime(2026, 3, 2, 6, 30, tzinfo=UTC)
+    first, second = encode(dev.weigh()), encode(dev.weigh())
+
+    def receipt(topic_name: str, payload: bytes) -> datetime:
+        # The session's broker also hands over other tests' retained messages.
+        if payload == first:
+            raise RecursionError("a payload nested past the interpreter's limit")
+        return sent_at
+
+    worker = Subscriber(
+        IngestHandler(sessions, clock=lambda: clock_at),
+        broker_url=mosquitto.url,
+        client_id="receipt-failing",
+        batch_wait_s=0.01,
+        clock=lambda: clock_at,
+        receipt=receipt,
+    )
+    worker.start()
+    assert worker.connected.wait(10)
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="receipt-pub")
+    pub.connect("127.0.0.1", mosquitto.port)
+    pub.loop_start()
+    try:
+        for payload in (first, second):
+            info = pub.publish(topic(dev.device_id, Channel.WEIGHING), payload, qos=1)
+            info.wait_for_publish(10)
+        wait_until(lambda: tickets(sessions, "rp-receipt-") == 2, 30, "both tickets")
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+        worker.stop()
+    with sessions() as s:
+        received = list(s.scalars(select(Ticket.received_at).order_by(Ticket.seq)))
+    assert received == [clock_at, sent_at]  # the first message's receipt raised
